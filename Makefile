@@ -1,0 +1,45 @@
+# One entry point for everything. Every target installs what it needs into .venv (reused when present).
+# Each component keeps its own targets in mk/<component>.mk.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMPS := $(VENV)/.stamps
+# Built wheels that take minutes to compile (llama-cpp-python) are kept here, outside the clone.
+WHEEL_CACHE ?= $(HOME)/.cache/lmstudio-agent/wheels
+TORCH_VERSION := 2.13.0
+export PIP_CONSTRAINT :=
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv core run test test-fast bench eval lambda-build worker-build clean
+
+help:
+	@echo "make run           start the embedded model and run a real agent task end to end"
+	@echo "make test          install everything and run the whole test suite"
+	@echo "make test-fast     the tests that need neither the model server nor the fine-tuning stack"
+	@echo "make bench         run the benchmarks and record the figures under bench/results/"
+	@echo "make eval          measure tool-calling accuracy on the project's suite (embedded model)"
+	@echo "make lambda-build  sam validate --lint && sam build"
+	@echo "make worker-build  wrangler deploy --dry-run, with the core package in the bundle"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(PY)
+
+# The core library with its CLI/bridge/eval extras, and the test tools.
+$(STAMPS)/core: $(PY) core/pyproject.toml requirements/dev.txt
+	$(PIP) install -q -e 'core[cli,bridge,eval]' -r requirements/dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+core: $(STAMPS)/core
+
+include $(sort $(wildcard mk/*.mk))
+
+clean:
+	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules .pytest_cache

@@ -1,0 +1,79 @@
+"""Result-cache rules shared by every endpoint: key derivation, when to read or write, and the store protocol.
+
+The adapters differ only in the store (DynamoDB for the Lambda, KV for the Worker); the rules live here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Mapping, Protocol, runtime_checkable
+
+CACHE_KEY_VERSION = 1
+DEFAULT_TTL_SECONDS = 3600
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """An async key/value store with per-entry expiry. Values are JSON strings."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str, ttl_seconds: int) -> None: ...
+
+
+def normalise_instruction(instruction: str) -> str:
+    """Whitespace-insensitive form of an instruction: runs of white space fold to one space."""
+    return " ".join(instruction.split())
+
+
+def cache_key(*, instruction: str, tools: list[str], model: str, scope: str) -> str:
+    """The cache key of a normalised request.
+
+    ``scope`` names the server configuration the answer depends on (upstream URL, tool mode, allow-list),
+    so two deployments sharing a table never serve each other's answers.
+    """
+    material = {
+        "v": CACHE_KEY_VERSION,
+        "instruction": normalise_instruction(instruction),
+        "tools": sorted(set(tools)),
+        "model": model,
+        "scope": scope,
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return f"execute:{digest}"
+
+
+def wants_fresh(headers: Mapping[str, str]) -> bool:
+    """True when the request says ``Cache-Control: no-cache`` (or ``no-store``, or ``Pragma: no-cache``)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    directives = {d.strip().lower() for d in lowered.get("cache-control", "").split(",")}
+    return bool(directives & {"no-cache", "no-store"}) or lowered.get("pragma", "").strip().lower() == "no-cache"
+
+
+def is_cacheable(*, has_side_effects: bool, headers: Mapping[str, str]) -> bool:
+    """A request may be read from or written to the cache only if no selected tool has side effects and
+    the client did not ask for a fresh answer."""
+    return not has_side_effects and not wants_fresh(headers)
+
+
+class MemoryCacheStore:
+    """An in-process :class:`CacheStore` (used by the bridge hub and the CLI; tests use it too)."""
+
+    def __init__(self, clock=time.time) -> None:
+        self._items: dict[str, tuple[str, float]] = {}
+        self._clock = clock
+
+    async def get(self, key: str) -> str | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, expires_at = item
+        if expires_at <= self._clock():
+            del self._items[key]
+            return None
+        return value
+
+    async def put(self, key: str, value: str, ttl_seconds: int) -> None:
+        self._items[key] = (value, self._clock() + ttl_seconds)

@@ -1,0 +1,330 @@
+"""The shared HTTP contract: models, auth, routing and the framework-free execute function.
+
+The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over this module: they turn their
+platform's request into ``handle_request`` (or ``authorize`` + ``handle_execute``) and the returned
+:class:`HttpResponse` into their platform's response. Every rule (body limits, validation, the tool
+allow-list, the cache, the deadline, the error shape) lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional, Protocol, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
+from .deadline import Deadline
+from .errors import AgentError, ErrorCode
+from .messages import AgentMessage
+
+logger = logging.getLogger("lmstudio_agent.contract")
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_INSTRUCTION_CHARS = 16_000
+MAX_TOOLS_PER_REQUEST = 32
+DEFAULT_DEADLINE_SECONDS = 25.0
+
+CORS_HEADERS: dict[str, str] = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Api-Key, Cache-Control",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+}
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+class ExecuteRequest(BaseModel):
+    """Body of ``POST /execute``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str = Field(max_length=MAX_INSTRUCTION_CHARS, description="What the agent should do.")
+    tools: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_TOOLS_PER_REQUEST,
+        description="Names of server-registered tools to offer; empty means every tool on the allow-list.",
+    )
+    model: Optional[str] = Field(default=None, max_length=256, description="Model id; the server default if unset.")
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not name or len(name) > 64:
+                raise ValueError("each tool name must be 1 to 64 characters")
+        return names
+
+
+class ExecuteResponse(BaseModel):
+    """Success body of ``POST /execute``."""
+
+    success: Literal[True] = True
+    result: list[AgentMessage]
+    cached: bool = False
+
+
+class ErrorResponse(BaseModel):
+    """Error body of every route."""
+
+    success: Literal[False] = False
+    error: str = Field(description="A human-readable message; never a stack trace.")
+    code: ErrorCode
+
+
+class HealthResponse(BaseModel):
+    """Body of ``GET /health``."""
+
+    status: Literal["healthy"] = "healthy"
+    timestamp: int = Field(description="Milliseconds since the Unix epoch.")
+
+
+# ------------------------------------------------------------------------------------------- responses
+
+
+@dataclass
+class HttpResponse:
+    """A framework-free HTTP response: the adapters turn it into their platform's own."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> str:
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+
+    def all_headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json", **CORS_HEADERS, **self.headers}
+
+
+def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    body = ErrorResponse(error=message, code=code).model_dump(mode="json")
+    return HttpResponse(status=code.http_status, body=body, headers=dict(headers or {}))
+
+
+def health_response() -> HttpResponse:
+    return HttpResponse(200, HealthResponse(timestamp=int(time.time() * 1000)).model_dump(mode="json"))
+
+
+# ----------------------------------------------------------------------------------------------- auth
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    auth = lowered.get("authorization", "").strip()
+    if auth[:7].lower() == "bearer " and auth[7:].strip():
+        return auth[7:].strip()
+    key = lowered.get("x-api-key", "").strip()
+    return key or None
+
+
+def authorize(headers: Mapping[str, str], expected_key: str | None) -> HttpResponse | None:
+    """None when the request carries the expected key; otherwise the 401/403 response to send.
+
+    Compared in constant time. With no key configured the endpoint refuses everything (fails closed).
+    """
+    key = presented_key(headers)
+    if key is None:
+        return error_response(
+            ErrorCode.UNAUTHORIZED,
+            "Missing API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    if not expected_key:
+        logger.error("no client API key is configured: refusing every authenticated route")
+        return error_response(ErrorCode.FORBIDDEN, "Invalid API key")
+    if not hmac.compare_digest(key.encode(), expected_key.encode()):
+        return error_response(ErrorCode.FORBIDDEN, "Invalid API key")
+    return None
+
+
+# -------------------------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class ToolSelection:
+    """The server-registered tools a request selected."""
+
+    names: tuple[str, ...]
+    has_side_effects: bool
+
+
+class ExecuteBackend(Protocol):
+    """What runs an execute request: the local agent loop (``service.AgentBackend``) or the bridge hub."""
+
+    default_model: str
+
+    def cache_scope(self) -> str:
+        """Identity of the configuration that answers depend on (part of every cache key)."""
+        ...
+
+    def select_tools(self, names: list[str]) -> ToolSelection:
+        """The selection for ``names`` (empty: the whole allow-list); AgentError(UNKNOWN_TOOL) otherwise."""
+        ...
+
+    async def run(
+        self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline
+    ) -> list[AgentMessage]:
+        """Run the instruction and return the transcript; raise AgentError on failure."""
+        ...
+
+
+@dataclass
+class ExecuteOptions:
+    """Per-deployment limits of the execute route."""
+
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    cache_ttl_seconds: int = DEFAULT_TTL_SECONDS
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+# ------------------------------------------------------------------------------------------- handlers
+
+Body = Union[bytes, str, None]
+
+
+def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> ExecuteRequest:
+    """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message."""
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if len(raw) > max_body_bytes:
+        raise AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {max_body_bytes} bytes")
+    if not raw.strip():
+        raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is empty: expected a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AgentError(ErrorCode.INVALID_REQUEST, f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AgentError(ErrorCode.INVALID_REQUEST, "Request body must be a JSON object")
+    instruction = data.get("instruction")
+    if instruction is None:
+        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+    try:
+        return ExecuteRequest.model_validate(data)
+    except ValidationError as exc:
+        raise AgentError(ErrorCode.INVALID_REQUEST, _describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "Invalid request body: " + "; ".join(parts)
+
+
+async def execute(
+    request: ExecuteRequest,
+    backend: ExecuteBackend,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cache: CacheStore | None = None,
+    options: ExecuteOptions | None = None,
+) -> ExecuteResponse:
+    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline."""
+    options = options or ExecuteOptions()
+    selection = backend.select_tools(request.tools)
+    model = request.model or backend.default_model
+    use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
+    key = cache_key(
+        instruction=request.instruction, tools=list(selection.names), model=model, scope=backend.cache_scope()
+    )
+    if use_cache:
+        hit = await _cache_get(cache, key)
+        if hit is not None:
+            return ExecuteResponse(result=hit, cached=True)
+
+    deadline = Deadline(options.deadline_seconds)
+    try:
+        # The backend honours the deadline call by call; this is the backstop for anything that does not.
+        transcript = await asyncio.wait_for(
+            backend.run(request.instruction, selection, model, deadline), timeout=options.deadline_seconds + 1.0
+        )
+    except asyncio.TimeoutError:
+        raise AgentError(
+            ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
+        ) from None
+
+    if use_cache:
+        await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
+    return ExecuteResponse(result=transcript, cached=False)
+
+
+async def _cache_get(cache: CacheStore, key: str) -> list[AgentMessage] | None:
+    try:
+        raw = await cache.get(key)
+        if raw is None:
+            return None
+        return [AgentMessage.model_validate(m) for m in json.loads(raw)]
+    except Exception:  # a broken cache must never fail a request: fall through to a fresh run
+        logger.warning("cache read failed; running uncached", exc_info=True)
+        return None
+
+
+async def _cache_put(cache: CacheStore, key: str, transcript: list[AgentMessage], ttl: int) -> None:
+    try:
+        await cache.put(key, json.dumps([m.to_dict() for m in transcript]), ttl)
+    except Exception:
+        logger.warning("cache write failed; the answer is still returned", exc_info=True)
+
+
+async def handle_execute(
+    body: Body,
+    headers: Mapping[str, str],
+    backend: ExecuteBackend,
+    *,
+    cache: CacheStore | None = None,
+    options: ExecuteOptions | None = None,
+) -> HttpResponse:
+    """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception."""
+    options = options or ExecuteOptions()
+    try:
+        request = parse_execute_request(body, options.max_body_bytes)
+        response = await execute(request, backend, headers=headers, cache=cache, options=options)
+    except AgentError as exc:
+        if exc.http_status >= 500:
+            logger.warning("execute failed: %s", exc)
+        return error_response(exc.code, exc.message)
+    except Exception:
+        logger.exception("unexpected error in execute")
+        return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
+    body_out = response.model_dump(mode="json", exclude_none=True)
+    return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
+
+
+async def handle_request(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: Body,
+    *,
+    backend: ExecuteBackend,
+    api_key: str | None,
+    cache: CacheStore | None = None,
+    options: ExecuteOptions | None = None,
+) -> HttpResponse:
+    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405."""
+    method = method.upper()
+    path = "/" + path.strip("/")
+    routes = {"/health": "GET", "/execute": "POST"}
+    if path not in routes:
+        return error_response(ErrorCode.NOT_FOUND, f"No route for {path}")
+    if method == "OPTIONS":
+        return HttpResponse(204, {}, {})
+    if method != routes[path] and not (method == "HEAD" and routes[path] == "GET"):
+        return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
+    if path == "/health":
+        return health_response()
+    refused = authorize(headers, api_key)
+    if refused is not None:
+        return refused
+    return await handle_execute(body, headers, backend, cache=cache, options=options)

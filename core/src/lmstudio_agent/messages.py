@@ -1,0 +1,58 @@
+"""The API reference's types: AgentMessage, TrainingExample, WebSocketMessage (as pydantic models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MessageType = Literal["thought", "action", "result", "error"]
+
+
+class AgentMessage(BaseModel):
+    """One event of an agent run.
+
+    ``thought``: text the model wrote beside its calls; ``action``: a tool call (``tool``, ``args``);
+    ``result``: a tool's output (``tool`` set) or the final answer (``tool`` unset); ``error``: a failure
+    the run recovered from or ended on, with its ``code``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: MessageType
+    content: Optional[str] = None
+    tool: Optional[str] = None
+    args: Optional[dict[str, Any]] = None
+    code: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: unset fields are left out, as in the API reference's examples."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class TrainingExample(BaseModel):
+    """One instruction/response pair for fine-tuning."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    instruction: str = Field(min_length=1)
+    input: Optional[str] = None
+    response: str = Field(min_length=1)
+
+
+class WebSocketMessage(BaseModel):
+    """A frame of the AI Bridge protocol: ``{"type": ..., "data": {...}, "metadata": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+    metadata: Optional[dict[str, Any]] = None
+
+
+def final_answer(transcript: list[AgentMessage]) -> str | None:
+    """The content of the last final ``result`` (one with no tool) of a transcript, if any."""
+    for message in reversed(transcript):
+        if message.type == "result" and message.tool is None:
+            return message.content
+    return None
