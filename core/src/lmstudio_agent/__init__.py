@@ -1,0 +1,24 @@
+"""lmstudio_agent: tool-using agents on small local models served by LM Studio (or any OpenAI-compatible server).
+
+Async first (it runs inside Cloudflare Python Workers too); ``LMStudioAgent`` adds the API reference's sync
+methods. Runtime dependencies: pydantic and httpx.
+"""
+
+from .agent import Agent, Environment, Goal, Memory, terminate
+from .client import ChatClient, ChatResponse
+from .deadline import Deadline
+from .errors import AgentError, BridgeConnectionError, ErrorCode
+from .llm import LLM, prompt_llm_for_json
+from .lmstudio import LMStudioAgent
+from .messages import AgentMessage, TrainingExample, WebSocketMessage
+from .modes import ToolMode
+from .tools import ActionContext, Tool, ToolRegistry, default_registry, register_tool, tool_from_function
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionContext", "Agent", "AgentError", "AgentMessage", "BridgeConnectionError", "ChatClient", "ChatResponse",
+    "Deadline", "Environment", "ErrorCode", "Goal", "LLM", "LMStudioAgent", "Memory", "Tool", "ToolMode",
+    "ToolRegistry", "TrainingExample", "WebSocketMessage", "default_registry", "prompt_llm_for_json",
+    "register_tool", "terminate", "tool_from_function",
+]

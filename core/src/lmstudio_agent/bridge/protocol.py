@@ -1,0 +1,258 @@
+"""The AI Bridge wire protocol: one pydantic model per message type, and the frame parser.
+
+Every frame is a :class:`~lmstudio_agent.messages.WebSocketMessage` (``{"type", "data", "metadata"}``) carried
+as a JSON text frame. The API reference's messages are kept exactly (``agent:register``,
+``registration:success``, ``task:execute``, ``task:result``); the few a working hub needs are added and
+documented in docs/readme/bridge.md: ``registration:error``, ``task:cancel``, ``heartbeat`` /
+``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
+of ``agent:register`` and the optional ``code`` of an error ``task:result``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from ..errors import AgentError, ErrorCode
+from ..messages import AgentMessage, WebSocketMessage
+
+DEFAULT_BRIDGE_PORT = 65028
+DEFAULT_BRIDGE_URL = f"ws://localhost:{DEFAULT_BRIDGE_PORT}"
+# Frames above this get an error frame and are dropped; the connection stays up. The WebSocket layer's own
+# hard limit (HARD_LIMIT_FACTOR times this) closes a connection that sends more, so memory stays bounded.
+MAX_FRAME_BYTES = 1024 * 1024
+HARD_LIMIT_FACTOR = 4
+MAX_ID_CHARS = 128
+MAX_TOOLS = 256
+
+_Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+_Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------- payloads
+
+
+class RegisterData(_Data):
+    """``agent:register``: who the agent is and what it can run."""
+
+    agent_id: _Id
+    capabilities: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    tools: list[_Name] = Field(default_factory=list, max_length=MAX_TOOLS, description="Tools the agent runs.")
+    side_effect_tools: list[_Name] = Field(
+        default_factory=list, max_length=MAX_TOOLS, description="Which of ``tools`` have side effects (never cached)."
+    )
+    max_concurrency: int = Field(default=1, ge=1, le=1024, description="Tasks the agent runs at once.")
+
+    @model_validator(mode="after")
+    def _side_effects_are_tools(self) -> "RegisterData":
+        stray = sorted(set(self.side_effect_tools) - set(self.tools))
+        if stray:
+            raise ValueError(f"side_effect_tools must be among tools; not in tools: {', '.join(stray)}")
+        return self
+
+
+class RegistrationSuccessData(_Data):
+    agent_id: _Id
+
+
+class RegistrationErrorData(_Data):
+    agent_id: Optional[str] = None
+    error: str
+    code: ErrorCode
+
+
+class TaskExecuteData(_Data):
+    """``task:execute``: ``tools`` empty means every tool the agent registered."""
+
+    task_id: _Id
+    instruction: str = Field(min_length=1)
+    tools: list[_Name] = Field(default_factory=list, max_length=MAX_TOOLS)
+
+
+class TaskResultData(_Data):
+    """``task:result``: ``status: success`` with ``result``, or ``status: error`` with ``error`` (and ``code``)."""
+
+    task_id: _Id
+    status: Literal["success", "error"]
+    result: Optional[list[AgentMessage]] = None
+    error: Optional[str] = None
+    code: Optional[str] = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _shape(self) -> "TaskResultData":
+        if self.status == "success" and self.result is None:
+            raise ValueError("a success result needs 'result' (a list of AgentMessage)")
+        if self.status == "error" and not self.error:
+            raise ValueError("an error result needs 'error' (a message)")
+        return self
+
+
+class TaskCancelData(_Data):
+    task_id: _Id
+    reason: str = ""
+
+
+class HeartbeatData(_Data):
+    ts: Optional[float] = None
+
+
+class ErrorData(_Data):
+    """``error``: the answer to a frame that could not be accepted."""
+
+    error: str
+    code: ErrorCode
+    task_id: Optional[str] = None
+    message_type: Optional[str] = None
+
+
+# ------------------------------------------------------------------------------------------- messages
+
+
+class RegisterMessage(WebSocketMessage):
+    type: Literal["agent:register"] = "agent:register"
+    data: RegisterData
+
+
+class RegistrationSuccessMessage(WebSocketMessage):
+    type: Literal["registration:success"] = "registration:success"
+    data: RegistrationSuccessData
+
+
+class RegistrationErrorMessage(WebSocketMessage):
+    type: Literal["registration:error"] = "registration:error"
+    data: RegistrationErrorData
+
+
+class TaskExecuteMessage(WebSocketMessage):
+    type: Literal["task:execute"] = "task:execute"
+    data: TaskExecuteData
+
+
+class TaskResultMessage(WebSocketMessage):
+    type: Literal["task:result"] = "task:result"
+    data: TaskResultData
+
+
+class TaskCancelMessage(WebSocketMessage):
+    type: Literal["task:cancel"] = "task:cancel"
+    data: TaskCancelData
+
+
+class HeartbeatMessage(WebSocketMessage):
+    type: Literal["heartbeat"] = "heartbeat"
+    data: HeartbeatData = Field(default_factory=HeartbeatData)
+
+
+class HeartbeatAckMessage(WebSocketMessage):
+    type: Literal["heartbeat:ack"] = "heartbeat:ack"
+    data: HeartbeatData = Field(default_factory=HeartbeatData)
+
+
+class ErrorMessage(WebSocketMessage):
+    type: Literal["error"] = "error"
+    data: ErrorData
+
+
+BridgeMessage = Annotated[
+    Union[
+        RegisterMessage,
+        RegistrationSuccessMessage,
+        RegistrationErrorMessage,
+        TaskExecuteMessage,
+        TaskResultMessage,
+        TaskCancelMessage,
+        HeartbeatMessage,
+        HeartbeatAckMessage,
+        ErrorMessage,
+    ],
+    Field(discriminator="type"),
+]
+MESSAGE_TYPES: tuple[str, ...] = (
+    "agent:register",
+    "registration:success",
+    "registration:error",
+    "task:execute",
+    "task:result",
+    "task:cancel",
+    "heartbeat",
+    "heartbeat:ack",
+    "error",
+)
+# Who may send what: a hub refuses hub-to-agent types from an agent, and the other way round.
+FROM_AGENT = frozenset({"agent:register", "task:result", "heartbeat", "heartbeat:ack", "error"})
+FROM_HUB = frozenset(
+    {"registration:success", "registration:error", "task:execute", "task:cancel", "heartbeat", "heartbeat:ack", "error"}
+)
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(BridgeMessage)
+
+
+# ---------------------------------------------------------------------------------------------- codec
+
+
+def encode(message: WebSocketMessage) -> str:
+    """The JSON text of a frame (unset optional fields left out, as in the reference's examples)."""
+    return message.model_dump_json(exclude_none=True)
+
+
+def error_frame(
+    code: ErrorCode, message: str, *, task_id: str | None = None, message_type: str | None = None
+) -> str:
+    return encode(ErrorMessage(data=ErrorData(error=message, code=code, task_id=task_id, message_type=message_type)))
+
+
+def frame_size(raw: str | bytes) -> int:
+    """The size of a frame in bytes (UTF-8 for text)."""
+    return len(raw) if isinstance(raw, (bytes, bytearray)) else len(raw.encode("utf-8", "surrogatepass"))
+
+
+def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
+    """Validate one frame into its typed message.
+
+    Raises AgentError: PAYLOAD_TOO_LARGE above ``max_bytes``, INVALID_REQUEST for anything else wrong (not
+    JSON, not an object, unknown ``type``, bad ``data``), with a message that says what and where. The error's
+    ``details`` carry the frame's ``type`` and ``data.task_id`` when they could be read, so the receiver can
+    tie a bad ``task:result`` to its task.
+    """
+    # A str's UTF-8 size is at most 4 bytes a character: only long frames need the exact count.
+    size = len(raw) if not isinstance(raw, str) or len(raw) * 4 <= max_bytes else frame_size(raw)
+    if size > max_bytes:
+        raise AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"Frame of {size} bytes exceeds the limit of {max_bytes} bytes")
+    try:
+        return _ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise _describe(raw, exc) from None
+
+
+def _describe(raw: str | bytes, exc: ValidationError) -> AgentError:
+    try:
+        frame = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        return AgentError(ErrorCode.INVALID_REQUEST, f"Frame is not valid JSON: {err}")
+    if not isinstance(frame, dict):
+        return AgentError(ErrorCode.INVALID_REQUEST, "Frame must be a JSON object with 'type' and 'data'")
+    kind = frame.get("type")
+    data = frame.get("data")
+    task_id = data.get("task_id") if isinstance(data, dict) else None
+    details = {"type": kind if isinstance(kind, str) else None, "task_id": task_id if isinstance(task_id, str) else None}
+    if not isinstance(kind, str) or not kind:
+        return AgentError(ErrorCode.INVALID_REQUEST, "Frame has no 'type' (a non-empty string)", details=details)
+    if kind not in MESSAGE_TYPES:
+        return AgentError(
+            ErrorCode.INVALID_REQUEST,
+            f"Unknown message type {kind[:64]!r}; known types: {', '.join(MESSAGE_TYPES)}",
+            details=details,
+        )
+    parts = []
+    for err in exc.errors()[:5]:
+        # Drop the union tag the discriminator adds to every location.
+        loc = [str(p) for p in err["loc"]][1:]
+        parts.append(f"{'.'.join(loc) or 'frame'}: {err['msg']}")
+    return AgentError(ErrorCode.INVALID_REQUEST, f"Invalid {kind!r} frame: " + "; ".join(parts), details=details)

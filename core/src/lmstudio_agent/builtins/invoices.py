@@ -1,0 +1,112 @@
+"""The notebook's invoice agent: ``extract_invoice_data`` and ``store_invoice`` into pluggable storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..llm import prompt_llm_for_json
+from ..tools import ActionContext
+
+INVOICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["invoice_number", "date", "total_amount"],
+    "properties": {
+        "invoice_number": {"type": "string"},
+        "date": {"type": "string"},
+        "total_amount": {"type": "number"},
+        "vendor": {"type": "object", "properties": {"name": {"type": "string"}, "address": {"type": "string"}}},
+        "line_items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "description": {"type": "string"},
+                    "quantity": {"type": "number"},
+                    "unit_price": {"type": "number"},
+                    "total": {"type": "number"},
+                },
+            },
+        },
+    },
+}
+
+EXTRACTION_PROMPT = """You are an expert invoice analyzer. Extract invoice information accurately and thoroughly.
+Pay special attention to:
+- Invoice numbers (look for 'Invoice #', 'No.', 'Reference', etc.)
+- Dates (focus on invoice date or issue date)
+- Amounts (ensure you capture the total amount correctly)
+- Line items (capture all individual charges)
+
+Extract the invoice data from:
+
+<invoice>
+{document_text}
+</invoice>"""
+
+
+@runtime_checkable
+class InvoiceStorage(Protocol):
+    """Where ``store_invoice`` puts invoices. A plain ``dict`` also works (the notebook's storage)."""
+
+    def __setitem__(self, invoice_number: str, invoice: dict[str, Any]) -> None: ...
+
+    def __getitem__(self, invoice_number: str) -> dict[str, Any]: ...
+
+    def __contains__(self, invoice_number: object) -> bool: ...
+
+
+class JsonFileInvoiceStorage:
+    """Invoices kept in one JSON file, written atomically (temporary file, then rename)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def _load(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def __getitem__(self, invoice_number: str) -> dict[str, Any]:
+        return self._load()[invoice_number]
+
+    def __contains__(self, invoice_number: object) -> bool:
+        return invoice_number in self._load()
+
+    def __setitem__(self, invoice_number: str, invoice: dict[str, Any]) -> None:
+        data = self._load()
+        data[invoice_number] = invoice
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".invoices-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+        os.replace(tmp, self.path)
+
+
+async def extract_invoice_data(action_context: ActionContext, document_text: str) -> dict:
+    """Extract standardized invoice data from document text.
+
+    Identifies invoice number, date, total amount, vendor and line items from any invoice format.
+
+    Args:
+        document_text: The text content of the invoice to process
+    """
+    return await prompt_llm_for_json(action_context, INVOICE_SCHEMA,
+                                     EXTRACTION_PROMPT.format(document_text=document_text), max_tokens=700)
+
+
+def store_invoice(action_context: ActionContext, invoice_data: dict) -> dict:
+    """Store an invoice in the invoice database. An invoice with the same number is replaced.
+
+    Args:
+        invoice_data: The processed invoice data to store, with its invoice_number
+    """
+    storage = action_context.get("invoice_storage")
+    if storage is None:
+        storage = action_context.properties.setdefault("invoice_storage", {})
+    invoice_number = invoice_data.get("invoice_number")
+    if not invoice_number:
+        raise ValueError("Invoice data must contain an invoice number")
+    storage[str(invoice_number)] = invoice_data
+    return {"status": "success", "message": f"Stored invoice {invoice_number}", "invoice_number": invoice_number}

@@ -1,0 +1,392 @@
+"""An async OpenAI-compatible chat client over httpx, with the habits LM Studio needs.
+
+- every call has a timeout, clamped by the run's :class:`Deadline`;
+- connect errors, 429 and 5xx are retried a bounded number of times with backoff, honouring ``Retry-After``;
+- assistant messages go out with ``content: ""``, never null, and ``tool_choice`` only as a string;
+- every failure becomes an :class:`AgentError` with a code; the token never appears in a message or a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .deadline import Deadline
+from .errors import AgentError, ErrorCode
+from .toolcalls import ToolCall
+
+logger = logging.getLogger("lmstudio_agent.client")
+
+DEFAULT_BASE_URL = "http://localhost:1234/v1"
+DEFAULT_MODEL = "lmstudio-community/LFM2-350M-Instruct-GGUF"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TOOL_CHOICES = frozenset({"none", "auto", "required"})
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token with its log-probability and the top alternatives at that position."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ChatResponse:
+    """What one chat completion returned, already checked for shape."""
+
+    content: str
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    usage: Usage
+    logprobs: list[TokenLogprob] | None
+    latency_s: float
+    raw: dict[str, Any]
+
+
+class ChatClient:
+    """Async client for ``/v1/chat/completions`` and the model listings of LM Studio-like servers.
+
+    ``transport`` is the seam for tests (any ``httpx.AsyncBaseTransport``); production uses the default.
+    One client keeps one connection pool (at most ``max_connections``): create it once and reuse it.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        model: str = DEFAULT_MODEL,
+        *,
+        timeout: float = 120.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 2,
+        backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 8.0,
+        max_connections: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._api_key = api_key or None
+        self._max_connections = max_connections
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ChatClient(base_url={self.base_url!r}, model={self.model!r})"
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http.is_closed or self._http_loop is not loop:
+            # A pool belongs to one event loop: the sync wrappers run each call in a fresh loop.
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            self._http = httpx.AsyncClient(
+                headers=headers,
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=self._max_connections, max_keepalive_connections=2),
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            )
+            self._http_loop = loop
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None and not self._http.is_closed:
+            await self._http.aclose()
+        self._http = None
+
+    async def __aenter__(self) -> "ChatClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    @property
+    def server_root(self) -> str:
+        """The server's root URL: the base URL without its ``/v1`` suffix (LM Studio's native API lives there)."""
+        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+
+    def _timeout(self, deadline: Deadline | None, timeout: float | None = None) -> httpx.Timeout:
+        total = timeout if timeout is not None else self.timeout
+        if deadline is not None:
+            total = deadline.clamp(total)
+        return httpx.Timeout(total, connect=min(self.connect_timeout, total))
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        deadline: Deadline | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> httpx.Response:
+        """Send with bounded retries; return a 2xx response or raise AgentError."""
+        retries = self.max_retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                response = await self._client().request(
+                    method, url, json=json_body, timeout=self._timeout(deadline, timeout)
+                )
+            except httpx.TimeoutException as exc:
+                if isinstance(exc, httpx.ConnectTimeout) and attempt < retries:
+                    attempt += 1
+                    await self._sleep_before_retry(attempt, None, deadline)
+                    continue
+                raise AgentError(
+                    ErrorCode.UPSTREAM_TIMEOUT, f"The model server at {self.base_url} did not answer in time"
+                ) from None
+            except httpx.TransportError as exc:
+                if attempt < retries:
+                    attempt += 1
+                    await self._sleep_before_retry(attempt, None, deadline)
+                    continue
+                raise AgentError(
+                    ErrorCode.CONNECTION_FAILED,
+                    f"Cannot reach the model server at {self.base_url} ({type(exc).__name__})",
+                ) from None
+            if response.status_code in RETRY_STATUSES and attempt < retries:
+                attempt += 1
+                await self._sleep_before_retry(attempt, response.headers.get("retry-after"), deadline)
+                continue
+            if response.is_success:
+                return response
+            raise self._status_error(response)
+
+    async def _sleep_before_retry(self, attempt: int, retry_after: str | None, deadline: Deadline | None) -> None:
+        delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+        delay *= 0.5 + random.random() / 2  # jitter, so many clients do not retry in step
+        hinted = _parse_retry_after(retry_after)
+        if hinted is not None:
+            delay = min(max(hinted, 0.0), 60.0)
+        if deadline is not None:
+            left = deadline.remaining()
+            if left is not None and delay >= left:
+                raise AgentError(
+                    ErrorCode.UPSTREAM_TIMEOUT,
+                    f"The model server asked to retry after {delay:.1f}s, beyond the run's deadline",
+                )
+        logger.debug("retrying in %.2fs (attempt %d)", delay, attempt)
+        await asyncio.sleep(delay)
+
+    def _status_error(self, response: httpx.Response) -> AgentError:
+        status = response.status_code
+        detail = _error_detail(response)
+        if status in (401, 403):
+            return AgentError(
+                ErrorCode.UPSTREAM_ERROR, f"The model server refused the credentials (HTTP {status}); check LM_API_TOKEN"
+            )
+        if status == 404 and "model" in detail.lower():
+            return AgentError(ErrorCode.MODEL_NOT_LOADED, f"The model server does not have the model: {detail}")
+        if status == 404:
+            return AgentError(
+                ErrorCode.UPSTREAM_ERROR, f"HTTP 404 from the model server: is the base URL right ({self.base_url})?"
+            )
+        return AgentError(ErrorCode.UPSTREAM_ERROR, f"HTTP {status} from the model server: {detail}")
+
+    # ------------------------------------------------------------------------------------------- the API
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        response_format: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
+        extra: dict[str, Any] | None = None,
+        deadline: Deadline | None = None,
+        timeout: float | None = None,
+    ) -> ChatResponse:
+        """One chat completion. Raises AgentError (CONNECTION_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, ...)."""
+        if tool_choice is not None and tool_choice not in TOOL_CHOICES:
+            raise ValueError(f"tool_choice must be one of {sorted(TOOL_CHOICES)} (LM Studio rejects the object form)")
+        body: dict[str, Any] = {
+            "model": model or self.model,
+            "messages": [_outgoing(m) for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": False,
+        }
+        if tools:
+            body["tools"] = tools
+            if tool_choice:
+                body["tool_choice"] = tool_choice
+        if response_format is not None:
+            body["response_format"] = response_format
+        if logprobs:
+            body["logprobs"] = True
+            if top_logprobs:
+                body["top_logprobs"] = top_logprobs
+        if extra:
+            body.update(extra)
+        started = time.perf_counter()
+        response = await self._request("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,
+                                       timeout=timeout)
+        return _read_completion(response, time.perf_counter() - started)
+
+    async def list_models(self, *, deadline: Deadline | None = None) -> list[str]:
+        """Ids from ``GET /v1/models``."""
+        response = await self._request("GET", f"{self.base_url}/models", deadline=deadline, timeout=10.0)
+        data = _json_or_error(response)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server's /models answer has no 'data' list")
+        return [str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id")]
+
+    async def model_info(self, model: str | None = None, *, deadline: Deadline | None = None) -> dict[str, Any] | None:
+        """LM Studio's ``/api/v0/models`` entry for the model (with ``capabilities``), or None where the server
+        has no such listing or does not list the model."""
+        model = model or self.model
+        try:
+            response = await self._request(
+                "GET", f"{self.server_root}/api/v0/models", deadline=deadline, timeout=10.0, retries=0
+            )
+            items = _json_or_error(response).get("data", [])
+        except AgentError as exc:
+            if exc.code in (ErrorCode.CONNECTION_FAILED, ErrorCode.UPSTREAM_TIMEOUT):
+                raise
+            return None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and model in (item.get("id"), item.get("path")):
+                return item
+        return None
+
+    async def request_load(self, model: str | None = None, *, deadline: Deadline | None = None) -> bool:
+        """Ask LM Studio (0.4+) to load the model through its native REST API; False where unsupported."""
+        try:
+            await self._request(
+                "POST", f"{self.server_root}/api/v1/models/load", json_body={"model": model or self.model},
+                deadline=deadline, timeout=300.0, retries=0,
+            )
+            return True
+        except AgentError as exc:
+            if exc.code in (ErrorCode.CONNECTION_FAILED, ErrorCode.UPSTREAM_TIMEOUT):
+                raise
+            return False
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _outgoing(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as sent: ``content`` always a string (some LM Studio versions reject null)."""
+    out = dict(message)
+    if out.get("content") is None:
+        out["content"] = ""
+    return out
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", error))[:300]
+    if isinstance(error, str):
+        return error[:300]
+    return str(data.get("detail", data))[:300] if isinstance(data, dict) else str(data)[:300]
+
+
+def _json_or_error(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server returned a body that is not JSON") from None
+
+
+def _read_completion(response: httpx.Response, latency_s: float) -> ChatResponse:
+    data = _json_or_error(response)
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+    except (KeyError, IndexError, TypeError):
+        raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server's answer has no choices[0].message") from None
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        content = json.dumps(content)
+    calls: list[ToolCall] = []
+    for i, raw in enumerate(message.get("tool_calls") or []):
+        function = (raw or {}).get("function") or {}
+        name = function.get("name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except ValueError:
+                arguments = {"__unparsable__": arguments}
+        if not isinstance(arguments, dict):
+            arguments = {"__unparsable__": json.dumps(arguments)}
+        if name:
+            calls.append(ToolCall(name=str(name), arguments=arguments, id=raw.get("id") or f"call_{i}"))
+    usage_raw = data.get("usage") or {}
+    usage = Usage(int(usage_raw.get("prompt_tokens") or 0), int(usage_raw.get("completion_tokens") or 0))
+    return ChatResponse(
+        content=content,
+        tool_calls=calls,
+        finish_reason=choice.get("finish_reason"),
+        usage=usage,
+        logprobs=_read_logprobs(choice.get("logprobs")),
+        latency_s=latency_s,
+        raw=data,
+    )
+
+
+def _read_logprobs(raw: Any) -> list[TokenLogprob] | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("content"), list):
+        return None
+    tokens = []
+    for item in raw["content"]:
+        if not isinstance(item, dict) or "token" not in item:
+            continue
+        top = {
+            str(alt.get("token")): float(alt.get("logprob", float("-inf")))
+            for alt in item.get("top_logprobs") or []
+            if isinstance(alt, dict)
+        }
+        tokens.append(TokenLogprob(str(item["token"]), float(item.get("logprob", float("-inf"))), top))
+    return tokens

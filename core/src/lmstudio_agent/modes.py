@@ -1,0 +1,173 @@
+"""The three ways to get a tool call out of a model, chosen per backend.
+
+- ``native``: the server returns ``tool_calls`` (with a fallback parse of ``content``, where LM Studio leaves
+  calls it could not parse);
+- ``parsed``: the tools are listed in the system prompt and calls are parsed out of ``content``
+  (LFM2's ``<|tool_call_start|>[...]``, a bare ``[fn(...)]``, ``[TOOL_REQUEST]``, ``<tool_call>``);
+- ``constrained``: grammar-constrained JSON through ``response_format``, for models with no tool support.
+
+Each strategy builds the request, reads the response into a :class:`Turn`, and shapes the messages that
+go back to the model, so the agent loop never branches on the mode.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol, Sequence
+
+from . import constrained
+from .client import ChatClient, ChatResponse
+from .deadline import Deadline
+from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
+from .tools import Tool
+
+
+class ToolMode(str, Enum):
+    AUTO = "auto"
+    NATIVE = "native"
+    PARSED = "parsed"
+    CONSTRAINED = "constrained"
+
+
+@dataclass
+class Turn:
+    """What one model round produced."""
+
+    calls: list[ToolCall]
+    text: str
+    errors: list[str]
+    assistant_message: dict[str, Any]
+    response: ChatResponse | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(Protocol):
+    mode: ToolMode
+
+    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
+        """Text to add to the system prompt when ``tools`` are offered (None: nothing)."""
+
+    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered."""
+
+    def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        """The calls and text in a response."""
+
+    def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
+        """The message that carries a tool's result (or error) back to the model."""
+
+
+def _ensure_ids(calls: list[ToolCall]) -> list[ToolCall]:
+    for call in calls:
+        if not call.id:
+            call.id = f"call_{uuid.uuid4().hex[:12]}"
+    return calls
+
+
+class NativeStrategy:
+    mode = ToolMode.NATIVE
+
+    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
+        return None
+
+    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        return {"tools": [t.to_openai() for t in tools], "tool_choice": "auto"} if tools else {}
+
+    def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        if response.tool_calls:
+            calls = _ensure_ids(list(response.tool_calls))
+            message = {
+                "role": "assistant",
+                "content": response.content,
+                "tool_calls": [
+                    {"id": c.id, "type": "function",
+                     "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                    for c in calls
+                ],
+            }
+            return Turn(calls, response.content.strip(), [], message, response)
+        parsed = parse_tool_calls(response.content)
+        return Turn(_ensure_ids(parsed.calls), parsed.text, parsed.errors,
+                    {"role": "assistant", "content": response.content}, response)
+
+    def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
+        return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
+class ParsedStrategy(NativeStrategy):
+    mode = ToolMode.PARSED
+
+    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
+        if not tools:
+            return None
+        listing = json.dumps([t.to_openai()["function"] for t in tools], separators=(",", ":"))
+        example = format_lfm2_calls([ToolCall(name="tool_name", arguments={"arg": "value"})])
+        return f"List of tools: <|tool_list_start|>{listing}<|tool_list_end|>\nTo call a tool, reply with {example}."
+
+    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        return {}
+
+    def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        # The raw call text stays in the assistant message: LFM2's template renders only content.
+        parsed = parse_tool_calls(response.content)
+        calls = _ensure_ids(parsed.calls or list(response.tool_calls))
+        return Turn(calls, parsed.text, parsed.errors, {"role": "assistant", "content": response.content}, response)
+
+
+class ConstrainedStrategy:
+    mode = ToolMode.CONSTRAINED
+
+    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
+        return constrained.system_prompt(tools) if tools else None
+
+    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        return {"response_format": constrained.response_format(tools)} if tools else {}
+
+    def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        message = {"role": "assistant", "content": response.content}
+        if not tools:
+            return Turn([], response.content.strip(), [], message, response)
+        parsed = parse_tool_calls(response.content)
+        if parsed.calls:
+            return Turn(_ensure_ids(parsed.calls[:1]), "", parsed.errors, message, response)
+        reason = "it was cut off" if response.finish_reason == "length" else "it is not a JSON tool call"
+        error = f"Your reply could not be read as a tool call ({reason}). Reply with one JSON object: " \
+                '{"name": "<tool name>", "arguments": {...}}.'
+        return Turn([], "", [error], message, response)
+
+    def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
+        # A user turn, not the tool role: many small models' templates accept only user/assistant.
+        return {"role": "user", "content": f"Result of {call.name}: {content}"}
+
+
+STRATEGIES: dict[ToolMode, Strategy] = {
+    ToolMode.NATIVE: NativeStrategy(),
+    ToolMode.PARSED: ParsedStrategy(),
+    ToolMode.CONSTRAINED: ConstrainedStrategy(),
+}
+
+
+def strategy_for(mode: ToolMode | str) -> Strategy:
+    mode = ToolMode(mode)
+    if mode is ToolMode.AUTO:
+        raise ValueError("resolve 'auto' with detect_mode() first")
+    return STRATEGIES[mode]
+
+
+async def detect_mode(client: ChatClient, model: str | None = None, *, deadline: Deadline | None = None) -> ToolMode:
+    """Pick the mode for a backend.
+
+    LM Studio (and gateway-model, which mirrors it) lists each model's ``capabilities``: ``tool_use`` means
+    native tool calls; without it, grammar-constrained JSON. A server without that listing gets native calls
+    with the content fallback, except LFM2 models, whose calls are parsed from content.
+    """
+    model = model or client.model
+    info = await client.model_info(model, deadline=deadline)
+    if info is not None:
+        return ToolMode.NATIVE if "tool_use" in (info.get("capabilities") or []) else ToolMode.CONSTRAINED
+    if "lfm2" in model.lower():
+        return ToolMode.PARSED
+    return ToolMode.NATIVE

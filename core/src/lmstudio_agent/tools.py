@@ -1,0 +1,500 @@
+"""Tools from plain typed functions: schemas, argument validation, context injection and registries.
+
+A tool is an ordinary function (sync or async). Its JSON schema comes from the signature through pydantic,
+its descriptions from the docstring (Google-style ``Args:``). A parameter named ``action_context`` (or
+annotated :class:`ActionContext`) receives the run's context and ``action_agent`` the running agent; neither
+appears in the schema, so the model can never supply them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, overload
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import AgentError, ErrorCode
+from .schema import inline_refs, json_type_name, validate
+
+__all__ = [
+    "ActionContext",
+    "Tool",
+    "ToolArgumentError",
+    "ToolRegistry",
+    "default_registry",
+    "parse_docstring",
+    "register_tool",
+    "tool_from_function",
+]
+
+CONTEXT_PARAM = "action_context"
+AGENT_PARAM = "action_agent"
+NO_DESCRIPTION = "No description provided."
+MAX_DESCRIPTION_CHARS = 1024
+_MAX_REPORTED_ERRORS = 6
+
+
+class ToolArgumentError(AgentError):
+    """Arguments a model supplied do not fit the tool; the message says which and why, briefly."""
+
+    def __init__(self, tool: str, problems: list[str]) -> None:
+        shown = problems[:_MAX_REPORTED_ERRORS]
+        more = len(problems) - len(shown)
+        text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+        super().__init__(
+            ErrorCode.TOOL_EXECUTION_FAILED,
+            f"Invalid arguments for tool '{tool}': {text}",
+            details={"tool": tool, "errors": problems},
+        )
+        self.tool = tool
+        self.problems = problems
+
+
+class ActionContext:
+    """What a tool receives as ``action_context``: free-form properties plus the run's llm, agent and memory."""
+
+    _ATTRIBUTES = ("llm", "agent", "memory")
+
+    def __init__(
+        self, properties: Mapping[str, Any] | None = None, *, llm: Any = None, agent: Any = None, memory: Any = None
+    ) -> None:
+        self.properties: dict[str, Any] = dict(properties or {})
+        self.llm = llm
+        self.agent = agent
+        self.memory = memory
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A property, or ``llm``/``agent``/``memory`` (the notebook's ``action_context.get("llm")``)."""
+        if key in self.properties:
+            return self.properties[key]
+        if key in self._ATTRIBUTES:
+            value = getattr(self, key)
+            return default if value is None else value
+        return default
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.properties:
+            return self.properties[key]
+        if key in self._ATTRIBUTES and getattr(self, key) is not None:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.properties or (key in self._ATTRIBUTES and getattr(self, str(key)) is not None)
+
+    def __repr__(self) -> str:
+        return f"ActionContext(properties={sorted(self.properties)!r})"
+
+
+# ---------------------------------------------------------------------------------------------- docstrings
+
+_SECTION = re.compile(
+    r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns|Return|Yields|Raises|"
+    r"Examples?|Notes?|Attributes|See Also|Warnings?|Todo)\s*:\s*$",
+    re.IGNORECASE,
+)
+_ARG_SECTIONS = {"args", "arguments", "parameters", "params", "keyword args", "keyword arguments"}
+_ARG_ENTRY = re.compile(r"^\*{0,2}([A-Za-z_]\w*)\s*(?:\([^)]*\))?\s*:(.*)$")
+_SPHINX_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?([A-Za-z_]\w*)\s*:(.*)$")
+
+
+def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Split a docstring into its description and per-parameter descriptions (Google-style ``Args:``)."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    description: list[str] = []
+    params: dict[str, str] = {}
+    section: str | None = None
+    entry_indent: int | None = None
+    current: str | None = None
+    for line in lines:
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        header = _SECTION.match(stripped)
+        if header and indent == 0:
+            section, entry_indent, current = header.group(1).lower(), None, None
+            continue
+        if section is None:
+            sphinx = _SPHINX_PARAM.match(stripped)
+            if sphinx:
+                current = sphinx.group(1)
+                params[current] = sphinx.group(2).strip()
+                section = ":param"
+                continue
+            description.append(line)
+            continue
+        if section == ":param":
+            sphinx = _SPHINX_PARAM.match(stripped)
+            if sphinx:
+                current = sphinx.group(1)
+                params[current] = sphinx.group(2).strip()
+            elif stripped.startswith(":"):
+                current = None
+            elif current and stripped:
+                params[current] = f"{params[current]} {stripped}".strip()
+            continue
+        if section not in _ARG_SECTIONS or not stripped:
+            continue
+        entry = _ARG_ENTRY.match(stripped)
+        if entry and (entry_indent is None or indent <= entry_indent):
+            entry_indent = indent
+            current = entry.group(1)
+            params[current] = entry.group(2).strip()
+        elif current is not None:
+            params[current] = f"{params[current]} {stripped}".strip()
+    return "\n".join(description).strip(), params
+
+
+# ---------------------------------------------------------------------------------------------- the tool
+
+
+@dataclass
+class Tool:
+    """A callable the model may request: its name, description, JSON schema and function."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    function: Callable[..., Any]
+    terminal: bool = False
+    tags: list[str] = field(default_factory=list)
+    side_effects: bool = False
+    # How arguments are checked: a pydantic model built from the signature, or (None) the JSON schema.
+    args_model: type[BaseModel] | None = field(default=None, repr=False, compare=False)
+    # Parameters filled by the runtime rather than the model: name -> "context" | "agent".
+    injected: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.tags = list(self.tags or [])
+        if not self.injected:
+            self.injected = _injected_params(self.function)
+
+    def to_openai(self) -> dict[str, Any]:
+        """The tool in OpenAI ``tools`` format (description cut to 1024 characters, as the notebook does)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": (self.description or "")[:MAX_DESCRIPTION_CHARS],
+                "parameters": self.parameters,
+            },
+        }
+
+    def validate_arguments(self, args: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check the model's arguments; return the keyword arguments to call with (Enums and models built).
+
+        Raises :class:`ToolArgumentError` naming each bad field.
+        """
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping):
+            raise ToolArgumentError(self.name, [f"arguments must be an object, got {json_type_name(args)}"])
+        args = dict(args)
+        injected = sorted(name for name in args if name in self.injected)
+        if injected:
+            raise ToolArgumentError(self.name, [f"{name}: is supplied by the runtime, not the caller" for name in injected])
+        if self.args_model is None:
+            return self._validate_with_schema(args)
+        try:
+            instance = self.args_model.model_validate(args)
+        except ValidationError as exc:
+            raise ToolArgumentError(self.name, _describe_validation_error(exc, self.parameters)) from None
+        fields = self.args_model.model_fields
+        # Only what the caller gave: the function's own defaults apply to the rest.
+        return {fields[key].alias or key: getattr(instance, key) for key in instance.model_fields_set}
+
+    def _validate_with_schema(self, args: dict[str, Any]) -> dict[str, Any]:
+        problems = validate(args, self.parameters)
+        accepted = _accepted_names(self.function)
+        if accepted is not None:
+            problems += [f"{name}: unknown argument" for name in args if name not in accepted]
+        if problems:
+            raise ToolArgumentError(self.name, [_strip_root(problem) for problem in problems])
+        return args
+
+    async def call(self, args: Mapping[str, Any] | None, context: ActionContext | None = None) -> Any:
+        """Validate ``args``, inject the context, run the function (awaiting it if it is async)."""
+        kwargs = self.validate_arguments(args)
+        for name, kind in self.injected.items():
+            if kind == "agent":
+                kwargs[name] = context.agent if context is not None else None
+            else:
+                kwargs[name] = context if context is not None else ActionContext()
+        result = self.function(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _strip_root(problem: str) -> str:
+    return problem[2:] if problem.startswith("$.") else problem
+
+
+def _describe_validation_error(exc: ValidationError, schema: dict[str, Any]) -> list[str]:
+    """Pydantic's errors, shortened to one line per field a small model can act on."""
+    allowed = ", ".join((schema.get("properties") or {}).keys()) or "none"
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
+        kind = error.get("type", "")
+        if kind == "missing":
+            text = f"{location}: missing required argument"
+        elif kind == "extra_forbidden":
+            text = f"{location}: unknown argument (allowed: {allowed})"
+        else:
+            message = str(error.get("msg", "invalid value")).split("\n")[0]
+            given = error.get("input")
+            shown = repr(given) if len(repr(given)) <= 40 else repr(given)[:37] + "..."
+            text = f"{location}: {message} (got {shown})"
+        if text not in problems:
+            problems.append(text)
+    return problems
+
+
+def _is_context_annotation(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.strip("'\"").split(".")[-1] == "ActionContext"
+    return inspect.isclass(annotation) and issubclass(annotation, ActionContext)
+
+
+def _injected_params(func: Callable[..., Any]) -> dict[str, str]:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return {}
+    injected: dict[str, str] = {}
+    for name, param in signature.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if _is_context_annotation(param.annotation) or name == CONTEXT_PARAM:
+            injected[name] = "context"
+        elif name == AGENT_PARAM:
+            injected[name] = "agent"
+    return injected
+
+
+def _accepted_names(func: Callable[..., Any]) -> set[str] | None:
+    """Keyword names ``func`` accepts, or ``None`` when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(param.kind is param.VAR_KEYWORD for param in params):
+        return None
+    return {param.name for param in params if param.kind is not param.POSITIONAL_ONLY}
+
+
+def _resolve_annotation(func: Callable[..., Any], name: str, annotation: Any) -> Any:
+    """One parameter's annotation with string (postponed) annotations resolved in the function's module."""
+    if annotation is inspect.Parameter.empty:
+        return str  # unannotated parameters are strings, as in the notebook
+    if not isinstance(annotation, str):
+        return annotation
+    holder = lambda: None  # noqa: E731 - a bare function to carry one annotation for get_type_hints
+    holder.__annotations__ = {name: annotation}
+    try:
+        return typing.get_type_hints(holder, globalns=getattr(func, "__globals__", {}), include_extras=True)[name]
+    except Exception as exc:  # NameError for a name the module cannot see, SyntaxError for a bad string
+        raise TypeError(f"cannot resolve the annotation {annotation!r} of parameter '{name}': {exc}") from None
+
+
+def tool_from_function(
+    func: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    parameters_override: dict[str, Any] | None = None,
+    terminal: bool = False,
+    tags: Iterable[str] | None = None,
+    side_effects: bool = False,
+) -> Tool:
+    """Build a :class:`Tool` from a typed function (schema from the signature, descriptions from the docstring)."""
+    if not callable(func):
+        raise TypeError(f"a tool must be callable, got {type(func).__name__}")
+    tool_name = name or getattr(func, "__name__", None)
+    if not tool_name or tool_name == "<lambda>":
+        raise TypeError("this callable has no usable __name__: pass name=...")
+    doc_description, param_docs = parse_docstring(inspect.getdoc(func))
+    tool_description = (description or doc_description or NO_DESCRIPTION).strip()
+    injected = _injected_params(func)
+    signature = inspect.signature(func)
+
+    if parameters_override is not None:
+        if any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+            raise TypeError(f"tool '{tool_name}': *args cannot be passed by keyword; use named parameters")
+        return Tool(
+            name=tool_name, description=tool_description, parameters=dict(parameters_override), function=func,
+            terminal=terminal, tags=list(tags or []), side_effects=side_effects, args_model=None,
+            injected=injected,
+        )
+
+    fields: dict[str, Any] = {}
+    for index, (param_name, param) in enumerate(signature.parameters.items()):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            star = "*" if param.kind is param.VAR_POSITIONAL else "**"
+            raise TypeError(
+                f"tool '{tool_name}': {star}{param_name} is not supported; declare each argument as a named, "
+                "typed parameter (or pass parameters_override)"
+            )
+        if param.kind is param.POSITIONAL_ONLY:
+            raise TypeError(f"tool '{tool_name}': positional-only parameter '{param_name}' cannot take a keyword")
+        if param_name in injected:
+            continue
+        annotation = _resolve_annotation(func, param_name, param.annotation)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        info = Field(default, alias=param_name, description=param_docs.get(param_name) or None)
+        # Internal field names avoid clashes with BaseModel attributes and leading underscores.
+        fields[f"p{index}"] = (annotation, info)
+
+    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, populate_by_name=False)
+    try:
+        model = create_model(f"{tool_name}_arguments", __config__=config, **fields)
+        parameters = inline_refs(model.model_json_schema())
+    except ValueError as exc:
+        raise TypeError(f"tool '{tool_name}': {exc}") from None
+    except Exception as exc:  # pydantic's schema-generation errors for types it cannot describe
+        raise TypeError(f"tool '{tool_name}': unsupported parameter type ({exc})") from None
+    parameters.setdefault("properties", {})
+    return Tool(
+        name=tool_name, description=tool_description, parameters=parameters, function=func, terminal=terminal,
+        tags=list(tags or []), side_effects=side_effects, args_model=model, injected=injected,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- registries
+
+
+class ToolRegistry:
+    """An ordered set of tools by name. Registries are independent; select() and merged() make new ones."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.register(item)
+
+    def register(
+        self,
+        func_or_tool: Callable[..., Any] | Tool,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        parameters_override: dict[str, Any] | None = None,
+        terminal: bool = False,
+        tags: Iterable[str] | None = None,
+        side_effects: bool = False,
+        replace: bool = False,
+        tool_name: str | None = None,
+    ) -> Tool:
+        """Add a function (made into a :class:`Tool`) or a ready Tool. A taken name is an error unless ``replace``.
+
+        ``tool_name`` is the notebook's spelling of ``name``.
+        """
+        if isinstance(func_or_tool, Tool):
+            if name or tool_name or description or parameters_override is not None or terminal or tags or side_effects:
+                raise TypeError("register(Tool) takes the tool as it is; build it with the options instead")
+            built = func_or_tool
+        else:
+            built = tool_from_function(
+                func_or_tool, name=name or tool_name, description=description,
+                parameters_override=parameters_override, terminal=terminal, tags=tags, side_effects=side_effects,
+            )
+        if built.name in self._tools and not replace:
+            raise ValueError(f"a tool named '{built.name}' is already registered (pass replace=True to replace it)")
+        self._tools[built.name] = built
+        return built
+
+    @overload
+    def tool(self, func: Callable[..., Any], /) -> Callable[..., Any]: ...
+
+    @overload
+    def tool(self, func: str | None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+    def tool(self, func: Any = None, /, **options: Any) -> Any:
+        """Decorator registering the function; usable bare (``@r.tool``) or with options (``@r.tool(tags=[...])``).
+
+        Returns the function unchanged, so tools can still call each other directly.
+        """
+        if isinstance(func, str):  # @register_tool("name"), the notebook's first positional argument
+            options.setdefault("name", func)
+            func = None
+
+        def decorator(target: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(target, **options)
+            return target
+
+        return decorator(func) if func is not None else decorator
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(list(self._tools.values()))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __repr__(self) -> str:
+        return f"ToolRegistry({self.names()!r})"
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def by_tag(self, tag: str) -> list[Tool]:
+        return [item for item in self._tools.values() if tag in item.tags]
+
+    def select(self, names: Iterable[str] | None = None, tags: Iterable[str] | None = None) -> ToolRegistry:
+        """A new registry with the named tools (all must exist) that carry any of ``tags`` (when given)."""
+        wanted = None if names is None else list(dict.fromkeys(names))
+        if wanted is not None:
+            unknown = [item for item in wanted if item not in self._tools]
+            if unknown:
+                available = ", ".join(self._tools) or "none"
+                raise AgentError(
+                    ErrorCode.UNKNOWN_TOOL,
+                    f"Unknown tool(s): {', '.join(unknown)}. Available: {available}",
+                    details={"unknown": unknown, "available": list(self._tools)},
+                )
+        tag_set = None if tags is None else set(tags)
+        chosen = [
+            item
+            for item in self._tools.values()
+            if (wanted is None or item.name in wanted) and (not tag_set or tag_set.intersection(item.tags))
+        ]
+        return ToolRegistry(chosen)
+
+    def to_openai_tools(self) -> list[dict[str, Any]]:
+        return [item.to_openai() for item in self._tools.values()]
+
+    def merged(self, other: ToolRegistry | Iterable[Tool]) -> ToolRegistry:
+        """A new registry with this one's tools, then ``other``'s; on a shared name ``other``'s tool wins."""
+        result = ToolRegistry(self._tools.values())
+        for item in other:
+            result.register(item, replace=True)
+        return result
+
+    def copy(self) -> ToolRegistry:
+        return ToolRegistry(self._tools.values())
+
+
+default_registry = ToolRegistry()
+
+
+@overload
+def register_tool(func: Callable[..., Any], /) -> Callable[..., Any]: ...
+
+
+@overload
+def register_tool(func: str | None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
+
+
+def register_tool(func: Any = None, /, **options: Any) -> Any:
+    """The notebook's decorator: register into :data:`default_registry`; bare or with options."""
+    return default_registry.tool(func, **options)
+
