@@ -15,13 +15,14 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .toolcalls import ToolCall
+
+if TYPE_CHECKING:  # httpx is imported on first use: it pulls in its CLI's deps (rich, click) when installed
+    import httpx
 
 logger = logging.getLogger("lmstudio_agent.client")
 
@@ -98,7 +99,9 @@ class ChatClient:
 
     # ------------------------------------------------------------------------------------------ plumbing
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> "httpx.AsyncClient":
+        import httpx
+
         loop = asyncio.get_running_loop()
         if self._http is None or self._http.is_closed or self._http_loop is not loop:
             # A pool belongs to one event loop: the sync wrappers run each call in a fresh loop.
@@ -128,7 +131,9 @@ class ChatClient:
         """The server's root URL: the base URL without its ``/v1`` suffix (LM Studio's native API lives there)."""
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
 
-    def _timeout(self, deadline: Deadline | None, timeout: float | None = None) -> httpx.Timeout:
+    def _timeout(self, deadline: Deadline | None, timeout: float | None = None) -> "httpx.Timeout":
+        import httpx
+
         total = timeout if timeout is not None else self.timeout
         if deadline is not None:
             total = deadline.clamp(total)
@@ -143,8 +148,10 @@ class ChatClient:
         deadline: Deadline | None = None,
         timeout: float | None = None,
         retries: int | None = None,
-    ) -> httpx.Response:
+    ) -> "httpx.Response":
         """Send with bounded retries; return a 2xx response or raise AgentError."""
+        import httpx
+
         retries = self.max_retries if retries is None else retries
         attempt = 0
         while True:
@@ -227,7 +234,7 @@ class ChatClient:
         timeout: float | None = None,
     ) -> ChatResponse:
         """One chat completion. Raises AgentError (CONNECTION_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, ...)."""
-        if tool_choice is not None and tool_choice not in TOOL_CHOICES:
+        if tool_choice is not None and (not isinstance(tool_choice, str) or tool_choice not in TOOL_CHOICES):
             raise ValueError(f"tool_choice must be one of {sorted(TOOL_CHOICES)} (LM Studio rejects the object form)")
         body: dict[str, Any] = {
             "model": model or self.model,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-import httpx
 
 from .agent import Agent, Goal, OnMessage
 from .builtins import analyze_sentiment, builtin_registry, extract_data
@@ -18,6 +17,9 @@ from .messages import AgentMessage
 from .modes import ToolMode, detect_mode
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
+if TYPE_CHECKING:
+    import httpx
+
 T = TypeVar("T")
 
 DEFAULT_BRIDGE_URL = "ws://localhost:65028"
@@ -28,14 +30,12 @@ DEFAULT_GOALS = (
 )
 
 
-def run_sync(coro: Awaitable[T]) -> T:
+def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine from sync code; inside a running event loop, say which async method to use instead."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    if asyncio.iscoroutine(coro):
-        coro.close()
+        return asyncio.run(make_coro())  # type: ignore[arg-type]
     raise RuntimeError("This is the sync API and an event loop is running: await the async method "
                        "(aload_model / aact) instead")
 
@@ -135,7 +135,7 @@ class LMStudioAgent:
 
     def load_model(self) -> None:
         """Sync :meth:`aload_model`."""
-        run_sync(self._closing(self.aload_model()))
+        run_sync(lambda: self._closing(self.aload_model()))
 
     # ------------------------------------------------------------------------------------------- acting
 
@@ -174,7 +174,7 @@ class LMStudioAgent:
         on_message: OnMessage | None = None,
     ) -> list[AgentMessage]:
         """Sync :meth:`aact`. Results stream to ``on_message``; the transcript is also returned."""
-        return run_sync(self._closing(self.aact(instruction, tools, on_message)))
+        return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message)))
 
     async def _closing(self, coro: Awaitable[T]) -> T:
         # The sync API runs each call in its own event loop; the connection pool must not outlive it.
@@ -196,11 +196,11 @@ class LMStudioAgent:
 
     def _extract_data(self, text: str, schema: dict[str, str]) -> dict[str, Any]:
         """Sync ``extract_data`` (the API reference's example)."""
-        return run_sync(self._closing(self.extract_data(text, schema)))
+        return run_sync(lambda: self._closing(self.extract_data(text, schema)))
 
     def _analyze_sentiment(self, text: str) -> dict[str, Any]:
         """Sync ``analyze_sentiment`` (the API reference's example)."""
-        return run_sync(self._closing(self.analyze_sentiment(text)))
+        return run_sync(lambda: self._closing(self.analyze_sentiment(text)))
 
     # ------------------------------------------------------------------------------------------ bridge
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .agent import Agent, Goal
@@ -15,6 +14,9 @@ from .deadline import Deadline
 from .messages import AgentMessage
 from .modes import ToolMode
 from .tools import ToolRegistry
+
+if TYPE_CHECKING:
+    import httpx
 
 ENDPOINT_GOALS = (
     Goal(name="Persona", description="You are an agent behind an API. You complete the request with the tools."),

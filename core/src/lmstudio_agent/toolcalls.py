@@ -68,89 +68,65 @@ class ParsedContent:
 class _CallError(ValueError):
     """A call was recognised but is not usable; the message is meant for the model."""
 
+    def __init__(self, message: str, *, syntax: bool = False) -> None:
+        super().__init__(message)
+        self.syntax = syntax  # the text is not even an expression (as opposed to a call we refuse)
+
 
 # ---------------------------------------------------------------------------------------------- parsing
 
 _WRAPPED = re.compile(
-    r"<\|tool_call_start\|>(?P<lfm2>.*?)(?:<\|tool_call_end\|>|\Z)"
-    r"|\[TOOL_REQUEST\](?P<lmstudio>.*?)(?:\[END_TOOL_REQUEST\]|\Z)"
-    r"|<tool_call>(?P<hermes>.*?)(?:</tool_call>|\Z)",
+    r"<\|tool_call_start\|>(?P<lfm2>.*?)(?P<lfm2_end><\|tool_call_end\|>|\Z)"
+    r"|\[TOOL_REQUEST\](?P<lmstudio>.*?)(?P<lmstudio_end>\[END_TOOL_REQUEST\]|\Z)"
+    r"|<tool_call>(?P<hermes>.*?)(?P<hermes_end></tool_call>|\Z)",
     re.DOTALL,
 )
+_KINDS = ("lfm2", "lmstudio", "hermes")
+_LABELS = {
+    "lfm2": "could not parse the <|tool_call_start|> call",
+    "lmstudio": "could not parse the [TOOL_REQUEST] call",
+    "hermes": "could not parse the <tool_call> call",
+}
 _STRAY = re.compile(r"<\|tool_call_(?:start|end)\|>|\[END_TOOL_REQUEST\]|\[TOOL_REQUEST\]|</?tool_call>")
 _FENCE = re.compile(r"```[ \t]*(?:json|python|tool_call|tool_code)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL | re.IGNORECASE)
-_BARE_LIST = re.compile(r"\s*\[\s*[A-Za-z_][\w.-]*\s*\(.*\)\s*\]\s*", re.DOTALL | re.ASCII)
-_LOOKS_LIKE_JSON_CALL = re.compile(r'["\'](?:name|tool|function)["\']\s*:.*["\'](?:arguments|args|parameters)["\']', re.DOTALL)
+_LIST_START = re.compile(r"\[\s*[A-Za-z_][\w.-]*\s*\(", re.ASCII)
+_BARE_LIST = re.compile(r"\[\s*[A-Za-z_][\w.-]*\s*\(.*\)\s*\]", re.DOTALL | re.ASCII)
+_JSON_CALL_START = re.compile(r'\{\s*"(?:name|tool|tool_name|function|type|id)"\s*:')
+_LOOKS_LIKE_JSON_CALL = re.compile(
+    r'^\{\s*["\'](?:name|tool|function)["\']\s*:.*["\'](?:arguments|args|parameters)["\']', re.DOTALL
+)
+_MAX_PREFIX_TRIES = 32
+_NOT_JSON = object()
 
 
 def parse_tool_calls(text: str | None) -> ParsedContent:
-    """Find every tool call in ``text``; never raises, never evaluates anything."""
+    """Find every tool call in ``text``; never raises, never evaluates anything.
+
+    ``text`` of the result is the content with all call markup removed; ``errors`` describes markup that
+    was meant as a call but could not be read, in words a model can act on.
+    """
     if not text:
         return ParsedContent([], "", [])
     calls: list[ToolCall] = []
     errors: list[str] = []
 
     def wrapped(match: re.Match[str]) -> str:
-        kind = match.lastgroup or "lfm2"
-        payload = match.group(kind) or ""
-        found, problem = _parse_payload(payload)
+        kind = next(name for name in _KINDS if match.group(name) is not None)
+        closed = bool(match.group(f"{kind}_end"))
+        found, problem, rest = _parse_payload(match.group(kind), closed=closed)
         calls.extend(found)
         if problem:
             errors.append(f"{_LABELS[kind]}: {problem}")
-        return "\n"
+        return f"\n{rest}\n" if rest else "\n"
 
-    cleaned = _WRAPPED.sub(wrapped, text)
-    cleaned = _STRAY.sub("", cleaned)
+    cleaned = _STRAY.sub("", _WRAPPED.sub(wrapped, text))
     if calls or errors:
         return ParsedContent(calls, _tidy(cleaned), errors)
     return _parse_unwrapped(cleaned)
 
 
-_LABELS = {
-    "lfm2": "could not parse the <|tool_call_start|> call",
-    "lmstudio": "could not parse the [TOOL_REQUEST] call",
-    "hermes": "could not parse the <tool_call> call",
-}
-
-
 def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def _parse_unwrapped(text: str) -> ParsedContent:
-    """Calls without wrapper markup: the whole content as JSON or a bare list, a fenced block, or a line."""
-    stripped = text.strip()
-    whole = _unfence(stripped)
-    result = _parse_standalone(whole, whole_content=True)
-    if result is not None:
-        found, problem = result
-        return ParsedContent(found, "", [problem] if problem else [])
-
-    calls: list[ToolCall] = []
-    errors: list[str] = []
-
-    def fenced(match: re.Match[str]) -> str:
-        result = _parse_standalone(match.group(1).strip(), whole_content=False)
-        if result is None:
-            return match.group(0)
-        calls.extend(result[0])
-        if result[1]:
-            errors.append(result[1])
-        return ""
-
-    remaining = _FENCE.sub(fenced, stripped)
-    kept: list[str] = []
-    for line in remaining.splitlines():
-        result = _parse_standalone(line.strip(), whole_content=False) if line.strip()[:1] in ("[", "{") else None
-        if result is None or (not result[0] and not result[1]):
-            kept.append(line)
-            continue
-        calls.extend(result[0])
-        if result[1]:
-            errors.append(result[1])
-    if not calls and not errors:
-        return ParsedContent([], stripped, [])
-    return ParsedContent(calls, _tidy("\n".join(kept)), errors)
 
 
 def _unfence(text: str) -> str:
@@ -158,78 +134,180 @@ def _unfence(text: str) -> str:
     return match.group(1).strip() if match else text
 
 
-def _parse_standalone(text: str, *, whole_content: bool) -> tuple[list[ToolCall], str | None] | None:
-    """Calls when ``text`` as a whole is a call list or call JSON; ``None`` when it is not meant as a call.
-
-    A line inside prose that fails to parse is treated as prose; the whole content failing is reported.
-    """
-    if not text or text[0] not in "[{":
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = _NOT_JSON
-    except RecursionError:
-        return ([], "tool call is nested too deeply") if whole_content else None
-    if value is not _NOT_JSON:
-        shaped = _calls_from_json(value, strict=True)
-        if shaped is None:
-            return None
-        return shaped
-    if _BARE_LIST.fullmatch(text):
-        try:
-            return _parse_python(text), None
-        except _CallError as exc:
-            return ([], f"could not parse the tool call list: {exc}") if whole_content else None
-    if text[0] == "{" and _LOOKS_LIKE_JSON_CALL.search(text):
-        # JSON with Python literals (single quotes, True/None) from a model imitating JSON.
-        try:
-            value = _python_literal(text)
-        except _CallError:
-            value = _NOT_JSON
-        if value is not _NOT_JSON:
-            shaped = _calls_from_json(value, strict=True)
-            if shaped is not None:
-                return shaped
-        return ([], "could not parse the tool call: it is not valid JSON") if whole_content else None
-    return None
-
-
-_NOT_JSON = object()
-
-
-def _parse_payload(payload: str) -> tuple[list[ToolCall], str | None]:
-    """The inside of a wrapper: JSON call(s), or a Python-style call list."""
+def _parse_payload(payload: str, *, closed: bool) -> tuple[list[ToolCall], str | None, str]:
+    """The inside of a wrapper: JSON call(s) or a Python-style call list; plus the text after an unclosed one."""
     text = _unfence(payload.strip())
     if not text:
-        return [], "the call is empty"
+        return [], "the call is empty", ""
     if len(text) > MAX_PARSE_CHARS:
-        return [], f"the call is too long ({len(text)} characters)"
-    value = _load_json_prefix(text)
+        return [], f"the call is too long ({len(text)} characters)", ""
+    value, rest = _load_json_prefix(text)
     if value is not _NOT_JSON:
         shaped = _calls_from_json(value, strict=False)
-        if shaped is not None:
-            return shaped
-        return [], 'expected {"name": ..., "arguments": {...}} or a list of such objects'
+        if shaped is None:
+            problem = "the call list is empty" if value == [] else (
+                'expected [name(arg=value, ...)] or {"name": ..., "arguments": {...}}'
+            )
+            return [], problem, ""
+        # Trailing text inside a closed wrapper is markup noise; after an unclosed one it is the answer.
+        return shaped[0], shaped[1], "" if closed else rest.strip()
     try:
-        return _parse_python(text), None
+        return _parse_python(text), None, ""
     except _CallError as exc:
-        return [], str(exc)
-
-
-def _load_json_prefix(text: str) -> Any:
-    """JSON, tolerating surplus closing brackets a small model sometimes adds."""
+        if not exc.syntax:
+            return [], str(exc), ""
+        first_error = exc
     try:
-        return json.loads(text)
+        leading = _leading_call_list(text)
+    except _CallError as exc:
+        return [], str(exc), ""
+    if leading is None:
+        return [], str(first_error), ""
+    return leading[0], None, "" if closed else leading[1].strip()
+
+
+def _load_json_prefix(text: str) -> tuple[Any, str]:
+    """JSON at the start of ``text`` and what follows it (surplus closing brackets dropped)."""
+    if text[0] not in "[{":
+        return _NOT_JSON, text
+    try:
+        return json.loads(text), ""
     except RecursionError:
-        return _NOT_JSON
+        return _NOT_JSON, text
     except ValueError:
         pass
     try:
         value, end = json.JSONDecoder().raw_decode(text)
     except (ValueError, RecursionError):
-        return _NOT_JSON
-    return value if re.fullmatch(r"[\s\]}]*", text[end:]) else _NOT_JSON
+        return _NOT_JSON, text
+    return value, re.sub(r"^[\s\]}]*", "", text[end:])
+
+
+def _leading_call_list(text: str) -> tuple[list[ToolCall], str] | None:
+    """A ``[f(...)]`` list at the start of ``text`` followed by other text: the calls and that text.
+
+    Raises :class:`_CallError` when the list is found but refused (positional arguments, non-literals).
+    """
+    if not _LIST_START.match(text) or len(text) > MAX_PARSE_CHARS // 4:
+        return None
+    for tries, match in enumerate(re.finditer(r"\]", text)):
+        if tries >= _MAX_PREFIX_TRIES:
+            break
+        try:
+            return _parse_python(text[: match.end()]), text[match.end() :]
+        except _CallError as exc:
+            if not exc.syntax:
+                raise
+    return None
+
+
+def _parse_unwrapped(text: str) -> ParsedContent:
+    """Calls without wrapper markup: the whole content as call JSON or a bare list, else fenced blocks,
+    JSON call objects inside prose, and lines that start with a call list."""
+    stripped = text.strip()
+    whole = _unfence(stripped)
+    if whole[:1] in ("[", "{"):
+        value, rest = _load_json_prefix(whole)
+        if value is not _NOT_JSON and not rest:
+            shaped = _calls_from_json(value, strict=True)
+            if shaped is None:  # a JSON answer (structured output), not a call
+                return ParsedContent([], stripped, [])
+            return ParsedContent(shaped[0], "", [shaped[1]] if shaped[1] else [])
+    whole_problem: str | None = None
+    if _BARE_LIST.fullmatch(whole):
+        try:
+            return ParsedContent(_parse_python(whole), "", [])
+        except _CallError as exc:
+            if not exc.syntax:
+                return ParsedContent([], "", [f"could not parse the tool call list: {exc}"])
+            whole_problem = f"could not parse the tool call list: {exc}"
+    elif _LOOKS_LIKE_JSON_CALL.search(whole):
+        try:  # JSON written with Python literals (single quotes, True/None) by a model imitating JSON
+            shaped = _calls_from_json(_python_literal(whole), strict=True)
+        except _CallError:
+            shaped = None
+        if shaped is not None:
+            return ParsedContent(shaped[0], "", [shaped[1]] if shaped[1] else [])
+        whole_problem = "could not parse the tool call: it is not valid JSON"
+
+    calls: list[ToolCall] = []
+    errors: list[str] = []
+
+    def collect(found: list[ToolCall], problem: str | None) -> None:
+        calls.extend(found)
+        if problem:
+            errors.append(problem)
+
+    def fenced(match: re.Match[str]) -> str:
+        body = match.group(1).strip()
+        value, rest = _load_json_prefix(body) if body else (_NOT_JSON, "")
+        shaped = _calls_from_json(value, strict=True) if value is not _NOT_JSON and not rest else None
+        if shaped is None and _BARE_LIST.fullmatch(body):
+            try:
+                shaped = _parse_python(body), None
+            except _CallError:
+                shaped = None
+        if shaped is None:
+            return match.group(0)
+        collect(*shaped)
+        return ""
+
+    remaining = _scan_json_calls(_FENCE.sub(fenced, stripped), collect)
+    kept: list[str] = []
+    for line in remaining.splitlines():
+        found = _line_calls(line.strip())
+        if found is None:
+            kept.append(line)
+            continue
+        collect(found[0], found[1])
+        if found[2]:
+            kept.append(found[2])
+    if not calls and not errors:
+        return ParsedContent([], stripped, [whole_problem] if whole_problem else [])
+    return ParsedContent(calls, _tidy("\n".join(kept)), errors)
+
+
+def _scan_json_calls(text: str, collect: Any) -> str:
+    """Remove JSON call objects written inside prose (``I'll call {"name": ..., "arguments": ...}``)."""
+    if '"' not in text:
+        return text
+    decoder = json.JSONDecoder()
+    pieces: list[str] = []
+    cursor = position = 0
+    while (match := _JSON_CALL_START.search(text, position)) is not None:
+        try:
+            value, end = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):
+            position = match.end()
+            continue
+        shaped = _calls_from_json(value, strict=True)
+        if shaped is None:
+            position = match.end()
+            continue
+        collect(*shaped)
+        pieces.append(text[cursor : match.start()])
+        cursor = position = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def _line_calls(line: str) -> tuple[list[ToolCall], str | None, str] | None:
+    """Calls on a line that starts with a call list (bare LFM2.5 style or JSON); ``None`` for prose."""
+    if line[:1] != "[":
+        return None
+    value, rest = _load_json_prefix(line)
+    if value is not _NOT_JSON:
+        shaped = _calls_from_json(value, strict=True)
+        return None if shaped is None else (shaped[0], shaped[1], rest.strip())
+    if not _LIST_START.match(line):
+        return None
+    try:
+        leading = _leading_call_list(line)
+    except _CallError:
+        return None  # a refused list inside prose stays prose; the whole-content path reports errors
+    if leading is None:
+        return None
+    return leading[0], None, leading[1].strip()
 
 
 # ---------------------------------------------------------------------------------------------- JSON shapes
@@ -347,7 +425,9 @@ def _parse_python(text: str) -> list[ToolCall]:
             warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes in a model's strings
             tree = ast.parse(source, mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeError) as exc:
-        raise _CallError(f"not a valid call list ({_syntax_reason(exc)}); write [name(arg=value, ...)]") from None
+        raise _CallError(
+            f"not a valid call list ({_syntax_reason(exc)}); write [name(arg=value, ...)]", syntax=True
+        ) from None
     if isinstance(tree, (ast.List, ast.Tuple)):
         nodes = tree.elts
     elif isinstance(tree, ast.Call):
@@ -481,7 +561,7 @@ def _alias_names(text: str) -> tuple[str, dict[str, str]]:
         end = index
         while (
             end + 2 < len(tokens)
-            and tokens[end + 1].string == "-"
+            and tokens[end + 1].string in ("-", ".")
             and tokens[end + 2].type in (tokenize.NAME, tokenize.NUMBER)
             and tokens[end].end == tokens[end + 1].start
             and tokens[end + 1].end == tokens[end + 2].start
@@ -492,7 +572,8 @@ def _alias_names(text: str) -> tuple[str, dict[str, str]]:
                 end += 1
         follower = tokens[end + 1].string if end + 1 < len(tokens) else ""
         is_kwarg = follower == "=" and (index == 0 or tokens[index - 1].string in ("(", ","))
-        if end > index and follower in ("(", "="):
+        hyphenated = any(tokens[at].string == "-" for at in range(index, end + 1))
+        if hyphenated and follower in ("(", "="):
             edits.append((offset(token.start), offset(tokens[end].end), text[offset(token.start) : offset(tokens[end].end)]))
         elif keyword.iskeyword(token.string) and token.string not in ("True", "False", "None") and is_kwarg:
             edits.append((offset(token.start), offset(token.end), token.string))

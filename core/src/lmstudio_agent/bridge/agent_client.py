@@ -1,0 +1,356 @@
+"""The agent side of the AI Bridge: connect out to a hub, register, and serve its tasks until cancelled.
+
+The runner is any async callable ``(instruction, tool_names) -> list[AgentMessage]`` that raises AgentError on
+failure (``LMStudioAgent.connect_to_bridge()`` passes its own ``aact``). The first connection must succeed:
+an unreachable hub raises :class:`~lmstudio_agent.errors.BridgeConnectionError` (a ``ConnectionError`` with
+CONNECTION_FAILED) and a refused token or agent_id raises :class:`BridgeRefusedError`. After that a lost
+connection is retried with capped exponential backoff and jitter, and the agent registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+from pydantic import TypeAdapter, ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from ..errors import AgentError, BridgeConnectionError, ErrorCode
+from ..messages import AgentMessage
+from .protocol import (
+    DEFAULT_BRIDGE_URL,
+    HARD_LIMIT_FACTOR,
+    MAX_FRAME_BYTES,
+    ErrorMessage,
+    HeartbeatAckMessage,
+    HeartbeatMessage,
+    RegisterData,
+    RegisterMessage,
+    RegistrationErrorMessage,
+    RegistrationSuccessMessage,
+    TaskCancelMessage,
+    TaskExecuteMessage,
+    TaskResultData,
+    TaskResultMessage,
+    encode,
+    error_frame,
+    frame_size,
+    parse_frame,
+)
+
+logger = logging.getLogger("lmstudio_agent.bridge.agent")
+
+Runner = Callable[[str, list[str]], Awaitable[Sequence[AgentMessage]]]
+_TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
+
+
+class BridgeRefusedError(AgentError, ConnectionError):
+    """The hub refused this agent: a bad token (UNAUTHORIZED/FORBIDDEN), an agent_id already connected
+    (FORBIDDEN) or an invalid registration (INVALID_REQUEST). Retrying would not help, so it is raised."""
+
+
+class _Retry(Exception):
+    """This connection is over; connect again after a backoff."""
+
+
+class BridgeAgent:
+    """One agent's session with a hub. :meth:`run` serves until cancelled; see the module docstring."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        bridge_url: str = DEFAULT_BRIDGE_URL,
+        agent_id: str,
+        token: str,
+        model: str,
+        capabilities: Iterable[str] = (),
+        tools: Iterable[str] = (),
+        side_effect_tools: Iterable[str] = (),
+        max_concurrency: int = 1,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+    ) -> None:
+        self.runner = runner
+        self.bridge_url = bridge_url
+        self.token = token
+        self.registration = RegisterData(
+            agent_id=agent_id,
+            capabilities=list(capabilities),
+            model=model,
+            tools=list(dict.fromkeys(tools)),
+            side_effect_tools=list(dict.fromkeys(side_effect_tools)),
+            max_concurrency=max_concurrency,
+        )
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.max_frame_bytes = max_frame_bytes
+        self.registered = asyncio.Event()  # set while registered with a hub
+        self.registrations = 0  # how many times it has registered (1 + reconnects)
+        self.tasks_done = 0
+        self.connection: ClientConnection | None = None  # the live connection, while there is one
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def agent_id(self) -> str:
+        return self.registration.agent_id
+
+    @property
+    def tools(self) -> frozenset[str]:
+        return frozenset(self.registration.tools)
+
+    async def run(self) -> None:
+        """Connect, register and serve; reconnect on loss. Returns only by cancellation or a raised refusal."""
+        conn = await self._open(first=True)
+        failures = 0
+        while True:
+            self.connection = conn
+            try:
+                await self._serve(conn)
+            except _Retry as exc:
+                logger.warning("agent %s: %s; reconnecting", self.agent_id, exc)
+            finally:
+                self.registered.clear()
+                self.connection = None
+                await self._stop_running()
+                await conn.close()
+            while True:
+                delay = self._backoff(failures)
+                failures += 1
+                await asyncio.sleep(delay)
+                try:
+                    conn = await self._open(first=False)
+                    failures = 0
+                    break
+                except _Retry as exc:
+                    logger.warning("agent %s: %s; retrying", self.agent_id, exc)
+
+    # ------------------------------------------------------------------------------------- connecting
+
+    async def _open(self, *, first: bool) -> ClientConnection:
+        """Connect and register. The first time, failures raise; later ones raise :class:`_Retry`."""
+        try:
+            conn = await connect(
+                self.bridge_url,
+                additional_headers={"Authorization": f"Bearer {self.token}"},
+                open_timeout=self.open_timeout,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                max_size=self.max_frame_bytes * HARD_LIMIT_FACTOR,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            refusal = _refusal(exc)
+            if refusal is not None:
+                raise refusal from None
+            return self._connect_failed(first, f"the hub answered HTTP {exc.response.status_code}")
+        except InvalidURI as exc:
+            raise BridgeConnectionError(f"Invalid AI Bridge URL {self.bridge_url!r}: {exc}") from None
+        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+            return self._connect_failed(first, _describe(exc))
+        try:
+            await self._register(conn, first=first)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    def _connect_failed(self, first: bool, why: str) -> ClientConnection:
+        if first:
+            raise BridgeConnectionError(f"AI Bridge at {self.bridge_url} is not reachable: {why}")
+        raise _Retry(f"AI Bridge at {self.bridge_url} is not reachable: {why}")
+
+    async def _register(self, conn: ClientConnection, *, first: bool) -> None:
+        await conn.send(encode(RegisterMessage(data=self.registration)))
+        try:
+            async with asyncio.timeout(self.open_timeout):
+                while True:
+                    msg = self._parse(await conn.recv())
+                    if isinstance(msg, RegistrationSuccessMessage):
+                        break
+                    if isinstance(msg, RegistrationErrorMessage):
+                        refusal = BridgeRefusedError(msg.data.code, f"The hub refused agent {self.agent_id!r}: {msg.data.error}")
+                        # A dropped connection can outlive its agent on the hub until the hub's keepalive
+                        # notices; on a reconnect the id clash is that, so it is worth waiting out.
+                        if not first and msg.data.code is ErrorCode.FORBIDDEN and "already connected" in msg.data.error:
+                            raise _Retry(refusal.message)
+                        raise refusal
+                    if isinstance(msg, ErrorMessage):
+                        logger.warning("agent %s: hub error while registering: %s", self.agent_id, msg.data.error)
+        except TimeoutError:
+            self._connect_failed(first, f"no answer to agent:register within {self.open_timeout:g}s")
+        except ConnectionClosed as exc:
+            self._connect_failed(first, f"connection closed while registering ({_describe(exc)})")
+        self.registrations += 1
+        self.registered.set()
+        logger.info("agent %s registered with %s", self.agent_id, self.bridge_url)
+
+    def _backoff(self, failures: int) -> float:
+        """Capped exponential backoff with jitter: half fixed, half random, so a crowd of agents spreads out."""
+        ceiling = min(self.backoff_max, self.backoff_initial * (2**failures))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    # -------------------------------------------------------------------------------------- serving
+
+    async def _serve(self, conn: ClientConnection) -> None:
+        try:
+            async for raw in conn:
+                msg = self._parse(raw)
+                if isinstance(msg, TaskExecuteMessage):
+                    await self._start_task(conn, msg)
+                elif isinstance(msg, TaskCancelMessage):
+                    running = self._running.get(msg.data.task_id)
+                    if running is not None:
+                        logger.info("agent %s: task %s cancelled by the hub (%s)", self.agent_id, msg.data.task_id, msg.data.reason)
+                        running.cancel()
+                elif isinstance(msg, HeartbeatMessage):
+                    await conn.send(encode(HeartbeatAckMessage(data=msg.data)))
+                elif isinstance(msg, ErrorMessage):
+                    logger.warning("agent %s: hub reported %s: %s", self.agent_id, msg.data.code.value, msg.data.error)
+                elif isinstance(msg, (HeartbeatAckMessage, RegistrationSuccessMessage)):
+                    pass
+                elif msg is not None:
+                    await conn.send(
+                        error_frame(ErrorCode.INVALID_REQUEST, f"Unexpected {msg.type!r} from the hub", message_type=msg.type)
+                    )
+        except ConnectionClosed as exc:
+            raise _Retry(f"connection lost ({_describe(exc)})") from None
+        raise _Retry(f"the hub closed the connection ({_close_info(conn)})")
+
+    def _parse(self, raw: str | bytes) -> Any:
+        try:
+            return parse_frame(raw, max_bytes=self.max_frame_bytes)
+        except AgentError as exc:
+            # Never answer an error with an error: two peers could otherwise ping-pong forever.
+            logger.warning("agent %s: bad frame from the hub: %s", self.agent_id, exc.message)
+            return None
+
+    async def _start_task(self, conn: ClientConnection, msg: TaskExecuteMessage) -> None:
+        data = msg.data
+        if data.task_id in self._running:
+            logger.warning("agent %s: task %s is already running; ignoring the repeat", self.agent_id, data.task_id)
+            return
+        unknown = [name for name in data.tools if name not in self.tools]
+        if unknown:
+            registered = ", ".join(sorted(self.tools)) or "none"
+            error = AgentError(
+                ErrorCode.UNKNOWN_TOOL,
+                f"Tool(s) {', '.join(unknown)} not registered on agent {self.agent_id!r} (registered: {registered})",
+            )
+            await self._send_result(conn, _error_result(data.task_id, error))
+            return
+        running = asyncio.get_running_loop().create_task(self._run_task(conn, data.task_id, data.instruction, list(data.tools)))
+        self._running[data.task_id] = running
+        running.add_done_callback(lambda _t, task_id=data.task_id: self._running.pop(task_id, None))
+
+    async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str]) -> None:
+        async with self._slots:
+            try:
+                transcript = _TRANSCRIPT.validate_python(list(await self.runner(instruction, tools)))
+                result = TaskResultData(task_id=task_id, status="success", result=transcript)
+            except AgentError as exc:
+                result = _error_result(task_id, exc)
+            except ValidationError as exc:
+                logger.error("agent %s: the runner returned a malformed transcript: %s", self.agent_id, exc)
+                result = _error_result(task_id, AgentError(ErrorCode.MODEL_OUTPUT_INVALID, "The agent produced a malformed transcript"))
+            except Exception:
+                logger.exception("agent %s: task %s failed unexpectedly", self.agent_id, task_id)
+                result = _error_result(task_id, AgentError(ErrorCode.INTERNAL_ERROR, "Internal error in the agent"))
+        text = encode(TaskResultMessage(data=result))
+        if frame_size(text) > self.max_frame_bytes:
+            error = AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"The result exceeds the bridge's frame limit of {self.max_frame_bytes} bytes")
+            text = encode(TaskResultMessage(data=_error_result(task_id, error)))
+        await self._send_text(conn, text)
+        self.tasks_done += 1
+
+    async def _send_result(self, conn: ClientConnection, result: TaskResultData) -> None:
+        await self._send_text(conn, encode(TaskResultMessage(data=result)))
+
+    async def _send_text(self, conn: ClientConnection, text: str) -> None:
+        try:
+            await conn.send(text)
+        except ConnectionClosed:
+            pass  # the hub requeues what a lost connection held
+
+    async def _stop_running(self) -> None:
+        """A lost connection cancels its tasks: the hub has requeued them already."""
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+
+async def serve_agent(
+    runner: Runner,
+    *,
+    bridge_url: str = DEFAULT_BRIDGE_URL,
+    agent_id: str,
+    token: str,
+    model: str,
+    capabilities: Iterable[str] = (),
+    tools: Iterable[str] = (),
+    side_effect_tools: Iterable[str] = (),
+    max_concurrency: int = 1,
+    **options: Any,
+) -> None:
+    """Serve ``runner`` as agent ``agent_id`` of the hub at ``bridge_url`` until cancelled.
+
+    ``options`` are :class:`BridgeAgent`'s (timeouts, backoff, frame limit). Raises BridgeConnectionError when
+    the first connection fails and BridgeRefusedError when the hub refuses the token or the agent_id.
+    """
+    agent = BridgeAgent(
+        runner,
+        bridge_url=bridge_url,
+        agent_id=agent_id,
+        token=token,
+        model=model,
+        capabilities=capabilities,
+        tools=tools,
+        side_effect_tools=side_effect_tools,
+        max_concurrency=max_concurrency,
+        **options,
+    )
+    await agent.run()
+
+
+def _error_result(task_id: str, error: AgentError) -> TaskResultData:
+    return TaskResultData(task_id=task_id, status="error", error=error.message, code=error.code.value)
+
+
+def _refusal(exc: InvalidStatus) -> BridgeRefusedError | None:
+    status = exc.response.status_code
+    if status not in (401, 403):
+        return None
+    code = ErrorCode.UNAUTHORIZED if status == 401 else ErrorCode.FORBIDDEN
+    message = "the hub refused the token"
+    try:
+        body = json.loads(exc.response.body or b"{}")
+        message = str(body.get("error") or message)
+        code = ErrorCode(body.get("code", code))
+    except (ValueError, AttributeError):
+        pass
+    return BridgeRefusedError(code, f"AI Bridge refused the connection: {message}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
+def _close_info(conn: ClientConnection) -> str:
+    if conn.close_code is None:
+        return "no close code"
+    return f"code {conn.close_code}" + (f": {conn.close_reason}" if conn.close_reason else "")

@@ -1,0 +1,232 @@
+"""The hub's HTTP side: ``GET /health`` and ``POST /execute`` of the shared contract, dispatched to agents.
+
+websockets reads only the head of an HTTP request (its ``process_request`` hook never sees a body), so
+``POST /execute`` gets its own listener: uvicorn (the standard ASGI server) running a bare ASGI callable.
+Everything a request means (auth, body limits, validation, the cache, the error shapes) is
+:func:`lmstudio_agent.contract.handle_request`; this module only moves bytes and adds ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any, Awaitable, Callable, Iterator, MutableMapping
+
+import uvicorn
+
+from ..cache import CacheStore
+from ..contract import ExecuteOptions, HttpResponse, ToolSelection, error_response, handle_request
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode
+from ..messages import AgentMessage
+from .hub import BridgeHub
+
+logger = logging.getLogger("lmstudio_agent.bridge.http")
+
+DEFAULT_HTTP_PORT = 65029
+BODY_READ_TIMEOUT = 10.0
+_RETRYABLE = {ErrorCode.HUB_BUSY.value, ErrorCode.NO_AGENT_AVAILABLE.value}
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class HubBackend:
+    """:class:`lmstudio_agent.contract.ExecuteBackend` over a hub: the tools are those agents registered."""
+
+    def __init__(self, hub: BridgeHub) -> None:
+        self.hub = hub
+
+    @property
+    def default_model(self) -> str:
+        return self.hub.default_model
+
+    def cache_scope(self) -> str:
+        return "bridge-hub"
+
+    def select_tools(self, names: list[str]) -> ToolSelection:
+        if not self.hub.agents():
+            raise AgentError(ErrorCode.NO_AGENT_AVAILABLE, "No agent is connected to the hub")
+        names = list(dict.fromkeys(names))
+        unknown = [name for name in names if name not in self.hub.known_tools]
+        if unknown:
+            offered = ", ".join(sorted(self.hub.connected_tools())) or "none"
+            raise AgentError(
+                ErrorCode.UNKNOWN_TOOL, f"Unknown tool(s): {', '.join(unknown)}; the connected agents offer: {offered}"
+            )
+        return ToolSelection(tuple(names), self.hub.has_side_effects(names))
+
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
+        return await self.hub.submit(instruction, tools.names, model, deadline)
+
+
+class HubHttpApp:
+    """A bare ASGI app: the request's method, path, headers and body go to ``handle_request``."""
+
+    def __init__(
+        self,
+        hub: BridgeHub,
+        *,
+        api_key: str | None,
+        cache: CacheStore | None = None,
+        options: ExecuteOptions | None = None,
+    ) -> None:
+        self.backend = HubBackend(hub)
+        self.hub = hub
+        self.api_key = api_key
+        self.cache = cache
+        self.options = options or ExecuteOptions()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        try:
+            body = await asyncio.wait_for(_read_body(receive, self.options.max_body_bytes), BODY_READ_TIMEOUT)
+        except TimeoutError:
+            response = error_response(ErrorCode.INVALID_REQUEST, f"Request body not received within {BODY_READ_TIMEOUT:g}s")
+        except _Disconnected:
+            return
+        else:
+            response = await self._respond(scope, headers, body, receive)
+            if response is None:
+                return
+        await _send_response(send, response, head=scope["method"] == "HEAD")
+
+    async def _respond(self, scope: Scope, headers: dict[str, str], body: bytes, receive: Receive) -> HttpResponse | None:
+        """The contract's answer, or None when the client went away first (its task is then cancelled)."""
+        handling = asyncio.ensure_future(
+            handle_request(
+                scope["method"],
+                scope["path"],
+                headers,
+                body,
+                backend=self.backend,
+                api_key=self.api_key,
+                cache=self.cache,
+                options=self.options,
+            )
+        )
+        watching = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait({handling, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+        if not handling.done():
+            logger.info("client left before %s %s finished; cancelling its task", scope["method"], scope["path"])
+            handling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handling
+            return None
+        response = handling.result()
+        if response.body.get("code") in _RETRYABLE:
+            response.headers["Retry-After"] = str(self.hub.retry_after_seconds)
+        return response
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The body, cut off just past ``limit`` (the contract then answers PAYLOAD_TOO_LARGE)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected()
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_response(send: Send, response: HttpResponse, *, head: bool) -> None:
+    payload = b"" if response.status == 204 or head else response.json().encode()
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.all_headers().items()]
+    headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the process that embeds the hub owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HubHttpServer:
+    """The HTTP listener of a hub: ``await start(host, port)`` (port 0: any free port), ``await stop()``."""
+
+    def __init__(self, app: HubHttpApp) -> None:
+        self.app = app
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, reuse_port=False)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = _EmbeddedServer(config)
+        self._serving = asyncio.ensure_future(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._serving.done():
+                self._serving.result()  # raises what stopped it
+                raise RuntimeError("the hub's HTTP listener stopped during startup")
+            await asyncio.sleep(0.01)
+        logger.info("bridge hub HTTP API on http://%s:%s", host, self.port)
+
+    @property
+    def port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError("the HTTP listener is not started")
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        if self._server is None or self._serving is None:
+            return
+        self._server.should_exit = True
+        await self._serving
+        self._server = None
+        self._serving = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

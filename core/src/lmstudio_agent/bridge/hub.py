@@ -1,0 +1,656 @@
+"""The AI Bridge hub: a WebSocket server that agents connect out to, and the dispatcher of their tasks.
+
+Agents authenticate in the handshake (``Authorization: Bearer <token>``), register once per connection, and
+receive ``task:execute`` frames. :meth:`BridgeHub.submit` is the one way in for work (the HTTP ``/execute``
+route and the benchmark use it): it picks a connected agent that has the model and tools, waits for its
+``task:result``, and requeues the task to another agent when its agent disconnects, stops answering
+keepalive pings or exceeds the attempt timeout. Delivery to agents is at least once; the answer to the
+caller is exactly once: the first result for a ``task_id`` wins and later ones are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from ..contract import authorize
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode
+from ..messages import AgentMessage
+from .protocol import (
+    FROM_AGENT,
+    HARD_LIMIT_FACTOR,
+    MAX_FRAME_BYTES,
+    ErrorMessage,
+    HeartbeatAckMessage,
+    HeartbeatMessage,
+    RegisterData,
+    RegisterMessage,
+    RegistrationErrorData,
+    RegistrationErrorMessage,
+    RegistrationSuccessData,
+    RegistrationSuccessMessage,
+    TaskCancelData,
+    TaskCancelMessage,
+    TaskExecuteData,
+    TaskExecuteMessage,
+    TaskResultMessage,
+    encode,
+    error_frame,
+    parse_frame,
+)
+
+logger = logging.getLogger("lmstudio_agent.bridge.hub")
+
+# The codes an agent may report for a failed task. Anything else (an auth or hub code, or a code this
+# version does not know) reaches the client as UPSTREAM_ERROR, so an agent cannot impersonate the hub.
+AGENT_CODES = frozenset(
+    {
+        ErrorCode.MODEL_NOT_LOADED,
+        ErrorCode.CONNECTION_FAILED,
+        ErrorCode.INVALID_INSTRUCTION,
+        ErrorCode.TOOL_EXECUTION_FAILED,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.UNKNOWN_TOOL,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.UPSTREAM_TIMEOUT,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.MODEL_OUTPUT_INVALID,
+        ErrorCode.INTERNAL_ERROR,
+    }
+)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """A snapshot of one registered agent."""
+
+    agent_id: str
+    model: str
+    capabilities: tuple[str, ...]
+    tools: tuple[str, ...]
+    max_concurrency: int
+    active: int
+
+
+@dataclass
+class HubStats:
+    """Counters since start (tests and the benchmark read them)."""
+
+    submitted: int = 0
+    completed: int = 0
+    failed: int = 0
+    requeued: int = 0
+    duplicates_dropped: int = 0
+    rejected_busy: int = 0
+    rejected_no_agent: int = 0
+    protocol_errors: int = 0
+
+
+@dataclass(eq=False)
+class _Agent:
+    agent_id: str
+    conn: ServerConnection
+    model: str
+    capabilities: tuple[str, ...]
+    tools: frozenset[str]
+    side_effect_tools: frozenset[str]
+    max_concurrency: int
+    active: dict[str, "_Task"] = field(default_factory=dict)
+
+    def can_run(self, tools: tuple[str, ...], model: str) -> bool:
+        return (not model or model == self.model) and self.tools.issuperset(tools)
+
+    @property
+    def free(self) -> int:
+        return self.max_concurrency - len(self.active)
+
+
+@dataclass(eq=False)
+class _Task:
+    task_id: str
+    instruction: str
+    tools: tuple[str, ...]
+    model: str
+    future: asyncio.Future[list[AgentMessage]]
+    deadline: Deadline
+    attempts: int = 0
+    agent: _Agent | None = None
+    queued: bool = False
+    tried: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    timed_out: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+
+class BridgeHub:
+    """The hub. ``token`` is the secret agents present; without one the hub refuses to start.
+
+    ``task_timeout`` bounds one attempt on one agent, ``max_attempts`` the attempts of a task, and the
+    caller's :class:`Deadline` (``default_deadline`` when none) the whole task, queueing included. An agent
+    runs at most ``min(its max_concurrency, max_agent_concurrency)`` tasks at once; beyond that tasks wait in
+    a queue of ``max_queue``, and a full queue is refused at once with HUB_BUSY.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        default_model: str = "",
+        max_attempts: int = 3,
+        task_timeout: float = 60.0,
+        default_deadline: float = 60.0,
+        max_queue: int = 256,
+        max_agent_concurrency: int = 64,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        register_timeout: float = 10.0,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        retry_after_seconds: int = 1,
+        remember_finished: int = 10_000,
+    ) -> None:
+        if not token:
+            raise ValueError("the bridge hub needs a token for its agents (BRIDGE_TOKEN)")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._token = token
+        self.default_model = default_model
+        self.max_attempts = max_attempts
+        self.task_timeout = task_timeout
+        self.default_deadline = default_deadline
+        self.max_queue = max_queue
+        self.max_agent_concurrency = max_agent_concurrency
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.register_timeout = register_timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.retry_after_seconds = retry_after_seconds
+        self.stats = HubStats()
+        self._remember = remember_finished
+        self._agents: dict[str, _Agent] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._queue: deque[_Task] = deque()
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._known_tools: set[str] = set()
+        self._known_side_effect_tools: set[str] = set()
+        self._sends: set[asyncio.Task[None]] = set()
+        self._server: Server | None = None
+        self._serving = False
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 65028) -> None:
+        """Listen for agents on ``host:port`` (port 0: any free port, see :attr:`port`)."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._authorize,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            max_size=self.max_frame_bytes * HARD_LIMIT_FACTOR,
+            compression=None,  # small JSON frames on a LAN or loopback: deflate costs more than it saves
+            open_timeout=10,
+            close_timeout=5,
+        )
+        self._serving = True
+        logger.info("bridge hub listening on ws://%s:%s", host, self.port)
+
+    async def stop(self) -> None:
+        """Fail what is pending (NO_AGENT_AVAILABLE: the hub is going away), close every connection."""
+        self._serving = False
+        for task in list(self._tasks.values()):
+            self._fail(task, AgentError(ErrorCode.NO_AGENT_AVAILABLE, "The bridge hub is shutting down"))
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        for send in list(self._sends):
+            send.cancel()
+        logger.info("bridge hub stopped")
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the hub is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def serving(self) -> bool:
+        return self._serving
+
+    # ----------------------------------------------------------------------------------- inspection
+
+    def agents(self) -> list[AgentInfo]:
+        return [
+            AgentInfo(a.agent_id, a.model, a.capabilities, tuple(sorted(a.tools)), a.max_concurrency, len(a.active))
+            for a in self._agents.values()
+        ]
+
+    @property
+    def known_tools(self) -> frozenset[str]:
+        """Every tool an agent has registered since the hub started (connected or not)."""
+        return frozenset(self._known_tools)
+
+    def connected_tools(self) -> frozenset[str]:
+        return frozenset().union(*(a.tools for a in self._agents.values()))
+
+    def has_side_effects(self, tools: Iterable[str]) -> bool:
+        """Whether any of ``tools`` (none named: any tool at all) is marked as having side effects by an agent."""
+        names = set(tools)
+        return bool(self._known_side_effect_tools & names) if names else bool(self._known_side_effect_tools)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # ---------------------------------------------------------------------------------------- submit
+
+    async def submit(
+        self,
+        instruction: str,
+        tools: Iterable[str] = (),
+        model: str | None = None,
+        deadline: Deadline | None = None,
+    ) -> list[AgentMessage]:
+        """Run ``instruction`` on a connected agent that has ``model`` (any, if empty) and every tool named.
+
+        Raises AgentError: NO_AGENT_AVAILABLE when no such agent is connected, HUB_BUSY when they are all at
+        their limit and the queue is full (or stayed so until the deadline), UPSTREAM_TIMEOUT/UPSTREAM_ERROR
+        when the attempts ran out, or the code the agent reported.
+        """
+        if not self._serving:
+            raise AgentError(ErrorCode.NO_AGENT_AVAILABLE, "The bridge hub is not running")
+        names = tuple(dict.fromkeys(tools))
+        model = model or self.default_model
+        deadline = deadline or Deadline(self.default_deadline)
+        if not any(agent.can_run(names, model) for agent in self._agents.values()):
+            self.stats.rejected_no_agent += 1
+            raise AgentError(
+                ErrorCode.NO_AGENT_AVAILABLE,
+                self._no_agent_message(names, model),
+                details={"retry_after": self.retry_after_seconds},
+            )
+        loop = asyncio.get_running_loop()
+        task = _Task(uuid.uuid4().hex, instruction, names, model, loop.create_future(), deadline)
+        agent = self._pick(task)
+        if agent is None and len(self._queue) >= self.max_queue:
+            self.stats.rejected_busy += 1
+            raise AgentError(
+                ErrorCode.HUB_BUSY,
+                f"Every agent that can run this task is at its concurrency limit and the hub's queue is full "
+                f"({self.max_queue} waiting); retry after {self.retry_after_seconds}s",
+                details={"retry_after": self.retry_after_seconds},
+            )
+        self.stats.submitted += 1
+        self._tasks[task.task_id] = task
+        if agent is not None:
+            self._assign(task, agent)
+        else:
+            task.queued = True
+            self._queue.append(task)
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                return await task.future
+        except TimeoutError:
+            raise self._deadline_error(task) from None
+        finally:
+            self._finish(task)
+
+    # -------------------------------------------------------------------------------------- dispatch
+
+    def _pick(self, task: _Task) -> _Agent | None:
+        """The least loaded agent that can run the task and has a free slot, preferring untried agents."""
+        best: _Agent | None = None
+        best_key: tuple[bool, int] | None = None
+        for agent in self._agents.values():
+            if agent.free <= 0 or not agent.can_run(task.tools, task.model):
+                continue
+            key = (agent.agent_id not in task.tried, agent.free)
+            if best_key is None or key > best_key:
+                best, best_key = agent, key
+        return best
+
+    def _assign(self, task: _Task, agent: _Agent) -> None:
+        task.attempts += 1
+        task.agent = agent
+        task.queued = False
+        task.tried.add(agent.agent_id)
+        agent.active[task.task_id] = task
+        timeout = self.task_timeout
+        left = task.deadline.remaining()
+        if left is not None:
+            timeout = min(timeout, left)
+        loop = asyncio.get_running_loop()
+        task.timer = loop.call_later(timeout, self._on_attempt_timeout, task, agent, task.attempts, timeout)
+        frame = TaskExecuteMessage(
+            data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools))
+        )
+        self._send_soon(agent, encode(frame))
+
+    def _release(self, task: _Task, *, cancel: str | None = None) -> None:
+        """Take the task off its agent (telling the agent to stop when ``cancel`` gives a reason)."""
+        agent = task.agent
+        if task.timer is not None:
+            task.timer.cancel()
+            task.timer = None
+        if agent is None:
+            return
+        task.agent = None
+        agent.active.pop(task.task_id, None)
+        if cancel is not None:
+            self._send_soon(agent, encode(TaskCancelMessage(data=TaskCancelData(task_id=task.task_id, reason=cancel))))
+
+    def _retry(self, task: _Task, reason: str, *, timed_out: bool = False) -> None:
+        """A failed attempt: dispatch again (another agent first) or, when attempts are spent, fail."""
+        task.failures.append(reason)
+        task.timed_out = timed_out
+        if task.future.done():
+            return
+        if task.attempts >= self.max_attempts or task.deadline.expired or not self._serving:
+            code = ErrorCode.UPSTREAM_TIMEOUT if timed_out else ErrorCode.UPSTREAM_ERROR
+            self._fail(
+                task,
+                AgentError(code, f"No agent finished the task after {task.attempts} attempt(s): {'; '.join(task.failures)}"),
+            )
+            return
+        self.stats.requeued += 1
+        agent = self._pick(task)
+        if agent is not None:
+            self._assign(task, agent)
+        else:
+            task.queued = True
+            self._queue.appendleft(task)  # it is older than anything queued behind it
+
+    def _drain(self) -> None:
+        """Dispatch queued tasks, oldest first, while agents have free slots."""
+        if not self._queue:
+            return
+        waiting: deque[_Task] = deque()
+        while self._queue:
+            if not any(agent.free > 0 for agent in self._agents.values()):
+                break
+            task = self._queue.popleft()
+            if task.future.done():
+                task.queued = False
+                continue
+            agent = self._pick(task)
+            if agent is None:
+                waiting.append(task)
+            else:
+                self._assign(task, agent)
+        waiting.extend(self._queue)
+        self._queue = waiting
+
+    def _fail(self, task: _Task, error: AgentError) -> None:
+        if not task.future.done():
+            self.stats.failed += 1
+            task.future.set_exception(error)
+
+    def _finish(self, task: _Task) -> None:
+        """The caller has its answer (or gave up): forget the task, free its slot, remember its id."""
+        self._tasks.pop(task.task_id, None)
+        if task.queued:
+            task.queued = False
+            try:
+                self._queue.remove(task)
+            except ValueError:
+                pass
+        if task.agent is not None:
+            self._release(task, cancel="the caller stopped waiting")
+            self._drain()
+        elif task.timer is not None:
+            task.timer.cancel()
+        self._finished[task.task_id] = None
+        while len(self._finished) > self._remember:
+            self._finished.popitem(last=False)
+
+    def _on_attempt_timeout(self, task: _Task, agent: _Agent, attempt: int, seconds: float) -> None:
+        if task.future.done() or task.agent is not agent or task.attempts != attempt:
+            return
+        task.timer = None
+        logger.warning("agent %s gave no result for task %s within %.3gs; requeueing", agent.agent_id, task.task_id, seconds)
+        self._release(task, cancel=f"no result within {seconds:g}s")
+        self._retry(task, f"agent {agent.agent_id!r} gave no result within {seconds:g}s", timed_out=True)
+        self._drain()
+
+    def _deadline_error(self, task: _Task) -> AgentError:
+        seconds = task.deadline.seconds or 0.0
+        if task.agent is not None:
+            return AgentError(
+                ErrorCode.UPSTREAM_TIMEOUT,
+                f"Agent {task.agent.agent_id!r} did not finish the task within the deadline of {seconds:g}s",
+            )
+        if any(agent.can_run(task.tools, task.model) for agent in self._agents.values()):
+            self.stats.rejected_busy += 1
+            return AgentError(
+                ErrorCode.HUB_BUSY,
+                f"Every agent that can run this task stayed at its concurrency limit for {seconds:g}s",
+                details={"retry_after": self.retry_after_seconds},
+            )
+        self.stats.rejected_no_agent += 1
+        why = f" (after: {'; '.join(task.failures)})" if task.failures else ""
+        return AgentError(
+            ErrorCode.NO_AGENT_AVAILABLE,
+            f"{self._no_agent_message(task.tools, task.model)} within the deadline of {seconds:g}s{why}",
+            details={"retry_after": self.retry_after_seconds},
+        )
+
+    def _no_agent_message(self, tools: tuple[str, ...], model: str) -> str:
+        wants = f"model {model!r}" if model else "any model"
+        if tools:
+            wants += f" and tools {', '.join(tools)}"
+        return f"No connected agent has {wants} ({len(self._agents)} agent(s) connected)"
+
+    # ------------------------------------------------------------------------------------ connection
+
+    def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The handshake check: the shared contract's constant-time key check, with its 401/403 bodies."""
+        refused = authorize(request.headers, self._token)
+        if refused is None:
+            return None
+        logger.warning("refused an agent connection from %s: %s", connection.remote_address, refused.body["code"])
+        response = connection.respond(refused.status, refused.json())
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        for name, value in refused.headers.items():
+            response.headers[name] = value
+        return response
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        agent = await self._register(conn)
+        if agent is None:
+            return
+        try:
+            await conn.send(encode(RegistrationSuccessMessage(data=RegistrationSuccessData(agent_id=agent.agent_id))))
+            self._drain()
+            async for raw in conn:
+                reply = self._on_frame(agent, raw)
+                if reply is not None:
+                    await conn.send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._on_disconnect(agent, conn)
+
+    async def _register(self, conn: ServerConnection) -> _Agent | None:
+        """Wait for a valid ``agent:register``; answer bad frames with errors until ``register_timeout``."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.register_timeout
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(give_up_at):
+                        raw = await conn.recv()
+                except TimeoutError:
+                    message = f"No agent:register within {self.register_timeout:g}s"
+                    await conn.send(_registration_error(None, ErrorCode.INVALID_REQUEST, message))
+                    await conn.close(CloseCode.POLICY_VIOLATION, "registration timeout")
+                    return None
+                try:
+                    msg = parse_frame(raw, max_bytes=self.max_frame_bytes)
+                except AgentError as exc:
+                    self.stats.protocol_errors += 1
+                    logger.warning("bad frame before registration from %s: %s", conn.remote_address, exc.message)
+                    if exc.details.get("type") == "agent:register":
+                        await conn.send(_registration_error(None, exc.code, exc.message))
+                    else:
+                        await conn.send(error_frame(exc.code, exc.message, message_type=exc.details.get("type")))
+                    continue
+                if not isinstance(msg, RegisterMessage):
+                    self.stats.protocol_errors += 1
+                    await conn.send(
+                        error_frame(
+                            ErrorCode.INVALID_REQUEST,
+                            f"Register first: the first message must be agent:register, not {msg.type}",
+                            message_type=msg.type,
+                        )
+                    )
+                    continue
+                return await self._admit(conn, msg.data)
+        except ConnectionClosed:
+            return None
+
+    async def _admit(self, conn: ServerConnection, data: RegisterData) -> _Agent | None:
+        if not self._serving:
+            await conn.send(_registration_error(data.agent_id, ErrorCode.NO_AGENT_AVAILABLE, "The hub is shutting down"))
+            await conn.close(CloseCode.GOING_AWAY, "hub shutting down")
+            return None
+        if data.agent_id in self._agents:
+            logger.warning("refused a second connection for agent_id %r from %s", data.agent_id, conn.remote_address)
+            message = f"agent_id {data.agent_id!r} is already connected to this hub from another connection"
+            await conn.send(_registration_error(data.agent_id, ErrorCode.FORBIDDEN, message))
+            await conn.close(CloseCode.POLICY_VIOLATION, "agent_id in use")
+            return None
+        agent = _Agent(
+            agent_id=data.agent_id,
+            conn=conn,
+            model=data.model,
+            capabilities=tuple(data.capabilities),
+            tools=frozenset(data.tools),
+            side_effect_tools=frozenset(data.side_effect_tools),
+            max_concurrency=min(data.max_concurrency, self.max_agent_concurrency),
+        )
+        self._agents[agent.agent_id] = agent
+        self._known_tools.update(agent.tools)
+        self._known_side_effect_tools.update(agent.side_effect_tools)
+        logger.info(
+            "agent %s registered from %s: model %s, %d tool(s), concurrency %d",
+            agent.agent_id, conn.remote_address, agent.model, len(agent.tools), agent.max_concurrency,
+        )
+        return agent
+
+    def _on_disconnect(self, agent: _Agent, conn: ServerConnection) -> None:
+        if self._agents.get(agent.agent_id) is agent:
+            del self._agents[agent.agent_id]
+        reason = f"code {conn.close_code}" if conn.close_code is not None else "connection lost"
+        if conn.close_reason:
+            reason += f": {conn.close_reason}"
+        logger.info("agent %s disconnected (%s); %d task(s) to requeue", agent.agent_id, reason, len(agent.active))
+        for task in list(agent.active.values()):
+            self._release(task)
+            self._retry(task, f"agent {agent.agent_id!r} disconnected ({reason})")
+        self._drain()
+
+    def _on_frame(self, agent: _Agent, raw: str | bytes) -> str | None:
+        """Handle one frame from a registered agent; the returned text, if any, is sent back to it."""
+        try:
+            msg = parse_frame(raw, max_bytes=self.max_frame_bytes)
+        except AgentError as exc:
+            self.stats.protocol_errors += 1
+            kind, task_id = exc.details.get("type"), exc.details.get("task_id")
+            logger.warning("agent %s sent a bad frame: %s", agent.agent_id, exc.message)
+            task = self._tasks.get(task_id) if kind == "task:result" and task_id else None
+            if task is not None and task.agent is agent:
+                self._release(task)
+                self._retry(task, f"agent {agent.agent_id!r} sent an invalid result")
+                self._drain()
+            return error_frame(exc.code, exc.message, task_id=task_id, message_type=kind)
+        if isinstance(msg, TaskResultMessage):
+            return self._on_result(agent, msg)
+        if isinstance(msg, HeartbeatMessage):
+            return encode(HeartbeatAckMessage(data=msg.data))
+        if isinstance(msg, HeartbeatAckMessage):
+            return None
+        if isinstance(msg, ErrorMessage):
+            logger.warning("agent %s reported a protocol error: %s %s", agent.agent_id, msg.data.code.value, msg.data.error)
+            return None
+        self.stats.protocol_errors += 1
+        if isinstance(msg, RegisterMessage):
+            text = f"This connection is already registered as {agent.agent_id!r}"
+        else:
+            assert msg.type not in FROM_AGENT
+            text = f"Message type {msg.type!r} is sent by the hub, not by an agent"
+        logger.warning("agent %s: %s", agent.agent_id, text)
+        return error_frame(ErrorCode.INVALID_REQUEST, text, message_type=msg.type)
+
+    def _on_result(self, agent: _Agent, msg: TaskResultMessage) -> str | None:
+        data = msg.data
+        task = self._tasks.get(data.task_id)
+        if task is None and data.task_id in self._finished:
+            self.stats.duplicates_dropped += 1
+            logger.debug("dropped a late result for finished task %s from %s", data.task_id, agent.agent_id)
+            return None
+        if task is None or agent.agent_id not in task.tried:
+            self.stats.protocol_errors += 1
+            logger.warning("agent %s sent a result for unknown task %r", agent.agent_id, data.task_id[:64])
+            return error_frame(
+                ErrorCode.NOT_FOUND, f"Unknown task_id {data.task_id!r}", task_id=data.task_id, message_type=msg.type
+            )
+        if task.future.done():
+            self.stats.duplicates_dropped += 1
+            return None
+        # The first result wins, even one from an earlier attempt: stop whichever attempt is still running.
+        if task.agent is agent:
+            self._release(task)
+        elif task.agent is not None:
+            self._release(task, cancel="another agent answered first")
+        elif task.queued:
+            task.queued = False
+            self._queue.remove(task)
+        if data.status == "success":
+            self.stats.completed += 1
+            task.future.set_result(list(data.result or []))
+        else:
+            self._fail(task, AgentError(_agent_code(data.code), (data.error or "")[:MAX_ERROR_CHARS]))
+        self._drain()
+        return None
+
+    # ------------------------------------------------------------------------------------------ sends
+
+    def _send_soon(self, agent: _Agent, text: str) -> None:
+        send = asyncio.get_running_loop().create_task(self._send(agent, text))
+        self._sends.add(send)
+        send.add_done_callback(self._sends.discard)
+
+    async def _send(self, agent: _Agent, text: str) -> None:
+        try:
+            await agent.conn.send(text)
+        except ConnectionClosed:
+            pass  # the connection's handler requeues whatever the agent held
+
+
+def _registration_error(agent_id: str | None, code: ErrorCode, message: str) -> str:
+    return encode(RegistrationErrorMessage(data=RegistrationErrorData(agent_id=agent_id, error=message, code=code)))
+
+
+def _agent_code(code: str | None) -> ErrorCode:
+    try:
+        parsed = ErrorCode(code) if code else ErrorCode.UPSTREAM_ERROR
+    except ValueError:
+        return ErrorCode.UPSTREAM_ERROR
+    return parsed if parsed in AGENT_CODES else ErrorCode.UPSTREAM_ERROR

@@ -1,0 +1,196 @@
+"""The agent loop's edge cases against a scripted loopback upstream."""
+
+import asyncio
+
+import pytest
+
+from lmstudio_agent.agent import Agent, Goal
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.messages import final_answer
+from lmstudio_agent.tools import ToolRegistry
+from tests.support.openai_stub import ScriptedOpenAIServer, garbage, http_error, json_content, text, tool_call
+
+calls: list[tuple] = []
+
+
+def make_registry() -> ToolRegistry:
+    registry = ToolRegistry()
+
+    @registry.tool
+    def get_weather(city: str, unit: str = "celsius") -> dict:
+        """Current weather for a city.
+
+        Args:
+            city: The city name.
+            unit: celsius or fahrenheit.
+        """
+        calls.append(("get_weather", city, unit))
+        return {"city": city, "temperature": 21, "unit": unit}
+
+    @registry.tool
+    async def count_words(text: str) -> int:
+        """Count the words in a text.
+
+        Args:
+            text: The text.
+        """
+        calls.append(("count_words", text))
+        return len(text.split())
+
+    @registry.tool
+    def explode(reason: str) -> str:
+        """A tool that always fails.
+
+        Args:
+            reason: Why.
+        """
+        raise ValueError(f"cannot do that: {reason}")
+
+    return registry
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    calls.clear()
+
+
+def agent_for(server, mode="constrained", **kwargs) -> Agent:
+    return Agent(client=ChatClient(server.base_url, model="scripted-model"), tools=make_registry(),
+                 goals=[Goal("Persona", "You help.")], mode=mode, **kwargs)
+
+
+async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
+    openai_stub.enqueue(json_content({"name": "get_weather", "arguments": {"city": "Paris"}}),
+                        json_content({"name": "terminate", "arguments": {"message": "21 degrees in Paris"}}))
+    transcript = await agent_for(openai_stub).run("Weather in Paris?")
+    assert calls == [("get_weather", "Paris", "celsius")]
+    assert [m.type for m in transcript] == ["action", "result", "action", "result"]
+    assert final_answer(transcript) == "21 degrees in Paris"
+    first = openai_stub.chat_requests[0]
+    schema = first["response_format"]["json_schema"]["schema"]
+    assert {v["properties"]["name"]["const"] for v in schema["anyOf"]} == {"get_weather", "count_words", "explode",
+                                                                          "terminate"}
+    # The tool result goes back to the model in the next request.
+    assert "Result of get_weather" in openai_stub.chat_requests[1]["messages"][-1]["content"]
+
+
+async def test_native_several_calls_in_one_response_all_run(openai_stub):
+    openai_stub.enqueue(tool_call("", {}, calls=[("get_weather", {"city": "Oslo"}), ("count_words", {"text": "a b c"})]),
+                        text("Oslo is 21 and there are 3 words."))
+    transcript = await agent_for(openai_stub, mode="native").run("Do both")
+    assert calls == [("get_weather", "Oslo", "celsius"), ("count_words", "a b c")]
+    tool_messages = [m for m in openai_stub.chat_requests[1]["messages"] if m["role"] == "tool"]
+    assert [m["content"] for m in tool_messages] == ['{"city": "Oslo", "temperature": 21, "unit": "celsius"}', "3"]
+    assert final_answer(transcript) == "Oslo is 21 and there are 3 words."
+    assert openai_stub.chat_requests[0]["tool_choice"] == "auto"
+
+
+async def test_parsed_lfm2_calls_keep_raw_text_in_content(openai_stub):
+    raw = 'Let me check. <|tool_call_start|>[get_weather(city="Rome", unit="fahrenheit")]<|tool_call_end|>'
+    openai_stub.enqueue(text(raw), text("It is 70F in Rome."))
+    transcript = await agent_for(openai_stub, mode="parsed").run("Rome weather in F")
+    assert calls == [("get_weather", "Rome", "fahrenheit")]
+    assert transcript[0].type == "thought" and transcript[0].content == "Let me check."
+    second = openai_stub.chat_requests[1]["messages"]
+    assert any(m["role"] == "assistant" and m["content"] == raw for m in second)
+    assert "<|tool_list_start|>" in openai_stub.chat_requests[0]["messages"][0]["content"]
+    assert "tools" not in openai_stub.chat_requests[0]
+
+
+async def test_unknown_tool_becomes_a_message_and_the_run_goes_on(openai_stub):
+    openai_stub.enqueue(tool_call("delete_everything", {}), text("Sorry, I cannot."))
+    transcript = await agent_for(openai_stub, mode="native").run("do it")
+    error = next(m for m in transcript if m.type == "error")
+    assert error.code == ErrorCode.TOOL_EXECUTION_FAILED.value
+    assert "Unknown tool 'delete_everything'" in error.content
+    assert "get_weather" in error.content
+    sent_back = openai_stub.chat_requests[1]["messages"][-1]
+    assert sent_back["role"] == "tool" and "Unknown tool" in sent_back["content"]
+    assert final_answer(transcript) == "Sorry, I cannot."
+
+
+async def test_invalid_arguments_never_reach_the_function(openai_stub):
+    openai_stub.enqueue(tool_call("get_weather", {"town": "Paris"}), text("ok"))
+    transcript = await agent_for(openai_stub, mode="native").run("weather")
+    assert calls == []
+    error = next(m for m in transcript if m.type == "error")
+    assert error.code == ErrorCode.TOOL_EXECUTION_FAILED.value and "city" in error.content
+
+
+async def test_raising_tool_is_reported_without_traceback(openai_stub):
+    openai_stub.enqueue(tool_call("explode", {"reason": "testing"}), text("It failed."))
+    transcript = await agent_for(openai_stub, mode="native").run("explode")
+    error = next(m for m in transcript if m.type == "error")
+    assert error.content == "ValueError: cannot do that: testing"
+    sent_back = openai_stub.chat_requests[1]["messages"][-1]["content"]
+    assert "Traceback" not in sent_back and "cannot do that" in sent_back
+
+
+async def test_garbage_reply_is_reported_and_the_model_retries(openai_stub):
+    openai_stub.enqueue(text('{"name": "get_weather", "argu'), json_content({"name": "get_weather", "arguments": {"city": "Bern"}}),
+                        json_content({"name": "terminate", "arguments": {"message": "done"}}))
+    transcript = await agent_for(openai_stub).run("weather in Bern")
+    assert transcript[0].type == "error" and transcript[0].code == ErrorCode.MODEL_OUTPUT_INVALID.value
+    assert calls == [("get_weather", "Bern", "celsius")]
+    assert final_answer(transcript) == "done"
+
+
+async def test_rounds_are_bounded_and_tools_withdrawn_on_the_last(openai_stub):
+    openai_stub.default = json_content({"name": "count_words", "arguments": {"text": "again"}})
+    openai_stub.enqueue(*[json_content({"name": "count_words", "arguments": {"text": "again"}})] * 2,
+                        text("Final words."))
+    transcript = await agent_for(openai_stub, max_rounds=3).run("loop forever")
+    assert len(openai_stub.chat_requests) == 3
+    assert "response_format" in openai_stub.chat_requests[1]
+    assert "response_format" not in openai_stub.chat_requests[2] and "tools" not in openai_stub.chat_requests[2]
+    assert final_answer(transcript) == "Final words."
+
+
+async def test_on_message_streams_every_event_sync_or_async(openai_stub):
+    openai_stub.enqueue(json_content({"name": "terminate", "arguments": {"message": "bye"}}))
+    seen = []
+
+    async def on_message(message):
+        seen.append(message)
+
+    transcript = await agent_for(openai_stub).run("hi", on_message=on_message)
+    assert seen == transcript and transcript[-1].content == "bye"
+
+
+async def test_slow_model_ends_the_run_at_the_deadline_with_an_error_event(openai_stub):
+    openai_stub.enqueue(text("too late", delay=3.0))
+    seen = []
+    with pytest.raises(AgentError) as info:
+        await agent_for(openai_stub).run("hi", deadline=Deadline(0.5), on_message=seen.append)
+    assert info.value.code is ErrorCode.UPSTREAM_TIMEOUT
+    assert seen[-1].type == "error" and seen[-1].code == "UPSTREAM_TIMEOUT"
+
+
+async def test_429_in_a_run_is_retried(openai_stub):
+    openai_stub.enqueue(http_error(429, retry_after=0.1), json_content({"name": "terminate", "arguments": {"message": "ok"}}))
+    transcript = await agent_for(openai_stub).run("hi")
+    assert final_answer(transcript) == "ok"
+
+
+async def test_many_agents_run_at_once_on_one_loop():
+    with ScriptedOpenAIServer() as server:
+        server.default = json_content({"name": "terminate", "arguments": {"message": "done"}})
+        agents = [agent_for(server) for _ in range(8)]
+        results = await asyncio.gather(*(a.run(f"task {i}") for i, a in enumerate(agents)))
+    assert [final_answer(t) for t in results] == ["done"] * 8
+
+
+async def test_empty_instruction_is_invalid(openai_stub):
+    with pytest.raises(AgentError) as info:
+        await agent_for(openai_stub).run("   ")
+    assert info.value.code is ErrorCode.INVALID_INSTRUCTION
+    assert openai_stub.chat_requests == []
+
+
+async def test_auto_mode_picks_constrained_without_tool_use_and_native_with_it():
+    with ScriptedOpenAIServer(capabilities=[]) as server:
+        assert (await agent_for(server, mode="auto").resolve_mode()).value == "constrained"
+    with ScriptedOpenAIServer(capabilities=["tool_use"]) as server:
+        assert (await agent_for(server, mode="auto").resolve_mode()).value == "native"

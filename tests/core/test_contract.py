@@ -1,0 +1,156 @@
+"""The shared HTTP contract, framework-free: routing, auth, validation, cache rules, the OpenAPI document."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmstudio_agent.cache import MemoryCacheStore, cache_key, wants_fresh
+from lmstudio_agent.contract import ExecuteOptions, handle_request
+from lmstudio_agent.openapi import openapi_json
+from lmstudio_agent.service import AgentBackend, EndpointSettings
+from lmstudio_agent.tools import ToolRegistry
+from tests.support.openai_stub import MODEL_ID, json_content
+
+KEY = "client-key-123"
+
+
+def registry() -> ToolRegistry:
+    reg = ToolRegistry()
+
+    @reg.tool
+    def echo(text: str) -> str:
+        """Echo text back.
+
+        Args:
+            text: The text.
+        """
+        return text
+
+    @reg.tool(side_effects=True)
+    def send_email(to: str) -> str:
+        """Send an email.
+
+        Args:
+            to: Recipient.
+        """
+        return f"sent to {to}"
+
+    return reg
+
+
+@pytest.fixture
+def backend(openai_stub):
+    settings = EndpointSettings(lm_studio_url=openai_stub.base_url, model=MODEL_ID, tool_mode="constrained")
+    return AgentBackend(settings, registry())
+
+
+async def call(backend, method="POST", path="/execute", body=None, headers=None, cache=None, options=None):
+    headers = {"Authorization": f"Bearer {KEY}", **(headers or {})}
+    raw = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+    return await handle_request(method, path, headers, raw, backend=backend, api_key=KEY, cache=cache,
+                                options=options)
+
+
+async def test_health_is_open(backend):
+    response = await handle_request("GET", "/health", {}, None, backend=backend, api_key=KEY)
+    assert response.status == 200 and response.body["status"] == "healthy"
+    assert isinstance(response.body["timestamp"], int)
+
+
+@pytest.mark.parametrize("headers,status,code", [
+    ({}, 401, "UNAUTHORIZED"),
+    ({"Authorization": "Bearer wrong"}, 403, "FORBIDDEN"),
+    ({"X-Api-Key": "wrong"}, 403, "FORBIDDEN"),
+])
+async def test_execute_needs_the_key(backend, headers, status, code):
+    response = await handle_request("POST", "/execute", headers, '{"instruction": "x"}', backend=backend, api_key=KEY)
+    assert (response.status, response.body["code"], response.body["success"]) == (status, code, False)
+
+
+async def test_x_api_key_is_accepted(backend, openai_stub):
+    openai_stub.enqueue(json_content({"name": "terminate", "arguments": {"message": "ok"}}))
+    response = await handle_request("POST", "/execute", {"x-api-key": KEY}, '{"instruction": "x"}',
+                                    backend=backend, api_key=KEY)
+    assert response.status == 200
+
+
+async def test_no_configured_key_refuses_everything(backend):
+    response = await handle_request("POST", "/execute", {"Authorization": "Bearer "}, "{}", backend=backend, api_key=None)
+    assert response.status in (401, 403)
+
+
+@pytest.mark.parametrize("body,status,code", [
+    ("{not json", 400, "INVALID_REQUEST"),
+    ("[1, 2]", 400, "INVALID_REQUEST"),
+    ("", 400, "INVALID_REQUEST"),
+    ({"tools": []}, 400, "INVALID_INSTRUCTION"),
+    ({"instruction": "   "}, 400, "INVALID_INSTRUCTION"),
+    ({"instruction": "x", "tools": "echo"}, 400, "INVALID_REQUEST"),
+    ({"instruction": "x", "surprise": 1}, 400, "INVALID_REQUEST"),
+    ({"instruction": "x", "tools": ["echo", "rm_rf"]}, 400, "UNKNOWN_TOOL"),
+    ("x" * 70_000, 413, "PAYLOAD_TOO_LARGE"),
+])
+async def test_bad_bodies_get_clear_codes(backend, openai_stub, body, status, code):
+    response = await call(backend, body=body)
+    assert (response.status, response.body["code"]) == (status, code)
+    assert "Traceback" not in response.json()
+    assert openai_stub.chat_requests == []
+
+
+async def test_missing_instruction_message_matches_the_reference(backend):
+    response = await call(backend, body={"tools": []})
+    assert response.body["error"] == "Missing instruction"
+
+
+async def test_routes_and_methods(backend):
+    assert (await call(backend, "GET", "/nope")).status == 404
+    response = await call(backend, "GET", "/execute")
+    assert response.status == 405 and response.headers["Allow"] == "POST"
+    assert (await call(backend, "OPTIONS", "/execute")).status == 204
+
+
+async def test_success_then_cache_hit_then_no_cache(backend, openai_stub):
+    cache = MemoryCacheStore()
+    openai_stub.default = json_content({"name": "terminate", "arguments": {"message": "cached answer"}})
+    first = await call(backend, body={"instruction": "say hi", "tools": ["echo"]}, cache=cache)
+    assert first.status == 200 and first.body["cached"] is False
+    assert first.body["result"][-1] == {"type": "result", "content": "cached answer"}
+    second = await call(backend, body={"instruction": "  say   hi ", "tools": ["echo"]}, cache=cache)
+    assert second.body == {**first.body, "cached": True}
+    assert len(openai_stub.chat_requests) == 1
+    fresh = await call(backend, body={"instruction": "say hi", "tools": ["echo"]}, cache=cache,
+                       headers={"Cache-Control": "no-cache"})
+    assert fresh.body["cached"] is False and len(openai_stub.chat_requests) == 2
+
+
+async def test_side_effect_tools_are_never_cached(backend, openai_stub):
+    cache = MemoryCacheStore()
+    openai_stub.default = json_content({"name": "terminate", "arguments": {"message": "sent"}})
+    for _ in range(2):
+        response = await call(backend, body={"instruction": "mail bob", "tools": ["send_email"]}, cache=cache)
+        assert response.body["cached"] is False
+    assert len(openai_stub.chat_requests) == 2
+    assert cache._items == {}
+
+
+async def test_upstream_failures_map_to_codes(backend, openai_stub, dead_upstream_url):
+    openai_stub.enqueue(json_content({"name": "terminate", "arguments": {"message": "x"}}, delay=3))
+    slow = await call(backend, body={"instruction": "x"}, options=ExecuteOptions(deadline_seconds=0.5))
+    assert (slow.status, slow.body["code"]) == (504, "UPSTREAM_TIMEOUT")
+    down = AgentBackend(EndpointSettings(lm_studio_url=dead_upstream_url, model=MODEL_ID, tool_mode="constrained"))
+    response = await call(down, body={"instruction": "x"})
+    assert (response.status, response.body["code"]) == (500, "CONNECTION_FAILED")
+
+
+def test_cache_key_normalises_instruction_and_tool_order():
+    a = cache_key(instruction="Hello  world", tools=["b", "a"], model="m", scope="s")
+    assert a == cache_key(instruction=" Hello world ", tools=["a", "b", "a"], model="m", scope="s")
+    assert a != cache_key(instruction="Hello world", tools=["a", "b"], model="other", scope="s")
+    assert a != cache_key(instruction="Hello world", tools=["a", "b"], model="m", scope="other deployment")
+    assert wants_fresh({"cache-control": "max-age=0, no-cache"}) and not wants_fresh({})
+
+
+def test_committed_openapi_document_is_current():
+    committed = Path(__file__).resolve().parents[2] / "core" / "openapi.json"
+    assert committed.read_text() == openapi_json(), "core/openapi.json is stale: run `lmstudio-agent openapi -o core/openapi.json`"
