@@ -41,5 +41,24 @@ core: $(STAMPS)/core
 
 include $(sort $(wildcard mk/*.mk))
 
+# Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
+ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune
+BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge
+
+run: $(STAMPS)/core $(STAMPS)/gateway
+	$(PY) scripts/run_demo.py
+
+test: $(ALL_STAMPS) lambda-build worker-build
+	$(PY) -m pytest -q
+
+test-fast: $(STAMPS)/core
+	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints
+
+bench: $(BENCH_TARGETS)
+	@echo "figures recorded under bench/results/"
+
+bench-core: $(STAMPS)/core $(LITELLM_VENV)/.installed
+	$(PY) bench/core_bench.py --litellm-python $(LITELLM_VENV)/bin/python
+
 clean:
 	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules .pytest_cache

@@ -1,0 +1,119 @@
+"""`make run`: start the embedded model server and run real agent tasks end to end, streaming the events.
+
+Point it at LM Studio instead with LM_STUDIO_API_BASE (and LM_API_TOKEN, LM_STUDIO_MODEL): then no server
+is started. Exit status: 0 when the agent ran its tools and finished, 1 when it could not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.rule import Rule
+
+from lmstudio_agent import AgentError, Goal, LMStudioAgent
+from lmstudio_agent.builtins import builtin_registry
+from lmstudio_agent.cli import render_message
+from lmstudio_agent.messages import AgentMessage
+
+console = Console()
+
+SAMPLE_INVOICE = """ACME Office Supplies Ltd., 12 Market Street, Springfield
+INVOICE
+Invoice #: INV-2024-0042
+Date: 2024-03-15
+Bill to: Globex Corporation
+
+Description            Qty   Unit price   Total
+A4 paper (box)          10      25.00      250.00
+Ink cartridge            4      45.50      182.00
+
+Total due: 432.00 USD"""
+
+INVOICE_GOALS = (
+    Goal(name="Persona", description="You are an Invoice Processing Agent, specialized in handling and storing "
+                                     "invoice data."),
+    Goal(name="Process Invoices", description="Process the invoice: first call extract_invoice_data with the "
+                                              "invoice text, then finish with a short confirmation."),
+)
+
+
+@contextlib.contextmanager
+def model_server():
+    """LM Studio when LM_STUDIO_API_BASE is set; otherwise the embedded SmolLM2-135M server, always stopped."""
+    if os.environ.get("LM_STUDIO_API_BASE"):
+        yield (os.environ["LM_STUDIO_API_BASE"], os.environ.get("LM_API_TOKEN"),
+               os.environ.get("LM_STUDIO_MODEL", "lmstudio-community/LFM2-350M-Instruct-GGUF"))
+        return
+    from lmstudio_gateway.process import run_in_background
+
+    with contextlib.ExitStack() as stack:
+        with console.status("Starting the embedded model server (SmolLM2-135M-Instruct) ...", spinner="dots"):
+            server = stack.enter_context(run_in_background())
+        console.print(f"[dim]embedded model server on {server.base_url} (pid {server.pid})[/]")
+        yield server.base_url, server.api_key, server.model
+    console.print("[dim]model server stopped[/]")
+
+
+async def demo(base_url: str, api_key: str | None, model: str) -> bool:
+    events: list[AgentMessage] = []
+
+    def show(message: AgentMessage) -> None:
+        events.append(message)
+        console.print(render_message(message))
+
+    storage: dict = {}
+    registry = builtin_registry().select(tags=["invoices"])
+    invoice_agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key, tools=registry,
+                                  goals=INVOICE_GOALS, context={"invoice_storage": storage}, max_rounds=3)
+    general = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key)
+    try:
+        await invoice_agent.aload_model()
+        await general.aload_model()
+        console.print(Panel.fit(f"model [bold]{model}[/] · tool-call mode [bold]{invoice_agent.tool_mode.value}[/]"))
+
+        console.print(Rule("1. Invoice agent"))
+        await invoice_agent.aact(f"Process this invoice:\n\n{SAMPLE_INVOICE}", on_message=show)
+        if storage:
+            console.print(f"[dim]stored invoices: {sorted(storage)}[/]")
+
+        console.print(Rule("2. Sentiment (confidence from token log-probabilities)"))
+        for review in ("This product is amazing, I love it!", "Terrible support, I want a refund."):
+            result = await general.analyze_sentiment(review)
+            console.print(f"{review!r} -> {result}")
+
+        console.print(Rule("3. Extraction"))
+        person = await general.extract_data("Jane Smith, 28 years old, works at Google",
+                                            {"name": "string", "age": "number", "company": "string"})
+        console.print(f"extract_data -> {person}")
+    finally:
+        await invoice_agent.client.aclose()
+        await general.client.aclose()
+    ran_tool = any(e.type == "result" and e.tool for e in events)
+    finished = any(e.type == "result" and e.tool is None for e in events)
+    return ran_tool and finished
+
+
+def main() -> int:
+    # SIGTERM (e.g. from a CI runner) unwinds like Ctrl-C, so the model server is always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        with model_server() as (base_url, api_key, model):
+            ok = asyncio.run(demo(base_url, api_key, model))
+    except AgentError as exc:
+        console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    console.print(Rule("done" if ok else "the agent did not complete a tool task"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
