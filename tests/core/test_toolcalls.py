@@ -155,6 +155,30 @@ def test_broken_bare_line_inside_prose_stays_prose():
     assert parsed == ParsedContent([], text, [])
 
 
+def test_unclosed_wrapper_keeps_the_answer_that_follows():
+    parsed = parse_tool_calls('<|tool_call_start|>[f(a="x")]Checking that for you.')
+    assert parsed == ParsedContent([ToolCall("f", {"a": "x"})], "Checking that for you.", [])
+    parsed = parse_tool_calls('<tool_call>{"name": "g", "arguments": {}} Working on it.')
+    assert parsed == ParsedContent([ToolCall("g", {})], "Working on it.", [])
+
+
+def test_noise_inside_a_closed_wrapper_is_dropped():
+    parsed = parse_tool_calls("<|tool_call_start|>[f(a=1)] (calling f)<|tool_call_end|>Done.")
+    assert parsed == ParsedContent([ToolCall("f", {"a": 1})], "Done.", [])
+
+
+def test_bare_list_followed_by_text_on_the_same_line():
+    parsed = parse_tool_calls('[get_weather(city="Oslo")] Let me check the weather.')
+    assert parsed == ParsedContent([ToolCall("get_weather", {"city": "Oslo"})], "Let me check the weather.", [])
+
+
+def test_refused_bare_list_is_an_error_as_whole_content_but_prose_inside_text():
+    assert parse_tool_calls("[f(1)]").errors == [
+        "could not parse the tool call list: f: positional arguments are not supported; write f(arg=value, ...)"
+    ]
+    assert parse_tool_calls("Compare:\n[f(1)] with g\nok") == ParsedContent([], "Compare:\n[f(1)] with g\nok", [])
+
+
 # ---------------------------------------------------------------------------------------------- JSON formats
 
 
@@ -209,6 +233,25 @@ def test_json_call_line_inside_prose():
     parsed = parse_tool_calls('I need the weather.\n{"name": "weather", "arguments": {"city": "Oslo"}}')
     assert parsed.calls == [ToolCall("weather", {"city": "Oslo"})]
     assert parsed.text == "I need the weather."
+
+
+def test_json_call_embedded_in_prose_even_across_lines():
+    parsed = parse_tool_calls('I will call {"name": "lookup", "arguments": {"id": 7}} now.')
+    assert parsed == ParsedContent([ToolCall("lookup", {"id": 7})], "I will call  now.", [])
+    pretty = 'Calling:\n{\n  "tool": "store",\n  "args": {\n    "key": "a"\n  }\n}\nThanks.'
+    parsed = parse_tool_calls(pretty)
+    assert parsed.calls == [ToolCall("store", {"key": "a"})]
+    assert parsed.text == "Calling:\n\nThanks."
+
+
+def test_whole_json_call_followed_by_text():
+    parsed = parse_tool_calls('{"name": "f", "arguments": {"a": 1}}\nThat should do it.')
+    assert parsed == ParsedContent([ToolCall("f", {"a": 1})], "That should do it.", [])
+
+
+def test_json_answer_containing_call_like_objects_is_left_alone():
+    answer = '{"result": {"name": "f", "arguments": {}}, "ok": true}'
+    assert parse_tool_calls(answer) == ParsedContent([], answer, [])
 
 
 # ---------------------------------------------------------------------------------------------- malformed

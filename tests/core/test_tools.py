@@ -398,6 +398,36 @@ def test_error_lists_every_bad_field_in_details():
     )
 
 
+def test_json_strings_are_decoded_only_where_a_container_is_expected():
+    def g(data: dict, ids: list[int], text: str, maybe: Optional[dict] = None) -> tuple:
+        """Containers written as strings."""
+        return data, ids, text, maybe
+
+    tool = tool_from_function(g)
+    result = asyncio.run(tool.call({"data": '{"a": 1}', "ids": "[1, 2]", "text": "[1]", "maybe": '{"b": null}'}, None))
+    assert result == ({"a": 1}, [1, 2], "[1]", {"b": None})
+    with pytest.raises(ToolArgumentError, match="data: Input should be a valid dictionary"):
+        tool.validate_arguments({"data": "{not json", "ids": [], "text": ""})
+    override = tool_from_function(g, parameters_override={"type": "object", "properties": {"data": {"type": "object"}}})
+    assert override.validate_arguments({"data": '{"x": [1]}'}) == {"data": {"x": [1]}}
+
+
+def test_bound_methods_become_tools():
+    class Counter:
+        def __init__(self) -> None:
+            self.total = 0
+
+        def add(self, amount: int) -> int:
+            """Add to the counter."""
+            self.total += amount
+            return self.total
+
+    counter = Counter()
+    tool = tool_from_function(counter.add)
+    assert tool.name == "add" and list(tool.parameters["properties"]) == ["amount"]
+    assert asyncio.run(tool.call({"amount": 4}, None)) == 4 and counter.total == 4
+
+
 def test_non_object_arguments_are_rejected():
     with pytest.raises(ToolArgumentError, match="arguments must be an object, got array"):
         tool_from_function(order).validate_arguments([1, 2])  # type: ignore[arg-type]

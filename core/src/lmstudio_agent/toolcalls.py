@@ -96,6 +96,7 @@ _LOOKS_LIKE_JSON_CALL = re.compile(
     r'^\{\s*["\'](?:name|tool|function)["\']\s*:.*["\'](?:arguments|args|parameters)["\']', re.DOTALL
 )
 _MAX_PREFIX_TRIES = 32
+_MAX_SCAN_TRIES = 64  # bounds the work on adversarial text full of call openings
 _NOT_JSON = object()
 
 
@@ -269,12 +270,15 @@ def _parse_unwrapped(text: str) -> ParsedContent:
 
 def _scan_json_calls(text: str, collect: Any) -> str:
     """Remove JSON call objects written inside prose (``I'll call {"name": ..., "arguments": ...}``)."""
-    if '"' not in text:
+    if '"' not in text or len(text) > MAX_PARSE_CHARS:
         return text
     decoder = json.JSONDecoder()
     pieces: list[str] = []
     cursor = position = 0
-    while (match := _JSON_CALL_START.search(text, position)) is not None:
+    for _ in range(_MAX_SCAN_TRIES):
+        match = _JSON_CALL_START.search(text, position)
+        if match is None:
+            break
         try:
             value, end = decoder.raw_decode(text, match.start())
         except (ValueError, RecursionError):

@@ -9,6 +9,7 @@ appears in the schema, so the model can never supply them.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import typing
 from dataclasses import dataclass, field
@@ -197,6 +198,7 @@ class Tool:
         injected = sorted(name for name in args if name in self.injected)
         if injected:
             raise ToolArgumentError(self.name, [f"{name}: is supplied by the runtime, not the caller" for name in injected])
+        args = _decode_json_strings(args, self.parameters)
         if self.args_model is None:
             return self._validate_with_schema(args)
         try:
@@ -228,6 +230,37 @@ class Tool:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+def _schema_types(schema: Any) -> set[str]:
+    if not isinstance(schema, dict):
+        return set()
+    declared = schema.get("type")
+    kinds = set(declared) if isinstance(declared, list) else {declared} if isinstance(declared, str) else set()
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key) or []:
+            kinds |= _schema_types(option)
+    return kinds
+
+
+def _decode_json_strings(args: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Small models often write an object or list argument as a JSON string; decode it where only a
+    container fits (never where a string is also allowed)."""
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    out = dict(args)
+    for name, value in args.items():
+        if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
+            continue
+        kinds = _schema_types(properties.get(name))
+        if "string" in kinds or not kinds & {"object", "array"}:
+            continue
+        try:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
+            continue
+        if (isinstance(decoded, dict) and "object" in kinds) or (isinstance(decoded, list) and "array" in kinds):
+            out[name] = decoded
+    return out
 
 
 def _strip_root(problem: str) -> str:
