@@ -12,6 +12,7 @@ STAMPS := $(VENV)/.stamps
 # Built wheels that take minutes to compile (llama-cpp-python) are kept here, outside the clone.
 WHEEL_CACHE ?= $(HOME)/.cache/lmstudio-agent/wheels
 TORCH_VERSION := 2.13.0
+LLAMA_CPP_VERSION := 0.3.36
 export PIP_CONSTRAINT :=
 export PYTHONDONTWRITEBYTECODE := 1
 

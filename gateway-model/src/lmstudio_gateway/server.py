@@ -1,0 +1,89 @@
+"""Build the gateway's ASGI app from llama_cpp.server's own factory, and serve it with uvicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from llama_cpp.server.app import create_app
+from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+from lmstudio_gateway.auth import BearerKeyMiddleware
+from lmstudio_gateway.body import RequestBodyMiddleware
+from lmstudio_gateway.compat import ServedModel, lmstudio_router
+from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_model_path
+
+API_KEY_ENV = "GATEWAY_API_KEY"
+DEFAULT_N_CTX = 4096
+
+
+def generate_api_key() -> str:
+    """A fresh random key, shaped like LM Studio's tokens but marked as this gateway's."""
+    return "sk-gw-" + secrets.token_urlsafe(24)
+
+
+@dataclass
+class GatewayConfig:
+    """What to serve and how. ``api_key`` is required: the gateway never runs open."""
+
+    api_key: str = field(repr=False)
+    model_path: Path | None = None
+    model_alias: str = DEFAULT_MODEL_ALIAS
+    host: str = "127.0.0.1"
+    port: int = 1234
+    n_ctx: int = DEFAULT_N_CTX
+    n_threads: int | None = None
+    verbose: bool = False
+    # Set by run_in_background: a server whose parent died (a killed test run) must not linger.
+    exit_with_parent: bool = False
+
+    def resolved_model_path(self) -> Path:
+        return check_model_path(self.model_path) if self.model_path else default_model_path()
+
+
+def build_app(config: GatewayConfig) -> FastAPI:
+    """llama_cpp.server's app (which loads the model) plus the key check, body checks and LM Studio routes.
+
+    llama_cpp.server keeps its settings and model in module globals: one app per process.
+    """
+    if not config.api_key:
+        raise ValueError("an API key is required")
+    model_path = config.resolved_model_path()
+    model_settings = ModelSettings(
+        model=str(model_path),
+        model_alias=config.model_alias,
+        n_ctx=config.n_ctx,
+        verbose=config.verbose,
+        # logprobs on chat completions need the logits of every position (llama_cpp refuses otherwise).
+        logits_all=True,
+        **({"n_threads": config.n_threads} if config.n_threads else {}),
+    )
+    # api_key here too: llama_cpp's own per-route check stays on behind ours.
+    server_settings = ServerSettings(host=config.host, port=config.port, api_key=config.api_key)
+    app = create_app(server_settings=server_settings, model_settings=[model_settings])
+    app.include_router(lmstudio_router(ServedModel(config.model_alias, model_path, config.n_ctx)))
+    # add_middleware wraps outermost last: the key check runs first, then the body checks.
+    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias)
+    app.add_middleware(BearerKeyMiddleware, api_key=config.api_key)
+    return app
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
+
+
+def serve(config: GatewayConfig) -> None:
+    """Load the model and serve until interrupted (SIGINT/SIGTERM end it cleanly)."""
+    if config.exit_with_parent:
+        threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    app = build_app(config)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=5)
