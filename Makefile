@@ -49,8 +49,10 @@ BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge
 run: $(STAMPS)/core $(STAMPS)/gateway
 	$(PY) scripts/run_demo.py
 
+# The fine-tuning tests run in the fine-tuning stack's own venv (axolotl pins versions the rest cannot share).
 test: $(ALL_STAMPS) lambda-build worker-build
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/finetune
+	$(MAKE) --no-print-directory finetune-test
 
 test-fast: $(STAMPS)/core
 	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints
@@ -62,4 +64,4 @@ bench-core: $(STAMPS)/core $(LITELLM_VENV)/.installed
 	$(PY) bench/core_bench.py --litellm-python $(LITELLM_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules .pytest_cache
+	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules cloudflare/python_modules .pytest_cache

@@ -1,0 +1,286 @@
+"""Stand-ins for the Cloudflare Workers runtime, for running the Worker in-process under CPython.
+
+BOUNDARY: workerd cannot start a Python Worker on these machines (it downloads its Pyodide runtime at
+start), and the real ``workers`` SDK imports ``js``/``pyodide``, which exist only inside that runtime. So
+everything *outside* ``cloudflare/src`` is stood in for here, mirroring the real APIs:
+
+- ``workers`` module: ``Response(body, status=, status_text=, headers=, web_socket=)`` and
+  ``WorkerEntrypoint(ctx, env)``, as in workers-runtime-sdk (``test_runtime_fidelity`` checks the
+  signatures against the installed SDK's source);
+- :class:`Request`: the SDK's ``workers.Request`` over a JS Request (``method`` as ``http.HTTPMethod``,
+  ``url``, ``headers`` as an ``http.client.HTTPMessage`` mapping with lower-case names, ``await text()``
+  once, the JS rule that GET/HEAD carry no body);
+- :class:`KVNamespace`: a KV binding as Python sees it (string values, ``await get(key)`` -> None when
+  missing or expired, ``await put(key, value, expirationTtl=...)`` refusing a TTL under 60 s, KV's key rules);
+- :class:`WorkerEnv`: ``self.env``, vars and secrets as attributes, unset names raise AttributeError.
+
+Everything inside ``cloudflare/src`` (entry.py, kv_cache.py) and the core package runs for real.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import json
+import sys
+import time
+import types
+from collections.abc import Mapping
+from http import HTTPMethod, HTTPStatus
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_SRC = REPO_ROOT / "cloudflare" / "src"
+
+KV_MIN_TTL_SECONDS = 60
+KV_MAX_KEY_BYTES = 512
+KV_MAX_VALUE_BYTES = 25 * 1024 * 1024
+NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
+
+
+class JsException(Exception):
+    """What Python sees when a JS call throws or its promise rejects (pyodide.ffi.JsException)."""
+
+
+class HTTPMessageMapping(http.client.HTTPMessage, Mapping):
+    """The SDK's header type (workers/utils.py): an HTTPMessage that is also a Mapping."""
+
+
+def _js_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    """What a JS ``Headers`` holds: lower-case names, repeated names joined with ', ', strings only."""
+    combined: dict[str, str] = {}
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or [])
+    for name, value in pairs:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("Headers names and values must be strings")
+        key = name.lower()
+        combined[key] = f"{combined[key]}, {value.strip()}" if key in combined else value.strip()
+    return combined
+
+
+def _http_message(headers: Mapping[str, str]) -> HTTPMessageMapping:
+    message = HTTPMessageMapping()
+    for key, value in headers.items():
+        message[key] = value
+    return message
+
+
+# ---------------------------------------------------------------------------------------------- request
+
+
+class Request:
+    """``workers.Request`` as the runtime hands it to ``fetch`` (a JS Request underneath)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: str | bytes | None = None,
+    ) -> None:
+        method = method.upper()
+        if method in ("GET", "HEAD") and body is not None:
+            raise TypeError("Request with a GET or HEAD method cannot have a body.")
+        self._method = method
+        self._url = url
+        self._headers = _js_headers(headers)
+        self._body = body.encode() if isinstance(body, str) else body
+        self._body_used = False
+
+    @property
+    def method(self) -> HTTPMethod:
+        return HTTPMethod[self._method]  # as the SDK does: a KeyError for a method HTTPMethod lacks
+
+    @property
+    def js_object(self) -> types.SimpleNamespace:
+        """The underlying JS Request (only the plain attributes the Worker may read)."""
+        return types.SimpleNamespace(method=self._method, url=self._url)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def headers(self) -> HTTPMessageMapping:
+        return _http_message(self._headers)
+
+    @property
+    def body_used(self) -> bool:
+        return self._body_used
+
+    async def text(self) -> str:
+        if self._body_used:
+            raise OSError("Body already used")
+        self._body_used = True
+        # JS decodes the body as UTF-8, replacing invalid sequences with U+FFFD.
+        return (self._body or b"").decode("utf-8", errors="replace")
+
+    async def json(self) -> Any:
+        return json.loads(await self.text())
+
+
+# --------------------------------------------------------------------------------------- workers module
+
+
+class Response:
+    """``workers.Response(body, status, status_text, headers, web_socket)`` with the JS constructor's rules."""
+
+    def __init__(
+        self,
+        body: str | bytes | None = None,
+        status: HTTPStatus | int | None = None,
+        status_text: str = "",
+        headers: Mapping[str, str] | None = None,
+        web_socket: Any = None,
+    ) -> None:
+        if body is not None and not isinstance(body, (str, bytes)):
+            raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
+        code = int(status) if status else 200
+        if not 200 <= code <= 599 and code != 101:
+            raise JsException("RangeError: Responses may only be constructed with status codes in the range 200 to 599, inclusive.")
+        if code in NULL_BODY_STATUSES and body is not None:
+            raise JsException(f"TypeError: Response with null body status ({code}) cannot have body.")
+        self.status = code
+        self.status_text = status_text
+        self._headers = _js_headers(headers)
+        self._body = body.encode() if isinstance(body, str) else (body or b"")
+
+    @property
+    def headers(self) -> HTTPMessageMapping:
+        return _http_message(self._headers)
+
+    async def text(self) -> str:
+        return self._body.decode("utf-8", errors="replace")
+
+    async def json(self) -> Any:
+        return json.loads(await self.text())
+
+
+class WorkerEntrypoint:
+    """``workers.WorkerEntrypoint``: the runtime constructs it with ``(ctx, env)`` for each event."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+
+
+class ExecutionContext:
+    """``ctx``: ``waitUntil`` keeps the request alive for a promise; nothing here uses it."""
+
+    def __init__(self) -> None:
+        self.waited: list[Any] = []
+
+    def waitUntil(self, awaitable: Any) -> None:  # noqa: N802 - the JS name
+        self.waited.append(awaitable)
+
+    def passThroughOnException(self) -> None:  # noqa: N802 - the JS name
+        pass
+
+
+def workers_module() -> types.ModuleType:
+    """A module named ``workers`` exposing the stand-ins under the SDK's names."""
+    module = types.ModuleType("workers", "Stand-in for the Workers Python SDK (tests/cloudflare/runtime.py).")
+    module.Response = Response
+    module.Request = Request
+    module.WorkerEntrypoint = WorkerEntrypoint
+    module.__standin__ = True
+    return module
+
+
+def load_entry() -> types.ModuleType:
+    """Import ``cloudflare/src/entry.py`` as the runtime does (src/ is the module root) over the stand-ins."""
+    current = sys.modules.get("workers")
+    if current is None or not getattr(current, "__standin__", False):
+        sys.modules["workers"] = workers_module()
+    if str(WORKER_SRC) not in sys.path:
+        sys.path.insert(0, str(WORKER_SRC))
+    return importlib.import_module("entry")
+
+
+# -------------------------------------------------------------------------------------------------- KV
+
+
+class KVNamespace:
+    """A KV namespace binding as Python code in a Worker calls it (through the SDK's binding wrapper)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._items: dict[str, tuple[str, float | None]] = {}
+        self.puts: list[dict[str, Any]] = []  # every accepted put, for assertions
+
+    @staticmethod
+    def _check_key(key: Any) -> str:
+        if not isinstance(key, str):
+            raise JsException("TypeError: KV keys must be strings")
+        if key in ("", ".", ".."):
+            raise JsException(f'TypeError: Illegal key name "{key}". Please use a different name.')
+        if len(key.encode()) > KV_MAX_KEY_BYTES:
+            raise JsException(f"Error: KV GET/PUT failed: 414 UTF-8 encoded length of {len(key.encode())} exceeds key length limit of {KV_MAX_KEY_BYTES}.")
+        return key
+
+    async def get(self, key: str) -> str | None:
+        key = self._check_key(key)
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, expires_at = item
+        if expires_at is not None and expires_at <= self._clock():
+            del self._items[key]
+            return None
+        return value
+
+    async def put(
+        self,
+        key: str,
+        value: str,
+        expirationTtl: int | None = None,  # noqa: N803 - the JS option name, passed as a keyword from Python
+        expiration: int | None = None,
+        metadata: Any = None,
+    ) -> None:
+        key = self._check_key(key)
+        if not isinstance(value, str):
+            raise JsException(
+                "TypeError: KV put() accepts only strings, ArrayBuffers, ArrayBufferViews, and ReadableStreams as values."
+            )
+        if len(value.encode()) > KV_MAX_VALUE_BYTES:
+            raise JsException("Error: KV PUT failed: 413 Value length exceeds limit.")
+        expires_at = None
+        if expirationTtl is not None:
+            if int(expirationTtl) != expirationTtl or expirationTtl < KV_MIN_TTL_SECONDS:
+                raise JsException(
+                    f"Error: KV PUT failed: 400 Invalid expiration_ttl of {expirationTtl}. "
+                    f"Expiration TTL must be at least {KV_MIN_TTL_SECONDS}."
+                )
+            expires_at = self._clock() + int(expirationTtl)
+        elif expiration is not None:
+            if expiration < self._clock() + KV_MIN_TTL_SECONDS:
+                raise JsException(f"Error: KV PUT failed: 400 Invalid expiration of {expiration}.")
+            expires_at = float(expiration)
+        self._items[key] = (value, expires_at)
+        self.puts.append({"key": key, "value": value, "expirationTtl": expirationTtl, "expiration": expiration})
+
+    def live_keys(self) -> list[str]:
+        now = self._clock()
+        return [k for k, (_, exp) in self._items.items() if exp is None or exp > now]
+
+    def __len__(self) -> int:
+        return len(self.live_keys())
+
+
+# ------------------------------------------------------------------------------------------------- env
+
+
+class WorkerEnv:
+    """``self.env``: each var, secret and binding an attribute; an unset name raises AttributeError."""
+
+    def __init__(
+        self,
+        vars: Mapping[str, str | int | float | bool] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> None:
+        for name, value in {**(vars or {}), **(secrets or {}), **(bindings or {})}.items():
+            if value is not None:
+                setattr(self, name, value)
