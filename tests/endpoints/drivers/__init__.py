@@ -1,0 +1,11 @@
+"""The endpoint drivers the shared contract scenarios run against: name -> module exposing
+``make_driver(config: EndpointConfig) -> EndpointDriver``."""
+
+from .base import DriverResponse, EndpointConfig, EndpointDriver
+
+DRIVER_MODULES: dict[str, str] = {
+    "lambda": "tests.endpoints.drivers.lambda_driver",
+    "worker": "tests.endpoints.drivers.worker_driver",
+}
+
+__all__ = ["DRIVER_MODULES", "DriverResponse", "EndpointConfig", "EndpointDriver"]

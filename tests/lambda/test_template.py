@@ -1,0 +1,121 @@
+"""template.yaml: SAM's own lint and build, plus the properties the issue asks of the stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAM = ROOT / ".venv" / "tools" / "sam" / "bin" / "sam"
+API_GATEWAY_REST_LIMIT_SECONDS = 29
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, !GetAtt...) kept as {"Fn": value}."""
+
+
+_CfnLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+                                       else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+                                       else loader.construct_mapping(node)}
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+
+
+def _sam(*args: str, timeout: float, **extra_env: str) -> subprocess.CompletedProcess:
+    if not SAM.exists():
+        pytest.fail(f"SAM CLI missing at {SAM}: run `make lambda-deps`")
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", **extra_env}
+    return subprocess.run([str(SAM), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_sam_validate_lint():
+    done = _sam("validate", "--lint", "--template-file", str(TEMPLATE), timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is a valid SAM Template" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_makes_a_small_artifact_with_the_core(tmp_path):
+    build_dir = tmp_path / "build"
+    done = _sam("build", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir), timeout=420,
+                LAMBDA_PYTHON=str(ROOT / ".venv" / "bin" / "python"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    artifact = build_dir / "AgentFunction"
+    for needed in ("app.py", "dynamo_cache.py", "lmstudio_agent/contract.py", "lmstudio_agent/service.py",
+                   "aws_lambda_powertools", "pydantic_core", "httpx"):
+        assert (artifact / needed).exists(), needed
+    assert not (artifact / "boto3").exists() and not (artifact / "botocore").exists()  # the runtime has them
+    assert not list(artifact.rglob("*.cpython-311.pyc"))  # no bytecode for a Python the runtime is not
+    # Wheels for the Lambda runtime's CPython, not the one that ran the build.
+    assert list((artifact / "pydantic_core").glob("*cpython-313-x86_64-linux-gnu.so"))
+    archive = shutil.make_archive(str(tmp_path / "artifact"), "zip", artifact)
+    assert zipfile.is_zipfile(archive)
+
+
+def test_function_runtime_timeout_and_deadline(template):
+    function = template["Resources"]["AgentFunction"]
+    props = {**template["Globals"]["Function"], **function["Properties"]}
+    assert re.fullmatch(r"python3\.1[2-9]", props["Runtime"])
+    assert props["Handler"] == "app.lambda_handler" and (ROOT / "lambda" / "app.py").exists()
+    deadline = float(props["Environment"]["Variables"]["EXECUTE_DEADLINE_SECONDS"])
+    # The run's deadline plus core's 1 s backstop ends before the function's timeout, which ends before the API's.
+    assert deadline + 1 < props["Timeout"] < API_GATEWAY_REST_LIMIT_SECONDS
+    assert 256 <= props["MemorySize"] <= 2048
+
+
+def test_build_method_is_makefile_with_the_target(template):
+    function = template["Resources"]["AgentFunction"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    assert function["Properties"]["CodeUri"].rstrip("/") == "lambda"  # never the repo root (it would copy .venv)
+    assert "build-AgentFunction:" in (ROOT / "lambda" / "Makefile").read_text()
+
+
+def test_routes_and_outputs(template):
+    events = template["Resources"]["AgentFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values()}
+    assert routes == {("GET", "/health"), ("POST", "/execute")}
+    assert "ExecuteUrl" in template["Outputs"] and "HealthUrl" in template["Outputs"]
+
+
+def test_cache_table_has_ttl(template):
+    table = template["Resources"]["CacheTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "key", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_least_privilege_iam(template):
+    (policy,) = template["Resources"]["AgentFunction"]["Properties"]["Policies"]
+    actions = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        statement_actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in a for a in statement_actions)
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert all(r != "*" for r in resources)
+        for action in statement_actions:
+            actions[action] = resources
+    assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}
+    assert actions["dynamodb:GetItem"] == [{"GetAtt": "CacheTable.Arn"}]
+    assert len(actions["secretsmanager:GetSecretValue"]) == 2
+
+
+def test_no_secret_in_the_template(template):
+    text = TEMPLATE.read_text()
+    assert "SecretString" not in text and "sk-lm-" not in text
+    env = template["Resources"]["AgentFunction"]["Properties"]["Environment"]["Variables"]
+    assert "LM_STUDIO_TOKEN" not in env and "CLIENT_API_KEY" not in env  # only the secrets' names travel
+    assert {"CLIENT_API_KEY_SECRET", "LM_STUDIO_TOKEN_SECRET", "CACHE_TABLE"} <= set(env)
