@@ -66,7 +66,7 @@ class BridgeAgent:
         *,
         bridge_url: str = DEFAULT_BRIDGE_URL,
         agent_id: str,
-        token: str,
+        token: str | None,
         model: str,
         capabilities: Iterable[str] = (),
         tools: Iterable[str] = (),
@@ -144,7 +144,7 @@ class BridgeAgent:
         try:
             conn = await connect(
                 self.bridge_url,
-                additional_headers={"Authorization": f"Bearer {self.token}"},
+                additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
                 open_timeout=self.open_timeout,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
@@ -298,7 +298,7 @@ async def serve_agent(
     *,
     bridge_url: str = DEFAULT_BRIDGE_URL,
     agent_id: str,
-    token: str,
+    token: str | None,
     model: str,
     capabilities: Iterable[str] = (),
     tools: Iterable[str] = (),
@@ -342,7 +342,7 @@ def _refusal(exc: InvalidStatus) -> BridgeRefusedError | None:
         code = ErrorCode(body.get("code", code))
     except (ValueError, AttributeError):
         pass
-    return BridgeRefusedError(code, f"AI Bridge refused the connection: {message}")
+    return BridgeRefusedError(code, f"AI Bridge refused the agent's token: {message}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -190,8 +190,8 @@ class HubHttpServer:
         self._socket: socket.socket | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, reuse_port=False)
+        """Listen on ``host:port``; a port in use raises OSError here."""
+        sock = _listen(host, port)
         config = uvicorn.Config(
             self.app,
             lifespan="off",
@@ -202,12 +202,14 @@ class HubHttpServer:
             timeout_graceful_shutdown=5,
         )
         self._server = _EmbeddedServer(config)
-        self._serving = asyncio.ensure_future(self._server.serve(sockets=[self._socket]))
+        self._serving = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._serving.done():
-                self._serving.result()  # raises what stopped it
+                sock.close()
+                self._serving.result()
                 raise RuntimeError("the hub's HTTP listener stopped during startup")
             await asyncio.sleep(0.01)
+        self._socket = sock
         logger.info("bridge hub HTTP API on http://%s:%s", host, self.port)
 
     @property
@@ -230,3 +232,20 @@ class HubHttpServer:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket made as asyncio makes its own: with ``proto=IPPROTO_TCP``, so asyncio sets
+    TCP_NODELAY on every accepted connection (with proto 0 it does not, and Nagle adds 40 ms a response)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock

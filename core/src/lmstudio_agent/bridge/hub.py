@@ -138,8 +138,10 @@ class BridgeHub:
 
     ``task_timeout`` bounds one attempt on one agent, ``max_attempts`` the attempts of a task, and the
     caller's :class:`Deadline` (``default_deadline`` when none) the whole task, queueing included. An agent
-    runs at most ``min(its max_concurrency, max_agent_concurrency)`` tasks at once; beyond that tasks wait in
-    a queue of ``max_queue``, and a full queue is refused at once with HUB_BUSY.
+    that stops answering keepalive pings is dropped after ``ping_interval + ping_timeout + close_timeout``
+    and its tasks requeued. An agent runs at most ``min(its max_concurrency, max_agent_concurrency)`` tasks
+    at once; beyond that tasks wait in a queue of ``max_queue``, and a full queue is refused at once with
+    HUB_BUSY.
     """
 
     def __init__(
@@ -152,8 +154,9 @@ class BridgeHub:
         default_deadline: float = 60.0,
         max_queue: int = 256,
         max_agent_concurrency: int = 64,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
+        ping_interval: float | None = 10.0,
+        ping_timeout: float | None = 10.0,
+        close_timeout: float = 2.0,
         register_timeout: float = 10.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         retry_after_seconds: int = 1,
@@ -172,6 +175,7 @@ class BridgeHub:
         self.max_agent_concurrency = max_agent_concurrency
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
         self.register_timeout = register_timeout
         self.max_frame_bytes = max_frame_bytes
         self.retry_after_seconds = retry_after_seconds
@@ -201,7 +205,7 @@ class BridgeHub:
             max_size=self.max_frame_bytes * HARD_LIMIT_FACTOR,
             compression=None,  # small JSON frames on a LAN or loopback: deflate costs more than it saves
             open_timeout=10,
-            close_timeout=5,
+            close_timeout=self.close_timeout,
         )
         self._serving = True
         logger.info("bridge hub listening on ws://%s:%s", host, self.port)
@@ -331,12 +335,12 @@ class BridgeHub:
         task.queued = False
         task.tried.add(agent.agent_id)
         agent.active[task.task_id] = task
-        timeout = self.task_timeout
         left = task.deadline.remaining()
-        if left is not None:
-            timeout = min(timeout, left)
-        loop = asyncio.get_running_loop()
-        task.timer = loop.call_later(timeout, self._on_attempt_timeout, task, agent, task.attempts, timeout)
+        # When the caller's deadline comes first, it ends the task (and cancels the attempt): no retry then.
+        if left is None or self.task_timeout < left:
+            task.timer = asyncio.get_running_loop().call_later(
+                self.task_timeout, self._on_attempt_timeout, task, agent, task.attempts, self.task_timeout
+            )
         frame = TaskExecuteMessage(
             data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools))
         )

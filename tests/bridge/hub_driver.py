@@ -1,0 +1,126 @@
+"""The bridge hub as an endpoint driver for the shared contract scenarios (tests/endpoints/).
+
+Everything is real and on loopback: the hub's WebSocket server and its HTTP API (uvicorn), and agents that
+connect out to it over WebSocket and run the core agent loop (``service.AgentBackend``, the same backend the
+Lambda and the Worker use) against the scripted OpenAI-protocol upstream. The hub, its HTTP listener and its
+agents share one event loop in a background thread; ``request`` is a plain HTTP call from the test's thread.
+
+The home machine runs one agent per model it serves: the configured model and ``another-model`` (one LM
+Studio serving two models), since the hub sends a request only to an agent that has its model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Mapping, Optional
+
+import httpx
+from pydantic import SecretStr
+
+from lmstudio_agent.bridge import BridgeHub, serve_agent
+from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_agent.cache import MemoryCacheStore
+from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.modes import ToolMode
+from lmstudio_agent.service import AgentBackend, EndpointSettings
+from tests.endpoints.drivers.base import DriverResponse, EndpointConfig, RequestBody
+
+AGENT_TOKEN = "hub-driver-agent-token-0123456789"
+EXTRA_MODELS = ("another-model",)
+
+
+class HubDriver:
+    name = "hub"
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self.cache = MemoryCacheStore()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="hub-driver", daemon=True)
+        self.thread.start()
+        self.backends: list[AgentBackend] = []
+        self.serving: list[asyncio.Task[None]] = []
+        self._run(self._start())
+        self.client = httpx.Client(base_url=self.server.url, timeout=config.deadline_seconds + 15)
+
+    def _run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self) -> None:
+        config = self.config
+        self.hub = BridgeHub(AGENT_TOKEN, default_model=config.model, default_deadline=config.deadline_seconds)
+        await self.hub.start("127.0.0.1", 0)
+        options = ExecuteOptions(deadline_seconds=config.deadline_seconds, cache_ttl_seconds=config.cache_ttl_seconds)
+        self.server = HubHttpServer(HubHttpApp(self.hub, api_key=config.client_key, cache=self.cache, options=options))
+        await self.server.start("127.0.0.1", 0)
+        for i, model in enumerate(dict.fromkeys((config.model, *EXTRA_MODELS))):
+            await self._start_agent(f"home-agent-{i}", model)
+        while len(self.hub.agents()) < len(self.serving):
+            for task in self.serving:
+                if task.done():
+                    task.result()
+            await asyncio.sleep(0.01)
+
+    async def _start_agent(self, agent_id: str, model: str) -> None:
+        config = self.config
+        settings = EndpointSettings(
+            lm_studio_url=config.upstream_url,
+            lm_studio_token=SecretStr(config.upstream_token) if config.upstream_token else None,
+            model=model,
+            tool_mode=ToolMode(config.tool_mode),
+            deadline_seconds=config.deadline_seconds,
+            cache_ttl_seconds=max(60, config.cache_ttl_seconds),
+            allowed_tools=config.allowed_tools,
+        )
+        backend = AgentBackend(settings)
+        self.backends.append(backend)
+
+        async def runner(instruction: str, tools: list[str]) -> list[AgentMessage]:
+            return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds))
+
+        registry = backend.registry
+        self.serving.append(
+            asyncio.ensure_future(
+                serve_agent(
+                    runner, bridge_url=self.hub.url, agent_id=agent_id, token=AGENT_TOKEN, model=model,
+                    capabilities=["llm", "tool-use"], tools=registry.names(),
+                    side_effect_tools=[tool.name for tool in registry if tool.side_effects], max_concurrency=4,
+                )
+            )
+        )
+
+    def request(
+        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
+    ) -> DriverResponse:
+        content = body.encode() if isinstance(body, str) else body
+        response = self.client.request(method, path, headers=dict(headers or {}), content=content)
+        return DriverResponse.from_parts(response.status_code, dict(response.headers), response.text)
+
+    def cache_entries(self) -> int:
+        return self._run(self._count())
+
+    async def _count(self) -> int:
+        return len(self.cache._items)  # MemoryCacheStore keeps its entries in _items
+
+    def close(self) -> None:
+        self.client.close()
+        self._run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    async def _stop(self) -> None:
+        for task in self.serving:
+            task.cancel()
+        await asyncio.gather(*self.serving, return_exceptions=True)
+        await self.server.stop()
+        await self.hub.stop()
+        for backend in self.backends:
+            await backend.aclose()
+
+
+def make_driver(config: EndpointConfig) -> HubDriver:
+    return HubDriver(config)
