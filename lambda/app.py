@@ -52,7 +52,7 @@ app = APIGatewayRestResolver(
 
 @dataclasses.dataclass
 class _Runtime:
-    """What one container builds once: settings, the backend, the cache store and the event loop."""
+    """What one container builds once: the settings, the backend and the cache store."""
 
     settings: Any
     backend: Any
@@ -109,8 +109,12 @@ def _get_runtime() -> _Runtime:
     from dynamo_cache import DynamoCacheStore
     from lmstudio_agent.service import AgentBackend, EndpointSettings
 
-    settings = EndpointSettings.from_env(os.environ)
-    settings = settings.model_copy(update={"lm_studio_token": SecretStr(token) if token else None})
+    # The token comes from Secrets Manager only; an LM_STUDIO_TOKEN variable is never trusted here.
+    try:
+        settings = EndpointSettings.from_env(os.environ, lm_studio_token=SecretStr(token) if token else None)
+    except ValueError as exc:  # pydantic's ValidationError: a bad variable in the template's parameters
+        logger.error("invalid endpoint settings", extra={"errors": str(exc)})
+        raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid settings") from None
     table = os.environ.get("CACHE_TABLE")
     _runtime = _Runtime(settings, AgentBackend(settings), DynamoCacheStore(table) if table else None, digest)
     return _runtime

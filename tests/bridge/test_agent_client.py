@@ -10,11 +10,11 @@ import socket
 import pytest
 from websockets.asyncio.server import serve
 
-from lmstudio_agent.bridge import BridgeAgent, BridgeRefusedError, serve_agent
+from lmstudio_agent.bridge import BridgeRefusedError, serve_agent
 from lmstudio_agent.errors import AgentError, BridgeConnectionError, ErrorCode
 from lmstudio_agent.messages import AgentMessage
 
-from .helpers import MODEL, TOKEN, echo, raw_agent, wait_registered
+from .helpers import MODEL, TOKEN, echo, wait_registered
 
 
 def closed_port_url() -> str:
@@ -238,3 +238,21 @@ async def test_serve_agent_registers_what_it_is_given(hub):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_task_retried_on_the_same_agent_after_a_cancel_runs_again(make_hub, agents):
+    # One agent: the hub's attempt timeout cancels the run and sends the task straight back to the same agent,
+    # usually before the cancelled run has unwound. The agent must run it again, not drop it as a repeat.
+    hub = await make_hub(task_timeout=0.3, max_attempts=2)
+    calls = 0
+
+    async def first_call_hangs(instruction: str, tools: list[str]) -> list[AgentMessage]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(30)
+        return [AgentMessage(type="result", content=f"attempt {calls}")]
+
+    await agents.start(hub.url, first_call_hangs, max_concurrency=1)
+    result = await hub.submit("retry me")
+    assert result[0].content == "attempt 2" and hub.stats.requeued == 1

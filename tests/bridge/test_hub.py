@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 
-from .helpers import MODEL, TOKEN, raw_agent, raw_connect, recv_json, register_frame, send_json
+from .helpers import MODEL, raw_agent, raw_connect, recv_json, register_frame, send_json
 
 
 async def expect_closed(conn, timeout: float = 5.0) -> None:
@@ -331,10 +331,12 @@ async def test_heartbeat_detects_a_silent_agent(hub):
 
 async def test_attempt_timeout_cancels_and_requeues(make_hub):
     hub = await make_hub(task_timeout=0.3)
-    slow = await raw_agent(hub.url, "slow")
+    # Both connected before the task: the least loaded agent (slow, two free slots) gets the first attempt,
+    # the one that has not tried it yet gets the retry.
+    slow = await raw_agent(hub.url, "slow", max_concurrency=2)
+    fast = await raw_agent(hub.url, "fast")
     submitted = asyncio.create_task(hub.submit("hurry"))
     task_id = (await recv_json(slow))["data"]["task_id"]
-    fast = await raw_agent(hub.url, "fast")
     cancel = await recv_json(slow)
     assert cancel["type"] == "task:cancel" and cancel["data"]["task_id"] == task_id
     assert "no result within 0.3s" in cancel["data"]["reason"]
@@ -353,10 +355,10 @@ async def test_attempt_timeout_cancels_and_requeues(make_hub):
 
 async def test_late_first_result_wins_and_the_retry_is_cancelled(make_hub):
     hub = await make_hub(task_timeout=0.3)
-    slow = await raw_agent(hub.url, "slow")
+    slow = await raw_agent(hub.url, "slow", max_concurrency=2)
+    second = await raw_agent(hub.url, "second")
     submitted = asyncio.create_task(hub.submit("race"))
     task_id = (await recv_json(slow))["data"]["task_id"]
-    second = await raw_agent(hub.url, "second")
     assert (await recv_json(slow))["type"] == "task:cancel"
     assert (await recv_json(second))["data"]["task_id"] == task_id
     await answer(slow, task_id, "slow but first")

@@ -272,3 +272,11 @@ def test_a_broken_cache_does_not_fail_the_request(handler, openai_stub):
     openai_stub.enqueue(text("still fine"))
     response = handler.request("POST", "/execute", headers=AUTH, body=json.dumps(CACHEABLE))
     assert response.status == 200 and response.json["result"][-1]["content"] == "still fine"
+
+
+def test_invalid_settings_are_a_clean_500(make_lambda):
+    handler = make_lambda(extra_env={"LM_TOOL_MODE": "telepathy"})
+    response = handler.request("POST", "/execute", headers=AUTH, body=json.dumps({"instruction": "a"}))
+    assert response.status == 500 and response.json["code"] == "INTERNAL_ERROR"
+    assert response.json["error"] == "The endpoint is misconfigured: invalid settings"
+    assert handler.request("GET", "/health").status == 200  # health does not depend on the settings

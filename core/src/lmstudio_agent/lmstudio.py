@@ -204,17 +204,17 @@ class LMStudioAgent:
 
     # ------------------------------------------------------------------------------------------ bridge
 
-    async def connect_to_bridge(self) -> None:
+    async def connect_to_bridge(self, *, max_concurrency: int = 1, **options: Any) -> None:
         """Connect to the AI Bridge at ``bridge_url``, register, and serve tasks until cancelled.
 
+        Each task runs :meth:`aact` with the tools it names; the hub sends only tasks whose tools this agent
+        registered, and the agent refuses any other (UNKNOWN_TOOL). ``max_concurrency`` tasks run at once; ``options`` go to
+        :class:`~lmstudio_agent.bridge.agent_client.BridgeAgent` (timeouts, backoff, frame limit).
         Raises ``ConnectionError`` (CONNECTION_FAILED) when the bridge cannot be reached at the first connect.
         """
         from .bridge.agent_client import serve_agent
 
         async def runner(instruction: str, tool_names: list[str]) -> list[AgentMessage]:
-            unknown = [n for n in tool_names if n not in self.registry]
-            if unknown:
-                raise AgentError(ErrorCode.UNKNOWN_TOOL, f"Tool(s) not registered on this agent: {', '.join(unknown)}")
             return await self.aact(instruction, tool_names or None)
 
         if not self._loaded:
@@ -227,4 +227,7 @@ class LMStudioAgent:
             capabilities=self.capabilities,
             model=self.model_name,
             tools=self.registry.names(),
+            side_effect_tools=[tool.name for tool in self.registry if tool.side_effects],
+            max_concurrency=max_concurrency,
+            **options,
         )

@@ -4,6 +4,7 @@
 from .base import DriverResponse, EndpointConfig, EndpointDriver
 
 DRIVER_MODULES: dict[str, str] = {
+    "hub": "tests.bridge.hub_driver",
     "lambda": "tests.endpoints.drivers.lambda_driver",
     "worker": "tests.endpoints.drivers.worker_driver",
 }

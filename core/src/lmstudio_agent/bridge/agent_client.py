@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, NoReturn, Sequence
 
 from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
@@ -155,11 +155,11 @@ class BridgeAgent:
             refusal = _refusal(exc)
             if refusal is not None:
                 raise refusal from None
-            return self._connect_failed(first, f"the hub answered HTTP {exc.response.status_code}")
+            self._connect_failed(first, f"the hub answered HTTP {exc.response.status_code}")
         except InvalidURI as exc:
             raise BridgeConnectionError(f"Invalid AI Bridge URL {self.bridge_url!r}: {exc}") from None
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-            return self._connect_failed(first, _describe(exc))
+            self._connect_failed(first, _describe(exc))
         try:
             await self._register(conn, first=first)
         except BaseException:
@@ -167,7 +167,7 @@ class BridgeAgent:
             raise
         return conn
 
-    def _connect_failed(self, first: bool, why: str) -> ClientConnection:
+    def _connect_failed(self, first: bool, why: str) -> NoReturn:
         if first:
             raise BridgeConnectionError(f"AI Bridge at {self.bridge_url} is not reachable: {why}")
         raise _Retry(f"AI Bridge at {self.bridge_url} is not reachable: {why}")
@@ -211,7 +211,8 @@ class BridgeAgent:
                 if isinstance(msg, TaskExecuteMessage):
                     await self._start_task(conn, msg)
                 elif isinstance(msg, TaskCancelMessage):
-                    running = self._running.get(msg.data.task_id)
+                    # Forgotten at once: the hub may send the same task again before this run has unwound.
+                    running = self._running.pop(msg.data.task_id, None)
                     if running is not None:
                         logger.info("agent %s: task %s cancelled by the hub (%s)", self.agent_id, msg.data.task_id, msg.data.reason)
                         running.cancel()
@@ -253,7 +254,11 @@ class BridgeAgent:
             return
         running = asyncio.get_running_loop().create_task(self._run_task(conn, data.task_id, data.instruction, list(data.tools)))
         self._running[data.task_id] = running
-        running.add_done_callback(lambda _t, task_id=data.task_id: self._running.pop(task_id, None))
+        running.add_done_callback(lambda done, task_id=data.task_id: self._forget(task_id, done))
+
+    def _forget(self, task_id: str, done: asyncio.Task[None]) -> None:
+        if self._running.get(task_id) is done:
+            del self._running[task_id]
 
     async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str]) -> None:
         async with self._slots:

@@ -116,6 +116,9 @@ class HubHttpApp:
         watching = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             await asyncio.wait({handling, watching}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server is shutting down: nobody will read the answer
+            handling.cancel()
+            raise
         finally:
             watching.cancel()
         if not handling.done():

@@ -185,12 +185,6 @@ MESSAGE_TYPES: tuple[str, ...] = (
     "heartbeat:ack",
     "error",
 )
-# Who may send what: a hub refuses hub-to-agent types from an agent, and the other way round.
-FROM_AGENT = frozenset({"agent:register", "task:result", "heartbeat", "heartbeat:ack", "error"})
-FROM_HUB = frozenset(
-    {"registration:success", "registration:error", "task:execute", "task:cancel", "heartbeat", "heartbeat:ack", "error"}
-)
-
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(BridgeMessage)
 
 
