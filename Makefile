@@ -24,6 +24,9 @@ help:
 	@echo "make test-fast     the tests that need neither the model server nor the fine-tuning stack"
 	@echo "make bench         run the benchmarks and record the figures under bench/results/"
 	@echo "make eval          measure tool-calling accuracy on the project's suite (embedded model)"
+	@echo "make finetune-tools fine-tune the embedded model on the suite's tools, measure before/after"
+	@echo "make finetune-gpu DATA=rows.jsonl NAME=my-lfm2   the fine-tuning pipeline on a CUDA host"
+	@echo "make finetune-cpu DATA=rows.jsonl NAME=my-model  the same pipeline here, a few CPU steps"
 	@echo "make lambda-build  sam validate --lint && sam build"
 	@echo "make worker-build  wrangler deploy --dry-run, with the core package in the bundle"
 
@@ -43,16 +46,17 @@ core: $(STAMPS)/core
 include $(sort $(wildcard mk/*.mk))
 
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
-ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker
+ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune
 BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge
 
 run: $(STAMPS)/core $(STAMPS)/gateway
 	$(PY) scripts/run_demo.py
 
-# The fine-tuning tests (tests/finetune) run in the fine-tuning stack's own venv, through mk/finetune.mk, once
-# that component lands; tests/eval likewise with mk/eval.mk.
+# Everything but tests/finetune runs in the main venv; tests/finetune runs in the fine-tuning stack's own venv
+# (mk/finetune.mk), the CPU end-to-end training run included.
 test: $(ALL_STAMPS) lambda-build worker-build
 	$(PY) -m pytest -q --ignore=tests/finetune --ignore=tests/eval
+	$(MAKE) --no-print-directory finetune-test
 
 test-fast: $(STAMPS)/core
 	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints
