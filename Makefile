@@ -55,7 +55,7 @@ run: $(STAMPS)/core $(STAMPS)/gateway
 # Everything but tests/finetune runs in the main venv; tests/finetune runs in the fine-tuning stack's own venv
 # (mk/finetune.mk), the CPU end-to-end training run included.
 test: $(ALL_STAMPS) lambda-build worker-build
-	$(PY) -m pytest -q --ignore=tests/finetune --ignore=tests/eval
+	$(PY) -m pytest -q --ignore=tests/finetune
 	$(MAKE) --no-print-directory finetune-test
 
 test-fast: $(STAMPS)/core

@@ -62,7 +62,7 @@ def agent_for(server, mode="constrained", **kwargs) -> Agent:
 
 
 async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
-    openai_stub.enqueue(json_content({"name": "get_weather", "arguments": {"city": "Paris"}}),
+    openai_stub.enqueue(json_content({"type": "weather", "tool": "get_weather", "arguments": {"city": "Paris"}}),
                         json_content({"name": "terminate", "arguments": {"message": "21 degrees in Paris"}}))
     transcript = await agent_for(openai_stub).run("Weather in Paris?")
     assert calls == [("get_weather", "Paris", "celsius")]
@@ -70,8 +70,14 @@ async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
     assert final_answer(transcript) == "21 degrees in Paris"
     first = openai_stub.chat_requests[0]
     schema = first["response_format"]["json_schema"]["schema"]
-    assert {v["properties"]["name"]["const"] for v in schema["anyOf"]} == {"get_weather", "count_words", "explode",
+    assert {v["properties"]["tool"]["const"] for v in schema["anyOf"]} == {"get_weather", "count_words", "explode",
                                                                           "terminate"}
+    # String arguments are copied from the conversation: the grammar offers the request's words, not free text.
+    weather = next(v for v in schema["anyOf"] if v["properties"]["tool"]["const"] == "get_weather")
+    assert weather["properties"]["arguments"]["properties"]["city"] == {"$ref": "#/$defs/copied_text"}
+    assert "Paris" in schema["$defs"]["copied_text"]["enum"]
+    second = openai_stub.chat_requests[1]["response_format"]["json_schema"]["schema"]
+    assert any("21" in span for span in second["$defs"]["copied_text"]["enum"])  # the tool's result is a source
     # The tool result goes back to the model in the next request.
     assert "Result of get_weather" in openai_stub.chat_requests[1]["messages"][-1]["content"]
 

@@ -195,7 +195,7 @@ class Agent:
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
                    deadline: Deadline | None) -> Turn:
         response = await self.client.chat(
-            messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **strategy.request(tools)
+            messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **strategy.request(tools, messages)
         )
         return strategy.read(response, tools)
 
@@ -211,10 +211,14 @@ class Agent:
         except AgentError as exc:
             return CheckedCall(call, tool, None, exc.message)
 
-    async def first_turn(self, instruction: str, *, deadline: Deadline | None = None) -> FirstTurn:
-        """Run only the first round of :meth:`run` (same prompt, same extraction, same validation)."""
-        mode = await self.resolve_mode(deadline)
-        strategy = strategy_for(mode)
+    async def first_turn(self, instruction: str, *, deadline: Deadline | None = None,
+                         strategy: Strategy | None = None) -> FirstTurn:
+        """Run only the first round of :meth:`run` (same prompt, same extraction, same validation).
+
+        ``strategy`` replaces the mode's (the evaluation's plain-prompting baseline uses it)."""
+        if strategy is None:
+            strategy = strategy_for(await self.resolve_mode(deadline))
+        mode = strategy.mode
         tools = self.offered_tools()
         messages = [self.system_message(strategy, tools), {"role": "user", "content": instruction}]
         turn = await self._ask(strategy, messages, tools, deadline)

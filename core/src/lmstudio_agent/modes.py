@@ -16,7 +16,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from . import constrained
 from .client import ChatClient, ChatResponse
@@ -50,8 +50,8 @@ class Strategy(Protocol):
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         """Text to add to the system prompt when ``tools`` are offered (None: nothing)."""
 
-    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
-        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered."""
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages``."""
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         """The calls and text in a response."""
@@ -73,7 +73,7 @@ class NativeStrategy:
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         return None
 
-    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         return {"tools": [t.to_openai() for t in tools], "tool_choice": "auto"} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -107,7 +107,7 @@ class ParsedStrategy(NativeStrategy):
         example = format_lfm2_calls([ToolCall(name="tool_name", arguments={"arg": "value"})])
         return f"List of tools: <|tool_list_start|>{listing}<|tool_list_end|>\nTo call a tool, reply with {example}."
 
-    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         return {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -123,8 +123,13 @@ class ConstrainedStrategy:
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         return constrained.system_prompt(tools) if tools else None
 
-    def request(self, tools: Sequence[Tool]) -> dict[str, Any]:
-        return {"response_format": constrained.response_format(tools)} if tools else {}
+    def __init__(self, copy_values: bool = True) -> None:
+        self.copy_values = copy_values
+
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md).
+        sources = constrained.copy_sources(messages) if self.copy_values else []
+        return {"response_format": constrained.response_format(tools, sources)} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
@@ -135,7 +140,7 @@ class ConstrainedStrategy:
             return Turn(_ensure_ids(parsed.calls[:1]), "", parsed.errors, message, response)
         reason = "it was cut off" if response.finish_reason == "length" else "it is not a JSON tool call"
         error = f"Your reply could not be read as a tool call ({reason}). Reply with one JSON object: " \
-                '{"name": "<tool name>", "arguments": {...}}.'
+                '{"tool": "<tool name>", "arguments": {...}}.'
         return Turn([], "", [error], message, response)
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""``lmstudio-agent eval`` (and ``python -m lmstudio_agent.eval``): measure tool calling on a suite.
+
+``register(app)`` mounts the commands into the main CLI; :data:`eval_app` is the same commands standalone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from ..client import DEFAULT_MODEL, ChatClient
+from ..errors import AgentError, ErrorCode
+from . import finetune_cli
+from .report import PLOT_FILE, build_report, final_line, render_table, write_report
+from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread
+from .suite import builtin_suite_path, load_suite
+
+console = Console(stderr=True)
+DEFAULT_REPORT_DIR = Path("reports/eval/latest")
+
+
+@contextlib.contextmanager
+def model_server(base_url: str | None, api_key: str | None, model: str | None, embedded: bool,
+                 gguf: Path | None) -> Iterator[tuple[str, str | None, str]]:
+    """(base_url, api_key, model): the given server, or the embedded model started for the run."""
+    if not embedded:
+        if not base_url:
+            raise typer.BadParameter("give --base-url URL, or --embedded to start the embedded model", param_hint="--base-url")
+        yield base_url, api_key, model or DEFAULT_MODEL
+        return
+    try:
+        from lmstudio_gateway.process import run_in_background
+    except ModuleNotFoundError:
+        raise AgentError(ErrorCode.MODEL_NOT_LOADED,
+                         "--embedded needs the gateway-model package (`make gateway`)") from None
+    stack = contextlib.ExitStack()
+    with console.status("Starting the embedded model server ...", spinner="dots"):
+        running = stack.enter_context(run_in_background(model_path=gguf) if gguf else run_in_background())
+    with stack:
+        yield running.base_url, running.api_key, running.model
+
+
+def eval_command(
+    suite: Optional[Path] = typer.Option(None, "--suite", exists=True, dir_okay=False,
+                                         help="Suite JSONL file [default: the project's held-out split]"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", envvar="LM_STUDIO_API_BASE",
+                                           help="OpenAI-compatible base URL of the model server."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LM_API_TOKEN", show_default=False,
+                                          help="Bearer token for the model server."),
+    model: Optional[str] = typer.Option(None, "--model", envvar="LM_STUDIO_MODEL", help="Model id."),
+    mode: list[str] = typer.Option(["auto"], "--mode", "-m",
+                                   help=f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."),
+    embedded: bool = typer.Option(False, "--embedded", help="Start the embedded model (gateway-model) for the run."),
+    gguf: Optional[Path] = typer.Option(None, "--gguf", exists=True, dir_okay=False,
+                                        help="With --embedded: serve this GGUF instead of SmolLM2-135M."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Run only N tasks, spread over the suite."),
+    report_dir: Path = typer.Option(DEFAULT_REPORT_DIR, "--report-dir", help="Where report.json and the plot go."),
+    label: Optional[str] = typer.Option(None, "--label", help="Name the modes in the report, e.g. 'fine-tuned'."),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=16, help="Token cap per reply (the agent's default)."),
+    timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds allowed per model request."),
+) -> None:
+    """Measure tool-name and exact name+arguments accuracy of a model on a suite, per mode."""
+    try:
+        modes = resolve_modes(mode)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mode") from None
+    suite_path = suite or builtin_suite_path("heldout")
+    try:
+        tasks = spread(load_suite(suite_path), limit)
+        with model_server(base_url, api_key, model, embedded, gguf) as (url, key, model_id):
+            report = asyncio.run(_evaluate(url, key, model_id, tasks, modes, label, max_tokens, timeout,
+                                           str(suite_path)))
+    except AgentError as exc:
+        console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        raise typer.Exit(2) from None
+    write_report(report, report_dir)
+    try:
+        from .plot import plot_report
+    except ModuleNotFoundError:  # matplotlib is in the eval extra
+        console.print("[yellow]matplotlib is not installed: no plot (pip install 'lmstudio-agent[eval]')")
+    else:
+        plot_report(report, report_dir / PLOT_FILE)
+    Console(width=max(Console().width, 110)).print(render_table(report))
+    console.print(f"report: {report_dir / 'report.json'}")
+    print(final_line(report), flush=True)
+
+
+async def _evaluate(base_url: str, api_key: str | None, model: str, tasks, modes: list[str], label: str | None,
+                    max_tokens: int, timeout: float, suite: str) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    results: dict[str, list[TaskResult]] = {}
+    async with ChatClient(base_url, api_key, model, timeout=timeout) as client:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[acc]}"),
+                      TimeElapsedColumn(), console=console, transient=False) as progress:
+            for requested in modes:
+                mode = await concrete_mode(client, requested)
+                name = f"{mode} ({label})" if label else (mode if requested != "auto" else f"{mode} (auto)")
+                bar = progress.add_task(name, total=len(tasks), acc="")
+                done: list[TaskResult] = []
+
+                def tick(result: TaskResult, bar=bar, done=done) -> None:
+                    done.append(result)
+                    exact = sum(r.exact for r in done) / len(done)
+                    progress.update(bar, advance=1, acc=f"exact {exact:.0%}")
+
+                results[name] = await run_suite(client, tasks, mode, max_tokens=max_tokens, request_timeout=timeout,
+                                                on_result=tick)
+    return build_report(results, suite=suite, model=model, base_url=base_url,
+                        extra={"max_tokens": max_tokens, "label": label})
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``eval`` and ``finetune-tools`` into a typer app (the main ``lmstudio-agent`` CLI)."""
+    app.command("eval")(eval_command)
+    app.command("finetune-tools")(finetune_cli.finetune_tools_command)
+
+
+eval_app = typer.Typer(help="Tool-calling evaluation and fine-tuning on your own tools.", no_args_is_help=True,
+                       add_completion=False)
+register(eval_app)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    eval_app()

@@ -1,0 +1,86 @@
+"""Fine-tuning rows from suite tasks: the exact first-round chat the agent sends, answered with the right call.
+
+The system prompt and user turn are built by the agent itself (:meth:`Agent.system_message`,
+:meth:`Agent.offered_tools`, the mode's strategy), so a model trained on these rows sees at inference what it
+saw in training; the answer is the call as the constrained mode writes it (:func:`constrained.format_call`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .. import constrained
+from ..agent import Goal
+from ..client import ChatClient
+from ..lmstudio import DEFAULT_GOALS
+from ..modes import ToolMode, strategy_for
+from ..tools import ToolRegistry
+from .runner import build_agent
+from .suite import Task, tools_for
+
+# Asked of the base model and kept as its own answers, so training on tool calls does not wash out plain
+# chat; the check questions (CHAT_CHECKS) are different ones.
+CHAT_KEEP = (
+    "What is the capital of France?", "Give me three tips for sleeping better.", "What is photosynthesis?",
+    "Write a haiku about the sea.", "How many days are in a leap year?", "What does a CPU do?",
+    "Suggest a name for a grey cat.", "Why is the sky blue?", "How do I boil an egg?",
+    "What is the difference between weather and climate?", "Tell me a fun fact about octopuses.",
+    "What is 15 plus 27?", "Explain what a noun is.", "What are the primary colours?",
+    "How can I stay focused while studying?", "What is the largest planet in the solar system?",
+    "Say hello in a friendly way.", "What is a good breakfast for energy?", "Who wrote Romeo and Juliet?",
+    "What is machine learning in one sentence?", "How do plants drink water?", "What is a prime number?",
+    "Recommend a hobby for a rainy day.", "What does recycling mean?",
+)
+CHAT_CHECKS = (
+    "What is the boiling point of water at sea level?",
+    "Name three fruits that are red.",
+    "Can you explain what gravity is in simple words?",
+    "Write one sentence about autumn.",
+    "What is the opposite of 'ancient'?",
+)
+
+_OFFLINE_URL = "http://127.0.0.1:9/v1"  # the agent needs a client object; building messages never calls it
+
+
+def first_round_messages(task: Task, registry: ToolRegistry | None = None, *, mode: str = "constrained",
+                         goals: Sequence[Goal] = DEFAULT_GOALS) -> list[dict[str, Any]]:
+    """The messages of the agent's first round for ``task`` (what :meth:`Agent.first_turn` sends)."""
+    agent = build_agent(ChatClient(_OFFLINE_URL), tools_for(task, registry), mode, goals)
+    strategy = strategy_for(ToolMode.CONSTRAINED if mode == "plain" else mode)
+    return [agent.system_message(strategy, agent.offered_tools()), {"role": "user", "content": task.instruction}]
+
+
+def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,
+                   goals: Sequence[Goal] = DEFAULT_GOALS) -> list[dict[str, Any]]:
+    """One chat row per task: the first-round messages, then the right call in the constrained shape."""
+    rows = []
+    for task in tasks:
+        tool = next(t for t in tools_for(task, registry) if t.name == task.expected.name)
+        answer = constrained.format_call(tool, task.expected.arguments)
+        rows.append({"messages": [*first_round_messages(task, registry, goals=goals),
+                                  {"role": "assistant", "content": answer}]})
+    return rows
+
+
+def chat_rows(answers: dict[str, str]) -> list[dict[str, Any]]:
+    """Plain question/answer rows (no tools), e.g. the base model's own answers to :data:`CHAT_KEEP`."""
+    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for q, a in answers.items() if a.strip()]
+
+
+async def ask_plainly(client: ChatClient, questions: Iterable[str], max_tokens: int = 96) -> dict[str, str]:
+    """Each question asked with no tools and no system prompt (greedy), as a user would chat."""
+    answers = {}
+    for question in questions:
+        response = await client.chat([{"role": "user", "content": question}], max_tokens=max_tokens)
+        answers[question] = response.content.strip()
+    return answers
+
+
+def write_rows(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
