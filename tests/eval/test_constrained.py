@@ -161,6 +161,17 @@ def test_an_optional_enum_the_request_names_is_required_and_one_it_does_not_name
     assert "unit" not in unnamed["properties"] and unnamed["required"] == ["city"]
 
 
+def test_a_tool_that_needs_an_object_waits_until_the_conversation_holds_one():
+    names = lambda schema: {v["properties"][constrained.NAME_KEY]["const"] for v in schema.get("anyOf", [schema])}
+    assert names(constrained.call_schema([WEATHER, INVOICE], ["Store the invoice INV-1 from ACME"])) == {"get_weather"}
+    found = constrained.call_schema([WEATHER, INVOICE], ['Result of extract: {"invoice_number": "INV-1"}'])
+    assert names(found) == {"get_weather", "store_invoice"}
+    assert variant(found, "store_invoice")["properties"]["arguments"]["properties"]["invoice_data"] == {
+        "enum": [{"invoice_number": "INV-1"}]}
+    alone = constrained.call_schema([INVOICE], ["Store the invoice INV-1"])  # nothing else to call: left free
+    assert names(alone) == {"store_invoice"}
+
+
 def test_too_much_text_to_copy_leaves_strings_free(monkeypatch):
     monkeypatch.setattr(constrained, "MAX_SPANS", 10)
     schema = constrained.call_schema([WEATHER], ["a b c d e f g h i j k l m n o p"])

@@ -15,8 +15,9 @@ SmolLM2-135M (docs/readme/eval.md has the numbers):
   a free string must be a span of words from the sources, a number one that appears there, an enum value
   one the sources mention (when they mention enough of them; an optional enum argument is then required,
   and left out when they mention none), a free-form object one of the JSON objects in the sources; an
-  optional number with nothing to copy is left to its default. Small models otherwise
-  "correct" values they should copy (Prague becomes Czechoslovakia). Terminal tools (the final answer)
+  optional number with nothing to copy is left to its default, and a tool that needs a free-form object
+  while the sources hold none (``store_invoice`` before anything was extracted) is left out of the round's
+  grammar. Small models otherwise "correct" values they should copy (Prague becomes Czechoslovakia). Terminal tools (the final answer)
   stay free.
 - Strings and arrays get upper bounds: a tiny model can loop inside a string until the token cap.
 """
@@ -242,6 +243,14 @@ class _Copy:
         return narrowed
 
 
+def _needs_object(arguments: dict[str, Any]) -> bool:
+    """True when a required argument is a free-form object (``dict``): a tiny model can only invent one."""
+    properties = arguments.get("properties") or {}
+    return any(isinstance(properties.get(name), dict) and properties[name].get("type") == "object"
+               and not properties[name].get("properties") and "additionalProperties" not in properties[name]
+               for name in arguments.get("required") or [])
+
+
 def _numeric(spec: Any) -> bool:
     if not isinstance(spec, dict):
         return False
@@ -256,11 +265,14 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str,
     """The JSON schema of one call to any of ``tools``: topic, name, then that tool's own arguments,
     with values copied from ``sources`` when given (see the module docstring)."""
     copy = _Copy(sources) if sources else None
-    variants = []
+    variants, waiting = [], []
     for tool in tools:
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
         arguments.setdefault("type", "object")
         if copy is not None and not tool.terminal:
+            if not copy.objects and _needs_object(arguments):
+                waiting.append(tool)  # its data must come from somewhere: a later round, once a tool returns it
+                continue
             arguments = copy.arguments(arguments)
         variants.append({
             "type": "object",
@@ -269,6 +281,8 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str,
             "additionalProperties": False,
         })
     if not variants:
+        if waiting:  # nothing else to call: the waiting tools stay free
+            return call_schema(waiting)
         raise ValueError("a constrained call needs at least one tool")
     schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
     definitions = copy.definitions() if copy is not None else {}
