@@ -123,12 +123,9 @@ class ConstrainedStrategy:
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         return constrained.system_prompt(tools) if tools else None
 
-    def __init__(self, copy_values: bool = True) -> None:
-        self.copy_values = copy_values
-
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md).
-        sources = constrained.copy_sources(messages) if self.copy_values else []
+        sources = constrained.copy_sources(messages)
         return {"response_format": constrained.response_format(tools, sources)} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:

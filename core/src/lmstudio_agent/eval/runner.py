@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..agent import Agent, FirstTurn, Goal
+from ..agent import Agent, Goal
 from ..client import ChatClient
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
@@ -82,14 +82,6 @@ def strategy_override(mode: str) -> Strategy | None:
     return PlainStrategy() if mode == "plain" else None
 
 
-async def first_turn(agent: Agent, instruction: str, strategy: Strategy | None,
-                     deadline: Deadline | None = None) -> FirstTurn:
-    """``agent.first_turn``, with the baseline's strategy where one is given."""
-    if strategy is None:
-        return await agent.first_turn(instruction, deadline=deadline)
-    return await agent.first_turn(instruction, deadline=deadline, strategy=strategy)
-
-
 def build_agent(client: ChatClient, tools: Sequence[Tool], mode: str, goals: Sequence[Goal] = DEFAULT_GOALS,
                 max_tokens: int = 512) -> Agent:
     """The agent a task runs on: the mode's strategy (``plain`` runs on the constrained prompt)."""
@@ -107,7 +99,8 @@ async def run_task(client: ChatClient, task: Task, mode: str, *, registry: ToolR
     base = dict(task_id=task.id, mode=mode, expected_tool=task.expected.name,
                 expected_arguments=task.expected.arguments, offered=[t.name for t in tools])
     try:
-        outcome = await first_turn(agent, task.instruction, strategy_override(mode), Deadline(request_timeout))
+        outcome = await agent.first_turn(task.instruction, deadline=Deadline(request_timeout),
+                                         strategy=strategy_override(mode))
     except AgentError as exc:
         if exc.code is ErrorCode.CONNECTION_FAILED:
             raise  # the server is gone: no later task can run either
