@@ -172,6 +172,12 @@ def test_a_tool_that_needs_an_object_waits_until_the_conversation_holds_one():
     assert names(alone) == {"store_invoice"}
 
 
+def test_spans_stop_once_past_the_limit():
+    text = " ".join(f"w{i}" for i in range(400))
+    assert len(constrained.spans([text], limit=5)) == 6
+    assert constrained.spans([text], limit=5) == constrained.spans([text])[:6]
+
+
 def test_too_much_text_to_copy_leaves_strings_free(monkeypatch):
     monkeypatch.setattr(constrained, "MAX_SPANS", 10)
     schema = constrained.call_schema([WEATHER], ["a b c d e f g h i j k l m n o p"])

@@ -107,11 +107,13 @@ def copy_sources(messages: Iterable[Mapping[str, Any]]) -> list[str]:
             if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str) and m["content"].strip()]
 
 
-def spans(sources: Sequence[str], max_words: int = MAX_SPAN_WORDS, max_length: int = DEFAULT_MAX_STRING) -> list[str]:
+def spans(sources: Sequence[str], max_words: int = MAX_SPAN_WORDS, max_length: int = DEFAULT_MAX_STRING,
+          limit: int | None = None) -> list[str]:
     """Every run of up to ``max_words`` whole words of the sources, also without surrounding quotes and
     trailing punctuation. Runs that start a multi-word user request are left out: that is the request's
     verb ("Translate ..."), which small models otherwise copy into every value. Spans holding ``"`` or
-    ``\\`` are left out too (llama.cpp's schema-to-grammar converter cannot escape them)."""
+    ``\\`` are left out too (llama.cpp's schema-to-grammar converter cannot escape them). With ``limit``,
+    stops as soon as there are more than ``limit`` (a long document would otherwise cost a second a round)."""
     found: dict[str, None] = {}
     for text in sources:
         words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
@@ -123,6 +125,8 @@ def spans(sources: Sequence[str], max_words: int = MAX_SPAN_WORDS, max_length: i
                         if i == 0 and len(words) > 1 and text.startswith(span):
                             continue
                         found.setdefault(span)
+                        if limit is not None and len(found) > limit:
+                            return list(found)
     return list(found)
 
 
@@ -186,7 +190,7 @@ class _Copy:
 
     def __init__(self, sources: Sequence[str]) -> None:
         self.sources = list(sources)
-        self.spans = spans(self.sources)
+        self.spans = spans(self.sources, limit=MAX_SPANS)
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
         self.numbers = numbers(self.sources)
         self.objects = json_objects(self.sources)
