@@ -192,6 +192,12 @@ def test_copy_sources_are_the_user_and_tool_texts():
     assert constrained.copy_sources(messages) == ["Weather in Oslo?", '{"t": 3}']
 
 
+def test_copy_sources_are_the_request_and_the_latest_results_however_long_the_conversation():
+    results = [{"role": "user", "content": f"Result of add: {n}"} for n in range(50)]
+    sources = constrained.copy_sources([{"role": "user", "content": "Add numbers"}, *results], recent=3)
+    assert sources == ["Add numbers", "Result of add: 47", "Result of add: 48", "Result of add: 49"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab \"'\\.,?!{}:0123456789")), max_size=40))
 def test_no_span_breaks_the_grammar_converter(text):

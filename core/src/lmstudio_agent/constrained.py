@@ -11,7 +11,7 @@ SmolLM2-135M (docs/readme/eval.md has the numbers):
   reads as a person's or a city's. The reader (``toolcalls.parse_tool_calls``) accepts ``"tool"`` as the
   name key and ignores ``"type"``.
 - The system prompt lists each tool as its one-line description followed by the exact shape of a call.
-- With ``sources`` (the conversation's user and tool texts), argument values are copied, not invented:
+- With ``sources`` (the request and the latest user and tool texts), argument values are copied, not invented:
   a free string must be a span of words from the sources, a number one that appears there, an enum value
   one the sources mention (when they mention enough of them; an optional enum argument is then required,
   and left out when they mention none), a free-form object one of the JSON objects in the sources; an
@@ -48,6 +48,7 @@ FINAL_TOPIC = "final answer"
 FINAL_SUMMARY = "Give the final answer, only after a tool result."
 MAX_SPAN_WORDS = 24
 MAX_SPANS = 1500
+COPY_RECENT = 6
 _WORD = re.compile(r"\S+")
 _NUMBER = re.compile(r"(?<![\w.-])-?\d+(?:\.\d+)?(?![\w])")
 _LEADING = "'\"([{<"
@@ -101,10 +102,13 @@ def _summary(tool: Tool) -> str:
 # ---------------------------------------------------------------------------------------------- copying
 
 
-def copy_sources(messages: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The texts argument values may be copied from: the content of user and tool messages, in order."""
-    return [m["content"] for m in messages
-            if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str) and m["content"].strip()]
+def copy_sources(messages: Iterable[Mapping[str, Any]], recent: int = COPY_RECENT) -> list[str]:
+    """The texts argument values may be copied from, in order: the content of the first user message (the
+    request) and of the last ``recent`` user and tool messages (the latest results). Bounded, so a round
+    costs the same however long the conversation has grown."""
+    texts = [m["content"] for m in messages
+             if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str) and m["content"].strip()]
+    return texts if len(texts) <= recent + 1 else [texts[0], *texts[-recent:]]
 
 
 def spans(sources: Sequence[str], max_words: int = MAX_SPAN_WORDS, max_length: int = DEFAULT_MAX_STRING,
