@@ -212,7 +212,7 @@ class _Copy:
             fitting = [n for n in self.numbers if kind == "number" or float(n).is_integer()]
             if fitting:
                 return {"type": kind, "enum": [int(n) if kind == "integer" else n for n in fitting]}
-        if kind == "object" and not spec.get("properties") and "additionalProperties" not in spec and self.objects:
+        if _free_form_object(spec) and self.objects:
             return {"enum": self.objects}
         for key in ("anyOf", "oneOf"):
             if key in spec:
@@ -254,9 +254,13 @@ class _Copy:
 def _needs_object(arguments: dict[str, Any]) -> bool:
     """True when a required argument is a free-form object (``dict``): a tiny model can only invent one."""
     properties = arguments.get("properties") or {}
-    return any(isinstance(properties.get(name), dict) and properties[name].get("type") == "object"
-               and not properties[name].get("properties") and "additionalProperties" not in properties[name]
-               for name in arguments.get("required") or [])
+    return any(_free_form_object(properties.get(name)) for name in arguments.get("required") or [])
+
+
+def _free_form_object(spec: Any) -> bool:
+    """An object schema with no declared shape (a plain ``dict`` argument)."""
+    return (isinstance(spec, dict) and spec.get("type") == "object" and not spec.get("properties")
+            and "additionalProperties" not in spec)
 
 
 def _numeric(spec: Any) -> bool:
