@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from lmstudio_agent import constrained
 from lmstudio_agent.agent import Agent, Goal
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.deadline import Deadline
@@ -70,8 +71,10 @@ async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
     assert final_answer(transcript) == "21 degrees in Paris"
     first = openai_stub.chat_requests[0]
     schema = first["response_format"]["json_schema"]["schema"]
-    assert {v["properties"]["tool"]["const"] for v in schema["anyOf"]} == {"get_weather", "count_words", "explode",
-                                                                          "terminate"}
+    # one branch per tool, then the answer without a tool, which takes the built-in terminate's place
+    assert [v["properties"].get("tool", {}).get("const") for v in schema["anyOf"]] == [
+        "get_weather", "count_words", "explode", None]
+    assert schema["anyOf"][-1]["properties"]["type"] == {"const": "answer"}
     # String arguments are copied from the conversation: the grammar offers the request's words, not free text.
     weather = next(v for v in schema["anyOf"] if v["properties"]["tool"]["const"] == "get_weather")
     assert weather["properties"]["arguments"]["properties"]["city"] == {"$ref": "#/$defs/copied_text"}
@@ -146,11 +149,13 @@ async def test_garbage_reply_is_reported_and_the_model_retries(openai_stub):
 async def test_rounds_are_bounded_and_tools_withdrawn_on_the_last(openai_stub):
     openai_stub.default = json_content({"name": "count_words", "arguments": {"text": "again"}})
     openai_stub.enqueue(*[json_content({"name": "count_words", "arguments": {"text": "again"}})] * 2,
-                        text("Final words."))
+                        json_content({"type": "answer", "answer": "Final words."}))
     transcript = await agent_for(openai_stub, max_rounds=3).run("loop forever")
     assert len(openai_stub.chat_requests) == 3
     assert "response_format" in openai_stub.chat_requests[1]
-    assert "response_format" not in openai_stub.chat_requests[2] and "tools" not in openai_stub.chat_requests[2]
+    # the last round: no tools, and the grammar offers only the answer in words
+    last = openai_stub.chat_requests[2]
+    assert "tools" not in last and last["response_format"]["json_schema"]["schema"] == constrained.answer_schema()
     assert final_answer(transcript) == "Final words."
 
 
@@ -200,3 +205,26 @@ async def test_auto_mode_picks_constrained_without_tool_use_and_native_with_it()
         assert (await agent_for(server, mode="auto").resolve_mode()).value == "constrained"
     with ScriptedOpenAIServer(capabilities=["tool_use"]) as server:
         assert (await agent_for(server, mode="auto").resolve_mode()).value == "native"
+
+
+async def test_constrained_answer_without_a_tool_ends_the_run_with_its_words(openai_stub):
+    openai_stub.enqueue(json_content({"type": "answer", "answer": "None of my tools can write a poem."}))
+    transcript = await agent_for(openai_stub).run("Write a poem about autumn")
+    assert calls == []  # nothing ran
+    assert [m.type for m in transcript] == ["result"]
+    assert final_answer(transcript) == "None of my tools can write a poem."
+    assert len(openai_stub.chat_requests) == 1
+    # the system prompt lists the answer as a choice, in the same form as the tools
+    system = openai_stub.chat_requests[0]["messages"][0]["content"]
+    assert constrained.format_answer("...") in system and '"tool": "terminate"' not in system
+
+
+async def test_constrained_answer_after_a_tool_result_finishes_in_words(openai_stub):
+    openai_stub.enqueue(json_content({"type": "weather", "tool": "get_weather", "arguments": {"city": "Paris"}}),
+                        json_content({"type": "answer", "answer": "It is 21 degrees in Paris."}))
+    transcript = await agent_for(openai_stub).run("Weather in Paris?")
+    assert calls == [("get_weather", "Paris", "celsius")]
+    assert final_answer(transcript) == "It is 21 degrees in Paris."
+    second = openai_stub.chat_requests[1]["messages"]
+    assert second[-1] == {"role": "user", "content": constrained.format_result("get_weather", second[-1]["content"][
+        len("Result of get_weather: "):])}

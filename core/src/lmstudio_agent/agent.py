@@ -190,6 +190,19 @@ class Agent:
             parts.append(extra)
         return {"role": "system", "content": "\n\n".join(parts) or "You are a helpful assistant."}
 
+    def first_messages(self, instruction: str, strategy: Strategy | ToolMode | str = ToolMode.CONSTRAINED
+                       ) -> list[dict[str, Any]]:
+        """The messages of a run's first round: the system message (goals, the mode's tool listing) and the
+        request. Fine-tuning data is built from exactly these (nothing is sent).
+
+        Args:
+            instruction: The user's request.
+            strategy: The mode's strategy, or a concrete mode (not ``auto``).
+        """
+        if not hasattr(strategy, "system_prompt"):
+            strategy = strategy_for(strategy)
+        return [self.system_message(strategy, self.offered_tools()), {"role": "user", "content": instruction}]
+
     # ------------------------------------------------------------------------------------------ one round
 
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
@@ -220,7 +233,7 @@ class Agent:
             strategy = strategy_for(await self.resolve_mode(deadline))
         mode = strategy.mode
         tools = self.offered_tools()
-        messages = [self.system_message(strategy, tools), {"role": "user", "content": instruction}]
+        messages = self.first_messages(instruction, strategy)
         turn = await self._ask(strategy, messages, tools, deadline)
         return FirstTurn(mode, turn, [self.check(c, tools) for c in turn.calls], messages)
 

@@ -10,15 +10,20 @@ SmolLM2-135M (docs/readme/eval.md has the numbers):
   whose first token (``get``, ``set``) says little; and ``"tool"`` reads as a tool name where ``"name"``
   reads as a person's or a city's. The reader (``toolcalls.parse_tool_calls``) accepts ``"tool"`` as the
   name key and ignores ``"type"``.
-- The system prompt lists each tool as its one-line description followed by the exact shape of a call.
+- Or no call at all: the last ``anyOf`` branch is an answer in words, ``{"type": "answer", "answer": "..."}``
+  (:func:`format_answer`), for a request no offered tool fits and to finish after a tool result. It takes the
+  place of the built-in final-answer tool (``terminate``), which this mode neither lists nor offers; a run's
+  last round offers only this branch, so the final answer is always words, never a serialized call.
+- The system prompt lists each tool as its one-line description followed by the exact shape of a call, and
+  the answer last, in the same form.
 - With ``sources`` (the request and the latest user and tool texts), argument values are copied, not invented:
   a free string must be a span of words from the sources, a number one that appears there, an enum value
   one the sources mention (when they mention enough of them; an optional enum argument is then required,
   and left out when they mention none), a free-form object one of the JSON objects in the sources; an
   optional number with nothing to copy is left to its default, and a tool that needs a free-form object
   while the sources hold none (``store_invoice`` before anything was extracted) is left out of the round's
-  grammar. Small models otherwise "correct" values they should copy (Prague becomes Czechoslovakia). Terminal tools (the final answer)
-  stay free.
+  grammar. Small models otherwise "correct" values they should copy (Prague becomes Czechoslovakia). The answer
+  and terminal tools stay free.
 - Strings and arrays get upper bounds: a tiny model can loop inside a string until the token cap.
 """
 
@@ -46,6 +51,13 @@ LEADING_VERBS = frozenset({
 })
 FINAL_TOPIC = "final answer"
 FINAL_SUMMARY = "Give the final answer, only after a tool result."
+# The "answer without a tool" branch: {"type": "answer", "answer": "<words for the user>"}. It replaces the
+# built-in final-answer tool (``terminate``) in this mode: no call, the reply is the answer.
+ANSWER_TOPIC = "answer"
+ANSWER_KEY = "answer"
+ANSWER_SUMMARY = "No tool fits the request, or a tool's result already answers it: answer in words."
+BUILTIN_FINAL_TOOL = "terminate"
+DEFAULT_MAX_ANSWER = 600
 MAX_SPAN_WORDS = 24
 MAX_SPANS = 1500
 COPY_RECENT = 6
@@ -273,12 +285,30 @@ def _numeric(spec: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- schema
 
 
-def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON schema of one call to any of ``tools``: topic, name, then that tool's own arguments,
-    with values copied from ``sources`` when given (see the module docstring)."""
+def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
+    """The "answer without a tool" branch: ``{"type": "answer", "answer": "<words>"}``."""
+    return {
+        "type": "object",
+        "properties": {TOPIC_KEY: {"const": ANSWER_TOPIC},
+                       ANSWER_KEY: {"type": "string", "minLength": 1, "maxLength": max_length}},
+        "required": [TOPIC_KEY, ANSWER_KEY],
+        "additionalProperties": False,
+    }
+
+
+def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
+    """The tools this mode lists and lets the model call: all but the built-in final-answer tool, whose
+    place the answer branch takes."""
+    return [t for t in tools if not (t.terminal and t.name == BUILTIN_FINAL_TOOL)]
+
+
+def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), *, answer: bool = True) -> dict[str, Any]:
+    """The JSON schema of one reply: a call to any of ``tools`` (topic, name, then that tool's own arguments,
+    with values copied from ``sources`` when given; see the module docstring), or, with ``answer``, an answer
+    in words (:func:`answer_schema`). With no tools left, only the answer."""
     copy = _Copy(sources) if sources else None
     variants, waiting = [], []
-    for tool in tools:
+    for tool in callable_tools(tools):
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
         arguments.setdefault("type", "object")
         if copy is not None and not tool.terminal:
@@ -292,25 +322,51 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str,
             "required": [TOPIC_KEY, NAME_KEY, ARGUMENTS_KEY],
             "additionalProperties": False,
         })
+    if not variants and waiting:  # no other tool to call: the waiting tools stay free
+        variants = call_schema(waiting, answer=False).get("anyOf") or [call_schema(waiting, answer=False)]
+    if answer:
+        variants.append(answer_schema())
     if not variants:
-        if waiting:  # nothing else to call: the waiting tools stay free
-            return call_schema(waiting)
-        raise ValueError("a constrained call needs at least one tool")
+        raise ValueError("a constrained call needs at least one tool, or the answer")
     schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
     definitions = copy.definitions() if copy is not None else {}
     return {**schema, "$defs": definitions} if definitions else schema
 
 
-def response_format(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str, Any]:
-    """``response_format`` in the OpenAI/LM Studio ``json_schema`` form."""
+def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), *, answer: bool = True) -> dict[str, Any]:
+    """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
     return {"type": "json_schema",
-            "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(tools, sources)}}
+            "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(tools, sources, answer=answer)}}
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:
     """A call as the constrained model writes it (training data for fine-tuning uses exactly this)."""
     return json.dumps({TOPIC_KEY: topic(tool), NAME_KEY: tool.name, ARGUMENTS_KEY: dict(arguments)},
                       ensure_ascii=False)
+
+
+def format_answer(text: str) -> str:
+    """An answer without a tool call, as the constrained model writes it (training data uses exactly this)."""
+    return json.dumps({TOPIC_KEY: ANSWER_TOPIC, ANSWER_KEY: text}, ensure_ascii=False)
+
+
+def format_result(tool_name: str, content: str) -> str:
+    """The text of the message that carries a tool's result (or ``Error: ...``) back to the model."""
+    return f"Result of {tool_name}: {content}"
+
+
+def read_answer(content: str | None) -> str | None:
+    """The words of an answer-branch reply (:func:`format_answer`); None when ``content`` is not one."""
+    if not content:
+        return None
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and NAME_KEY not in value and isinstance(value.get(ANSWER_KEY), str) \
+            and value.get(TOPIC_KEY, ANSWER_TOPIC) == ANSWER_TOPIC:
+        return value[ANSWER_KEY].strip()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- prompt
@@ -331,14 +387,17 @@ def _placeholder(spec: Any) -> Any:
     return {"number": 1, "integer": 1, "boolean": True, "object": {}, "array": []}.get(kind if isinstance(kind, str) else "", "...")
 
 
-def describe_tools(tools: Iterable[Tool]) -> str:
-    """Each tool as its one-line description, then the exact shape of a call to it."""
+def describe_tools(tools: Iterable[Tool], *, answer: bool = True) -> str:
+    """Each tool as its one-line description, then the exact shape of a call to it; with ``answer``, the
+    answer branch last, in the same form."""
     blocks = []
-    for tool in tools:
+    for tool in callable_tools(tools):
         properties = (tool.parameters or {}).get("properties") or {}
         example = {name: _placeholder(spec) for name, spec in properties.items()}
         call = json.dumps({TOPIC_KEY: topic(tool), NAME_KEY: tool.name, ARGUMENTS_KEY: example}, ensure_ascii=False)
         blocks.append(f"{_summary(tool)}\n{call}")
+    if answer:
+        blocks.append(f"{ANSWER_SUMMARY}\n{format_answer('...')}")
     return "\n\n".join(blocks)
 
 
@@ -346,8 +405,15 @@ SYSTEM_PROMPT = """Tools, each with what it does and the shape of a call:
 
 {tools}
 
-Reply with one JSON call to the tool that fits the request. Copy values from the request exactly."""
+Reply with one JSON object: a call to the tool that fits the request, or an answer. Copy values from the request exactly."""
+
+ANSWER_ONLY_PROMPT = """Reply to the user in words, as one JSON object:
+{answer}"""
 
 
 def system_prompt(tools: Iterable[Tool]) -> str:
+    """The constrained mode's part of the system prompt; with no tools (a run's last round), the answer only."""
+    tools = list(tools)
+    if not callable_tools(tools):
+        return ANSWER_ONLY_PROMPT.format(answer=format_answer("..."))
     return SYSTEM_PROMPT.format(tools=describe_tools(tools))
