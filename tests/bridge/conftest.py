@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from lmstudio_agent.bridge import BridgeHub
+from lmstudio_hub import BridgeHub
 
 from .helpers import TOKEN, Agents, hub_options
 

@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.lmstudio import LMStudioAgent
 from tests.support.openai_stub import MODEL_ID, text, tool_call

@@ -63,7 +63,7 @@ async def test_auth_refused_in_the_handshake(hub, token, status, code):
 
 
 async def test_a_hub_without_a_token_refuses_to_exist():
-    from lmstudio_agent.bridge import BridgeHub
+    from lmstudio_hub import BridgeHub
 
     with pytest.raises(ValueError, match="token"):
         BridgeHub("")
@@ -239,7 +239,7 @@ async def test_bad_frames_get_an_error_and_everything_keeps_working(make_hub, ra
     error = await recv_json(bad)
     assert error["type"] == "error"
     assert error["data"]["code"] == code and fragment in error["data"]["error"]
-    assert any(r.name == "lmstudio_agent.bridge.hub" and r.levelname == "WARNING" for r in caplog.records)  # logged
+    assert any(r.name == "lmstudio_hub.hub" and r.levelname == "WARNING" for r in caplog.records)  # logged
     # The same connection still works: a heartbeat is answered and a task is dispatched to it.
     await send_json(bad, {"type": "heartbeat", "data": {"ts": 1.5}})
     assert await recv_json(bad) == {"type": "heartbeat:ack", "data": {"ts": 1.5}}

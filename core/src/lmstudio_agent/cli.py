@@ -96,20 +96,30 @@ def openapi(output: Optional[str] = typer.Option(None, "--output", "-o", help="W
         sys.stdout.write(text)
 
 
+PLUGIN_GROUP = "lmstudio_agent.cli"
+
+
 def _mount_optional() -> None:
-    """Sub-commands whose modules need optional extras: mounted when importable."""
+    """Sub-commands that need optional extras or other distributions, mounted when installed.
+
+    ``bridge agent`` is the core's (the ``bridge`` extra); other distributions contribute commands through the
+    ``lmstudio_agent.cli`` entry-point group, each a ``register(app)`` callable: ``lmstudio-hub`` adds
+    ``bridge serve``, ``lmstudio-eval`` adds ``eval`` and ``finetune-tools``.
+    """
+    from importlib.metadata import entry_points
+
     try:
         from .bridge.cli import app as bridge_app
     except ModuleNotFoundError:  # the extra is not installed
         pass
     else:
         app.add_typer(bridge_app, name="bridge", help="The AI Bridge: WebSocket hub and agents.")
-    try:
-        from .eval.cli import register as register_eval
-    except ModuleNotFoundError:  # the extra is not installed
-        pass
-    else:
-        register_eval(app)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            register = entry.load()
+        except ModuleNotFoundError:  # a contributing distribution whose own extras are missing
+            continue
+        register(app)
 
 
 _mount_optional()

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .. import constrained
-from ..agent import Goal
-from ..client import ChatClient
-from ..lmstudio import DEFAULT_GOALS
-from ..modes import ToolMode
-from ..tools import ToolRegistry
+from lmstudio_agent import constrained
+from lmstudio_agent.agent import Goal
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.lmstudio import DEFAULT_GOALS
+from lmstudio_agent.modes import ToolMode
+from lmstudio_agent.tools import ToolRegistry
 from .runner import build_agent
 from .suite import Task, tools_for
 

@@ -22,11 +22,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from ..contract import authorize
-from ..deadline import Deadline
-from ..errors import AgentError, ErrorCode
-from ..messages import AgentMessage
-from .protocol import (
+from lmstudio_agent.contract import authorize
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.bridge.protocol import (
     HARD_LIMIT_FACTOR,
     MAX_FRAME_BYTES,
     ErrorMessage,
@@ -48,7 +48,7 @@ from .protocol import (
     parse_frame,
 )
 
-logger = logging.getLogger("lmstudio_agent.bridge.hub")
+logger = logging.getLogger("lmstudio_hub.hub")
 
 # The codes an agent may report for a failed task. Anything else (an auth or hub code, or a code this
 # version does not know) reaches the client as UPSTREAM_ERROR, so an agent cannot impersonate the hub.

@@ -1,4 +1,4 @@
-"""``lmstudio-agent eval`` (and ``python -m lmstudio_agent.eval``): measure tool calling on a suite.
+"""``lmstudio-agent eval`` (and ``python -m lmstudio_eval``): measure tool calling on a suite.
 
 ``register(app)`` mounts the commands into the main CLI; :data:`eval_app` is the same commands standalone.
 """
@@ -14,8 +14,8 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 
-from ..client import DEFAULT_MODEL, ChatClient
-from ..errors import AgentError, ErrorCode
+from lmstudio_agent.client import DEFAULT_MODEL, ChatClient
+from lmstudio_agent.errors import AgentError, ErrorCode
 from . import finetune_cli
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread

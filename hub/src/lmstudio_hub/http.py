@@ -16,14 +16,14 @@ from typing import Any, Awaitable, Callable, Iterator, MutableMapping
 
 import uvicorn
 
-from ..cache import CacheStore
-from ..contract import ExecuteOptions, HttpResponse, ToolSelection, error_response, handle_request
-from ..deadline import Deadline
-from ..errors import AgentError, ErrorCode
-from ..messages import AgentMessage
+from lmstudio_agent.cache import CacheStore
+from lmstudio_agent.contract import ExecuteOptions, HttpResponse, ToolSelection, error_response, handle_request
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.messages import AgentMessage
 from .hub import BridgeHub
 
-logger = logging.getLogger("lmstudio_agent.bridge.http")
+logger = logging.getLogger("lmstudio_hub.http")
 
 DEFAULT_HTTP_PORT = 65029
 BODY_READ_TIMEOUT = 10.0
