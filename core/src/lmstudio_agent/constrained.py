@@ -190,17 +190,21 @@ def _mentioned(values: Sequence[Any], sources: Sequence[str]) -> list[Any]:
 
 
 class _Copy:
-    """What the sources offer to copy; applied to each tool's argument schema."""
+    """What the sources offer to copy; applied to each tool's argument schema. ``references`` (the run's
+    documents, ``"@doc:NAME"``) are offered for every string argument too, even where the spans are too many."""
 
-    def __init__(self, sources: Sequence[str]) -> None:
+    def __init__(self, sources: Sequence[str], references: Sequence[str] = ()) -> None:
         self.sources = list(sources)
+        self.references = list(references)
         self.spans = spans(self.sources, limit=MAX_SPANS)
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
         self.numbers = numbers(self.sources)
         self.objects = json_objects(self.sources)
 
     def definitions(self) -> dict[str, Any]:
-        return {_SPAN_DEF: {"type": "string", "enum": self.spans}} if self.use_spans else {}
+        if not self.use_spans:
+            return {}
+        return {_SPAN_DEF: {"type": "string", "enum": self.spans + [r for r in self.references if r not in self.spans]}}
 
     def value(self, spec: dict[str, Any]) -> dict[str, Any]:
         kind = spec.get("type")
@@ -208,6 +212,8 @@ class _Copy:
             return spec
         if kind == "string" and self.use_spans and not {"pattern", "format"} & set(spec):
             return {"$ref": f"#/$defs/{_SPAN_DEF}"}
+        if kind == "string" and self.references and not {"pattern", "format"} & set(spec):
+            return {"anyOf": [{"type": "string", "enum": self.references}, spec]}
         if kind in ("number", "integer") and self.numbers:
             fitting = [n for n in self.numbers if kind == "number" or float(n).is_integer()]
             if fitting:
@@ -273,10 +279,10 @@ def _numeric(spec: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- schema
 
 
-def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str, Any]:
+def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = ()) -> dict[str, Any]:
     """The JSON schema of one call to any of ``tools``: topic, name, then that tool's own arguments,
-    with values copied from ``sources`` when given (see the module docstring)."""
-    copy = _Copy(sources) if sources else None
+    with values copied from ``sources`` (and document ``references``) when given (see the module docstring)."""
+    copy = _Copy(sources, references) if sources or references else None
     variants, waiting = [], []
     for tool in tools:
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
@@ -301,10 +307,10 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str,
     return {**schema, "$defs": definitions} if definitions else schema
 
 
-def response_format(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str, Any]:
+def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = ()) -> dict[str, Any]:
     """``response_format`` in the OpenAI/LM Studio ``json_schema`` form."""
     return {"type": "json_schema",
-            "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(tools, sources)}}
+            "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(tools, sources, references)}}
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:
