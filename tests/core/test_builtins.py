@@ -107,3 +107,15 @@ def test_builtin_registry_contents_and_side_effects():
             "write_feature_announcement"} == set(registry.names())
     assert registry.get("store_invoice").side_effects and not registry.get("extract_data").side_effects
     assert "action_context" not in json.dumps(registry.to_openai_tools())
+
+
+async def test_sentiment_label_is_the_most_probable_under_the_distribution(openai_stub):
+    # The sampled token starts "positive" (0.35), but "neg" (0.30) and " negative" (0.25) both start
+    # "negative": under the distribution negative is the most probable label, and that is the answer.
+    tokens = [('{"sentiment":', -0.01, {}), (' "', -0.01, {}),
+              ("pos", math.log(0.35), {"pos": math.log(0.35), "neg": math.log(0.30), "negative": math.log(0.25),
+                                       "neutral": math.log(0.10)}),
+              ("itive", -0.001, {}), ('"}', -0.01, {})]
+    openai_stub.enqueue(text('{"sentiment": "positive"}', logprobs=logprobs_for(tokens)))
+    result = await analyze_sentiment(context_for(openai_stub), "Cold and bland.")
+    assert result == {"sentiment": "negative", "confidence": pytest.approx(0.55, abs=1e-3)}
