@@ -77,12 +77,21 @@ async def test_json_output_gets_one_repair_round_then_a_clear_error(openai_stub)
 
 
 async def test_invoice_extraction_and_pluggable_storage(openai_stub, tmp_path):
-    invoice = {"invoice_number": "INV-42", "date": "2024-03-01", "total_amount": 1250.5}
-    openai_stub.enqueue(json_content(invoice))
+    document = "Globex Ltd\nInvoice #INV-42\nDate: 2024-03-01\nDescription Qty Price Total\nWidget 1 1,250.50 1,250.50\nTotal: $1,250.50"
+    reply = {"invoice_number": "INV-42", "date": "2024-03-01", "vendor": {"name": "Globex Ltd"},
+             "line_items": [{"description": "Widget", "quantity": 1, "unit_price": 1250.5, "total": 1250.5}],
+             "total_amount": 1250.5, "currency": "USD"}
+    openai_stub.enqueue(json_content(reply))
     context = context_for(openai_stub, invoice_storage=JsonFileInvoiceStorage(tmp_path / "invoices.json"))
-    extracted = await extract_invoice_data(context, "Invoice #INV-42 ... Total: $1,250.50")
+    extracted = await extract_invoice_data(context, document)
+    invoice = {"invoice_number": "INV-42", "date": "2024-03-01", "total_amount": 1250.5, "currency": "USD",
+               "vendor": {"name": "Globex Ltd"}, "line_items": reply["line_items"]}
     assert extracted == invoice
-    assert openai_stub.chat_requests[0]["response_format"]["json_schema"]["schema"]["required"] == INVOICE_SCHEMA["required"]
+    schema = openai_stub.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    # The grammar writes every field, each value one copied from the document.
+    assert set(INVOICE_SCHEMA["required"]) <= set(schema["required"])
+    assert schema["properties"]["invoice_number"] == {"enum": ["INV-42"]}
+    assert schema["properties"]["total_amount"] == {"enum": [1250.5]}
     assert store_invoice(context, extracted)["invoice_number"] == "INV-42"
     assert json.loads((tmp_path / "invoices.json").read_text())["INV-42"] == invoice
     with pytest.raises(ValueError, match="invoice number"):
