@@ -70,3 +70,15 @@ Amount Due: $1,385.00 USD""", {
 })
 
 CASES = (EUROPEAN, BRITISH, AMERICAN)
+
+
+def stored_view(invoice: dict[str, Any]) -> dict[str, Any]:
+    """A stored invoice in the shape of ``InvoiceCase.expected`` (the vendor's name, items as tuples)."""
+    vendor = invoice.get("vendor") or {}
+    return {
+        "invoice_number": invoice.get("invoice_number"), "date": invoice.get("date"),
+        "total_amount": invoice.get("total_amount"), "currency": invoice.get("currency"),
+        "vendor": vendor.get("name") if isinstance(vendor, dict) else vendor,
+        "line_items": [(i.get("description"), i.get("quantity"), i.get("unit_price"), i.get("total"))
+                       for i in invoice.get("line_items") or []],
+    }
