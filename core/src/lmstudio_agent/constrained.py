@@ -321,10 +321,13 @@ _DATE_FORMATS = {"date": "%Y-%m-%d", "date-time": "%Y-%m-%dT%H:%M:%S", "time": "
 
 
 class _Copy:
-    """What the sources offer to copy, normalised; applied to each tool's argument schema."""
+    """What the sources offer to copy, normalised; applied to each tool's argument schema. ``references`` (the
+    run's documents, ``"@doc:NAME"``) are offered for every free string argument too, even where the spans are
+    too many."""
 
-    def __init__(self, sources: Sequence[str], today: dt.date | None = None) -> None:
+    def __init__(self, sources: Sequence[str], references: Sequence[str] = (), today: dt.date | None = None) -> None:
         self.sources = list(sources)
+        self.references = list(references)
         self.spans = spans(self.sources, limit=MAX_SPANS)
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
         self.mentions = [m for text in self.sources for m in values.number_mentions(text)]
@@ -340,7 +343,9 @@ class _Copy:
         self.numbers = values.numbers(self.sources)
 
     def definitions(self) -> dict[str, Any]:
-        return {_SPAN_DEF: {"type": "string", "enum": self.spans}} if self.use_spans else {}
+        if not self.use_spans:
+            return {}
+        return {_SPAN_DEF: {"type": "string", "enum": self.spans + [r for r in self.references if r not in self.spans]}}
 
     # -------------------------------------------------------------------------------- one value
 
@@ -389,8 +394,11 @@ class _Copy:
             options = self.string_options(spec)
             if options is None:
                 return {"$ref": f"#/$defs/{_SPAN_DEF}"}
+            refs = [] if {"pattern", "format"} & set(spec) else [r for r in self.references if r not in options]
             if options:
-                return {"type": "string", "enum": options}
+                return {"type": "string", "enum": options + refs}
+            if refs:
+                return {"anyOf": [{"type": "string", "enum": refs}, _grammar_safe(spec)]}
             return _grammar_safe(spec)
         if kind in ("number", "integer") and not FREE_NUMBERS:
             options = self.number_options(spec, name)
@@ -519,11 +527,12 @@ def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
     return [t for t in tools if not (t.terminal and t.name == BUILTIN_FINAL_TOOL)]
 
 
-def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), *, answer: bool = True) -> dict[str, Any]:
+def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
+                answer: bool = True) -> dict[str, Any]:
     """The JSON schema of one reply: a call to any of ``tools`` (topic, name, then that tool's own arguments,
-    with values copied from ``sources`` when given; see the module docstring), or, with ``answer``, an answer
+    with values copied from ``sources`` and document ``references`` when given; see the module docstring), or, with ``answer``, an answer
     in words (:func:`answer_schema`). With no tools left, only the answer."""
-    copy = _Copy(sources) if sources else None
+    copy = _Copy(sources, references) if sources or references else None
     variants, waiting = [], []
     for tool in callable_tools(tools):
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
@@ -550,10 +559,11 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), *, answer: b
     return {**schema, "$defs": definitions} if definitions else schema
 
 
-def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), *, answer: bool = True) -> dict[str, Any]:
+def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
+                    answer: bool = True) -> dict[str, Any]:
     """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
-    return {"type": "json_schema",
-            "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(tools, sources, answer=answer)}}
+    return {"type": "json_schema", "json_schema": {
+        "name": "tool_call", "strict": True, "schema": call_schema(tools, sources, references, answer=answer)}}
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:

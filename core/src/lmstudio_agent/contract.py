@@ -14,14 +14,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional, Protocol, Union
+from typing import Annotated, Any, Literal, Mapping, Optional, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
 from .deadline import Deadline
+from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
+from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from .errors import AgentError, ErrorCode
-from .messages import AgentMessage
+from .messages import AgentMessage, answered
 
 logger = logging.getLogger("lmstudio_agent.contract")
 
@@ -52,6 +54,15 @@ class ExecuteRequest(BaseModel):
         description="Names of server-registered tools to offer; empty means every tool on the allow-list.",
     )
     model: Optional[str] = Field(default=None, max_length=256, description="Model id; the server default if unset.")
+    documents: Optional[
+        Annotated[dict[Annotated[str, Field(pattern=DOCUMENT_NAME_PATTERN)],
+                       Annotated[str, Field(max_length=MAX_DOCUMENT_CHARS)]], Field(max_length=MAX_DOCUMENTS)]
+    ] = Field(
+        default=None,
+        description=f"Long inputs, name -> text (at most {MAX_DOCUMENTS}, each at most {MAX_DOCUMENT_CHARS} "
+                    "characters; names of 1 to 64 letters, digits, '_', '.', '-'). The model passes one to a tool "
+                    'by writing "@doc:NAME" as an argument\'s value; the tool receives the full text.',
+    )
 
     @field_validator("tools")
     @classmethod
@@ -76,6 +87,8 @@ class ErrorResponse(BaseModel):
     success: Literal[False] = False
     error: str = Field(description="A human-readable message; never a stack trace.")
     code: ErrorCode
+    result: Optional[list[AgentMessage]] = Field(
+        default=None, description="The transcript, for a run that ended without an answer (NO_ANSWER).")
 
 
 class HealthResponse(BaseModel):
@@ -103,8 +116,9 @@ class HttpResponse:
         return {"Content-Type": "application/json", **CORS_HEADERS, **self.headers}
 
 
-def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    body = ErrorResponse(error=message, code=code).model_dump(mode="json")
+def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None,
+                   result: list[AgentMessage] | None = None) -> HttpResponse:
+    body = ErrorResponse(error=message, code=code, result=result).model_dump(mode="json", exclude_none=True)
     return HttpResponse(status=code.http_status, body=body, headers=dict(headers or {}))
 
 
@@ -170,9 +184,11 @@ class ExecuteBackend(Protocol):
         ...
 
     async def run(
-        self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline
+        self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+        documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
-        """Run the instruction and return the transcript; raise AgentError on failure."""
+        """Run the instruction (with the request's ``documents``, passed only when it has some) and return the
+        transcript; raise AgentError on failure."""
         ...
 
 
@@ -208,6 +224,9 @@ def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> E
         raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+    documents = data.get("documents")
+    if documents is not None:
+        check_documents(documents)  # INVALID_REQUEST naming the bad document, before pydantic's generic message
     try:
         return ExecuteRequest.model_validate(data)
     except ValidationError as exc:
@@ -236,7 +255,8 @@ async def execute(
     model = request.model or backend.default_model
     use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
     key = cache_key(
-        instruction=request.instruction, tools=list(selection.names), model=model, scope=backend.cache_scope()
+        instruction=request.instruction, tools=list(selection.names), model=model, scope=backend.cache_scope(),
+        documents=request.documents,
     )
     if use_cache:
         hit = await _cache_get(cache, key)
@@ -246,14 +266,22 @@ async def execute(
     deadline = Deadline(options.deadline_seconds)
     try:
         # The backend honours the deadline call by call; this is the backstop for anything that does not.
+        extra = {"documents": request.documents} if request.documents else {}
         transcript = await asyncio.wait_for(
-            backend.run(request.instruction, selection, model, deadline), timeout=options.deadline_seconds + 1.0
+            backend.run(request.instruction, selection, model, deadline, **extra),
+            timeout=options.deadline_seconds + 1.0,
         )
     except asyncio.TimeoutError:
         raise AgentError(
             ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
         ) from None
 
+    if not answered(transcript):
+        # Never cached: the same request may well succeed on another try.
+        last = transcript[-1] if transcript else None
+        reason = last.content if last is not None and last.type == "error" and last.content else \
+            "The run ended without an answer."
+        raise AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
     if use_cache:
         await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
     return ExecuteResponse(result=transcript, cached=False)
@@ -293,7 +321,8 @@ async def handle_execute(
     except AgentError as exc:
         if exc.http_status >= 500:
             logger.warning("execute failed: %s", exc)
-        return error_response(exc.code, exc.message)
+        transcript = exc.details.get("transcript") if exc.code is ErrorCode.NO_ANSWER else None
+        return error_response(exc.code, exc.message, result=transcript)
     except Exception:
         logger.exception("unexpected error in execute")
         return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 
 from .agent import Agent, Goal, OnMessage
@@ -156,25 +156,34 @@ class LMStudioAgent:
         instruction: str,
         tools: Iterable[Callable[..., Any] | Tool | str] | None = None,
         on_message: OnMessage | None = None,
+        *,
+        documents: Mapping[str, str] | None = None,
     ) -> list[AgentMessage]:
         """Run the agent on ``instruction``. ``tools``: functions, Tools or names of registered tools
-        (default: every registered tool). Messages stream to ``on_message``; the transcript is returned."""
+        (default: every registered tool). Messages stream to ``on_message``; the transcript is returned.
+
+        ``documents`` (name -> text) go to tools by reference: the model writes ``"@doc:NAME"`` as an
+        argument and the tool receives the full text (e.g. ``documents={"invoice": text}``). The transcript
+        ends with the final ``result``, or with an ``error`` coded NO_ANSWER when the run found no answer."""
         if not self._loaded:
             raise AgentError(ErrorCode.MODEL_NOT_LOADED, "Call load_model() before act()")
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
         registry = self._run_registry(tools)
         return await self._agent.run(instruction, on_message=on_message, tools=registry,
-                                     deadline=Deadline(self.run_timeout))
+                                     deadline=Deadline(self.run_timeout),
+                                     documents=dict(documents) if documents is not None else None)
 
     def act(
         self,
         instruction: str,
         tools: Iterable[Callable[..., Any] | Tool | str] | None = None,
         on_message: OnMessage | None = None,
+        *,
+        documents: Mapping[str, str] | None = None,
     ) -> list[AgentMessage]:
         """Sync :meth:`aact`. Results stream to ``on_message``; the transcript is also returned."""
-        return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message)))
+        return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message, documents=documents)))
 
     async def _closing(self, coro: Awaitable[T]) -> T:
         # The sync API runs each call in its own event loop; the connection pool must not outlive it.
@@ -214,8 +223,9 @@ class LMStudioAgent:
         """
         from .bridge.agent_client import serve_agent
 
-        async def runner(instruction: str, tool_names: list[str]) -> list[AgentMessage]:
-            return await self.aact(instruction, tool_names or None)
+        async def runner(instruction: str, tool_names: list[str],
+                         documents: Mapping[str, str] | None = None) -> list[AgentMessage]:
+            return await self.aact(instruction, tool_names or None, documents=documents)
 
         if not self._loaded:
             await self.aload_model()

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from . import constrained
 from .client import ChatClient, ChatResponse
 from .deadline import Deadline
+from .documents import references
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
 from .tools import Tool
 
@@ -50,8 +51,10 @@ class Strategy(Protocol):
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         """Text to add to the system prompt when ``tools`` are offered (None: nothing)."""
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages``."""
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages``
+        (``documents``: the run's documents, which tool calls may pass by reference)."""
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         """The calls and text in a response."""
@@ -73,7 +76,8 @@ class NativeStrategy:
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         return None
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {"tools": [t.to_openai() for t in tools], "tool_choice": "auto"} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -107,7 +111,8 @@ class ParsedStrategy(NativeStrategy):
         example = format_lfm2_calls([ToolCall(name="tool_name", arguments={"arg": "value"})])
         return f"List of tools: <|tool_list_start|>{listing}<|tool_list_end|>\nTo call a tool, reply with {example}."
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -127,10 +132,14 @@ class ConstrainedStrategy:
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         return constrained.system_prompt(tools)
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-        # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md).
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+        # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md); the
+        # run's document references ("@doc:NAME") are copy candidates for string arguments too. With no
+        # tools (the last round) the grammar offers only the answer.
         sources = constrained.copy_sources(messages) if tools else ()
-        return {"response_format": constrained.response_format(tools, sources)}
+        refs = references(documents) if tools and documents else ()
+        return {"response_format": constrained.response_format(tools, sources, refs)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}

@@ -115,8 +115,10 @@ class AgentBackend:
                                         context=self._context)
         return self._agents[model]
 
-    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
-        return await self._agent(model).run(instruction, deadline=deadline, tools=self.registry.select(tools.names))
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        return await self._agent(model).run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
+                                            documents=documents)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -59,8 +59,9 @@ class HubBackend:
             )
         return ToolSelection(tuple(names), self.hub.has_side_effects(names))
 
-    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
-        return await self.hub.submit(instruction, tools.names, model, deadline)
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        return await self.hub.submit(instruction, tools.names, model, deadline, documents=documents)
 
 
 class HubHttpApp:

@@ -64,6 +64,7 @@ AGENT_CODES = frozenset(
         ErrorCode.UPSTREAM_TIMEOUT,
         ErrorCode.UPSTREAM_ERROR,
         ErrorCode.MODEL_OUTPUT_INVALID,
+        ErrorCode.NO_ANSWER,
         ErrorCode.INTERNAL_ERROR,
     }
 )
@@ -123,6 +124,7 @@ class _Task:
     model: str
     future: asyncio.Future[list[AgentMessage]]
     deadline: Deadline
+    documents: dict[str, str] | None = None
     attempts: int = 0
     agent: _Agent | None = None
     queued: bool = False
@@ -269,8 +271,11 @@ class BridgeHub:
         tools: Iterable[str] = (),
         model: str | None = None,
         deadline: Deadline | None = None,
+        *,
+        documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
-        """Run ``instruction`` on a connected agent that has ``model`` (any, if empty) and every tool named.
+        """Run ``instruction`` (with its ``documents``, sent in the ``task:execute`` frame) on a connected agent
+        that has ``model`` (any, if empty) and every tool named.
 
         Raises AgentError: NO_AGENT_AVAILABLE when no such agent is connected, HUB_BUSY when they are all at
         their limit and the queue is full (or stayed so until the deadline), UPSTREAM_TIMEOUT/UPSTREAM_ERROR
@@ -289,7 +294,8 @@ class BridgeHub:
                 details={"retry_after": self.retry_after_seconds},
             )
         loop = asyncio.get_running_loop()
-        task = _Task(uuid.uuid4().hex, instruction, names, model, loop.create_future(), deadline)
+        task = _Task(uuid.uuid4().hex, instruction, names, model, loop.create_future(), deadline,
+                     documents=dict(documents) if documents else None)
         agent = self._pick(task)
         if agent is None and len(self._queue) >= self.max_queue:
             self.stats.rejected_busy += 1
@@ -341,7 +347,8 @@ class BridgeHub:
                 self.task_timeout, self._on_attempt_timeout, task, agent, task.attempts, self.task_timeout
             )
         frame = TaskExecuteMessage(
-            data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools))
+            data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools),
+                                 documents=task.documents)
         )
         self._send_soon(agent, encode(frame))
 

@@ -5,7 +5,8 @@ as a JSON text frame. The API reference's messages are kept exactly (``agent:reg
 ``registration:success``, ``task:execute``, ``task:result``); the few a working hub needs are added and
 documented in docs/readme/bridge.md: ``registration:error``, ``task:cancel``, ``heartbeat`` /
 ``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
-of ``agent:register`` and the optional ``code`` of an error ``task:result``.
+of ``agent:register``, the optional ``documents`` of ``task:execute`` and the optional ``code`` of an error
+``task:result``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from ..documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
+from ..documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode
 from ..messages import AgentMessage, WebSocketMessage
 
@@ -69,11 +72,16 @@ class RegistrationErrorData(_Data):
 
 
 class TaskExecuteData(_Data):
-    """``task:execute``: ``tools`` empty means every tool the agent registered."""
+    """``task:execute``: ``tools`` empty means every tool the agent registered; ``documents`` (optional, left
+    out when there are none) are the request's long inputs, which tool calls pass by reference."""
 
     task_id: _Id
     instruction: str = Field(min_length=1)
     tools: list[_Name] = Field(default_factory=list, max_length=MAX_TOOLS)
+    documents: Optional[
+        Annotated[dict[Annotated[str, Field(pattern=DOCUMENT_NAME_PATTERN)],
+                       Annotated[str, Field(max_length=MAX_DOCUMENT_CHARS)]], Field(max_length=MAX_DOCUMENTS)]
+    ] = None
 
 
 class TaskResultData(_Data):

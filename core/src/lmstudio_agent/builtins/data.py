@@ -75,8 +75,11 @@ async def analyze_sentiment(action_context: ActionContext, text: str) -> dict[st
     label = _label_of(response.content)
     if response.logprobs:
         distribution = label_distribution(response.content, response.logprobs, SENTIMENTS)
-        if distribution and label in distribution:
-            return {"sentiment": label, "confidence": round(distribution[label], 4)}
+        if distribution:
+            # The label is the most probable one under the distribution reported, not the sampled one: the
+            # two differ when the grammar's first token splits the mass (e.g. "ne" of negative/neutral).
+            best = max(SENTIMENTS, key=lambda name: distribution.get(name, 0.0))
+            return {"sentiment": best, "confidence": round(distribution[best], 4)}
     # No log-probabilities from this backend: estimate by agreement over a few sampled answers.
     votes = [label]
     for _ in range(4):
