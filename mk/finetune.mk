@@ -36,6 +36,7 @@ $(STAMPS)/finetune: $(STAMPS)/core $(STAMPS)/gateway finetune/pyproject.toml fin
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion \
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py
+	ln -sf ../finetune/bin/lmstudio-finetune $(VENV)/bin/lmstudio-finetune   # on PATH once the venv is activated
 	@mkdir -p $(STAMPS) && touch $@
 
 finetune-deps: $(STAMPS)/finetune ## the fine-tuning stack (torch, Axolotl, llama.cpp's converter) in .venv/finetune

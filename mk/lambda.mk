@@ -15,6 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 # pins botocore <1.41.6; the Lambda runtime brings its own boto3.
 $(STAMPS)/lambda: $(STAMPS)/core $(SAM_VENV)/.installed lambda/requirements.txt mk/lambda.mk
 	$(PIP) install -q -r lambda/requirements.txt 'boto3>=1.35,<1.41.6' 'moto[dynamodb,secretsmanager]>=5,<6' 'pyyaml>=6'
+	ln -sf ../tools/sam/bin/sam $(VENV)/bin/sam   # `sam` on PATH once the venv is activated
 	@mkdir -p $(STAMPS) && touch $@
 
 # The first install of each tool takes a minute or more: say so, and let pip show what it fetches.
