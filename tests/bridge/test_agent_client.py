@@ -256,3 +256,20 @@ async def test_a_task_retried_on_the_same_agent_after_a_cancel_runs_again(make_h
     await agents.start(hub.url, first_call_hangs, max_concurrency=1)
     result = await hub.submit("retry me")
     assert result[0].content == "attempt 2" and hub.stats.requeued == 1
+
+
+async def test_connection_registration_and_each_task_are_logged_at_info(hub, agents, caplog):
+    caplog.set_level("INFO", logger="lmstudio_agent.bridge.agent")
+    handle = await agents.start(hub.url, agent_id="logged", tools=["search"])
+    await wait_registered(handle)
+    await hub.submit("a private instruction", tools=["search"])
+    for _ in range(50):  # the result is sent before the "done" line is logged
+        if any("done in" in r.getMessage() for r in caplog.records):
+            break
+        await asyncio.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if r.name == "lmstudio_agent.bridge.agent" and r.levelname == "INFO"]
+    assert any(f"logged connected to {hub.url}" in line for line in lines), lines
+    assert any("logged registered with" in line and "search" in line and "waiting for tasks" in line for line in lines)
+    assert any("task" in line and "received (21 characters, tools: search)" in line for line in lines), lines
+    assert any("done in" in line and "success" in line for line in lines), lines
+    assert not any("a private instruction" in line for line in lines)  # the client's text is never logged

@@ -29,6 +29,9 @@ CHAT_PATH = "/v1/chat/completions"
 MAX_BODY_BYTES = 8 << 20
 MAX_REPORTED_ERRORS = 5
 
+# The routes whose body names a model: one the gateway does not serve is refused, never answered by another.
+MODEL_PATHS = frozenset({CHAT_PATH, "/v1/completions", "/v1/engines/copilot-codex/completions", "/v1/embeddings"})
+
 # The JSON routes of llama_cpp.server and the request model each one validates with.
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
     CHAT_PATH: CreateChatCompletionRequest,
@@ -44,10 +47,11 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
 class BadRequest(ValueError):
     """A body the gateway refuses; ``param`` names the offending field when there is one."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
         self.status = status
+        self.code = code
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -77,6 +81,13 @@ def adapt_body(path: str, body: bytes, model_alias: str) -> bytes:
         if payload["response_format"] is None:
             del payload["response_format"]
         payload.setdefault("model", model_alias)
+    model = payload.get("model")
+    if path in MODEL_PATHS and model is not None and model != model_alias:
+        # OpenAI's answer to an unknown model: 404 model_not_found. llama_cpp.server would serve its one model
+        # under any name, so a client asking for another model would silently measure this one.
+        shown = model if isinstance(model, str) else json.dumps(model)
+        raise BadRequest(f"The model '{shown[:200]}' does not exist on this server: it serves '{model_alias}' "
+                         "(GET /v1/models).", param="model", status=404, code="model_not_found")
     try:
         REQUEST_MODELS[path].model_validate(payload)
     except ValidationError as exc:
@@ -102,7 +113,8 @@ class RequestBodyMiddleware:
                 return  # the client went away
             body = adapt_body(scope["path"], body, self.model_alias)
         except BadRequest as exc:
-            await send_json(send, exc.status, openai_error(str(exc), type_="invalid_request_error", param=exc.param))
+            await send_json(send, exc.status,
+                            openai_error(str(exc), type_="invalid_request_error", param=exc.param, code=exc.code))
             return
         await self.app(_with_length(scope, len(body)), _replay(body, receive), send)
 

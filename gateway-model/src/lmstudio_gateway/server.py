@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -81,9 +82,45 @@ def _watch_parent(parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
 
 
-def serve(config: GatewayConfig) -> None:
-    """Load the model and serve until interrupted (SIGINT/SIGTERM end it cleanly)."""
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_stopped`` at the end of its shutdown: uvicorn re-raises a captured
+    SIGTERM after shutting down, which ends the process before any ``finally`` around ``run()``."""
+
+    def __init__(self, config: uvicorn.Config, on_stopped: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_stopped = on_stopped
+
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if self._on_stopped is not None:
+                self._on_stopped()
+
+
+def _when_started(server: uvicorn.Server, on_started: Callable[[], None]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+    on_started()
+
+
+def serve(config: GatewayConfig, on_started: Callable[[], None] | None = None,
+          on_stopped: Callable[[], None] | None = None) -> None:
+    """Load the model and serve until interrupted (SIGINT/SIGTERM end it cleanly).
+
+    ``on_started`` runs (in a thread) once the server listens; ``on_stopped`` (idempotent) when it stops.
+    """
     if config.exit_with_parent:
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     app = build_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=5)
+    server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                                    timeout_graceful_shutdown=5), on_stopped)
+    if on_started is not None:
+        threading.Thread(target=_when_started, args=(server, on_started), daemon=True, name="started").start()
+    try:
+        server.run()
+    finally:
+        if on_stopped is not None:
+            on_stopped()

@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from ..connection import API_KEY_HELP, BASE_URL_HELP, MODEL_HELP
 from ..errors import AgentError
 from .protocol import DEFAULT_BRIDGE_URL
 
@@ -33,13 +34,11 @@ def configure_logging(level: str) -> None:
 def agent(
     bridge_url: str = typer.Option(DEFAULT_BRIDGE_URL, "--bridge-url", envvar="BRIDGE_URL", help="The hub's WebSocket URL."),
     token: str = typer.Option(..., "--token", envvar="BRIDGE_TOKEN", show_default=False, help="The hub's agent token."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", envvar="LM_STUDIO_API_BASE",
-                                           help="OpenAI-compatible model server [default: http://localhost:1234/v1]."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LM_API_TOKEN", show_default=False,
-                                          help="Bearer token for the model server."),
-    model: Optional[str] = typer.Option(None, "--model", envvar="LM_STUDIO_MODEL", help="Model id on that server."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", show_default=False, help=BASE_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
+    model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     agent_id: str = typer.Option("lm-studio-agent", "--agent-id", envvar="BRIDGE_AGENT_ID"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Tool-call mode (auto, native, grammar, prompt)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Tool-call mode: auto, native, parsed or constrained."),
     tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all."),
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline of one task on this agent (s)."),
     log_level: str = typer.Option("info", "--log-level"),
