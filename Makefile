@@ -16,7 +16,7 @@ LLAMA_CPP_VERSION := 0.3.36
 export PIP_CONSTRAINT :=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv core run test test-fast bench eval lambda-build worker-build clean
+.PHONY: help venv core run test test-fast bench bench-core bench-size eval lambda-build worker-build clean
 
 help:
 	@echo "make run           start the embedded model and run a real agent task end to end"
@@ -47,7 +47,7 @@ include $(sort $(wildcard mk/*.mk))
 
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
 ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune
-BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge
+BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge bench-size
 
 run: $(STAMPS)/core $(STAMPS)/gateway
 	$(PY) scripts/run_demo.py
@@ -66,6 +66,10 @@ bench: $(BENCH_TARGETS)
 
 bench-core: $(STAMPS)/core $(LITELLM_VENV)/.installed
 	$(PY) bench/core_bench.py --litellm-python $(LITELLM_VENV)/bin/python
+
+# The core wheel, the Worker upload and the Lambda zip in bytes, each checked to carry core only (bench/sizes.py).
+bench-size: $(STAMPS)/core lambda-build worker-build
+	$(PY) bench/sizes.py --lambda-artifact .aws-sam/build/AgentFunction --worker-dist $(WORKER_DIR)/dist
 
 clean:
 	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules cloudflare/python_modules .pytest_cache
