@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping, Optional, Protocol, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
-from .deadline import Deadline
+from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
 from .errors import AgentError, ErrorCode
 from .messages import AgentMessage
 
@@ -28,7 +28,6 @@ logger = logging.getLogger("lmstudio_agent.contract")
 MAX_BODY_BYTES = 64 * 1024
 MAX_INSTRUCTION_CHARS = 16_000
 MAX_TOOLS_PER_REQUEST = 32
-DEFAULT_DEADLINE_SECONDS = 25.0
 
 CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Origin": "*",
