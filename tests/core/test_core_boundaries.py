@@ -77,3 +77,31 @@ def test_distributions_import_only_the_layers_below_them():
 def test_the_core_ships_no_hub_server_and_no_eval_data():
     assert not (CORE / "bridge" / "hub.py").exists() and not (CORE / "bridge" / "http.py").exists()
     assert not list(CORE.rglob("*.jsonl")), "suite data belongs to lmstudio_eval"
+
+
+def test_the_training_job_runs_by_path_in_the_fine_tuning_venv():
+    """eval's finetune_job.py is run by file path by the fine-tuning venv's Python, which has core and
+    lmstudio_finetune but not lmstudio_eval: it may import nothing else from the project."""
+    job = ROOT / "eval" / "src" / "lmstudio_eval" / "finetune_job.py"
+    tree = ast.parse(job.read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0], "relative import"
+    assert _imported_top_levels(job) & PROJECT_PACKAGES <= {"lmstudio_finetune", "lmstudio_agent"}
+
+
+def _contract_calls(path: Path) -> set[str]:
+    """The ``contract.<name>(...)`` functions a module calls."""
+    return {node.func.attr for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == "contract"}
+
+
+def test_each_adapter_has_one_path_per_request():
+    """The Lambda and the Worker hand every request to ``contract.handle_request``: no route of their own into
+    ``handle_execute`` or ``authorize``, no second router (Powertools' resolver), no settings policy of their own."""
+    for adapter in (ROOT / "lambda" / "app.py", ROOT / "cloudflare" / "src" / "entry.py"):
+        calls = _contract_calls(adapter)
+        assert "handle_request" in calls, adapter
+        assert not calls & {"handle_execute", "authorize", "execute", "parse_execute_request"}, (adapter, calls)
+        source = adapter.read_text()
+        assert "APIGatewayRestResolver" not in source and "ValidationError" not in source, adapter
+        assert "load_settings" in source, adapter

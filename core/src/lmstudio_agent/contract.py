@@ -14,12 +14,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Mapping, Optional, Protocol, Union
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
-from .deadline import Deadline
+from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
 from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
 from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from .errors import AgentError, ErrorCode
@@ -30,7 +30,6 @@ logger = logging.getLogger("lmstudio_agent.contract")
 MAX_BODY_BYTES = 64 * 1024
 MAX_INSTRUCTION_CHARS = 16_000
 MAX_TOOLS_PER_REQUEST = 32
-DEFAULT_DEADLINE_SECONDS = 25.0
 
 CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Origin": "*",
@@ -330,6 +329,11 @@ async def handle_execute(
     return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
 
 
+# The client key a deployment expects: the key itself, or a function that looks it up (a secret store), called
+# only for a keyed route so that /health never reads a secret. AgentError from it is answered with its code.
+KeySource = Union[str, None, Callable[[], Optional[str]]]
+
+
 async def handle_request(
     method: str,
     path: str,
@@ -337,11 +341,16 @@ async def handle_request(
     body: Body,
     *,
     backend: ExecuteBackend,
-    api_key: str | None,
+    api_key: KeySource,
     cache: CacheStore | None = None,
     options: ExecuteOptions | None = None,
+    authenticated: bool = False,
 ) -> HttpResponse:
-    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405."""
+    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405.
+
+    ``authenticated``: the platform already authenticated the caller (a Lambda invoked directly, which IAM
+    authorised), so no client key is asked for.
+    """
     method = method.upper()
     path = "/" + path.strip("/")
     routes = {"/health": "GET", "/execute": "POST"}
@@ -353,7 +362,12 @@ async def handle_request(
         return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
     if path == "/health":
         return health_response()
-    refused = authorize(headers, api_key)
-    if refused is not None:
-        return refused
+    if not authenticated:
+        try:
+            expected = api_key() if callable(api_key) else api_key
+        except AgentError as exc:
+            return error_response(exc.code, exc.message)
+        refused = authorize(headers, expected)
+        if refused is not None:
+            return refused
     return await handle_execute(body, headers, backend, cache=cache, options=options)
