@@ -92,7 +92,7 @@ async def test_the_shared_token_still_works_beside_per_agent_tokens(make_hub):
 
 
 async def test_the_cache_is_keyed_by_the_tools_owner(make_hub, tmp_path):
-    """An answer cached for a task only alice may serve is never served for one mallory may serve too."""
+    """An answer cached for tools only alice may serve is never served once mallory may serve them too."""
     hub = await make_hub(identities=Identities(tuple(parse_identities(AGENTS))))
     cache = MemoryCacheStore()
     server = HubHttpServer(HubHttpApp(hub, api_key=CLIENT_KEY, cache=cache, options=ExecuteOptions(deadline_seconds=5)))
@@ -120,8 +120,12 @@ async def test_the_cache_is_keyed_by_the_tools_owner(make_hub, tmp_path):
             assert (await execute(["extract_data"]))["cached"] is False
             assert (await execute(["extract_data"]))["cached"] is True
             assert len(cache._items) == 1
-            # Same instruction, tools mallory may serve too: a different owner, so a different entry.
-            assert (await execute(["analyze_sentiment"]))["cached"] is False
+            # Mallory is now allowed extract_data too: the tools have new owners, and an answer cached when
+            # only alice could serve them is not served for a task mallory may now answer.
+            widened = AGENTS.replace("analyze_sentiment\n", "analyze_sentiment,extract_data\n", 2)
+            assert hub.set_identities(Identities(tuple(parse_identities(widened)))) == []  # alice unchanged
+            assert hub.owner_of(["extract_data"]) == "alice,mallory"
+            assert (await execute(["extract_data"]))["cached"] is False
             assert len(cache._items) == 2 and len(served) == 2
     finally:
         answering.cancel()
