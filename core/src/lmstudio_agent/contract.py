@@ -137,13 +137,12 @@ def header_map(headers: Headers) -> dict[str, str]:
     return combined
 
 
-def presented_key(headers: Headers) -> str | None:
-    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any.
+def credential_headers(headers: Headers) -> dict[str, str]:
+    """:func:`header_map`, after the one rule for a credential sent twice that every server here applies.
 
-    The one rule for a credential sent twice, used by every adapter: a credential header that repeats (as
-    two headers, or as one whose value is a comma-joined list, which is how proxies and the Fetch API pass
-    repeats on) is ambiguous and raises AgentError(UNAUTHORIZED). Keys never hold a comma (a bearer token's
-    alphabet has none), so a comma can only mean two values.
+    A credential header (``Authorization``, ``X-Api-Key``) that repeats, as two headers or as one whose value
+    is a comma-joined list (how proxies and the Fetch API pass repeats on), is ambiguous: AgentError
+    (UNAUTHORIZED). Keys never hold a comma (a bearer token's alphabet has none), so a comma means two values.
     """
     lowered = header_map(headers)
     for name in CREDENTIAL_HEADERS:
@@ -151,6 +150,13 @@ def presented_key(headers: Headers) -> str | None:
             raise AgentError(
                 ErrorCode.UNAUTHORIZED, f"Ambiguous credentials: send the {name.title()} header once, with one key"
             )
+    return lowered
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any; AgentError(UNAUTHORIZED)
+    for a credential sent twice (:func:`credential_headers`)."""
+    lowered = credential_headers(headers)
     auth = lowered.get("authorization", "").strip()
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()

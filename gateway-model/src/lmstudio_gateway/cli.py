@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, ModelNotFoundError, default_model_path
+from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS
 from lmstudio_gateway.server import API_KEY_ENV, DEFAULT_N_CTX, GatewayConfig, generate_api_key, serve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Serve a GGUF (the embedded SmolLM2 by default) behind a key.")
@@ -36,6 +37,11 @@ def serve_command(
     n_threads: Annotated[Optional[int], typer.Option(help="CPU threads [default: llama-cpp-python's]")] = None,
     model_alias: Annotated[str, typer.Option(help="The model id clients see.")] = DEFAULT_MODEL_ALIAS,
     verbose: Annotated[bool, typer.Option(help="llama.cpp's own load and timing logs.")] = False,
+    max_request_seconds: Annotated[
+        float,
+        typer.Option(min=1.0, envvar="GATEWAY_MAX_REQUEST_SECONDS",
+                     help="Wall-clock limit of one request: generation stops there (504 if nothing was sent yet)."),
+    ] = DEFAULT_MAX_REQUEST_SECONDS,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True, help="Stop when the parent process dies.")] = False,
 ) -> None:
     """Serve the model on HOST:PORT; every route but GET /health needs 'Authorization: Bearer <key>'."""
@@ -47,6 +53,7 @@ def serve_command(
     config = GatewayConfig(
         api_key=key, model_path=model, model_alias=model_alias, host=host, port=port,
         n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, exit_with_parent=exit_with_parent,
+        max_request_seconds=max_request_seconds,
     )
     try:
         serve(config)

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from llama_cpp.server import app as llama_server_app
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
+from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
 
 from lmstudio_gateway.auth import BearerKeyMiddleware
 from lmstudio_gateway.body import RequestBodyMiddleware
 from lmstudio_gateway.compat import ServedModel, lmstudio_router
+from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS, guard_llama
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_model_path
 
 API_KEY_ENV = "GATEWAY_API_KEY"
@@ -41,6 +44,8 @@ class GatewayConfig:
     n_ctx: int = DEFAULT_N_CTX
     n_threads: int | None = None
     verbose: bool = False
+    # Wall-clock limit of one request (generation is stopped there; the client gets a 504 if nothing was sent).
+    max_request_seconds: float = DEFAULT_MAX_REQUEST_SECONDS
     # Set by run_in_background: a server whose parent died (a killed test run) must not linger.
     exit_with_parent: bool = False
 
@@ -69,8 +74,13 @@ def build_app(config: GatewayConfig) -> FastAPI:
     server_settings = ServerSettings(host=config.host, port=config.port, api_key=config.api_key)
     app = create_app(server_settings=server_settings, model_settings=[model_settings])
     app.include_router(lmstudio_router(ServedModel(config.model_alias, model_path, config.n_ctx)))
+    # Generation stops at the next token once its request is cancelled (client gone, or past its time).
+    proxy = llama_server_app._llama_proxy
+    if proxy is not None and proxy._current_model is not None:
+        guard_llama(proxy._current_model)
     # add_middleware wraps outermost last: the key check runs first, then the body checks.
-    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias)
+    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias,
+                       max_request_seconds=config.max_request_seconds)
     app.add_middleware(BearerKeyMiddleware, api_key=config.api_key)
     return app
 
@@ -86,4 +96,7 @@ def serve(config: GatewayConfig) -> None:
     if config.exit_with_parent:
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     app = build_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=5)
+    server_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                                   timeout_graceful_shutdown=5, **uvicorn_limits())
+    install_access_log_redaction()  # after uvicorn configured logging: never a query string (a key?) in the log
+    uvicorn.Server(server_config).run()
