@@ -36,9 +36,9 @@ $(PY):
 
 venv: $(PY)
 
-# The core library with its CLI/bridge/eval extras, and the test tools.
+# The core library with its CLI/bridge/eval/mcp extras, and the test tools.
 $(STAMPS)/core: $(PY) core/pyproject.toml requirements/dev.txt
-	$(PIP) install -q -e 'core[cli,bridge,eval]' -r requirements/dev.txt
+	$(PIP) install -q -e 'core[cli,bridge,eval,mcp]' -r requirements/dev.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 core: $(STAMPS)/core
@@ -59,7 +59,7 @@ test: $(ALL_STAMPS) lambda-build worker-build
 	$(MAKE) --no-print-directory finetune-test
 
 test-fast: $(STAMPS)/core
-	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints
+	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints tests/mcp
 
 bench: $(BENCH_TARGETS)
 	@echo "figures recorded under bench/results/"

@@ -19,8 +19,14 @@ import sys
 import anyio
 from mcp.server.fastmcp import FastMCP
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True)
+
+
+class Note(BaseModel):
+    saved: str
+    count: int
 
 
 def build(name: str) -> FastMCP:
@@ -42,10 +48,10 @@ def build(name: str) -> FastMCP:
         return a + b
 
     @app.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True))
-    def save_note(text: str) -> dict:
+    def save_note(text: str) -> Note:
         """Save a note and say how many there are."""
         notes.append(text)
-        return {"saved": text, "count": len(notes)}
+        return Note(saved=text, count=len(notes))
 
     @app.tool()
     def send_email(to: str, body: str) -> str:
@@ -78,6 +84,11 @@ def build(name: str) -> FastMCP:
     def lookup(key: str) -> str:
         """Look a key up on this server (every test server offers it: a duplicate name)."""
         return f"{name}:{key}"
+
+    @app.tool(annotations=READ_ONLY)
+    def pid() -> int:
+        """The server's process id."""
+        return os.getpid()
 
     @app.tool(annotations=READ_ONLY)
     def env_is_set(variable: str) -> bool:

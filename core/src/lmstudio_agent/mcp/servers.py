@@ -158,6 +158,12 @@ class MCPServerConnection:
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._gone: str | None = None  # why the connection is unusable, once it is
+        self._http_session_id: Any = None
+
+    @property
+    def session_id(self) -> str | None:
+        """The streamable HTTP session's id (``Mcp-Session-Id``), while there is one."""
+        return self._http_session_id() if self._http_session_id is not None else None
 
     def __repr__(self) -> str:
         return f"MCPServerConnection({self.name!r}, {self.config.describe()!r}, running={self.running})"
@@ -185,7 +191,7 @@ class MCPServerConnection:
                     follow_redirects=False,
                 )
                 await stack.enter_async_context(client)
-                read, write, _ = await stack.enter_async_context(
+                read, write, self._http_session_id = await stack.enter_async_context(
                     streamable_http_client(config.url, http_client=client)  # type: ignore[arg-type]
                 )
             session = await stack.enter_async_context(
@@ -374,6 +380,8 @@ class MCPServers:
         self.connections: dict[str, MCPServerConnection] = {}
         self.tools = ToolRegistry()
         self._started = False
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"MCPServers({list(self.config.servers)!r}, running={self.running})"
@@ -396,24 +404,29 @@ class MCPServers:
         stopped and the first failure is raised (CONNECTION_FAILED; UNKNOWN_TOOL for an allow-list naming a
         tool the server does not offer).
         """
-        if self._started:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:  # the sync API runs each call in a new loop
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._lock:  # concurrent runs of one agent start the servers once
+            if self._started:
+                return self.tools
+            self.connections = {
+                name: MCPServerConnection(name, server, connect_timeout=self.connect_timeout,
+                                          stop_timeout=self.stop_timeout, errlog=self.errlog)
+                for name, server in self.config.enabled().items()
+            }
+            try:
+                results = await asyncio.gather(*(c.start() for c in self.connections.values()),
+                                               return_exceptions=True)
+                failures = [r for r in results if isinstance(r, BaseException)]
+                if failures:
+                    raise failures[0]
+                self.tools = self._build_tools(self.reserved | set(reserved))
+            except BaseException:
+                await self.stop()
+                raise
+            self._started = True
             return self.tools
-        self.connections = {
-            name: MCPServerConnection(name, server, connect_timeout=self.connect_timeout,
-                                      stop_timeout=self.stop_timeout, errlog=self.errlog)
-            for name, server in self.config.enabled().items()
-        }
-        self._started = True
-        try:
-            results = await asyncio.gather(*(c.start() for c in self.connections.values()), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                raise failures[0]
-            self.tools = self._build_tools(self.reserved | set(reserved))
-        except BaseException:
-            await self.stop()
-            raise
-        return self.tools
 
     async def stop(self) -> None:
         """Stop every server (stdio processes ended, HTTP sessions closed). Safe to call more than once."""
