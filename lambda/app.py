@@ -116,8 +116,30 @@ def _get_runtime() -> _Runtime:
         logger.error("invalid endpoint settings", extra={"errors": str(exc)})
         raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid settings") from None
     table = os.environ.get("CACHE_TABLE")
-    _runtime = _Runtime(settings, AgentBackend(settings), DynamoCacheStore(table) if table else None, digest)
+    if _runtime is not None and _runtime.backend.mcp_servers is not None:
+        _run(_runtime.backend.mcp_servers.stop())  # a rotated token: the new runtime connects its own
+    backend = AgentBackend(settings, mcp_servers=_mcp_servers())
+    _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest)
     return _runtime
+
+
+def _mcp_servers() -> Any:
+    """MCP servers over streamable HTTP, when ``MCP_CONFIG_SECRET`` names a secret holding an mcp.json.
+
+    A Lambda cannot keep child processes between invocations, so stdio servers are refused. The SDK (the core's
+    ``mcp`` extra) is imported only here, only when configured.
+    """
+    text = _secret("MCP_CONFIG_SECRET")
+    if not text:
+        return None
+    try:
+        from lmstudio_agent.mcp import MCPServers
+
+        return MCPServers(json.loads(text), allow_stdio=False, connect_timeout=10.0)
+    except (ValueError, AgentError, ModuleNotFoundError) as exc:  # never the secret's text: only what is wrong
+        reason = exc.message if isinstance(exc, AgentError) else type(exc).__name__
+        logger.error("invalid MCP configuration", extra={"reason": reason})
+        raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid MCP configuration") from None
 
 
 def _options(settings: Any) -> contract.ExecuteOptions:
@@ -154,6 +176,7 @@ def _execute(event: Mapping[str, Any], headers: Mapping[str, str], *, key_requir
             return refused
     body = _event_body(event)
     runtime = _get_runtime()
+    _run(runtime.backend.start())  # MCP servers: connected once per container, again after one went away
     response = _run(
         contract.handle_execute(body, headers, runtime.backend, cache=runtime.cache, options=_options(runtime.settings))
     )

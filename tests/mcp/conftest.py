@@ -35,9 +35,10 @@ class HttpServer:
         return {"url": self.url, "headers": {"Authorization": f"Bearer {HTTP_TOKEN}"}, **extra}
 
 
-def start_http_server(name: str = "beta") -> HttpServer:
+def start_http_server(name: str = "beta", port: int = 0) -> HttpServer:
     env = {**os.environ, "MCP_TEST_TOKEN": HTTP_TOKEN}
-    process = subprocess.Popen([sys.executable, str(SERVER), "--transport", "http", "--name", name],
+    process = subprocess.Popen([sys.executable, str(SERVER), "--transport", "http", "--name", name,
+                                "--port", str(port)],
                                stdout=subprocess.PIPE, env=env, text=True)
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)

@@ -18,6 +18,8 @@ from .tools import ToolRegistry
 if TYPE_CHECKING:
     import httpx
 
+    from .mcp import MCPServers
+
 ENDPOINT_GOALS = (
     Goal(name="Persona", description="You are an agent behind an API. You complete the request with the tools."),
 )
@@ -76,6 +78,10 @@ class AgentBackend:
 
     Build it once per process (a Lambda container, a Worker isolate) and reuse it: it keeps the connection
     pool and the detected tool-call mode of each model.
+
+    ``mcp_servers`` (an :class:`~lmstudio_agent.mcp.MCPServers`, built with ``allow_stdio=False`` on hosts that
+    cannot start processes) adds MCP servers' tools: the adapter awaits :meth:`start` before each request, which
+    connects them the first time (and again after one went away); ``ALLOWED_TOOLS`` may then name their tools.
     """
 
     def __init__(
@@ -85,10 +91,17 @@ class AgentBackend:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         context: dict[str, Any] | None = None,
+        mcp_servers: MCPServers | None = None,
     ) -> None:
         self.settings = settings
         registry = registry if registry is not None else builtin_registry()
-        self.registry = registry.select(settings.allowed_tools) if settings.allowed_tools else registry
+        self._python_tools = registry
+        self.mcp_servers = mcp_servers
+        if mcp_servers is None:
+            self.registry = registry.select(settings.allowed_tools) if settings.allowed_tools else registry
+        else:  # the allow-list may name MCP tools, known once the servers are up (see start)
+            allowed = settings.allowed_tools
+            self.registry = registry.select([n for n in allowed if n in registry]) if allowed else registry
         token = settings.lm_studio_token.get_secret_value() if settings.lm_studio_token else None
         self.client = ChatClient(settings.lm_studio_url, token, settings.model,
                                  timeout=settings.deadline_seconds, max_retries=2, transport=transport)
@@ -118,5 +131,21 @@ class AgentBackend:
     async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
         return await self._agent(model).run(instruction, deadline=deadline, tools=self.registry.select(tools.names))
 
+    async def start(self) -> None:
+        """Connect the MCP servers (if any) and add their tools; a no-op when they are up.
+
+        Raises CONNECTION_FAILED when a server cannot be reached, UNKNOWN_TOOL when ``ALLOWED_TOOLS`` names a
+        tool nobody offers.
+        """
+        if self.mcp_servers is None or self.mcp_servers.healthy:
+            return
+        mcp_tools = await self.mcp_servers.restart_if_unhealthy(reserved=self._python_tools.names())
+        combined = self._python_tools.merged(mcp_tools)
+        self.registry = combined.select(self.settings.allowed_tools) if self.settings.allowed_tools else combined
+
     async def aclose(self) -> None:
-        await self.client.aclose()
+        try:
+            if self.mcp_servers is not None:
+                await self.mcp_servers.stop()
+        finally:
+            await self.client.aclose()

@@ -114,7 +114,7 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-async def serve_http(app: FastMCP) -> None:
+async def serve_http(app: FastMCP, port: int = 0) -> None:
     import uvicorn
 
     asgi = app.streamable_http_app()
@@ -122,7 +122,8 @@ async def serve_http(app: FastMCP) -> None:
     if token:
         asgi = BearerAuth(asgi, token)
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
@@ -133,12 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--name", default="tools")
+    parser.add_argument("--port", type=int, default=0, help="HTTP: the loopback port (0: a free one)")
     options = parser.parse_args()
     app = build(options.name)
     if options.transport == "stdio":
         app.run("stdio")
     else:
-        asyncio.run(serve_http(app))
+        asyncio.run(serve_http(app, options.port))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ DEFAULT_STOP_TIMEOUT = 10.0
 HTTP_READ_TIMEOUT = 300.0
 MAX_ERROR_CHARS = 500
 PROBE_INTERVAL = 2.0
+SESSION_TERMINATED = 32600  # what the SDK's streamable HTTP client answers for a session the server forgot
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
 MAX_TOOL_NAME = 64
 
@@ -257,6 +258,10 @@ class MCPServerConnection:
             try:
                 return call.result()
             except McpError as exc:
+                if exc.error.code == SESSION_TERMINATED:
+                    self._gone = "the server ended the session (did it restart?)"
+                    raise AgentError(ErrorCode.TOOL_EXECUTION_FAILED,
+                                     f"{where} refused '{remote_name}': {self._gone}") from None
                 if exc.error.code == mcp_types.CONNECTION_CLOSED:
                     self._gone = "the server closed the connection (did it exit?)"
                     raise AgentError(ErrorCode.TOOL_EXECUTION_FAILED,
@@ -389,6 +394,19 @@ class MCPServers:
     @property
     def running(self) -> bool:
         return self._started
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and no server has gone away since the start."""
+        return self._started and all(c.running for c in self.connections.values())
+
+    async def restart_if_unhealthy(self, reserved: Iterable[str] = ()) -> ToolRegistry:
+        """Start the servers, or stop and start them again when one has gone away (a long-lived endpoint)."""
+        if self._started and not self.healthy:
+            gone = [name for name, c in self.connections.items() if not c.running]
+            logger.warning("restarting MCP servers; gone: %s", ", ".join(gone))
+            await self.stop()
+        return await self.start(reserved)
 
     async def __aenter__(self) -> "MCPServers":
         await self.start()
