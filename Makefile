@@ -34,9 +34,9 @@ $(PY):
 
 venv: $(PY) ## create .venv (python3 -m venv), nothing installed yet
 
-# The core library with its CLI and bridge extras, the hub and the eval harness above it, and the test tools.
+# The core library with its CLI, bridge and MCP extras, the hub and the eval harness above it, and the test tools.
 $(STAMPS)/core: $(PY) core/pyproject.toml hub/pyproject.toml eval/pyproject.toml requirements/dev.txt
-	$(PIP) install -q -e 'core[cli,bridge]' -e hub -e eval -r requirements/dev.txt
+	$(PIP) install -q -e 'core[cli,bridge,mcp]' -e hub -e eval -r requirements/dev.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 core: $(STAMPS)/core ## the core library, its CLI (lmstudio-agent) and the test tools, in .venv
@@ -57,7 +57,7 @@ test: $(ALL_STAMPS) lambda-build worker-build ## install everything and run the 
 	$(MAKE) --no-print-directory finetune-test
 
 test-fast: $(STAMPS)/core ## the tests that need neither the model server nor the fine-tuning stack
-	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints
+	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints tests/mcp
 
 # Every runnable block of README.md and docs/readme/*.md, run against the embedded model (tests/docs).
 test-docs: $(STAMPS)/core $(STAMPS)/gateway ## run the README's and docs/readme's runnable blocks as written

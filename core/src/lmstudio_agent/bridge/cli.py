@@ -39,8 +39,12 @@ def agent(
     model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     agent_id: str = typer.Option("lm-studio-agent", "--agent-id", envvar="BRIDGE_AGENT_ID"),
     mode: Optional[str] = typer.Option(None, "--mode", help="Tool-call mode: auto, native, parsed or constrained."),
-    tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all."),
+    tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all. "
+                                                            "MCP tools: allowedTools in --mcp-config."),
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline of one task on this agent (s)."),
+    mcp_config: Optional[str] = typer.Option(
+        None, "--mcp-config", help="An mcp.json (LM Studio's format): the agent offers its servers' tools to the hub "
+                                   "too (needs the mcp extra; choose them with allowedTools in the file)."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run an LMStudioAgent on a model server and serve the hub's tasks with it (no inbound port needed)."""
@@ -57,9 +61,12 @@ def agent(
         options["tools"] = builtin_registry().select(tool)
     try:
         lm_agent = LMStudioAgent(bridge_url=bridge_url, agent_id=agent_id, base_url=base_url, api_key=api_key,
-                                 run_timeout=timeout, bridge_token=token, **options)
+                                 run_timeout=timeout, bridge_token=token, mcp_config=mcp_config, **options)
     except AgentError as exc:
         typer.echo(f"{exc.code.value}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    except ModuleNotFoundError as exc:  # --mcp-config without the mcp extra
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
     async def main() -> None:
@@ -75,7 +82,7 @@ def agent(
             for task in (serving, stopping):
                 task.cancel()
             await asyncio.gather(serving, stopping, return_exceptions=True)
-            await lm_agent.client.aclose()
+            await lm_agent.aclose()  # MCP servers stopped, connections closed
         if serving.done() and not serving.cancelled() and serving.exception() is not None:
             raise serving.exception()  # type: ignore[misc]
 
