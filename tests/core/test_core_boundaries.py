@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core" / "src" / "lmstudio_agent"
-OPTIONAL = {"cli.py", "bridge", "mcp"}  # behind the cli/bridge/mcp extras
+# Behind the cli/bridge/mcp extras; serving.py holds the uvicorn limits the gateway and the hub share (uvicorn
+# is imported inside the one function that needs it, never by the library).
+OPTIONAL = {"cli.py", "bridge", "mcp", "serving.py"}
 ROOT = CORE.parents[2]
 
 

@@ -253,6 +253,7 @@ class AgentBackend:
         registry: With settings only: the tools to serve (default: the built-in ones).
         transport: The httpx transport to the upstream (tests); the default opens real connections.
         context: With settings only: properties every tool run sees.
+        mcp_servers: With settings only: MCP servers whose tools join the registry.
     """
 
     def __init__(
@@ -262,11 +263,13 @@ class AgentBackend:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         context: dict[str, Any] | None = None,
+        mcp_servers: MCPServers | None = None,
     ) -> None:
+        self._owns_service = isinstance(service, EndpointSettings)
         if isinstance(service, EndpointSettings):
-            service = EndpointService(service, registry, context=context)
-        elif registry is not None or context is not None:
-            raise TypeError("registry and context belong to the EndpointService")
+            service = EndpointService(service, registry, context=context, mcp_servers=mcp_servers)
+        elif registry is not None or context is not None or mcp_servers is not None:
+            raise TypeError("registry, context and mcp_servers belong to the EndpointService")
         self.service = service
         self.settings = service.settings
         settings = service.settings
@@ -311,21 +314,10 @@ class AgentBackend:
         return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
                                documents=documents)
 
-    async def start(self) -> None:
-        """Connect the MCP servers (if any) and add their tools; a no-op when they are up.
-
-        Raises CONNECTION_FAILED when a server cannot be reached, UNKNOWN_TOOL when ``ALLOWED_TOOLS`` names a
-        tool nobody offers.
-        """
-        if self.mcp_servers is None or self.mcp_servers.healthy:
-            return
-        mcp_tools = await self.mcp_servers.restart_if_unhealthy(reserved=self._python_tools.names())
-        combined = self._python_tools.merged(mcp_tools)
-        self.registry = combined.select(self.settings.allowed_tools) if self.settings.allowed_tools else combined
-
     async def aclose(self) -> None:
+        """Close the HTTP client; a backend built from settings owns its service and stops its MCP servers too."""
         try:
-            if self.mcp_servers is not None:
-                await self.mcp_servers.stop()
+            if self._owns_service:
+                await self.service.aclose()
         finally:
             await self.client.aclose()
