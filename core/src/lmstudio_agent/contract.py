@@ -52,6 +52,11 @@ class ExecuteRequest(BaseModel):
         description="Names of server-registered tools to offer; empty means every tool on the allow-list.",
     )
     model: Optional[str] = Field(default=None, max_length=256, description="Model id; the server default if unset.")
+    stream: Optional[bool] = Field(
+        default=None,
+        description="true: answer with Server-Sent Events (the AI SDK UI message stream), as "
+                    "'Accept: text/event-stream' does. See docs/readme/streaming.md.",
+    )
 
     @field_validator("tools")
     @classmethod
@@ -264,7 +269,10 @@ async def _cache_get(cache: CacheStore, key: str) -> list[AgentMessage] | None:
         raw = await cache.get(key)
         if raw is None:
             return None
-        return [AgentMessage.model_validate(m) for m in json.loads(raw)]
+        data = json.loads(raw)
+        if isinstance(data, dict):  # a streamed run's entry: {"result": [...], "events": [...]} (streaming.py)
+            data = data["result"]
+        return [AgentMessage.model_validate(m) for m in data]
     except Exception:  # a broken cache must never fail a request: fall through to a fresh run
         logger.warning("cache read failed; running uncached", exc_info=True)
         return None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 
 from .agent import Agent, Goal, OnMessage
@@ -12,6 +14,7 @@ from .builtins import analyze_sentiment, builtin_registry, extract_data
 from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
+from .events import RunEvent
 from .llm import LLM
 from .messages import AgentMessage
 from .modes import ToolMode, detect_mode
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T")
+logger = logging.getLogger("lmstudio_agent.lmstudio")
 
 DEFAULT_BRIDGE_URL = "ws://localhost:65028"
 DEFAULT_GOALS = (
@@ -158,14 +162,39 @@ class LMStudioAgent:
         on_message: OnMessage | None = None,
     ) -> list[AgentMessage]:
         """Run the agent on ``instruction``. ``tools``: functions, Tools or names of registered tools
-        (default: every registered tool). Messages stream to ``on_message``; the transcript is returned."""
+        (default: every registered tool). Messages stream to ``on_message``; the transcript is returned.
+
+        Built on :meth:`astream`: the transcript is its ``message`` events."""
+        transcript: list[AgentMessage] = []
+        async for event in self.astream(instruction, tools):
+            if event.type != "message" or event.message is None:
+                continue
+            transcript.append(event.message)
+            if on_message is not None:
+                try:
+                    outcome = on_message(event.message)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception:
+                    logger.warning("on_message callback raised; the run goes on", exc_info=True)
+        return transcript
+
+    async def astream(
+        self,
+        instruction: str,
+        tools: Iterable[Callable[..., Any] | Tool | str] | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Run the agent on ``instruction`` and yield its events as they happen (see
+        :class:`~lmstudio_agent.events.RunEvent`): each round's ``step-start``, the model's text as
+        ``text-delta`` s, and every transcript message. A failed run yields its ``error`` message, then raises
+        its AgentError. ``tools`` as :meth:`aact`."""
         if not self._loaded:
             raise AgentError(ErrorCode.MODEL_NOT_LOADED, "Call load_model() before act()")
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
         registry = self._run_registry(tools)
-        return await self._agent.run(instruction, on_message=on_message, tools=registry,
-                                     deadline=Deadline(self.run_timeout))
+        async for event in self._agent.astream(instruction, tools=registry, deadline=Deadline(self.run_timeout)):
+            yield event
 
     def act(
         self,
@@ -217,6 +246,9 @@ class LMStudioAgent:
         async def runner(instruction: str, tool_names: list[str]) -> list[AgentMessage]:
             return await self.aact(instruction, tool_names or None)
 
+        def streamer(instruction: str, tool_names: list[str]) -> AsyncIterator[RunEvent]:
+            return self.astream(instruction, tool_names or None)
+
         if not self._loaded:
             await self.aload_model()
         await serve_agent(
@@ -229,5 +261,5 @@ class LMStudioAgent:
             tools=self.registry.names(),
             side_effect_tools=[tool.name for tool in self.registry if tool.side_effects],
             max_concurrency=max_concurrency,
-            **options,
+            **{"streamer": streamer, **options},
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -11,6 +11,7 @@ from .builtins import builtin_registry
 from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .contract import ExecuteOptions, ToolSelection
 from .deadline import Deadline
+from .events import RunEvent
 from .messages import AgentMessage
 from .modes import ToolMode
 from .tools import ToolRegistry
@@ -117,6 +118,12 @@ class AgentBackend:
 
     async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
         return await self._agent(model).run(instruction, deadline=deadline, tools=self.registry.select(tools.names))
+
+    async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> AsyncIterator[RunEvent]:
+        """The run's events as they happen (:meth:`Agent.astream`); raises AgentError at the end of a failed run."""
+        async for event in self._agent(model).astream(instruction, deadline=deadline,
+                                                      tools=self.registry.select(tools.names)):
+            yield event
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -13,13 +13,14 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Awaitable, Callable, Iterable, NoReturn, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, NoReturn, Sequence
 
 from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ..errors import AgentError, BridgeConnectionError, ErrorCode
+from ..events import RunEvent, transcript_of
 from ..messages import AgentMessage
 from .protocol import (
     DEFAULT_BRIDGE_URL,
@@ -33,6 +34,8 @@ from .protocol import (
     RegistrationErrorMessage,
     RegistrationSuccessMessage,
     TaskCancelMessage,
+    TaskEventData,
+    TaskEventMessage,
     TaskExecuteMessage,
     TaskResultData,
     TaskResultMessage,
@@ -45,6 +48,8 @@ from .protocol import (
 logger = logging.getLogger("lmstudio_agent.bridge.agent")
 
 Runner = Callable[[str, list[str]], Awaitable[Sequence[AgentMessage]]]
+# Streams a task's events (raising AgentError at the end of a failed run); used for ``stream: true`` tasks.
+Streamer = Callable[[str, list[str]], AsyncIterator[RunEvent]]
 _TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
 
 
@@ -78,8 +83,10 @@ class BridgeAgent:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        streamer: Streamer | None = None,
     ) -> None:
         self.runner = runner
+        self.streamer = streamer
         self.bridge_url = bridge_url
         self.token = token
         self.registration = RegisterData(
@@ -252,7 +259,8 @@ class BridgeAgent:
             )
             await self._send_result(conn, _error_result(data.task_id, error))
             return
-        running = asyncio.get_running_loop().create_task(self._run_task(conn, data.task_id, data.instruction, list(data.tools)))
+        running = asyncio.get_running_loop().create_task(
+            self._run_task(conn, data.task_id, data.instruction, list(data.tools), stream=bool(data.stream)))
         self._running[data.task_id] = running
         running.add_done_callback(lambda done, task_id=data.task_id: self._forget(task_id, done))
 
@@ -260,10 +268,27 @@ class BridgeAgent:
         if self._running.get(task_id) is done:
             del self._running[task_id]
 
-    async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str]) -> None:
+    async def _stream_task(self, conn: ClientConnection, task_id: str, instruction: str,
+                           tools: list[str]) -> list[AgentMessage]:
+        """Run through the streamer, sending each event as a ``task:event`` frame; the transcript is returned."""
+        assert self.streamer is not None
+        events: list[RunEvent] = []
+        async for event in self.streamer(instruction, tools):
+            events.append(event)
+            text = encode(TaskEventMessage(data=TaskEventData(task_id=task_id, event=event)))
+            if frame_size(text) <= self.max_frame_bytes:
+                await self._send_text(conn, text)
+        return transcript_of(events)
+
+    async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str],
+                        *, stream: bool = False) -> None:
         async with self._slots:
             try:
-                transcript = _TRANSCRIPT.validate_python(list(await self.runner(instruction, tools)))
+                if stream and self.streamer is not None:
+                    produced = await self._stream_task(conn, task_id, instruction, tools)
+                else:
+                    produced = list(await self.runner(instruction, tools))
+                transcript = _TRANSCRIPT.validate_python(produced)
                 result = TaskResultData(task_id=task_id, status="success", result=transcript)
             except AgentError as exc:
                 result = _error_result(task_id, exc)

@@ -5,7 +5,9 @@ as a JSON text frame. The API reference's messages are kept exactly (``agent:reg
 ``registration:success``, ``task:execute``, ``task:result``); the few a working hub needs are added and
 documented in docs/readme/bridge.md: ``registration:error``, ``task:cancel``, ``heartbeat`` /
 ``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
-of ``agent:register`` and the optional ``code`` of an error ``task:result``.
+of ``agent:register`` and the optional ``code`` of an error ``task:result``. For streamed runs the hub sets
+``stream: true`` on ``task:execute`` and the agent sends its run's events as ``task:event`` frames (each one
+:class:`~lmstudio_agent.events.RunEvent`) before the ``task:result``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ..errors import AgentError, ErrorCode
+from ..events import RunEvent
 from ..messages import AgentMessage, WebSocketMessage
 
 DEFAULT_BRIDGE_PORT = 65028
@@ -74,6 +77,14 @@ class TaskExecuteData(_Data):
     task_id: _Id
     instruction: str = Field(min_length=1)
     tools: list[_Name] = Field(default_factory=list, max_length=MAX_TOOLS)
+    stream: Optional[bool] = Field(default=None, description="true: send the run's events as task:event frames.")
+
+
+class TaskEventData(_Data):
+    """``task:event``: one event of a running task (only for a task sent with ``stream: true``)."""
+
+    task_id: _Id
+    event: RunEvent
 
 
 class TaskResultData(_Data):
@@ -140,6 +151,11 @@ class TaskResultMessage(WebSocketMessage):
     data: TaskResultData
 
 
+class TaskEventMessage(WebSocketMessage):
+    type: Literal["task:event"] = "task:event"
+    data: TaskEventData
+
+
 class TaskCancelMessage(WebSocketMessage):
     type: Literal["task:cancel"] = "task:cancel"
     data: TaskCancelData
@@ -167,6 +183,7 @@ BridgeMessage = Annotated[
         RegistrationErrorMessage,
         TaskExecuteMessage,
         TaskResultMessage,
+        TaskEventMessage,
         TaskCancelMessage,
         HeartbeatMessage,
         HeartbeatAckMessage,
@@ -180,6 +197,7 @@ MESSAGE_TYPES: tuple[str, ...] = (
     "registration:error",
     "task:execute",
     "task:result",
+    "task:event",
     "task:cancel",
     "heartbeat",
     "heartbeat:ack",
