@@ -36,6 +36,7 @@ EXTRA_MODELS = ("another-model",)
 
 class HubDriver:
     name = "hub"
+    supports_runs = True  # in the hub's memory, run as tasks of its event loop
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config

@@ -26,6 +26,7 @@ async def hub_events(hub: BridgeHub, instruction: str, tools: Iterable[str], mod
     queue: asyncio.Queue[RunEvent] = asyncio.Queue()
     submitted = asyncio.ensure_future(hub.submit(instruction, tools, model, deadline, on_event=queue.put_nowait))
     messages = 0
+    getting: asyncio.Future[RunEvent] | None = None
     try:
         while True:
             getting = asyncio.ensure_future(queue.get())
@@ -46,6 +47,8 @@ async def hub_events(hub: BridgeHub, instruction: str, tools: Iterable[str], mod
                     yield event
             return
     finally:
+        if getting is not None and not getting.done():
+            getting.cancel()
         if not submitted.done():
             submitted.cancel()
             with contextlib.suppress(BaseException):
