@@ -58,6 +58,7 @@ class _Runtime:
     backend: Any
     cache: Any
     token_digest: str
+    runs: Any = None
 
 
 _runtime: _Runtime | None = None
@@ -116,8 +117,43 @@ def _get_runtime() -> _Runtime:
         logger.error("invalid endpoint settings", extra={"errors": str(exc)})
         raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid settings") from None
     table = os.environ.get("CACHE_TABLE")
-    _runtime = _Runtime(settings, AgentBackend(settings), DynamoCacheStore(table) if table else None, digest)
+    backend = AgentBackend(settings)
+    _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest, _run_service(backend, settings))
     return _runtime
+
+
+def _run_service(backend: Any, settings: Any) -> Any:
+    """Async runs: state in DynamoDB (RUNS_TABLE), started by an async invoke of the runner function."""
+    table = os.environ.get("RUNS_TABLE")
+    if not table:
+        return None
+    from dynamo_runs import DynamoRunStore
+    from lmstudio_agent.runs import RunService
+
+    return RunService(
+        DynamoRunStore(table), backend, options=settings.options(), launcher=_start_run,
+        ttl_seconds=int(os.environ.get("RUN_TTL_SECONDS", "3600")),
+        run_deadline_seconds=float(os.environ.get("RUN_DEADLINE_SECONDS", "840")),
+        # A Lambda response cannot stay open: the events route answers what there is, then EventSource reconnects.
+        follow_events=False,
+    )
+
+
+_lambda_client: Any = None
+
+
+async def _start_run(run_id: str) -> None:
+    """Invoke the runner function asynchronously (``InvocationType=Event``): Lambda queues the event and
+    answers 202 at once, and the run goes on past this request, bound by the runner's own timeout."""
+    global _lambda_client
+    if _lambda_client is None:
+        import boto3
+        from botocore.config import Config
+
+        _lambda_client = boto3.client("lambda", config=Config(connect_timeout=2, read_timeout=5,
+                                                              retries={"max_attempts": 3, "mode": "standard"}))
+    _lambda_client.invoke(FunctionName=os.environ["RUNNER_FUNCTION"], InvocationType="Event",
+                          Payload=json.dumps({"run_id": run_id}).encode())
 
 
 def _options(settings: Any) -> contract.ExecuteOptions:
@@ -197,11 +233,61 @@ def execute() -> Response:
     return _to_powertools(_execute(event.raw_event, dict(event.headers or {}), key_required=True))
 
 
+# ------------------------------------------------------------------------------------------- async runs
+
+
+def _runs_request(path: str) -> Response:
+    """``/runs`` routes: the key, then core's RunService (the events route answers what there is now)."""
+    event = app.current_event
+    headers = dict(event.headers or {})
+    refused = contract.authorize(headers, _secret("CLIENT_API_KEY_SECRET"))
+    if refused is not None:
+        return _to_powertools(refused)
+    runtime = _get_runtime()
+    if runtime.runs is None:
+        return _to_powertools(contract.error_response(ErrorCode.NOT_FOUND, "Async runs are not configured here"))
+    from lmstudio_agent.streaming import StreamResponse
+
+    answer = _run(runtime.runs.handle(event.http_method, path, headers, _event_body(event.raw_event)))
+    if isinstance(answer, StreamResponse):
+        text = _run(_collect(answer.body))
+        headers_out = {k: v for k, v in answer.all_headers().items() if k.lower() != "content-type"}
+        return Response(status_code=answer.status, content_type="text/event-stream", body=text, headers=headers_out)
+    return _to_powertools(answer)
+
+
+async def _collect(body: Any) -> str:
+    return "".join([chunk.decode("utf-8") async for chunk in body])
+
+
+@app.post("/runs")
+def create_run() -> Response:
+    return _runs_request("/runs")
+
+
+@app.get("/runs/<run_id>")
+def get_run(run_id: str) -> Response:
+    return _runs_request(f"/runs/{run_id}")
+
+
+@app.delete("/runs/<run_id>")
+def cancel_run(run_id: str) -> Response:
+    return _runs_request(f"/runs/{run_id}")
+
+
+@app.get("/runs/<run_id>/events")
+def run_events(run_id: str) -> Response:
+    return _runs_request(f"/runs/{run_id}/events")
+
+
 @app.not_found
 def no_route(_exc: Exception) -> Response:
     """Core answers unrouted requests (404, 405 with Allow, HEAD /health). With ``api_key=None`` core fails
-    closed before any backend use, so the backend is never needed here."""
+    closed before any backend use, so the backend is never needed here. A method a ``/runs`` route lacks goes
+    to the runs service, which answers 405 with ``Allow`` as the other adapters do."""
     event = app.current_event
+    if event.path == "/runs" or event.path.startswith("/runs/"):
+        return _runs_request(event.path)
     answer = _run(
         contract.handle_request(event.http_method, event.path, dict(event.headers or {}), None,
                                 backend=None, api_key=None)  # type: ignore[arg-type]
@@ -252,5 +338,29 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         logger.exception("unhandled error outside the routes")
         response = contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error")
         return {"statusCode": response.status, "headers": response.all_headers(), "body": response.json()}
+    finally:
+        _current_context = None
+
+
+RUN_MARGIN_SECONDS = 10.0
+
+
+def run_handler(event: Any, context: Any) -> dict[str, Any]:
+    """The runner function: ``{"run_id": ...}`` from the API function's async invoke. The run gets what this
+    invocation has left (less a margin to write its end); a run already taken or cancelled is left alone."""
+    global _current_context
+    _current_context = context
+    try:
+        run_id = event.get("run_id") if isinstance(event, dict) else None
+        if not isinstance(run_id, str):
+            logger.error("runner invoked without a run_id")
+            return {"run_id": None, "status": "invalid"}
+        logger.set_correlation_id(run_id)
+        runtime = _get_runtime()
+        left = context.get_remaining_time_in_millis() / 1000.0 - RUN_MARGIN_SECONDS if context is not None else None
+        state = _run(runtime.runs.execute(run_id, deadline_seconds=max(1.0, left) if left is not None else None))
+        status = state.status if state is not None else "expired"
+        logger.info("run finished", extra={"run_id": run_id, "status": status})
+        return {"run_id": run_id, "status": status}
     finally:
         _current_context = None

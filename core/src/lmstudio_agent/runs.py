@@ -56,6 +56,7 @@ DEFAULT_RUN_TTL_SECONDS = 3600
 DEFAULT_RUN_DEADLINE_SECONDS = 600.0
 RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
 CANCELLED_MESSAGE = "The run was cancelled"
+RECONNECT = b"retry: 1000\n\n"
 
 
 class RunState(BaseModel):
@@ -109,11 +110,14 @@ class RunView(BaseModel):
 
 
 class RunStore(Protocol):
-    """Where runs live. ``get`` returns None for a missing or expired run."""
+    """Where runs live. ``get`` returns None for a missing or expired run. ``put`` with ``expect`` writes only
+    if the stored run's status is still ``expect`` (compare-and-set) and says whether it wrote: that is how a
+    run is taken once (queued -> running) however often it is delivered, and how a cancel is never
+    overwritten by the run's own next write."""
 
     async def get(self, run_id: str) -> RunState | None: ...
 
-    async def put(self, state: RunState) -> None: ...
+    async def put(self, state: RunState, expect: str | None = None) -> bool: ...
 
 
 class MemoryRunStore:
@@ -133,10 +137,15 @@ class MemoryRunStore:
             return None
         return state.model_copy(deep=True)
 
-    async def put(self, state: RunState) -> None:
+    async def put(self, state: RunState, expect: str | None = None) -> bool:
+        if expect is not None:
+            current = self._runs.get(state.run_id)
+            if current is None or current.status != expect:
+                return False
         if state.run_id not in self._runs and len(self._runs) >= self._max_runs:
             self._evict()
         self._runs[state.run_id] = state.model_copy(deep=True)
+        return True
 
     def _evict(self) -> None:
         now = self._clock()
@@ -181,6 +190,9 @@ class RunService:
         flush_seconds: how often a running run writes its new text deltas to the store (messages and steps
             are written at once).
         heartbeat_seconds: the keep-alive comment period of the events stream.
+        follow_events: False where the platform cannot hold a response open (the Lambda): the events route
+            then answers the events there are now and ends, with ``retry:`` so an EventSource reconnects with
+            its ``Last-Event-ID``; ``data: [DONE]`` comes only once the run is over.
         clock: the wall clock (tests move it).
     """
 
@@ -196,6 +208,7 @@ class RunService:
         poll_seconds: float = 0.2,
         flush_seconds: float = 0.5,
         heartbeat_seconds: float = 15.0,
+        follow_events: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -207,6 +220,7 @@ class RunService:
         self.poll_seconds = poll_seconds
         self.flush_seconds = flush_seconds
         self.heartbeat_seconds = heartbeat_seconds
+        self.follow_events = follow_events
         self.clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -255,7 +269,15 @@ class RunService:
         state = RunState(run_id=f"run_{uuid.uuid4().hex}", owner=owner, request=request, created_at=now,
                          updated_at=now, expires_at=now + self.ttl_seconds)
         await self.store.put(state)
-        await self.launch(state.run_id)
+        try:
+            await self.launch(state.run_id)
+        except Exception:
+            logger.exception("run %s could not be started", state.run_id)
+            state.status = "failed"
+            state.error_code = ErrorCode.INTERNAL_ERROR.value
+            state.result = {"success": False, "error": "The run could not be started", "code": state.error_code}
+            await self.store.put(state)
+            raise AgentError(ErrorCode.INTERNAL_ERROR, "The run could not be started") from None
         logger.info("run %s queued", state.run_id)
         return HttpResponse(202, RunCreated(run_id=state.run_id).model_dump(),
                             {"Location": f"/runs/{state.run_id}", "Cache-Control": "no-store"})
@@ -266,10 +288,16 @@ class RunService:
 
     async def cancel(self, run_id: str, owner: str) -> HttpResponse:
         state = await self._owned(run_id, owner)
-        if state.status not in TERMINAL:
+        for _ in range(3):  # the run may move on between the read and the write: read again
+            if state.status in TERMINAL:
+                break
+            before = state.status
             state.status = "cancelled"
             state.updated_at = self.clock()
-            await self.store.put(state)
+            if await self.store.put(state, expect=before):
+                break
+            state = await self._owned(run_id, owner)
+        if state.status == "cancelled":
             task = self._tasks.get(run_id)
             if task is not None and not task.done():
                 task.cancel()
@@ -279,6 +307,8 @@ class RunService:
     async def events(self, run_id: str, owner: str, headers: Mapping[str, str]) -> StreamResponse:
         await self._owned(run_id, owner)
         after = _last_event_id(headers)
+        if not self.follow_events:
+            return StreamResponse(self._follow(run_id, after))
         return StreamResponse(with_heartbeat(self._follow(run_id, after), self.heartbeat_seconds))
 
     async def _follow(self, run_id: str, after: int) -> AsyncIterator[bytes]:
@@ -323,6 +353,9 @@ class RunService:
                 for frame in out(encoder.finish(metadata)):
                     yield frame
                 break
+            if not self.follow_events:
+                yield RECONNECT  # not over yet: the client asks again from its Last-Event-ID
+                return
             await asyncio.sleep(self.poll_seconds)
         yield DONE
 
@@ -346,7 +379,8 @@ class RunService:
             return state
         state.status = "running"
         state.updated_at = self.clock()
-        await self.store.put(state)
+        if not await self.store.put(state, expect="queued"):  # another delivery took it, or it was cancelled
+            return await self.store.get(run_id)
         seconds = min(self.run_deadline_seconds, deadline_seconds or self.run_deadline_seconds)
         deadline = Deadline(seconds)
         request = state.request
@@ -360,16 +394,15 @@ class RunService:
                     state.events.append(event)
                     if event.type != "text-delta" or time.monotonic() - last_flush >= self.flush_seconds:
                         last_flush = time.monotonic()
-                        if await self._was_cancelled(run_id):
-                            return await self.store.get(run_id)
                         state.updated_at = self.clock()
-                        await self.store.put(state)
+                        if not await self.store.put(state, expect="running"):  # cancelled (or expired)
+                            return await self.store.get(run_id)
         except asyncio.CancelledError:
             current = await self.store.get(run_id)
-            if current is not None and current.status != "cancelled":
+            if current is not None and current.status == "running":
                 current.status = "cancelled"
                 current.updated_at = self.clock()
-                await self.store.put(current)
+                await self.store.put(current, expect="running")
             raise
         except TimeoutError:
             error = AgentError(ErrorCode.UPSTREAM_TIMEOUT, f"The run did not finish within {seconds:g}s")
@@ -378,8 +411,6 @@ class RunService:
         except Exception:
             logger.exception("run %s failed unexpectedly", run_id)
             error = AgentError(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
-        if await self._was_cancelled(run_id):
-            return await self.store.get(run_id)
         if error is not None and state.events and state.events[-1].type == "message":
             last = state.events[-1].message
             if last is not None and last.type == "error" and not last.tool and last.content == error.message:
@@ -388,13 +419,10 @@ class RunService:
         state.error_code = error.code.value if error is not None else None
         state.result = execute_body(state.events, error)
         state.updated_at = self.clock()
-        await self.store.put(state)
+        if not await self.store.put(state, expect="running"):  # cancelled while it finished
+            return await self.store.get(run_id)
         logger.info("run %s %s", run_id, state.status)
         return state
-
-    async def _was_cancelled(self, run_id: str) -> bool:
-        current = await self.store.get(run_id)
-        return current is None or current.status == "cancelled"
 
     async def aclose(self) -> None:
         """Cancel the runs this process is executing (on shutdown)."""
