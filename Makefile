@@ -46,7 +46,7 @@ core: $(STAMPS)/core
 include $(sort $(wildcard mk/*.mk))
 
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
-ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune
+ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune $(STAMPS)/browser
 BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge
 
 run: $(STAMPS)/core $(STAMPS)/gateway
