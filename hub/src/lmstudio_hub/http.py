@@ -264,6 +264,7 @@ class HubHttpServer:
     async def stop(self) -> None:
         if self._server is None or self._serving is None:
             return
+        await self.app.runs.aclose()  # runs in flight end as cancelled: their agents go with the hub
         self._server.should_exit = True
         await self._serving
         self._server = None
