@@ -196,7 +196,7 @@ class LambdaDriver:
     def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None) -> None:
         self.aws = AwsSandbox(config, extra_env=extra_env)
         self.module = load_handler_module()
-        self.runner = load_handler_module()  # the runner function's own container
+        self.runners: list[Any] = []  # the runner function's containers
         self.invoked: list[dict[str, Any]] = []  # the async invokes the API function made
         self.runner_threads: list[threading.Thread] = []
         self.runner_results: list[dict[str, Any]] = []
@@ -208,12 +208,14 @@ class LambdaDriver:
         self.module._run_service.__globals__["_start_run"] = record_invoke
 
     def deliver_runs(self, context: Optional[LambdaContext] = None, *, wait: bool = False) -> None:
-        """Deliver the recorded async invokes to the runner function, each in a thread (as Lambda runs each
-        in a container of its own, while the API keeps answering)."""
+        """Deliver the recorded async invokes to the runner function, each in a thread and a container of its
+        own (a fresh import of app.py), as Lambda runs concurrent invocations, while the API keeps answering."""
         while self.invoked:
             event = self.invoked.pop(0)
             ctx = context or LambdaContext(timeout_seconds=RUNNER_TIMEOUT_SECONDS, function_name="RunnerFunction")
-            thread = threading.Thread(target=lambda e=event, c=ctx: self.runner_results.append(self.runner.run_handler(e, c)),
+            runner = load_handler_module()
+            self.runners.append(runner)
+            thread = threading.Thread(target=lambda e=event, c=ctx, r=runner: self.runner_results.append(r.run_handler(e, c)),
                                       name="runner-function", daemon=True)
             thread.start()
             self.runner_threads.append(thread)
