@@ -118,16 +118,16 @@ async def playground(base_url: str, api_key: str | None, model: str) -> bool:
     from lmstudio_hub.http import HubHttpApp, HubHttpServer
 
     agent_token, client_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    hub = BridgeHub(agent_token, default_model=model, default_deadline=120.0, task_timeout=120.0)
+    hub = BridgeHub(agent_token, default_model=model, default_deadline=180.0, task_timeout=180.0)
     await hub.start("127.0.0.1", 0)
     http = HubHttpServer(HubHttpApp(hub, api_key=client_key, cache=MemoryCacheStore(),
-                                    options=ExecuteOptions(deadline_seconds=120.0)))
+                                    options=ExecuteOptions(deadline_seconds=180.0)))
     try:
         await http.start("127.0.0.1", PLAYGROUND_PORT)
     except OSError:
         await http.start("127.0.0.1", 0)
     agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key, bridge_url=hub.url,
-                          bridge_token=agent_token, agent_id="make-run-agent", max_rounds=3)
+                          bridge_token=agent_token, agent_id="make-run-agent", max_rounds=2)
     serving = asyncio.ensure_future(agent.connect_to_bridge())
     ok = True
     try:
@@ -153,8 +153,8 @@ async def playground(base_url: str, api_key: str | None, model: str) -> bool:
 
 
 async def _streamed_once(url: str, key: str) -> bool:
-    """What the playground does, once: a streamed /execute through the hub; True when it finished."""
-    kinds: list[str] = []
+    """What the playground does, once: a streamed /execute through the hub; True when the run succeeded."""
+    finish: dict = {}
     body = {"instruction": "Analyze the sentiment of: I love this product!", "tools": ["analyze_sentiment"]}
     async with httpx.AsyncClient(timeout=httpx.Timeout(180.0, connect=5.0)) as client:
         async with client.stream("POST", f"{url}/execute", json=body, headers={
@@ -162,10 +162,11 @@ async def _streamed_once(url: str, key: str) -> bool:
             async for line in response.aiter_lines():
                 if line.startswith("data: {"):
                     chunk = json.loads(line[6:])
-                    kinds.append(chunk["type"])
-                    if chunk["type"] in ("tool-input-available", "error", "finish"):
+                    if chunk["type"] == "finish":
+                        finish = chunk.get("messageMetadata") or {}
+                    if chunk["type"] in ("tool-input-available", "tool-output-available", "error", "finish"):
                         console.print(f"[dim]stream:[/] {line[6:][:160]}")
-    return "finish" in kinds
+    return finish.get("success") is True
 
 
 def main() -> int:
