@@ -27,7 +27,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Protocol
+from typing import Any, AsyncIterator, Iterable, Mapping, Protocol
 
 from .cache import CacheStore, cache_key, is_cacheable
 from .contract import (
@@ -38,9 +38,7 @@ from .contract import (
     ExecuteRequest,
     HttpResponse,
     ToolSelection,
-    authorize,
     error_response,
-    handle_request,
     parse_execute_request,
 )
 from .deadline import Deadline

@@ -13,7 +13,6 @@ of its own: its own globals and event loop) in a thread, with the runner's 900 s
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import importlib.util
@@ -21,6 +20,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 import types
 import uuid
@@ -36,7 +36,6 @@ EVENTS_DIR = LAMBDA_DIR / "events"
 TABLE_NAME = "lmstudio-agent-cache-test"
 RUNS_TABLE_NAME = "lmstudio-agent-runs-test"
 RUNNER_TIMEOUT_SECONDS = 900.0
-import threading
 CLIENT_KEY_SECRET = "lmstudio-agent/client-api-key"
 LM_TOKEN_SECRET = "lmstudio-agent/lm-studio-token"
 FUNCTION_TIMEOUT_SECONDS = 28.0
