@@ -54,6 +54,7 @@ class _Runtime:
     backend: Any
     cache: Any
     token_digest: str
+    runs: Any = None
 
 
 _runtime: _Runtime | None = None
@@ -130,7 +131,8 @@ def _get_runtime() -> _Runtime:
     if previous is not None and previous.mcp_servers is not None:
         _run(previous.mcp_servers.stop())  # a rotated token: the new runtime connects its own
     backend = EndpointService(settings, mcp_servers=mcp_servers).backend()
-    _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest)
+    _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest,
+                        _run_service(backend, settings))
     return _runtime
 
 
@@ -151,6 +153,40 @@ def _mcp_servers() -> Any:
         reason = exc.message if isinstance(exc, AgentError) else type(exc).__name__
         logger.error("invalid MCP configuration", extra={"reason": reason})
         raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid MCP configuration") from None
+
+
+def _run_service(backend: Any, settings: Any) -> Any:
+    """Async runs: state in DynamoDB (RUNS_TABLE), started by an async invoke of the runner function."""
+    table = os.environ.get("RUNS_TABLE")
+    if not table:
+        return None
+    from dynamo_runs import DynamoRunStore
+    from lmstudio_agent.runs import RunService
+
+    return RunService(
+        DynamoRunStore(table), backend, options=settings.options(), launcher=_start_run,
+        ttl_seconds=int(os.environ.get("RUN_TTL_SECONDS", "3600")),
+        run_deadline_seconds=float(os.environ.get("RUN_DEADLINE_SECONDS", "840")),
+        # A Lambda response cannot stay open: the events route answers what there is, then EventSource reconnects.
+        follow_events=False,
+    )
+
+
+_lambda_client: Any = None
+
+
+async def _start_run(run_id: str) -> None:
+    """Invoke the runner function asynchronously (``InvocationType=Event``): Lambda queues the event and
+    answers 202 at once, and the run goes on past this request, bound by the runner's own timeout."""
+    global _lambda_client
+    if _lambda_client is None:
+        import boto3
+        from botocore.config import Config
+
+        _lambda_client = boto3.client("lambda", config=Config(connect_timeout=2, read_timeout=5,
+                                                              retries={"max_attempts": 3, "mode": "standard"}))
+    _lambda_client.invoke(FunctionName=os.environ["RUNNER_FUNCTION"], InvocationType="Event",
+                          Payload=json.dumps({"run_id": run_id}).encode())
 
 
 def _options(settings: Any, context: Any) -> contract.ExecuteOptions:
@@ -182,7 +218,7 @@ def _headers(event: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
 
-def _handle(event: Any, context: Any) -> contract.HttpResponse:
+def _handle(event: Any, context: Any) -> Any:
     """Any event through ``contract.handle_request``: an API Gateway REST proxy event as sent, anything else
     as the API reference's direct invoke, ``{"body": "..."}``: ``POST /execute`` already authorised by IAM."""
     if isinstance(event, dict) and "httpMethod" in event:
@@ -197,7 +233,15 @@ def _handle(event: Any, context: Any) -> contract.HttpResponse:
     except AgentError as exc:
         return contract.error_response(exc.code, exc.message)
     runtime = _get_runtime()
-    is_execute = "/" + path.strip("/") == "/execute"
+    route_path = "/" + path.strip("/")
+    if runtime.runs is not None and not authenticated and (route_path == "/runs" or route_path.startswith("/runs/")):
+        # Async runs (core's RunService over DynamoDB): the same key and error rules, through core's router.
+        # A Lambda response cannot stay open, so the events route answers the events there are now.
+        from lmstudio_agent.routes import route
+
+        return _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
+                          cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs))
+    is_execute = route_path == "/execute"
     if is_execute:
         try:  # MCP servers: connected once per container, again after one went away
             _run(runtime.backend.start())
@@ -228,13 +272,20 @@ def _count(response: contract.HttpResponse) -> None:
                                            "cached": response.body.get("cached")})
 
 
-def _result(response: contract.HttpResponse) -> dict[str, Any]:
-    """The proxy result (the shape API Gateway and a direct invoke's caller both read)."""
+def _result(response: Any) -> dict[str, Any]:
+    """The proxy result (the shape API Gateway and a direct invoke's caller both read). A stream (a run's
+    events) is collected: API Gateway cannot pass a Python function's response on as it is written."""
     headers = response.all_headers()
+    if not isinstance(response, contract.HttpResponse):
+        return {"statusCode": response.status, "headers": headers, "body": _run(_collect(response.body))}
     if response.status in NULL_BODY_STATUSES:
         headers.pop("Content-Type", None)
         return {"statusCode": response.status, "headers": headers, "body": ""}
     return {"statusCode": response.status, "headers": headers, "body": response.json()}
+
+
+async def _collect(body: Any) -> str:
+    return "".join([chunk.decode("utf-8") async for chunk in body])
 
 
 # --------------------------------------------------------------------------------------- entry point
@@ -249,3 +300,26 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     except Exception:  # a malformed event must still get the contract's shape, never Lambda's error page
         logger.exception("unhandled error")
         return _result(contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error"))
+
+
+RUN_MARGIN_SECONDS = 10.0
+
+
+@logger.inject_lambda_context
+def run_handler(event: Any, context: Any) -> dict[str, Any]:
+    """The runner function: ``{"run_id": ...}`` from the API function's async invoke. The run gets what this
+    invocation has left (less a margin to write its end); a run already taken or cancelled is left alone."""
+    run_id = event.get("run_id") if isinstance(event, dict) else None
+    if not isinstance(run_id, str):
+        logger.error("runner invoked without a run_id")
+        return {"run_id": None, "status": "invalid"}
+    logger.set_correlation_id(run_id)
+    runtime = _get_runtime()
+    if runtime.runs is None:
+        logger.error("runner invoked but RUNS_TABLE is not configured")
+        return {"run_id": run_id, "status": "invalid"}
+    left = context.get_remaining_time_in_millis() / 1000.0 - RUN_MARGIN_SECONDS if context is not None else None
+    state = _run(runtime.runs.execute(run_id, deadline_seconds=max(1.0, left) if left is not None else None))
+    status = state.status if state is not None else "expired"
+    logger.info("run finished", extra={"run_id": run_id, "status": status})
+    return {"run_id": run_id, "status": status}

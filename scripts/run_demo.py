@@ -1,4 +1,8 @@
-"""`make run`: start the embedded model server and run real agent tasks end to end, streaming the events.
+"""`make run`: start the embedded model server and run real agent tasks end to end, streaming the events;
+then start an AI Bridge hub with an agent on the same model and point at its playground (GET /).
+
+Interactive (a terminal), the hub stays up until Ctrl-C; otherwise (CI) one streamed request goes through the
+hub's /execute to prove the playground's path works, and the hub stops.
 
 Point it at LM Studio instead with LM_STUDIO_API_BASE (and LM_API_TOKEN, LM_STUDIO_MODEL): then no server
 is started. Exit status: 0 when the agent ran its tools and finished, 1 when it could not.
@@ -8,9 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 import signal
 import sys
+
+import httpx
 
 from rich.console import Console
 from rich.panel import Panel
@@ -99,12 +107,75 @@ async def demo(base_url: str, api_key: str | None, model: str) -> bool:
     return ran_tool and finished
 
 
+PLAYGROUND_PORT = int(os.environ.get("PLAYGROUND_PORT", "65029"))
+
+
+async def playground(base_url: str, api_key: str | None, model: str) -> bool:
+    """A hub on loopback with one agent on the model; its playground's URL and key are printed."""
+    from lmstudio_agent.cache import MemoryCacheStore
+    from lmstudio_agent.contract import ExecuteOptions
+    from lmstudio_hub import BridgeHub
+    from lmstudio_hub.http import HubHttpApp, HubHttpServer
+
+    agent_token, client_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    hub = BridgeHub(agent_token, default_model=model, default_deadline=180.0, task_timeout=180.0)
+    await hub.start("127.0.0.1", 0)
+    http = HubHttpServer(HubHttpApp(hub, api_key=client_key, cache=MemoryCacheStore(),
+                                    options=ExecuteOptions(deadline_seconds=180.0)))
+    try:
+        await http.start("127.0.0.1", PLAYGROUND_PORT)
+    except OSError:
+        await http.start("127.0.0.1", 0)
+    agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key, bridge_url=hub.url,
+                          bridge_token=agent_token, agent_id="make-run-agent", max_rounds=2)
+    serving = asyncio.ensure_future(agent.connect_to_bridge())
+    ok = True
+    try:
+        while not hub.agents():
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.05)
+        console.print(Rule("4. Playground"))
+        console.print(f"Open [bold]{http.url}/[/] and use the key [bold]{client_key}[/]")
+        if sys.stdin.isatty():
+            console.print("[dim]the hub and its agent run until Ctrl-C[/]")
+            await asyncio.Event().wait()
+        else:
+            ok = await _streamed_once(http.url, client_key)
+    finally:
+        serving.cancel()
+        with contextlib.suppress(BaseException):
+            await serving
+        await http.stop()
+        await hub.stop()
+        await agent.client.aclose()
+    return ok
+
+
+async def _streamed_once(url: str, key: str) -> bool:
+    """What the playground does, once: a streamed /execute through the hub; True when the run succeeded."""
+    finish: dict = {}
+    body = {"instruction": "Analyze the sentiment of: I love this product!", "tools": ["analyze_sentiment"]}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(180.0, connect=5.0)) as client:
+        async with client.stream("POST", f"{url}/execute", json=body, headers={
+                "Authorization": f"Bearer {key}", "Accept": "text/event-stream"}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: {"):
+                    chunk = json.loads(line[6:])
+                    if chunk["type"] == "finish":
+                        finish = chunk.get("messageMetadata") or {}
+                    if chunk["type"] in ("tool-input-available", "tool-output-available", "error", "finish"):
+                        console.print(f"[dim]stream:[/] {line[6:][:160]}")
+    return finish.get("success") is True
+
+
 def main() -> int:
     # SIGTERM (e.g. from a CI runner) unwinds like Ctrl-C, so the model server is always stopped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         with model_server() as (base_url, api_key, model):
             ok = asyncio.run(demo(base_url, api_key, model))
+            ok = asyncio.run(playground(base_url, api_key, model)) and ok
     except AgentError as exc:
         console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
         return 1

@@ -7,6 +7,7 @@ is Worker-specific is reading ``self.env`` (vars, secrets, the KV binding) and t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,9 @@ from workers import Response, WorkerEntrypoint
 from kv_cache import KVCacheStore
 from lmstudio_agent import contract
 from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.routes import route
 from lmstudio_agent.service import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
+from lmstudio_agent.streaming import StreamResponse
 
 logger = logging.getLogger("lmstudio_agent.worker")
 
@@ -45,16 +48,19 @@ class Default(WorkerEntrypoint):
         return to_response(result)
 
 
-async def handle(request: Any, env: Any) -> contract.HttpResponse:
-    """One Worker request through the shared contract."""
+async def handle(request: Any, env: Any) -> contract.HttpResponse | StreamResponse:
+    """One Worker request through the shared contract (``route``: the JSON routes and the streamed execute).
+
+    A streamed answer keeps the backend (its connection pool) open until the stream has been written."""
     method = request_method(request)
     path = urlsplit(str(request.url)).path
     headers = header_dict(request.headers)
     body = None if method in ("GET", "HEAD", "OPTIONS") else await request.text()
 
     backend, options = build_backend(env)
+    streaming = False
     try:
-        return await contract.handle_request(
+        result = await route(
             method,
             path,
             headers,
@@ -64,10 +70,27 @@ async def handle(request: Any, env: Any) -> contract.HttpResponse:
             cache=cache_store(env),
             options=options,
         )
+        if isinstance(result, StreamResponse):
+            streaming = True
+            result.body = _closing_after(result.body, backend)
+        return result
     finally:
-        close = getattr(backend, "aclose", None)
-        if close is not None:
-            await close()
+        if not streaming:
+            await _close_backend(backend)
+
+
+async def _close_backend(backend: Any) -> None:
+    close = getattr(backend, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _closing_after(body: Any, backend: Any) -> Any:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        await _close_backend(backend)
 
 
 # What lives as long as the isolate: the service built from the current settings (the tool registry, the
@@ -156,9 +179,46 @@ def header_dict(headers: Any) -> dict[str, str]:
     return {str(key).lower(): str(value) for key, value in pairs}
 
 
-def to_response(result: contract.HttpResponse) -> Response:
+# Streams being written: a task that nothing references can be collected before it finishes.
+_PUMPS: set[asyncio.Task[None]] = set()
+
+
+def to_response(result: contract.HttpResponse | StreamResponse) -> Response:
+    if isinstance(result, StreamResponse):
+        return to_stream_response(result)
     headers = result.all_headers()
     if result.status in NULL_BODY_STATUSES:
         headers.pop("Content-Type", None)
         return Response(None, status=result.status, headers=headers)
     return Response(result.json(), status=result.status, headers=headers)
+
+
+def to_stream_response(result: StreamResponse) -> Response:
+    """A streamed answer: a ``Response`` over a TransformStream's readable side, written by a task as the
+    chunks come (the pattern of the SDK's own ASGI adapter). The Workers runtime keeps the request alive while
+    its body is being written; a client that goes away makes the next write fail, which stops the run."""
+    from js import TextEncoder, TransformStream  # the Workers runtime's JS globals
+
+    pipe = TransformStream.new()
+    writer = pipe.writable.getWriter()
+    encoder = TextEncoder.new()
+
+    async def pump() -> None:
+        try:
+            async for chunk in result.body:
+                await writer.write(encoder.encode(chunk.decode("utf-8")))
+        except Exception:  # the client left (the write rejected) or the run broke: stop, say nothing more
+            logger.info("a streamed answer stopped early", exc_info=True)
+        finally:
+            aclose = getattr(result.body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            try:
+                await writer.close()
+            except Exception:
+                pass
+
+    task = asyncio.ensure_future(pump())
+    _PUMPS.add(task)
+    task.add_done_callback(_PUMPS.discard)
+    return Response(pipe.readable, status=result.status, headers=result.all_headers())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, Mapping, Optional
 
 import httpx
@@ -27,7 +28,7 @@ from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.messages import AgentMessage
 from lmstudio_agent.modes import ToolMode
 from lmstudio_agent.service import AgentBackend, EndpointSettings
-from tests.endpoints.drivers.base import DriverResponse, EndpointConfig, RequestBody
+from tests.endpoints.drivers.base import DriverResponse, EndpointConfig, RequestBody, SSEReader, StreamResult
 
 AGENT_TOKEN = "hub-driver-agent-token-0123456789"
 EXTRA_MODELS = ("another-model",)
@@ -35,6 +36,7 @@ EXTRA_MODELS = ("another-model",)
 
 class HubDriver:
     name = "hub"
+    supports_runs = True  # in the hub's memory, run as tasks of its event loop
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
@@ -84,6 +86,9 @@ class HubDriver:
             return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
                                      documents=documents)
 
+        def streamer(instruction: str, tools: list[str]):
+            return backend.stream(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds))
+
         registry = backend.registry
         self.serving.append(
             asyncio.ensure_future(
@@ -91,6 +96,7 @@ class HubDriver:
                     runner, bridge_url=self.hub.url, agent_id=agent_id, token=AGENT_TOKEN, model=model,
                     capabilities=["llm", "tool-use"], tools=registry.names(),
                     side_effect_tools=[tool.name for tool in registry if tool.side_effects], max_concurrency=4,
+                    streamer=streamer,
                 )
             )
         )
@@ -101,6 +107,22 @@ class HubDriver:
         content = body.encode() if isinstance(body, str) else body
         response = self.client.request(method, path, headers=dict(headers or {}), content=content)
         return DriverResponse.from_parts(response.status_code, dict(response.headers), response.text)
+
+    def stream(
+        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None,
+        stop_after: Optional[int] = None,
+    ) -> StreamResult:
+        """A request whose answer is read as it arrives over the socket (``stop_after``: hang up after that
+        many events)."""
+        content = body.encode() if isinstance(body, str) else body
+        with self.client.stream(method, path, headers=dict(headers or {}), content=content) as response:
+            result = StreamResult(response.status_code, {k.lower(): v for k, v in response.headers.items()})
+            reader = SSEReader(result, time.monotonic)
+            for piece in response.iter_text():
+                reader.feed(piece)
+                if stop_after is not None and len(result.events) >= stop_after:
+                    break
+        return result
 
     def cache_entries(self) -> int:
         return self._run(self._count())

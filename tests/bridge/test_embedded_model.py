@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -21,7 +22,8 @@ API_KEY = "embedded-client-key-0123456789"
 async def test_execute_through_the_hub_completes_on_the_embedded_model(make_hub, embedded_model):
     hub = await make_hub(ping_interval=5, ping_timeout=5, task_timeout=170, default_deadline=180)
     agent = LMStudioAgent(model_name=embedded_model.model, bridge_url=hub.url, agent_id="home-pc",
-                          base_url=embedded_model.base_url, api_key=embedded_model.api_key, bridge_token=TOKEN)
+                          base_url=embedded_model.base_url, api_key=embedded_model.api_key, bridge_token=TOKEN,
+                          max_rounds=2)  # a tool round, then the answer: bounded time on a busy CPU
     serving = asyncio.create_task(agent.connect_to_bridge())
     server = HubHttpServer(HubHttpApp(hub, api_key=API_KEY, options=ExecuteOptions(deadline_seconds=180)))
     await server.start("127.0.0.1", 0)
@@ -47,6 +49,25 @@ async def test_execute_through_the_hub_completes_on_the_embedded_model(make_hub,
         final = body["result"][-1]
         assert final["type"] == "result" and isinstance(final.get("content"), str)
         assert hub.stats.completed == 1
+
+        # The same through the stream (the playground's path): the agent streams the model's text
+        # (llama-cpp-python's own SSE) as task:event frames, and the hub passes them on as they come.
+        chunks = []
+        async with httpx.AsyncClient(base_url=server.url, timeout=200) as client:
+            async with client.stream("POST", "/execute", headers={"Authorization": f"Bearer {API_KEY}",
+                                                                  "Accept": "text/event-stream",
+                                                                  "Cache-Control": "no-cache"},
+                                     json={"instruction": "Say hello to the user in one short sentence.",
+                                           "tools": []}) as streamed:
+                assert streamed.status_code == 200
+                assert streamed.headers["x-vercel-ai-ui-message-stream"] == "v1"
+                async for line in streamed.aiter_lines():
+                    if line.startswith("data: "):
+                        chunks.append(line[6:])
+        assert chunks[-1] == "[DONE]"
+        kinds = [json.loads(c)["type"] for c in chunks[:-1]]
+        assert kinds[0] == "start" and kinds[-1] == "finish" and "start-step" in kinds
+        assert json.loads(chunks[-2])["messageMetadata"]["success"] is True
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)

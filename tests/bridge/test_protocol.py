@@ -143,3 +143,20 @@ def test_error_frame_shape():
         "data": {"error": "Unknown task_id 'x'", "code": "NOT_FOUND", "task_id": "x", "message_type": "task:result"},
     }
     assert isinstance(parse_frame(json.dumps(frame)), ErrorMessage)
+
+
+def test_task_event_frames_carry_one_run_event():
+    from lmstudio_agent.bridge.protocol import TaskEventMessage
+
+    frame = {"type": "task:event", "data": {"task_id": "t-1", "event": {"type": "text-delta", "delta": "Hel"}}}
+    msg = parse_frame(json.dumps(frame))
+    assert isinstance(msg, TaskEventMessage) and msg.data.event.delta == "Hel"
+    assert json.loads(encode(msg)) == frame
+    streamed = parse_frame(json.dumps({"type": "task:execute", "data": {"task_id": "t", "instruction": "x", "stream": True}}))
+    assert streamed.data.stream is True
+    # Without stream the task:execute frame is the reference's, byte for byte.
+    assert "stream" not in encode(TaskExecuteMessage(data=streamed.data.model_copy(update={"stream": None})))
+    for bad in ({"type": "text-delta"}, {"type": "message"}, {"type": "nope", "delta": "x"}):
+        with pytest.raises(AgentError) as info:
+            parse_frame(json.dumps({"type": "task:event", "data": {"task_id": "t", "event": bad}}))
+        assert info.value.code is ErrorCode.INVALID_REQUEST and info.value.details["type"] == "task:event"

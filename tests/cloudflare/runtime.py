@@ -12,7 +12,10 @@ everything *outside* ``cloudflare/src`` is stood in for here, mirroring the real
   once, the JS rule that GET/HEAD carry no body);
 - :class:`KVNamespace`: a KV binding as Python sees it (string values, ``await get(key)`` -> None when
   missing or expired, ``await put(key, value, expirationTtl=...)`` refusing a TTL under 60 s, KV's key rules);
-- :class:`WorkerEnv`: ``self.env``, vars and secrets as attributes, unset names raise AttributeError.
+- :class:`WorkerEnv`: ``self.env``, vars and secrets as attributes, unset names raise AttributeError;
+- ``js`` module: ``TransformStream`` (a ``readable`` ReadableStream and a ``writable`` whose ``getWriter()``
+  writes Uint8Arrays), ``TextEncoder``, with the Streams spec's rules the Worker meets (a closed writer refuses
+  writes; a cancelled readable makes the writer's next write reject).
 
 Everything inside ``cloudflare/src`` (entry.py, kv_cache.py) and the core package runs for real.
 """
@@ -135,7 +138,11 @@ class Response:
         headers: Mapping[str, str] | None = None,
         web_socket: Any = None,
     ) -> None:
-        if body is not None and not isinstance(body, (str, bytes)):
+        js_type = getattr(getattr(body, "constructor", None), "name", None)
+        if js_type is not None:
+            if js_type not in ("ReadableStream", "Uint8Array", "ArrayBuffer"):
+                raise TypeError(f"Unsupported type in Response: {js_type}")
+        elif body is not None and not isinstance(body, (str, bytes)):
             raise TypeError(f"Unsupported type in Response: {type(body).__name__}")
         code = int(status) if status else 200
         if not 200 <= code <= 599 and code != 101:
@@ -145,17 +152,137 @@ class Response:
         self.status = code
         self.status_text = status_text
         self._headers = _js_headers(headers)
-        self._body = body.encode() if isinstance(body, str) else (body or b"")
+        self.body = body if isinstance(body, ReadableStream) else None
+        self._body = body.encode() if isinstance(body, str) else (b"" if self.body is not None else (body or b""))
 
     @property
     def headers(self) -> HTTPMessageMapping:
         return _http_message(self._headers)
 
     async def text(self) -> str:
+        if self.body is not None:
+            chunks = []
+            reader = self.body.getReader()
+            while True:
+                result = await reader.read()
+                if result.done:
+                    break
+                chunks.append(bytes(result.value))
+            return b"".join(chunks).decode("utf-8", errors="replace")
         return self._body.decode("utf-8", errors="replace")
 
     async def json(self) -> Any:
         return json.loads(await self.text())
+
+
+# ------------------------------------------------------------------------------------------ js streams
+
+
+class _Constructor:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Uint8Array(bytes):
+    """A JS Uint8Array as Python holds it (bytes-like; ``constructor.name`` as the SDK checks it)."""
+
+    constructor = _Constructor("Uint8Array")
+
+
+class _ReadResult:
+    def __init__(self, value: Any, done: bool) -> None:
+        self.value = value
+        self.done = done
+
+
+class ReadableStream:
+    """The readable side of a :class:`TransformStream`: ``getReader().read()`` resolves with
+    ``{value, done}`` as chunks are written; ``cancel()`` (a client that went away) errors the writable."""
+
+    constructor = _Constructor("ReadableStream")
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._queue: "asyncio.Queue[Any]" = asyncio.Queue()
+        self.cancelled = False
+        self.locked = False
+
+    def getReader(self) -> "ReadableStream":  # noqa: N802 - the JS name
+        if self.locked:
+            raise JsException("TypeError: ReadableStream is locked")
+        self.locked = True
+        return self
+
+    async def read(self) -> _ReadResult:
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)
+            return _ReadResult(None, True)
+        return _ReadResult(item, False)
+
+    async def cancel(self, reason: Any = None) -> None:
+        self.cancelled = True
+
+
+class WritableStreamDefaultWriter:
+    def __init__(self, readable: ReadableStream) -> None:
+        self._readable = readable
+        self.closed = False
+
+    async def write(self, chunk: Any) -> None:
+        if self.closed:
+            raise JsException("TypeError: This writable stream has been closed.")
+        if self._readable.cancelled:
+            raise JsException("TypeError: The readable side was cancelled.")
+        if not isinstance(chunk, Uint8Array):
+            raise JsException("TypeError: This TransformStream is being used as a byte stream, but received a "
+                              "value that is not a BufferSource.")
+        self._readable._queue.put_nowait(chunk)
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._readable._queue.put_nowait(None)
+
+
+class _Writable:
+    def __init__(self, readable: ReadableStream) -> None:
+        self._writer = WritableStreamDefaultWriter(readable)
+
+    def getWriter(self) -> WritableStreamDefaultWriter:  # noqa: N802 - the JS name
+        return self._writer
+
+
+class TransformStream:
+    """``new TransformStream()``: the identity transform, ``readable`` and ``writable``."""
+
+    def __init__(self) -> None:
+        self.readable = ReadableStream()
+        self.writable = _Writable(self.readable)
+
+    @classmethod
+    def new(cls) -> "TransformStream":
+        return cls()
+
+
+class TextEncoder:
+    @classmethod
+    def new(cls) -> "TextEncoder":
+        return cls()
+
+    def encode(self, text: str) -> Uint8Array:
+        if not isinstance(text, str):
+            raise JsException("TypeError: TextEncoder.encode takes a string")
+        return Uint8Array(text.encode("utf-8"))
+
+
+def js_module() -> types.ModuleType:
+    module = types.ModuleType("js", "Stand-in for Pyodide's js module (tests/cloudflare/runtime.py).")
+    module.TransformStream = TransformStream
+    module.TextEncoder = TextEncoder
+    module.__standin__ = True
+    return module
 
 
 class WorkerEntrypoint:
@@ -194,6 +321,8 @@ def load_entry() -> types.ModuleType:
     current = sys.modules.get("workers")
     if current is None or not getattr(current, "__standin__", False):
         sys.modules["workers"] = workers_module()
+    if not getattr(sys.modules.get("js"), "__standin__", False):
+        sys.modules["js"] = js_module()
     if str(WORKER_SRC) not in sys.path:
         sys.path.insert(0, str(WORKER_SRC))
     return importlib.import_module("entry")

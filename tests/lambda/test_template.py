@@ -80,13 +80,15 @@ def test_build_method_is_makefile_with_the_target(template):
     function = template["Resources"]["AgentFunction"]
     assert function["Metadata"]["BuildMethod"] == "makefile"
     assert function["Properties"]["CodeUri"].rstrip("/") == "lambda"  # never the repo root (it would copy .venv)
-    assert "build-AgentFunction:" in (ROOT / "lambda" / "Makefile").read_text()
+    targets = next(line for line in (ROOT / "lambda" / "Makefile").read_text().splitlines() if line.startswith("build-"))
+    assert {"build-AgentFunction", "build-RunnerFunction"} <= set(targets.rstrip(":").split())
 
 
 def test_routes_and_outputs(template):
     events = template["Resources"]["AgentFunction"]["Properties"]["Events"]
     routes = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values()}
-    assert routes == {("GET", "/health"), ("POST", "/execute")}
+    assert routes == {("GET", "/health"), ("POST", "/execute"), ("POST", "/runs"), ("GET", "/runs/{run_id}"),
+                      ("DELETE", "/runs/{run_id}"), ("GET", "/runs/{run_id}/events")}
     assert "ExecuteUrl" in template["Outputs"] and "HealthUrl" in template["Outputs"]
 
 
@@ -108,9 +110,27 @@ def test_least_privilege_iam(template):
         assert all(r != "*" for r in resources)
         for action in statement_actions:
             actions[action] = resources
-    assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}
-    assert actions["dynamodb:GetItem"] == [{"GetAtt": "CacheTable.Arn"}]
+    assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue",
+                            "lambda:InvokeFunction"}
+    assert actions["dynamodb:GetItem"] == [{"GetAtt": "RunsTable.Arn"}]  # the last statement naming it
     assert len(actions["secretsmanager:GetSecretValue"]) == 2
+    assert actions["lambda:InvokeFunction"] == [{"GetAtt": "RunnerFunction.Arn"}]  # only the runner
+
+
+def test_the_runner_runs_past_api_gateways_limit_with_least_privilege(template):
+    runner = template["Resources"]["RunnerFunction"]["Properties"]
+    assert runner["Handler"] == "app.run_handler" and "Events" not in runner  # not reachable from the API
+    assert runner["Timeout"] == 900 > API_GATEWAY_REST_LIMIT_SECONDS
+    assert float(runner["Environment"]["Variables"]["RUN_DEADLINE_SECONDS"]) + 30 <= runner["Timeout"]
+    (policy,) = runner["Policies"]
+    granted = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}
+    for statement in policy["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert all(r != "*" for r in resources)
+    assert "CLIENT_API_KEY_SECRET" not in runner["Environment"]["Variables"]  # it never sees the client key
+    table = template["Resources"]["RunsTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
 def test_no_secret_in_the_template(template):

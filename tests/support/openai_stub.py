@@ -26,6 +26,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    chunk_delay: float = 0.0  # between the chunks of a streamed answer (``stream: true`` requests)
 
 
 def _completion(message: dict[str, Any], finish_reason: str, usage: dict | None = None, logprobs=None) -> dict:
@@ -74,6 +75,40 @@ def garbage(*, delay: float = 0.0) -> Reply:
     return Reply(200, b"<html>Bad gateway from a confused proxy</html>", {"Content-Type": "text/html"}, delay)
 
 
+def stream_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chunks an OpenAI server streams for ``completion``: the role, the content a few characters at a
+    time, each tool call (id and name first, then its arguments in two pieces), the finish reason, the usage."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": completion.get("id"), "object": "chat.completion.chunk", "created": completion.get("created"),
+                "model": completion.get("model"), "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    for start in range(0, len(content), 4):
+        chunks.append(chunk({"content": content[start:start + 4]}))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        for piece in (arguments[:half], arguments[half:]):
+            chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    chunks.append(chunk({}, choice.get("finish_reason") or "stop"))
+    if completion.get("usage"):
+        chunks.append({**chunk({}), "choices": [], "usage": completion["usage"]})
+    return chunks
+
+
+def streamed_text(content: str, *, chunk_delay: float = 0.0, delay: float = 0.0) -> Reply:
+    """A plain text reply whose streamed chunks are ``chunk_delay`` apart (for watching deltas arrive)."""
+    reply = text(content, delay=delay)
+    reply.chunk_delay = chunk_delay
+    return reply
+
+
 class ScriptedOpenAIServer:
     """See the module docstring. ``token``: when set, requests must carry ``Authorization: Bearer <token>``."""
 
@@ -81,6 +116,7 @@ class ScriptedOpenAIServer:
         self.token = token
         self.capabilities = capabilities if capabilities is not None else []
         self.requests: list[dict[str, Any]] = []
+        self.streams_finished: list[float] = []  # monotonic time each streamed answer's last chunk went out
         self.default: Reply = text("Done.")
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -144,6 +180,28 @@ class ScriptedOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to do
 
+            def _send_stream(self, reply: Reply) -> None:
+                """A JSON completion as OpenAI's ``stream: true`` chunks (text in pieces, call arguments in two)."""
+                if reply.delay:
+                    time.sleep(reply.delay)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    for chunk in stream_chunks(json.loads(reply.body)):
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        if reply.chunk_delay:
+                            time.sleep(reply.chunk_delay)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                    stub.streams_finished.append(time.monotonic())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
             def _authorised(self) -> bool:
                 if stub.token is None:
                     return True
@@ -175,6 +233,11 @@ class ScriptedOpenAIServer:
                 stub.requests.append({"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body})
                 if not self._authorised():
                     return
-                self._send(stub._next_reply())
+                reply = stub._next_reply()
+                streamable = reply.status == 200 and reply.headers.get("Content-Type") == "application/json"
+                if isinstance(body, dict) and body.get("stream") is True and streamable:
+                    self._send_stream(reply)
+                else:
+                    self._send(reply)
 
         return Handler

@@ -8,6 +8,7 @@ from .agent import Agent, Environment, Goal, Memory, terminate
 from .client import ChatClient, ChatResponse
 from .deadline import Deadline
 from .errors import AgentError, BridgeConnectionError, ErrorCode
+from .events import RunEvent
 from .llm import LLM, prompt_llm_for_json
 from .lmstudio import LMStudioAgent
 from .messages import AgentMessage, TrainingExample, WebSocketMessage
@@ -18,7 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActionContext", "Agent", "AgentError", "AgentMessage", "BridgeConnectionError", "ChatClient", "ChatResponse",
-    "Deadline", "Environment", "ErrorCode", "Goal", "LLM", "LMStudioAgent", "Memory", "Tool", "ToolMode",
+    "Deadline", "Environment", "ErrorCode", "Goal", "LLM", "LMStudioAgent", "Memory", "RunEvent", "Tool", "ToolMode",
     "ToolRegistry", "TrainingExample", "WebSocketMessage", "default_registry", "prompt_llm_for_json",
     "register_tool", "terminate", "tool_from_function",
 ]

@@ -7,18 +7,21 @@ run many agents, or many runs of one agent, at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 import json
 import logging
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from .client import ChatClient
 from .deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
 from .errors import AgentError, ErrorCode
+from .events import RunEvent
 from .llm import LLM
 from .messages import AgentMessage
 from .modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
@@ -29,6 +32,9 @@ logger = logging.getLogger("lmstudio_agent.agent")
 
 OnMessage = Callable[[AgentMessage], Any]
 MAX_RESULT_CHARS = 4000
+# Set inside :meth:`Agent.astream`'s run: where the rounds and the model's text deltas go.
+_EVENT_SINK: contextvars.ContextVar[Callable[[RunEvent], None] | None] = contextvars.ContextVar(
+    "lmstudio_agent_event_sink", default=None)
 
 
 @dataclass(frozen=True)
@@ -246,10 +252,85 @@ class Agent:
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
                    deadline: Deadline | None, documents: dict[str, str] | None = None) -> Turn:
         extra = strategy.request(tools, messages, documents=documents) if documents else strategy.request(tools, messages)
+        sink = _EVENT_SINK.get()
+        if sink is not None:
+            return await self._ask_streaming(sink, strategy, messages, tools, deadline, extra)
         response = await self.client.chat(
             messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **extra
         )
         return strategy.read(response, tools)
+
+    async def _ask_streaming(self, sink: Callable[[RunEvent], None], strategy: Strategy,
+                             messages: list[dict[str, Any]], tools: Sequence[Tool], deadline: Deadline | None,
+                             extra: dict[str, Any]) -> Turn:
+        """One round inside :meth:`astream`: announce the step and, where the text is prose (native calls, or
+        no tools offered), stream the model's text as it comes. Parsed and constrained rounds with tools
+        write call markup or JSON, so they are asked in one piece."""
+        sink(RunEvent.step_start(self._step_counter.get()))
+        self._step_counter.set(self._step_counter.get() + 1)
+        # Constrained replies are JSON even on the last round (the answer branch), so never streamed as text.
+        if strategy.mode is ToolMode.CONSTRAINED or (tools and strategy.mode is not ToolMode.NATIVE):
+            response = await self.client.chat(messages, model=self.model, max_tokens=self.max_tokens,
+                                              deadline=deadline, **extra)
+            return strategy.read(response, tools)
+        final = None
+        async for item in self.client.chat_stream(messages, model=self.model, max_tokens=self.max_tokens,
+                                                  deadline=deadline, **extra):
+            if isinstance(item, str):
+                sink(RunEvent.text(item))
+            else:
+                final = item
+        assert final is not None  # chat_stream always ends with the response
+        return strategy.read(final, tools)
+
+    _step_counter: contextvars.ContextVar[int] = contextvars.ContextVar("lmstudio_agent_step", default=0)
+
+    async def astream(
+        self,
+        instruction: str,
+        *,
+        memory: Memory | None = None,
+        deadline: Deadline | None = None,
+        tools: ToolRegistry | None = None,
+        documents: dict[str, str] | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Run the loop for ``instruction`` and yield its :class:`RunEvent` s as they happen: each round's
+        ``step-start``, the model's text as ``text-delta`` s (chat completions with ``stream: true``) and every
+        transcript message. A failed run yields its ``error`` message, then raises its AgentError.
+
+        Leaving the iteration early (``break``, a cancelled consumer) cancels the run.
+        """
+        queue: asyncio.Queue[RunEvent | BaseException | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            _EVENT_SINK.set(queue.put_nowait)
+            self._step_counter.set(0)
+            try:
+                await self.run(instruction, on_message=lambda m: queue.put_nowait(RunEvent.of(m)),
+                               memory=memory, deadline=deadline, tools=tools, documents=documents)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                queue.put_nowait(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                queue.put_nowait(None)
+
+        runner = asyncio.ensure_future(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not runner.done():
+                runner.cancel()
+            try:
+                await runner
+            except BaseException:
+                pass
 
     @staticmethod
     def check(call: ToolCall, tools: Sequence[Tool]) -> CheckedCall:

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from .connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, export_lines, read_server_file, server_file_path
 from .errors import AgentError, ErrorCode
+from .events import RunEvent
 from .lmstudio import LMStudioAgent
 from .messages import AgentMessage
 from .modes import ToolMode
@@ -41,6 +42,38 @@ def render_message(message: AgentMessage) -> Text:
     return label + Text(f"{prefix}{body}{code}")
 
 
+class StreamView:
+    """Prints a run's events as they come: the model's text as it is written, then each message as a line
+    (a thought or answer that was just streamed is not printed twice: its label closes the streamed text)."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self.streamed = ""
+
+    def show(self, event: RunEvent) -> None:
+        if event.type == "step-start":
+            self.end()
+        elif event.type == "text-delta" and event.delta:
+            if not self.streamed:
+                self.out.print(Text("» ", style="dim"), end="")
+            self.streamed += event.delta
+            self.out.print(Text(event.delta), end="", soft_wrap=True)
+            self.out.file.flush()
+        elif event.message is not None:
+            message = event.message
+            said = self.streamed.strip()
+            self.end()
+            if said and message.type in ("thought", "result") and not message.tool and (message.content or "") == said:
+                self.out.print(Text(f"[{message.type}] ", style=STYLES[message.type]) + Text("(streamed above)", style="dim"))
+            else:
+                self.out.print(render_message(message))
+
+    def end(self) -> None:
+        if self.streamed:
+            self.out.print()
+            self.streamed = ""
+
+
 @app.command()
 def run(
     instruction: str = typer.Argument(..., help="What the agent should do."),
@@ -57,7 +90,7 @@ def run(
         None, "--mcp-config", help="An mcp.json (LM Studio's format): its servers' tools join the built-in ones "
                                    "(needs the mcp extra)."),
 ) -> None:
-    """Run INSTRUCTION with the built-in tools (and any MCP servers' tools) and stream the agent's events."""
+    """Run INSTRUCTION with the built-in tools (and any MCP servers' tools) ; the model's text and the agent's steps show as they happen."""
     try:
         agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
                               tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout, mcp_config=mcp_config)
@@ -68,12 +101,6 @@ def run(
         err_console.print(f"[bold red]error[/]: {exc}")
         raise typer.Exit(2) from None
 
-    def show(message: AgentMessage) -> None:
-        if as_json:
-            print(json.dumps(message.to_dict(), ensure_ascii=False), flush=True)
-        else:
-            console.print(render_message(message))
-
     async def main() -> None:
         try:
             with console.status(f"Connecting to {agent.client.base_url} ...", spinner="dots"):
@@ -83,7 +110,14 @@ def run(
                 mcp = f" · MCP tools [bold]{len(servers.tools)}[/]" if servers is not None else ""
                 console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{agent.tool_mode.value}[/]{mcp}",
                                         title="lmstudio-agent"))
-            await agent.aact(instruction, tools=tool or None, on_message=show)
+            view = StreamView(console)
+            async for event in agent.astream(instruction, tools=tool or None):
+                if as_json:
+                    if event.type == "message" and event.message is not None:
+                        print(json.dumps(event.message.to_dict(), ensure_ascii=False), flush=True)
+                else:
+                    view.show(event)
+            view.end()
         finally:
             await agent.aclose()  # MCP servers stopped, connections closed
 

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
@@ -234,6 +234,18 @@ class ChatClient:
         timeout: float | None = None,
     ) -> ChatResponse:
         """One chat completion. Raises AgentError (CONNECTION_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, ...)."""
+        body = self._chat_body(messages, model=model, tools=tools, tool_choice=tool_choice,
+                               response_format=response_format, max_tokens=max_tokens, temperature=temperature,
+                               logprobs=logprobs, top_logprobs=top_logprobs, extra=extra, stream=False)
+        started = time.perf_counter()
+        response = await self._request("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,
+                                       timeout=timeout)
+        return _read_completion(response, time.perf_counter() - started)
+
+    def _chat_body(self, messages: list[dict[str, Any]], *, model: str | None, tools: list[dict[str, Any]] | None,
+                   tool_choice: str | None, response_format: dict[str, Any] | None, max_tokens: int,
+                   temperature: float, logprobs: bool, top_logprobs: int | None, extra: dict[str, Any] | None,
+                   stream: bool) -> dict[str, Any]:
         if tool_choice is not None and (not isinstance(tool_choice, str) or tool_choice not in TOOL_CHOICES):
             raise ValueError(f"tool_choice must be one of {sorted(TOOL_CHOICES)} (LM Studio rejects the object form)")
         body: dict[str, Any] = {
@@ -241,7 +253,7 @@ class ChatClient:
             "messages": [_outgoing(m) for m in messages],
             "max_tokens": max_tokens,
             "temperature": temperature,
-            "stream": False,
+            "stream": stream,
         }
         if tools:
             body["tools"] = tools
@@ -255,10 +267,97 @@ class ChatClient:
                 body["top_logprobs"] = top_logprobs
         if extra:
             body.update(extra)
+        return body
+
+    async def chat_stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        response_format: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        extra: dict[str, Any] | None = None,
+        deadline: Deadline | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[str | ChatResponse]:
+        """One chat completion with ``stream: true``: yields the content's text deltas as they arrive, then
+        exactly one :class:`ChatResponse` (the same one :meth:`chat` would give, assembled from the chunks).
+
+        Every read waits at most the client's timeout (clamped by ``deadline``), and the whole stream ends by
+        the deadline. Connect errors, 429 and 5xx before the first byte are retried as in :meth:`chat`; a
+        server that ignores ``stream`` and answers JSON is read as one delta. Raises AgentError like :meth:`chat`.
+        """
+        import httpx
+
+        body = self._chat_body(messages, model=model, tools=tools, tool_choice=tool_choice,
+                               response_format=response_format, max_tokens=max_tokens, temperature=temperature,
+                               logprobs=False, top_logprobs=None, extra=extra, stream=True)
+        url = f"{self.base_url}/chat/completions"
         started = time.perf_counter()
-        response = await self._request("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,
-                                       timeout=timeout)
-        return _read_completion(response, time.perf_counter() - started)
+        attempt = 0
+        while True:
+            request = self._client().build_request("POST", url, json=body, timeout=self._timeout(deadline, timeout))
+            try:
+                response = await self._client().send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                if isinstance(exc, httpx.ConnectTimeout) and attempt < self.max_retries:
+                    attempt += 1
+                    await self._sleep_before_retry(attempt, None, deadline)
+                    continue
+                raise AgentError(
+                    ErrorCode.UPSTREAM_TIMEOUT, f"The model server at {self.base_url} did not answer in time"
+                ) from None
+            except httpx.TransportError as exc:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await self._sleep_before_retry(attempt, None, deadline)
+                    continue
+                raise AgentError(
+                    ErrorCode.CONNECTION_FAILED,
+                    f"Cannot reach the model server at {self.base_url} ({type(exc).__name__})",
+                ) from None
+            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                await response.aclose()
+                attempt += 1
+                await self._sleep_before_retry(attempt, response.headers.get("retry-after"), deadline)
+                continue
+            break
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise self._status_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                await response.aread()
+                reply = _read_completion(response, time.perf_counter() - started)
+                if reply.content:
+                    yield reply.content
+                yield reply
+                return
+            assembler = _StreamAssembler()
+            left = deadline.remaining() if deadline is not None else None
+            try:
+                async with asyncio.timeout(left):
+                    async for data in _sse_data(response.aiter_lines()):
+                        if data.strip() == "[DONE]":
+                            break
+                        delta = assembler.add(data)
+                        if delta:
+                            yield delta
+            except TimeoutError:
+                raise AgentError(ErrorCode.UPSTREAM_TIMEOUT,
+                                 f"The model server at {self.base_url} did not finish within the run's deadline") from None
+            except httpx.TimeoutException:
+                raise AgentError(ErrorCode.UPSTREAM_TIMEOUT,
+                                 f"The model server at {self.base_url} stopped sending mid-answer") from None
+            except httpx.TransportError as exc:
+                raise AgentError(ErrorCode.CONNECTION_FAILED,
+                                 f"The model server at {self.base_url} dropped the stream ({type(exc).__name__})") from None
+            yield assembler.response(time.perf_counter() - started)
+        finally:
+            await response.aclose()
 
     async def list_models(self, *, deadline: Deadline | None = None) -> list[str]:
         """Ids from ``GET /v1/models``."""
@@ -347,7 +446,10 @@ def _json_or_error(response: httpx.Response) -> Any:
 
 
 def _read_completion(response: httpx.Response, latency_s: float) -> ChatResponse:
-    data = _json_or_error(response)
+    return _completion_from(_json_or_error(response), latency_s)
+
+
+def _completion_from(data: Any, latency_s: float) -> ChatResponse:
     try:
         choice = data["choices"][0]
         message = choice["message"]
@@ -397,3 +499,85 @@ def _read_logprobs(raw: Any) -> list[TokenLogprob] | None:
         }
         tokens.append(TokenLogprob(str(item["token"]), float(item.get("logprob", float("-inf"))), top))
     return tokens
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+
+
+async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The ``data`` of each Server-Sent Event (multi-line data joined with newlines; comments skipped)."""
+    buffer: list[str] = []
+    async for line in lines:
+        if not line.strip():
+            if buffer:
+                yield "\n".join(buffer)
+                buffer = []
+            continue
+        if line.startswith(":"):
+            continue
+        field_name, _, value = line.partition(":")
+        if field_name == "data":
+            buffer.append(value[1:] if value.startswith(" ") else value)
+    if buffer:
+        yield "\n".join(buffer)
+
+
+class _StreamAssembler:
+    """Folds chat-completion chunks into the text deltas and the final :class:`ChatResponse`."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+        self.last: dict[str, Any] = {}
+
+    def add(self, data: str) -> str:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server sent a stream chunk that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server sent a stream chunk that is not an object")
+        if chunk.get("error"):
+            error = chunk["error"]
+            detail = error.get("message", error) if isinstance(error, dict) else error
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, f"The model server failed mid-stream: {str(detail)[:300]}")
+        self.last = chunk
+        if isinstance(chunk.get("usage"), dict):
+            usage = chunk["usage"]
+            self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        choices = chunk.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            return ""
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+        delta = choice.get("delta") or {}
+        for raw in delta.get("tool_calls") or []:
+            if not isinstance(raw, dict):
+                continue
+            slot = self.calls.setdefault(int(raw.get("index") or 0), {"id": None, "name": "", "arguments": ""})
+            slot["id"] = raw.get("id") or slot["id"]
+            function = raw.get("function") or {}
+            slot["name"] += function.get("name") or ""
+            arguments = function.get("arguments")
+            slot["arguments"] += arguments if isinstance(arguments, str) else (json.dumps(arguments) if arguments else "")
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            self.content.append(text)
+            return text
+        return ""
+
+    def response(self, latency_s: float) -> ChatResponse:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
+        if self.calls:
+            message["tool_calls"] = [
+                {"id": slot["id"] or f"call_{index}", "type": "function",
+                 "function": {"name": slot["name"], "arguments": slot["arguments"]}}
+                for index, slot in sorted(self.calls.items())
+            ]
+        raw = {"id": self.last.get("id"), "model": self.last.get("model"),
+               "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+               "usage": {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}}
+        return _completion_from(raw, latency_s)

@@ -63,6 +63,11 @@ class ExecuteRequest(BaseModel):
                     "characters; names of 1 to 64 letters, digits, '_', '.', '-'). The model passes one to a tool "
                     'by writing "@doc:NAME" as an argument\'s value; the tool receives the full text.',
     )
+    stream: Optional[bool] = Field(
+        default=None,
+        description="true: answer with Server-Sent Events (the AI SDK UI message stream), as "
+                    "'Accept: text/event-stream' does. See docs/readme/streaming.md.",
+    )
 
     @field_validator("tools")
     @classmethod
@@ -292,6 +297,42 @@ def _describe(exc: ValidationError) -> str:
     return "Invalid request body: " + "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class ExecutePlan:
+    """What the contract decides about a request before its run, the same for a JSON answer and a stream:
+    the tools (allow-list applied), the model, whether the answer may be cached and under which key."""
+
+    selection: ToolSelection
+    model: str
+    use_cache: bool
+    cache_key: str
+
+
+def plan_execute(request: ExecuteRequest, backend: ExecuteBackend, *, headers: Mapping[str, str] | None = None,
+                 cache: CacheStore | None = None) -> ExecutePlan:
+    """The tool selection (UNKNOWN_TOOL is raised here), the model, the cache rule and the cache key: the key
+    names the deployment's scope, the owner of the tools (an agent identity on the hub), the instruction, the
+    tools, the model and the documents."""
+    selection = backend.select_tools(request.tools)
+    model = request.model or backend.default_model
+    use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
+    scope = backend.cache_scope() + (f"|owner:{selection.owner}" if selection.owner else "")
+    key = cache_key(instruction=request.instruction, tools=list(selection.names), model=model, scope=scope,
+                    documents=request.documents)
+    return ExecutePlan(selection, model, use_cache, key)
+
+
+def no_answer_error(transcript: list[AgentMessage]) -> AgentError | None:
+    """NO_ANSWER (with the transcript) for a run that ended without an answer, else None. Such a run is never
+    cached: the same request may well succeed on another try."""
+    if answered(transcript):
+        return None
+    last = transcript[-1] if transcript else None
+    reason = last.content if last is not None and last.type == "error" and last.content else \
+        "The run ended without an answer."
+    return AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
+
+
 async def execute(
     request: ExecuteRequest,
     backend: ExecuteBackend,
@@ -302,12 +343,8 @@ async def execute(
 ) -> ExecuteResponse:
     """Run a validated request through the tool allow-list, the cache and the backend, under the deadline."""
     options = options or ExecuteOptions()
-    selection = backend.select_tools(request.tools)
-    model = request.model or backend.default_model
-    use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
-    scope = backend.cache_scope() + (f"|owner:{selection.owner}" if selection.owner else "")
-    key = cache_key(instruction=request.instruction, tools=list(selection.names), model=model, scope=scope,
-                    documents=request.documents)
+    plan = plan_execute(request, backend, headers=headers, cache=cache)
+    selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
     if use_cache:
         hit = await _cache_get(cache, key)
         if hit is not None:
@@ -326,12 +363,9 @@ async def execute(
             ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
         ) from None
 
-    if not answered(transcript):
-        # Never cached: the same request may well succeed on another try.
-        last = transcript[-1] if transcript else None
-        reason = last.content if last is not None and last.type == "error" and last.content else \
-            "The run ended without an answer."
-        raise AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
+    failed = no_answer_error(transcript)
+    if failed is not None:
+        raise failed
     if use_cache:
         await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
     return ExecuteResponse(result=transcript, cached=False)
@@ -342,7 +376,10 @@ async def _cache_get(cache: CacheStore, key: str) -> list[AgentMessage] | None:
         raw = await cache.get(key)
         if raw is None:
             return None
-        return [AgentMessage.model_validate(m) for m in json.loads(raw)]
+        data = json.loads(raw)
+        if isinstance(data, dict):  # a streamed run's entry: {"result": [...], "events": [...]} (streaming.py)
+            data = data["result"]
+        return [AgentMessage.model_validate(m) for m in data]
     except Exception:  # a broken cache must never fail a request: fall through to a fresh run
         logger.warning("cache read failed; running uncached", exc_info=True)
         return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 
 from .agent import Agent, Goal, OnMessage
@@ -14,6 +16,7 @@ from .client import ChatClient
 from .connection import resolve
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
+from .events import RunEvent
 from .llm import LLM
 from .messages import AgentMessage
 from .modes import ToolMode, detect_mode
@@ -236,16 +239,42 @@ class LMStudioAgent:
 
         ``documents`` (name -> text) go to tools by reference: the model writes ``"@doc:NAME"`` as an
         argument and the tool receives the full text (e.g. ``documents={"invoice": text}``). The transcript
-        ends with the final ``result``, or with an ``error`` coded NO_ANSWER when the run found no answer."""
+        ends with the final ``result``, or with an ``error`` coded NO_ANSWER when the run found no answer.
+        Built on :meth:`astream`: the transcript is its ``message`` events."""
+        transcript: list[AgentMessage] = []
+        async for event in self.astream(instruction, tools, documents=documents):
+            if event.type != "message" or event.message is None:
+                continue
+            transcript.append(event.message)
+            if on_message is not None:
+                try:
+                    outcome = on_message(event.message)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception:
+                    logger.warning("on_message callback raised; the run goes on", exc_info=True)
+        return transcript
+
+    async def astream(
+        self,
+        instruction: str,
+        tools: Iterable[Callable[..., Any] | Tool | str] | None = None,
+        *,
+        documents: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Run the agent on ``instruction`` and yield its events as they happen (see
+        :class:`~lmstudio_agent.events.RunEvent`): each round's ``step-start``, the model's text as
+        ``text-delta`` s, and every transcript message. A failed run yields its ``error`` message, then raises
+        its AgentError. ``tools`` and ``documents`` as :meth:`aact`."""
         if not self._loaded:
             raise AgentError(ErrorCode.MODEL_NOT_LOADED, "Call load_model() before act()")
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
         await self.astart_mcp()
         registry = self._run_registry(tools)
-        return await self._agent.run(instruction, on_message=on_message, tools=registry,
-                                     deadline=Deadline(self.run_timeout),
-                                     documents=dict(documents) if documents is not None else None)
+        async for event in self._agent.astream(instruction, tools=registry, deadline=Deadline(self.run_timeout),
+                                               documents=dict(documents) if documents is not None else None):
+            yield event
 
     def act(
         self,
@@ -302,6 +331,10 @@ class LMStudioAgent:
                          documents: Mapping[str, str] | None = None) -> list[AgentMessage]:
             return await self.aact(instruction, tool_names or None, documents=documents)
 
+        def streamer(instruction: str, tool_names: list[str],
+                     documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
+            return self.astream(instruction, tool_names or None, documents=documents)
+
         try:
             if not self._loaded:
                 await self.aload_model()
@@ -320,7 +353,7 @@ class LMStudioAgent:
                 tools=offered.names(),
                 side_effect_tools=[tool.name for tool in offered if tool.side_effects],
                 max_concurrency=max_concurrency,
-                **options,
+                **{"streamer": streamer, **options},
             )
         finally:
             await self.astop_mcp()  # the agent stops serving (cancelled or failed): so do its MCP servers

@@ -9,6 +9,9 @@ from pydantic.json_schema import models_json_schema
 
 from .contract import MAX_BODY_BYTES, ErrorResponse, ExecuteRequest, ExecuteResponse, HealthResponse
 from .errors import HTTP_STATUS
+from .events import RunEvent
+from .runs import RunCreated, RunView
+from .streaming import HEARTBEAT_SECONDS, PROTOCOL_VERSION
 
 REF = "#/components/schemas/{model}"
 
@@ -16,7 +19,8 @@ REF = "#/components/schemas/{model}"
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for ``GET /health`` and ``POST /execute``, as served by the Lambda, the Worker and the hub."""
     _, schemas = models_json_schema(
-        [(m, "validation") for m in (ExecuteRequest, ExecuteResponse, ErrorResponse, HealthResponse)],
+        [(m, "validation") for m in (ExecuteRequest, ExecuteResponse, ErrorResponse, HealthResponse, RunCreated,
+                                     RunView, RunEvent)],
         ref_template=REF,
     )
 
@@ -29,6 +33,22 @@ def openapi_document() -> dict[str, Any]:
     statuses = sorted(set(HTTP_STATUS.values()) - {404, 405})
     codes_by_status = {s: sorted(c.value for c, st in HTTP_STATUS.items() if st == s) for s in statuses}
     execute_errors = {str(s): error("Error codes: " + ", ".join(codes_by_status[s])) for s in statuses}
+    keyed = [{"bearer": []}, {"apiKey": []}]
+    run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^run_[0-9a-f]{32}$"}}
+    not_found = {"404": error("NOT_FOUND: no such run for this key (or it expired)")}
+    auth_errors = {"401": error("UNAUTHORIZED"), "403": error("FORBIDDEN")}
+    event_stream = {
+        "description": (
+            f"Server-Sent Events in the Vercel AI SDK UI message stream protocol (AI SDK 5; header "
+            f"x-vercel-ai-ui-message-stream: {PROTOCOL_VERSION}). Each event is `data: <chunk JSON>`: start, "
+            "start-step / finish-step per model round, text-start / text-delta / text-end, tool-input-available, "
+            "tool-output-available or tool-output-error, data-agent-error (a recovered error), error (errorText "
+            "'<CODE>: <message>'), finish (messageMetadata: success, cached, code), then `data: [DONE]`. A comment "
+            f"line (`: keep-alive`) every {HEARTBEAT_SECONDS:g} s keeps proxies from cutting an idle stream. "
+            "See docs/readme/streaming.md."),
+        "headers": {"x-vercel-ai-ui-message-stream": {"schema": {"type": "string", "const": PROTOCOL_VERSION}}},
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -60,14 +80,74 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "execute",
                     "summary": "Execute an agent instruction",
                     "security": [{"bearer": []}, {"apiKey": []}],
+                    "description": "Answers JSON, or streams the run as Server-Sent Events when the request has "
+                                   "'Accept: text/event-stream' or \"stream\": true (the hub and the Worker; the "
+                                   "Lambda always answers JSON). A request refused before the run starts gets the "
+                                   "JSON error either way.",
+                    "parameters": [{"name": "Accept", "in": "header", "required": False,
+                                    "schema": {"type": "string", "example": "text/event-stream"}}],
                     "requestBody": {"required": True,
                                     "content": {"application/json": {"schema": ref("ExecuteRequest")}}},
                     "responses": {
-                        "200": {"description": "The agent's transcript",
-                                "content": {"application/json": {"schema": ref("ExecuteResponse")}}},
+                        "200": {"description": "The agent's transcript (JSON), or the run as it happens (SSE)",
+                                "headers": event_stream["headers"],
+                                "content": {"application/json": {"schema": ref("ExecuteResponse")},
+                                            **event_stream["content"]}},
                         **execute_errors,
                     },
                 }
+            },
+            "/runs": {
+                "post": {
+                    "operationId": "createRun",
+                    "summary": "Start an async run (the /execute body); it goes on past this request",
+                    "security": keyed,
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": ref("ExecuteRequest")}}},
+                    "responses": {
+                        "202": {"description": "Queued; poll GET /runs/{run_id} or follow its events",
+                                "headers": {"Location": {"schema": {"type": "string"}}},
+                                "content": {"application/json": {"schema": ref("RunCreated")}}},
+                        "400": error("INVALID_REQUEST, INVALID_INSTRUCTION, UNKNOWN_TOOL"),
+                        **auth_errors,
+                    },
+                }
+            },
+            "/runs/{run_id}": {
+                "parameters": [run_id],
+                "get": {
+                    "operationId": "getRun",
+                    "summary": "A run's status, its events so far and, once over, its result in /execute's shape",
+                    "security": keyed,
+                    "responses": {"200": {"description": "The run",
+                                          "content": {"application/json": {"schema": ref("RunView")}}},
+                                  **auth_errors, **not_found},
+                },
+                "delete": {
+                    "operationId": "cancelRun",
+                    "summary": "Cancel a queued or running run (a finished one is left as it is)",
+                    "security": keyed,
+                    "responses": {"200": {"description": "The run's status after the request",
+                                          "content": {"application/json": {"schema": {
+                                              "type": "object", "required": ["run_id", "status"],
+                                              "properties": {"run_id": {"type": "string"},
+                                                             "status": {"type": "string"}}}}}},
+                                  **auth_errors, **not_found},
+                },
+            },
+            "/runs/{run_id}/events": {
+                "parameters": [run_id],
+                "get": {
+                    "operationId": "runEvents",
+                    "summary": "A run's events as the UI message stream, from the start or after Last-Event-ID",
+                    "description": "Every event carries an `id:` (its number from 0); send the last one you saw as "
+                                   "Last-Event-ID to resume. On the Lambda the answer holds the events there are "
+                                   "now and ends with `retry:` until the run is over (EventSource reconnects).",
+                    "security": keyed,
+                    "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
+                                    "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
+                    "responses": {"200": event_stream, **auth_errors, **not_found},
+                },
             },
         },
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -24,6 +24,7 @@ from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .contract import ExecuteOptions, ToolSelection
 from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
 from .errors import AgentError, ErrorCode
+from .events import RunEvent
 from .messages import AgentMessage
 from .modes import ToolMode, detect_mode
 from .tools import ToolRegistry
@@ -313,6 +314,14 @@ class AgentBackend:
         agent = await self.agent(model, deadline)
         return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
                                documents=documents)
+
+    async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                     documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
+        """The run's events as they happen (:meth:`Agent.astream`); raises AgentError at the end of a failed run."""
+        agent = await self.agent(model, deadline)
+        async for event in agent.astream(instruction, deadline=deadline, tools=self.registry.select(tools.names),
+                                         documents=documents):
+            yield event
 
     async def aclose(self) -> None:
         """Close the HTTP client; a backend built from settings owns its service and stops its MCP servers too."""

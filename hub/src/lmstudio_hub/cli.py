@@ -30,7 +30,7 @@ def serve(
                              help="Interface to listen on (0.0.0.0 to accept agents from other hosts)."),
     port: int = typer.Option(DEFAULT_BRIDGE_PORT, "--port", envvar="BRIDGE_PORT", help="WebSocket port for agents."),
     http_port: int = typer.Option(65029, "--http-port", envvar="BRIDGE_HTTP_PORT",
-                                  help="Port of the HTTP API (GET /health, POST /execute)."),
+                                  help="Port of the HTTP API (GET /health, POST /execute, /runs, the playground at /)."),
     token: Optional[str] = typer.Option(None, "--token", envvar="BRIDGE_TOKEN", show_default=False,
                                         help="Shared secret agents present (simple mode: any agent_id, any tools)."),
     agents_file: Optional[Path] = typer.Option(None, "--agents-file", envvar="BRIDGE_AGENTS_FILE",
@@ -89,7 +89,8 @@ def serve(
         try:
             await http.start(host, http_port)
             try:
-                print(f"AI Bridge hub: agents ws://{host}:{hub.port}  HTTP http://{host}:{http.port}", flush=True)
+                print(f"AI Bridge hub: agents ws://{host}:{hub.port}  HTTP http://{host}:{http.port}  "
+                      f"playground http://{host}:{http.port}/", flush=True)
                 await stop.wait()
             finally:
                 await http.stop()

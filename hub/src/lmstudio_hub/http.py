@@ -12,17 +12,23 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any, Awaitable, Callable, Iterator, MutableMapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 
 import uvicorn
 
 from lmstudio_agent.cache import CacheStore
-from lmstudio_agent.contract import ExecuteOptions, HttpResponse, ToolSelection, error_response, handle_request
+from lmstudio_agent.contract import ExecuteOptions, HttpResponse, ToolSelection, authorize, error_response
+from lmstudio_agent.routes import route
+from lmstudio_agent.runs import MemoryRunStore, RunService
 from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
+from lmstudio_agent.streaming import HEARTBEAT_SECONDS, StreamResponse
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.events import RunEvent
 from lmstudio_agent.messages import AgentMessage
 from .hub import BridgeHub
+from .streams import hub_events, send_stream
+from .playground import send_playground
 
 logger = logging.getLogger("lmstudio_hub.http")
 
@@ -64,9 +70,17 @@ class HubBackend:
                   documents: dict[str, str] | None = None) -> list[AgentMessage]:
         return await self.hub.submit(instruction, tools.names, model, deadline, documents=documents)
 
+    async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                     documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
+        """The agent's events as its ``task:event`` frames arrive (from the transcript, for an agent that sends
+        none); raises the task's AgentError at the end of a failed run."""
+        async for event in hub_events(self.hub, instruction, tools.names, model, deadline, documents):
+            yield event
+
 
 class HubHttpApp:
-    """A bare ASGI app: the request's method, path, headers and body go to ``handle_request``."""
+    """A bare ASGI app: the request's method, path, headers and body go to :func:`lmstudio_agent.routes.route`
+    (the contract's ``handle_request``, the stream and the runs); ``GET /`` is the playground."""
 
     def __init__(
         self,
@@ -75,12 +89,18 @@ class HubHttpApp:
         api_key: str | None,
         cache: CacheStore | None = None,
         options: ExecuteOptions | None = None,
+        runs: RunService | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.backend = HubBackend(hub)
         self.hub = hub
         self.api_key = api_key
         self.cache = cache
         self.options = options or ExecuteOptions()
+        # Async runs live in this process's memory: the hub is one long-lived process, and a run's agent
+        # is connected to it, so a run cannot outlive the hub anyway.
+        self.runs = runs if runs is not None else RunService(MemoryRunStore(), self.backend, options=self.options)
+        self.heartbeat_seconds = heartbeat_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,6 +110,15 @@ class HubHttpApp:
             return
         # (name, value) pairs, not a dict: the contract refuses a credential header sent twice.
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        if scope["path"] in ("/", "/index.html") and scope["method"] in ("GET", "HEAD"):
+            await send_playground(send, head=scope["method"] == "HEAD")
+            return
+        if scope["path"] == "/tools" and scope["method"] in ("GET", "HEAD"):
+            # The playground's list of tools on offer: those the connected agents registered (keyed).
+            refused = authorize(headers, self.api_key)
+            answer = refused or HttpResponse(200, {"tools": sorted(self.hub.connected_tools())}, {"Cache-Control": "no-store"})
+            await _send_response(send, answer, head=scope["method"] == "HEAD")
+            return
         try:
             body = await asyncio.wait_for(_read_body(receive, self.options.max_body_bytes), BODY_READ_TIMEOUT)
         except TimeoutError:
@@ -100,12 +129,17 @@ class HubHttpApp:
             response = await self._respond(scope, headers, body, receive)
             if response is None:
                 return
+            if isinstance(response, StreamResponse):
+                await send_stream(send, receive, response.status, response.all_headers(), response.body,
+                                  head=scope["method"] == "HEAD")
+                return
         await _send_response(send, response, head=scope["method"] == "HEAD")
 
-    async def _respond(self, scope: Scope, headers: list[tuple[str, str]], body: bytes, receive: Receive) -> HttpResponse | None:
+    async def _respond(self, scope: Scope, headers: list[tuple[str, str]], body: bytes,
+                       receive: Receive) -> HttpResponse | StreamResponse | None:
         """The contract's answer, or None when the client went away first (its task is then cancelled)."""
         handling = asyncio.ensure_future(
-            handle_request(
+            route(
                 scope["method"],
                 scope["path"],
                 headers,
@@ -114,6 +148,8 @@ class HubHttpApp:
                 api_key=self.api_key,
                 cache=self.cache,
                 options=self.options,
+                runs=self.runs,
+                heartbeat_seconds=self.heartbeat_seconds,
             )
         )
         watching = asyncio.ensure_future(_wait_disconnect(receive))
@@ -131,6 +167,8 @@ class HubHttpApp:
                 await handling
             return None
         response = handling.result()
+        if isinstance(response, StreamResponse):
+            return response
         if response.body.get("code") in _RETRYABLE:
             response.headers["Retry-After"] = str(self.hub.retry_after_seconds)
         return response
@@ -232,6 +270,7 @@ class HubHttpServer:
     async def stop(self) -> None:
         if self._server is None or self._serving is None:
             return
+        await self.app.runs.aclose()  # runs in flight end as cancelled: their agents go with the hub
         self._server.should_exit = True
         await self._serving
         self._server = None

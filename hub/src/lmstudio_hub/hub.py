@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -26,6 +26,7 @@ from websockets.http11 import Request, Response
 from lmstudio_agent.contract import error_response, presented_key
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.events import RunEvent
 from lmstudio_agent.messages import AgentMessage
 from lmstudio_agent.bridge.protocol import (
     HARD_LIMIT_FACTOR,
@@ -41,6 +42,7 @@ from lmstudio_agent.bridge.protocol import (
     RegistrationSuccessMessage,
     TaskCancelData,
     TaskCancelMessage,
+    TaskEventMessage,
     TaskExecuteData,
     TaskExecuteMessage,
     TaskResultMessage,
@@ -137,6 +139,7 @@ class _Task:
     failures: list[str] = field(default_factory=list)
     timed_out: bool = False
     timer: asyncio.TimerHandle | None = None
+    on_event: Callable[[RunEvent], None] | None = None
 
 
 class BridgeHub:
@@ -367,11 +370,15 @@ class BridgeHub:
         tools: Iterable[str] = (),
         model: str | None = None,
         deadline: Deadline | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
         *,
         documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
         """Run ``instruction`` (with its ``documents``, sent in the ``task:execute`` frame) on a connected agent
         that has ``model`` (any, if empty) and every tool named.
+
+        With ``on_event`` the agent is asked to stream (``task:execute`` with ``stream: true``) and each
+        ``task:event`` of the attempt that holds the task goes to it as it arrives.
 
         Raises AgentError: NO_AGENT_AVAILABLE when no such agent is connected, HUB_BUSY when they are all at
         their limit and the queue is full (or stayed so until the deadline), UPSTREAM_TIMEOUT/UPSTREAM_ERROR
@@ -391,7 +398,7 @@ class BridgeHub:
             )
         loop = asyncio.get_running_loop()
         task = _Task(uuid.uuid4().hex, instruction, names, model, loop.create_future(), deadline,
-                     documents=dict(documents) if documents else None)
+                     documents=dict(documents) if documents else None, on_event=on_event)
         agent = self._pick(task)
         if agent is None and len(self._queue) >= self.max_queue:
             self.stats.rejected_busy += 1
@@ -450,7 +457,7 @@ class BridgeHub:
             )
         frame = TaskExecuteMessage(
             data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools),
-                                 documents=task.documents)
+                                 documents=task.documents, stream=True if task.on_event is not None else None)
         )
         self._send_soon(agent, encode(frame))
 
@@ -727,6 +734,15 @@ class BridgeHub:
             return error_frame(exc.code, exc.message, task_id=task_id, message_type=kind)
         if isinstance(msg, TaskResultMessage):
             return self._on_result(agent, msg)
+        if isinstance(msg, TaskEventMessage):
+            task = self._tasks.get(msg.data.task_id)
+            # Only the attempt that holds the task streams: events of a dropped attempt are stale.
+            if task is not None and task.agent is agent and task.on_event is not None and not task.future.done():
+                try:
+                    task.on_event(msg.data.event)
+                except Exception:
+                    logger.warning("a task's event listener raised; the task goes on", exc_info=True)
+            return None
         if isinstance(msg, HeartbeatMessage):
             return encode(HeartbeatAckMessage(data=msg.data))
         if isinstance(msg, HeartbeatAckMessage):

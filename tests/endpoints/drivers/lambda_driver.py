@@ -4,6 +4,11 @@ Boundaries: API Gateway and the Lambda runtime cannot run here (``sam local`` ne
 the ones ``sam local generate-event apigateway aws-proxy`` prints (kept in lambda/events/), the context object is
 a plain stand-in with the runtime's attributes, and DynamoDB and Secrets Manager are moto's in-process AWS.
 Everything else is real: the handler with Powertools' logger and metrics, the DynamoDB cache store, core, and HTTP to a loopback upstream.
+
+Async runs: Lambda's asynchronous invoke (its event queue and a second container) cannot run here either, so
+the API function's ``_start_run`` is replaced by a recorder and :meth:`LambdaDriver.deliver_runs` hands each
+recorded ``{"run_id"}`` event to ``run_handler`` of a second, separately imported copy of app.py (a container
+of its own: its own globals and event loop) in a thread, with the runner's 900 s context.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 import types
 import uuid
@@ -28,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[3]
 LAMBDA_DIR = ROOT / "lambda"
 EVENTS_DIR = LAMBDA_DIR / "events"
 TABLE_NAME = "lmstudio-agent-cache-test"
+RUNS_TABLE_NAME = "lmstudio-agent-runs-test"
+RUNNER_TIMEOUT_SECONDS = 900.0
 CLIENT_KEY_SECRET = "lmstudio-agent/client-api-key"
 LM_TOKEN_SECRET = "lmstudio-agent/lm-studio-token"
 FUNCTION_TIMEOUT_SECONDS = 28.0
@@ -133,6 +141,8 @@ class AwsSandbox:
             "EXECUTE_DEADLINE_SECONDS": str(config.deadline_seconds),
             "CACHE_TTL_SECONDS": str(config.cache_ttl_seconds), "CACHE_TABLE": TABLE_NAME,
             "CLIENT_API_KEY_SECRET": CLIENT_KEY_SECRET, "LM_STUDIO_TOKEN_SECRET": LM_TOKEN_SECRET,
+            "RUNS_TABLE": RUNS_TABLE_NAME, "RUNNER_FUNCTION": "RunnerFunction", "RUN_TTL_SECONDS": "3600",
+            "RUN_DEADLINE_SECONDS": "840",
             "ALLOWED_TOOLS": ",".join(config.allowed_tools or []),
             "POWERTOOLS_DEV": "false", "LM_STUDIO_TOKEN": "", "LM_API_TOKEN": "",
             **(extra_env or {}),
@@ -151,6 +161,11 @@ class AwsSandbox:
         )
         self.dynamodb.update_time_to_live(
             TableName=TABLE_NAME, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+        self.dynamodb.create_table(
+            TableName=RUNS_TABLE_NAME, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
         )
         self.secrets = boto3.client("secretsmanager", region_name="us-east-1")
         self.secrets.create_secret(Name=CLIENT_KEY_SECRET, SecretString=config.client_key)
@@ -175,10 +190,37 @@ class LambdaDriver:
     """The handler behind a simulated API Gateway REST API, with moto for DynamoDB and Secrets Manager."""
 
     name = "lambda"
+    supports_runs = True  # DynamoDB and the runner function (see the module docstring)
 
     def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None) -> None:
         self.aws = AwsSandbox(config, extra_env=extra_env)
         self.module = load_handler_module()
+        self.runners: list[Any] = []  # the runner function's containers
+        self.invoked: list[dict[str, Any]] = []  # the async invokes the API function made
+        self.runner_threads: list[threading.Thread] = []
+        self.runner_results: list[dict[str, Any]] = []
+
+        async def record_invoke(run_id: str) -> None:
+            self.invoked.append({"run_id": run_id})
+
+        self.module._start_run = record_invoke
+        self.module._run_service.__globals__["_start_run"] = record_invoke
+
+    def deliver_runs(self, context: Optional[LambdaContext] = None, *, wait: bool = False) -> None:
+        """Deliver the recorded async invokes to the runner function, each in a thread and a container of its
+        own (a fresh import of app.py), as Lambda runs concurrent invocations, while the API keeps answering."""
+        while self.invoked:
+            event = self.invoked.pop(0)
+            ctx = context or LambdaContext(timeout_seconds=RUNNER_TIMEOUT_SECONDS, function_name="RunnerFunction")
+            runner = load_handler_module()
+            self.runners.append(runner)
+            thread = threading.Thread(target=lambda e=event, c=ctx, r=runner: self.runner_results.append(r.run_handler(e, c)),
+                                      name="runner-function", daemon=True)
+            thread.start()
+            self.runner_threads.append(thread)
+        if wait:
+            for thread in self.runner_threads:
+                thread.join(60)
 
     def invoke(self, event: Any, context: Optional[LambdaContext] = None) -> dict[str, Any]:
         """Call ``lambda_handler`` as the runtime would (the raw result)."""
@@ -193,6 +235,8 @@ class LambdaDriver:
         return len(self.aws.items())
 
     def close(self) -> None:
+        for thread in self.runner_threads:
+            thread.join(30)
         self.aws.close()
 
 

@@ -9,11 +9,12 @@ Request/Response/WorkerEntrypoint, the KV namespace bound as ``CACHE`` and ``sel
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Mapping, Optional
 
 from tests.cloudflare.runtime import ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
 
-from .base import DriverResponse, EndpointConfig, RequestBody
+from .base import DriverResponse, EndpointConfig, RequestBody, SSEReader, StreamResult
 
 WORKER_ORIGIN = "https://lmstudio-agent.example.workers.dev"
 
@@ -59,6 +60,41 @@ class WorkerDriver:
         worker = self.entry.Default(ExecutionContext(), self.env)
         response = await worker.fetch(request)
         return DriverResponse.from_parts(response.status, dict(response.headers.items()), await response.text())
+
+    def stream(
+        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None,
+        stop_after: Optional[int] = None,
+    ) -> StreamResult:
+        """``fetch`` and read the Response's body as the runtime would send it: chunk by chunk from its
+        ReadableStream while the Worker is still writing (``stop_after``: cancel it after that many events)."""
+        method = method.upper()
+        if method in ("GET", "HEAD"):
+            body = None
+        request = Request(WORKER_ORIGIN + path, method=method, headers=dict(headers or {}), body=body)
+        return asyncio.run(self._stream(request, stop_after))
+
+    async def _stream(self, request: Request, stop_after: Optional[int]) -> StreamResult:
+        worker = self.entry.Default(ExecutionContext(), self.env)
+        response = await worker.fetch(request)
+        result = StreamResult(response.status, {k.lower(): v for k, v in dict(response.headers.items()).items()})
+        if response.body is None:
+            result.text = await response.text()
+            return result
+        reader = SSEReader(result, time.monotonic)
+        stream = response.body.getReader()
+        while True:
+            chunk = await stream.read()
+            if chunk.done:
+                break
+            reader.feed(bytes(chunk.value).decode("utf-8"))
+            if stop_after is not None and len(result.events) >= stop_after:
+                await response.body.cancel()
+                break
+        for _ in range(200):  # let the Worker's writer task see the cancel and wind down
+            if not self.entry._PUMPS:
+                break
+            await asyncio.sleep(0.01)
+        return result
 
     def cache_entries(self) -> int:
         return len(self.kv)

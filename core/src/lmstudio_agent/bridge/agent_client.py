@@ -15,13 +15,14 @@ import json
 import logging
 import random
 import time
-from typing import Any, Awaitable, Callable, Iterable, NoReturn, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, NoReturn, Sequence
 
 from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ..errors import AgentError, BridgeConnectionError, ErrorCode
+from ..events import RunEvent, transcript_of
 from ..messages import AgentMessage
 from .protocol import (
     DEFAULT_BRIDGE_URL,
@@ -35,6 +36,8 @@ from .protocol import (
     RegistrationErrorMessage,
     RegistrationSuccessMessage,
     TaskCancelMessage,
+    TaskEventData,
+    TaskEventMessage,
     TaskExecuteMessage,
     TaskResultData,
     TaskResultMessage,
@@ -47,6 +50,8 @@ from .protocol import (
 logger = logging.getLogger("lmstudio_agent.bridge.agent")
 
 Runner = Callable[..., Awaitable[Sequence[AgentMessage]]]  # (instruction, tool_names[, documents])
+# Streams a task's events (raising AgentError at the end of a failed run); used for ``stream: true`` tasks.
+Streamer = Callable[..., AsyncIterator[RunEvent]]  # (instruction, tool_names[, documents])
 _TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
 
 
@@ -80,8 +85,10 @@ class BridgeAgent:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        streamer: Streamer | None = None,
     ) -> None:
         self.runner = runner
+        self.streamer = streamer
         self.bridge_url = bridge_url
         self.token = token
         self.registration = RegisterData(
@@ -257,7 +264,8 @@ class BridgeAgent:
             await self._send_result(conn, _error_result(data.task_id, error))
             return
         running = asyncio.get_running_loop().create_task(
-            self._run_task(conn, data.task_id, data.instruction, list(data.tools), data.documents))
+            self._run_task(conn, data.task_id, data.instruction, list(data.tools), data.documents,
+                           stream=bool(data.stream)))
         self._running[data.task_id] = running
         running.add_done_callback(lambda done, task_id=data.task_id: self._forget(task_id, done))
 
@@ -265,16 +273,33 @@ class BridgeAgent:
         if self._running.get(task_id) is done:
             del self._running[task_id]
 
+    async def _stream_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str],
+                           documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        """Run through the streamer, sending each event as a ``task:event`` frame; the transcript is returned."""
+        assert self.streamer is not None
+        events: list[RunEvent] = []
+        stream = self.streamer(instruction, tools, documents) if documents else self.streamer(instruction, tools)
+        async for event in stream:
+            events.append(event)
+            text = encode(TaskEventMessage(data=TaskEventData(task_id=task_id, event=event)))
+            if frame_size(text) <= self.max_frame_bytes:
+                await self._send_text(conn, text)
+        return transcript_of(events)
+
     async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str],
-                        documents: dict[str, str] | None = None) -> None:
+                        documents: dict[str, str] | None = None, *, stream: bool = False) -> None:
         # The instruction itself is the client's data: only its size is logged.
         logger.info("agent %s: task %s received (%d characters, tools: %s)", self.agent_id, task_id,
                     len(instruction), ", ".join(tools) or "all")
         started = time.monotonic()
         async with self._slots:
             try:
-                ran = self.runner(instruction, tools, documents) if documents else self.runner(instruction, tools)
-                transcript = _TRANSCRIPT.validate_python(list(await ran))
+                if stream and self.streamer is not None:
+                    produced = await self._stream_task(conn, task_id, instruction, tools, documents)
+                else:
+                    ran = self.runner(instruction, tools, documents) if documents else self.runner(instruction, tools)
+                    produced = list(await ran)
+                transcript = _TRANSCRIPT.validate_python(produced)
                 result = TaskResultData(task_id=task_id, status="success", result=transcript)
             except AgentError as exc:
                 result = _error_result(task_id, exc)

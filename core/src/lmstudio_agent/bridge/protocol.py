@@ -6,6 +6,8 @@ as a JSON text frame. The API reference's messages are kept exactly (``agent:reg
 documented in docs/readme/bridge.md: ``registration:error``, ``task:cancel``, ``heartbeat`` /
 ``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
 of ``agent:register``, the optional ``documents`` of ``task:execute`` and the optional ``code`` of an error
+``task:result``. For streamed runs the hub sets ``stream: true`` on ``task:execute`` and the agent sends its
+run's events as ``task:event`` frames (each one :class:`~lmstudio_agent.events.RunEvent`) before the
 ``task:result``.
 """
 
@@ -19,6 +21,7 @@ from ..documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
 from ..documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode
 from ..jsonsafe import loads as safe_loads
+from ..events import RunEvent
 from ..messages import AgentMessage, WebSocketMessage
 
 DEFAULT_BRIDGE_PORT = 65028
@@ -82,6 +85,14 @@ class TaskExecuteData(_Data):
         Annotated[dict[Annotated[str, Field(pattern=DOCUMENT_NAME_PATTERN)],
                        Annotated[str, Field(max_length=MAX_DOCUMENT_CHARS)]], Field(max_length=MAX_DOCUMENTS)]
     ] = None
+    stream: Optional[bool] = Field(default=None, description="true: send the run's events as task:event frames.")
+
+
+class TaskEventData(_Data):
+    """``task:event``: one event of a running task (only for a task sent with ``stream: true``)."""
+
+    task_id: _Id
+    event: RunEvent
 
 
 class TaskResultData(_Data):
@@ -148,6 +159,11 @@ class TaskResultMessage(WebSocketMessage):
     data: TaskResultData
 
 
+class TaskEventMessage(WebSocketMessage):
+    type: Literal["task:event"] = "task:event"
+    data: TaskEventData
+
+
 class TaskCancelMessage(WebSocketMessage):
     type: Literal["task:cancel"] = "task:cancel"
     data: TaskCancelData
@@ -175,6 +191,7 @@ BridgeMessage = Annotated[
         RegistrationErrorMessage,
         TaskExecuteMessage,
         TaskResultMessage,
+        TaskEventMessage,
         TaskCancelMessage,
         HeartbeatMessage,
         HeartbeatAckMessage,
@@ -188,6 +205,7 @@ MESSAGE_TYPES: tuple[str, ...] = (
     "registration:error",
     "task:execute",
     "task:result",
+    "task:event",
     "task:cancel",
     "heartbeat",
     "heartbeat:ack",

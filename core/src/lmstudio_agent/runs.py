@@ -1,0 +1,449 @@
+"""Async runs: ``POST /runs`` answers ``202`` at once and the run goes on past the request.
+
+One run-state model (:class:`RunState`), one store protocol (:class:`RunStore`) and one service
+(:class:`RunService`) that every adapter uses; the adapters differ in the store and in how a queued run
+gets executed (the ``launcher``):
+
+- the hub: :class:`MemoryRunStore` and an asyncio task in its own process;
+- the Lambda: DynamoDB and an asynchronous invoke of the runner function (lambda/runs.py);
+- the Worker: see cloudflare/src/entry.py.
+
+Routes (all keyed; a run is visible only to the key that created it, anyone else gets 404):
+
+- ``POST /runs`` (the ``/execute`` body) -> ``202 {"run_id", "status": "queued"}``;
+- ``GET /runs/{id}`` -> the status (queued, running, succeeded, failed, cancelled), the events so far, and at
+  the end ``result`` in ``/execute``'s shape;
+- ``GET /runs/{id}/events`` -> the events as the UI message stream (:mod:`.streaming`), from the start or
+  after ``Last-Event-ID``, until the run ends;
+- ``DELETE /runs/{id}`` -> cancels a queued or running run.
+
+Runs expire ``ttl_seconds`` after they were created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, AsyncIterator, Awaitable, Callable, Literal, Mapping, Optional, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .contract import (
+    Body,
+    ExecuteBackend,
+    ExecuteOptions,
+    ExecuteRequest,
+    HttpResponse,
+    error_response,
+    no_answer_error,
+    parse_execute_request,
+    presented_key,
+)
+from .deadline import Deadline
+from .errors import AgentError, ErrorCode
+from .events import RunEvent, transcript_of
+from .streaming import DONE, StreamResponse, UIMessageStream, backend_events, finish_metadata, sse, with_heartbeat
+
+logger = logging.getLogger("lmstudio_agent.runs")
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+DEFAULT_RUN_TTL_SECONDS = 3600
+DEFAULT_RUN_DEADLINE_SECONDS = 600.0
+RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
+CANCELLED_MESSAGE = "The run was cancelled"
+RECONNECT = b"retry: 1000\n\n"
+
+
+class RunState(BaseModel):
+    """Everything about one run; what a :class:`RunStore` keeps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    owner: str = Field(description="A digest of the key that created the run (never the key).")
+    status: RunStatus = "queued"
+    request: ExecuteRequest
+    events: list[RunEvent] = Field(default_factory=list)
+    result: Optional[dict[str, Any]] = None
+    error_code: Optional[str] = None
+    created_at: float
+    updated_at: float
+    expires_at: float
+
+    def public(self) -> dict[str, Any]:
+        """The body of ``GET /runs/{id}``."""
+        body: dict[str, Any] = {
+            "run_id": self.run_id,
+            "status": self.status,
+            "events": [e.to_dict() for e in self.events],
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+        }
+        if self.result is not None:
+            body["result"] = self.result
+        return body
+
+
+class RunCreated(BaseModel):
+    """Body of ``202`` from ``POST /runs``."""
+
+    run_id: str
+    status: Literal["queued"] = "queued"
+
+
+class RunView(BaseModel):
+    """Body of ``GET /runs/{id}`` (``result`` once the run succeeded or failed)."""
+
+    run_id: str
+    status: RunStatus
+    events: list[RunEvent]
+    result: Optional[dict[str, Any]] = Field(default=None, description="The /execute answer (success or error body).")
+    created_at: float
+    updated_at: float
+    expires_at: float
+
+
+class RunStore(Protocol):
+    """Where runs live. ``get`` returns None for a missing or expired run. ``put`` with ``expect`` writes only
+    if the stored run's status is still ``expect`` (compare-and-set) and says whether it wrote: that is how a
+    run is taken once (queued -> running) however often it is delivered, and how a cancel is never
+    overwritten by the run's own next write."""
+
+    async def get(self, run_id: str) -> RunState | None: ...
+
+    async def put(self, state: RunState, expect: str | None = None) -> bool: ...
+
+
+class MemoryRunStore:
+    """An in-process :class:`RunStore` (the hub's): runs live in this process and expire by ``expires_at``."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_runs: int = 10_000) -> None:
+        self._runs: dict[str, RunState] = {}
+        self._clock = clock
+        self._max_runs = max_runs
+
+    async def get(self, run_id: str) -> RunState | None:
+        state = self._runs.get(run_id)
+        if state is None:
+            return None
+        if state.expires_at <= self._clock():
+            del self._runs[run_id]
+            return None
+        return state.model_copy(deep=True)
+
+    async def put(self, state: RunState, expect: str | None = None) -> bool:
+        if expect is not None:
+            current = self._runs.get(state.run_id)
+            if current is None or current.status != expect:
+                return False
+        if state.run_id not in self._runs and len(self._runs) >= self._max_runs:
+            self._evict()
+        self._runs[state.run_id] = state.model_copy(deep=True)
+        return True
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for run_id in [r for r, s in self._runs.items() if s.expires_at <= now]:
+            del self._runs[run_id]
+        if len(self._runs) >= self._max_runs:
+            oldest = min(self._runs.values(), key=lambda s: s.created_at)
+            del self._runs[oldest.run_id]
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+def owner_of(headers: Mapping[str, str]) -> str:
+    """The owner tag of a request's key (a digest: the store never holds a key)."""
+    key = presented_key(headers) or ""
+    return hashlib.sha256(("lmstudio-agent-run-owner:" + key).encode()).hexdigest()[:32]
+
+
+def execute_body(transcript_events: list[RunEvent], error: AgentError | None) -> dict[str, Any]:
+    """``/execute``'s answer for a finished run."""
+    if error is not None:
+        return {"success": False, "error": error.message, "code": error.code.value}
+    return {"success": True, "result": [m.to_dict() for m in transcript_of(transcript_events)], "cached": False}
+
+
+Launcher = Callable[[str], Awaitable[None]]
+
+
+class RunService:
+    """The runs routes over a store and a backend.
+
+    Args:
+        store: where runs live.
+        backend: what runs them (the same backend ``/execute`` uses).
+        options: the execute limits (body size); the run's own deadline is ``run_deadline_seconds``.
+        launcher: starts a queued run somewhere (an async invoke, a queue); None runs it in this process as an
+            asyncio task.
+        ttl_seconds: how long a run stays readable after it was created.
+        run_deadline_seconds: the deadline of one run (it is not bound by a request's timeout).
+        poll_seconds: how often ``GET /runs/{id}/events`` looks at the store for new events.
+        flush_seconds: how often a running run writes its new text deltas to the store (messages and steps
+            are written at once).
+        heartbeat_seconds: the keep-alive comment period of the events stream.
+        follow_events: False where the platform cannot hold a response open (the Lambda): the events route
+            then answers the events there are now and ends, with ``retry:`` so an EventSource reconnects with
+            its ``Last-Event-ID``; ``data: [DONE]`` comes only once the run is over.
+        clock: the wall clock (tests move it).
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        backend: ExecuteBackend,
+        *,
+        options: ExecuteOptions | None = None,
+        launcher: Launcher | None = None,
+        ttl_seconds: int = DEFAULT_RUN_TTL_SECONDS,
+        run_deadline_seconds: float = DEFAULT_RUN_DEADLINE_SECONDS,
+        poll_seconds: float = 0.2,
+        flush_seconds: float = 0.5,
+        heartbeat_seconds: float = 15.0,
+        follow_events: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.options = options or ExecuteOptions()
+        self.launcher = launcher
+        self.ttl_seconds = ttl_seconds
+        self.run_deadline_seconds = run_deadline_seconds
+        self.poll_seconds = poll_seconds
+        self.flush_seconds = flush_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.follow_events = follow_events
+        self.clock = clock
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # ------------------------------------------------------------------------------------------ routing
+
+    async def handle(self, method: str, path: str, headers: Mapping[str, str], body: Body) -> HttpResponse | StreamResponse:
+        """One authorised request under ``/runs``."""
+        parts = [p for p in path.strip("/").split("/") if p]
+        owner = owner_of(headers)
+        try:
+            if parts == ["runs"]:
+                if method != "POST":
+                    return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on /runs", {"Allow": "POST"})
+                return await self.create(body, owner)
+            if len(parts) == 2:
+                if method in ("GET", "HEAD"):
+                    return await self.view(parts[1], owner)
+                if method == "DELETE":
+                    return await self.cancel(parts[1], owner)
+                return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on /runs/{{id}}",
+                                      {"Allow": "GET, DELETE"})
+            if len(parts) == 3 and parts[2] == "events":
+                if method not in ("GET", "HEAD"):
+                    return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on /runs/{{id}}/events",
+                                          {"Allow": "GET"})
+                return await self.events(parts[1], owner, headers)
+            return error_response(ErrorCode.NOT_FOUND, f"No route for {path}")
+        except AgentError as exc:
+            return error_response(exc.code, exc.message)
+        except Exception:
+            logger.exception("unexpected error in %s %s", method, path)
+            return error_response(ErrorCode.INTERNAL_ERROR, "Internal error in the runs API")
+
+    async def _owned(self, run_id: str, owner: str) -> RunState:
+        state = await self.store.get(run_id) if RUN_ID.match(run_id) else None
+        if state is None or state.owner != owner:
+            raise AgentError(ErrorCode.NOT_FOUND, f"No run {run_id[:64]!r} (it may have expired)")
+        return state
+
+    # ------------------------------------------------------------------------------------------- routes
+
+    async def create(self, body: Body, owner: str) -> HttpResponse:
+        request = parse_execute_request(body, self.options.max_body_bytes)
+        self.backend.select_tools(request.tools)  # refuse unknown tools now, not in the run
+        now = self.clock()
+        state = RunState(run_id=f"run_{uuid.uuid4().hex}", owner=owner, request=request, created_at=now,
+                         updated_at=now, expires_at=now + self.ttl_seconds)
+        await self.store.put(state)
+        try:
+            await self.launch(state.run_id)
+        except Exception:
+            logger.exception("run %s could not be started", state.run_id)
+            state.status = "failed"
+            state.error_code = ErrorCode.INTERNAL_ERROR.value
+            state.result = {"success": False, "error": "The run could not be started", "code": state.error_code}
+            await self.store.put(state)
+            raise AgentError(ErrorCode.INTERNAL_ERROR, "The run could not be started") from None
+        logger.info("run %s queued", state.run_id)
+        return HttpResponse(202, RunCreated(run_id=state.run_id).model_dump(),
+                            {"Location": f"/runs/{state.run_id}", "Cache-Control": "no-store"})
+
+    async def view(self, run_id: str, owner: str) -> HttpResponse:
+        state = await self._owned(run_id, owner)
+        return HttpResponse(200, state.public(), {"Cache-Control": "no-store"})
+
+    async def cancel(self, run_id: str, owner: str) -> HttpResponse:
+        state = await self._owned(run_id, owner)
+        for _ in range(3):  # the run may move on between the read and the write: read again
+            if state.status in TERMINAL:
+                break
+            before = state.status
+            state.status = "cancelled"
+            state.updated_at = self.clock()
+            if await self.store.put(state, expect=before):
+                break
+            state = await self._owned(run_id, owner)
+        if state.status == "cancelled":
+            task = self._tasks.get(run_id)
+            if task is not None and not task.done():
+                task.cancel()
+            logger.info("run %s cancelled", run_id)
+        return HttpResponse(200, {"run_id": run_id, "status": state.status}, {"Cache-Control": "no-store"})
+
+    async def events(self, run_id: str, owner: str, headers: Mapping[str, str]) -> StreamResponse:
+        await self._owned(run_id, owner)
+        after = _last_event_id(headers)
+        if not self.follow_events:
+            return StreamResponse(self._follow(run_id, after))
+        return StreamResponse(with_heartbeat(self._follow(run_id, after), self.heartbeat_seconds))
+
+    async def _follow(self, run_id: str, after: int) -> AsyncIterator[bytes]:
+        """The run's chunks numbered from 0 (the SSE ``id``), skipping those up to ``after``, until it ends."""
+        encoder = UIMessageStream(message_id=f"msg-{run_id}")
+        number = -1
+
+        def out(chunks: list[dict[str, Any]]) -> list[bytes]:
+            nonlocal number
+            frames = []
+            for chunk in chunks:
+                number += 1
+                if number > after:
+                    frames.append(sse(chunk, number))
+            return frames
+
+        for frame in out(encoder.start()):
+            yield frame
+        seen = 0
+        while True:
+            state = await self.store.get(run_id)
+            if state is None:  # expired while followed
+                for frame in out(encoder.fail(ErrorCode.NOT_FOUND.value, "The run expired")):
+                    yield frame
+                break
+            for event in state.events[seen:]:
+                for frame in out(encoder.feed(event)):
+                    yield frame
+            seen = len(state.events)
+            if state.status in TERMINAL:
+                if state.status == "failed":
+                    message = (state.result or {}).get("error", "The run failed")
+                    for frame in out(encoder.fail(state.error_code or ErrorCode.INTERNAL_ERROR.value, message)):
+                        yield frame
+                    metadata = {"success": False, "code": state.error_code, "status": state.status}
+                elif state.status == "cancelled":
+                    for frame in out(encoder.fail("CANCELLED", CANCELLED_MESSAGE)):
+                        yield frame
+                    metadata = {"success": False, "status": state.status}
+                else:
+                    metadata = {**finish_metadata(None), "status": state.status}
+                for frame in out(encoder.finish(metadata)):
+                    yield frame
+                break
+            if not self.follow_events:
+                yield RECONNECT  # not over yet: the client asks again from its Last-Event-ID
+                return
+            await asyncio.sleep(self.poll_seconds)
+        yield DONE
+
+    # ------------------------------------------------------------------------------------------ running
+
+    async def launch(self, run_id: str) -> None:
+        """Start a queued run: the launcher's way, or an asyncio task here."""
+        if self.launcher is not None:
+            await self.launcher(run_id)
+            return
+        task = asyncio.ensure_future(self.execute(run_id))
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda _t, r=run_id: self._tasks.pop(r, None))
+
+    async def execute(self, run_id: str, *, deadline_seconds: float | None = None) -> RunState | None:
+        """Run a queued run to its end, writing its events to the store as they come. A run that is not
+        queued (already taken by another delivery, cancelled, expired) is left alone. ``deadline_seconds``
+        cuts the run's deadline (the Lambda passes what its invocation has left)."""
+        state = await self.store.get(run_id)
+        if state is None or state.status != "queued":
+            return state
+        state.status = "running"
+        state.updated_at = self.clock()
+        if not await self.store.put(state, expect="queued"):  # another delivery took it, or it was cancelled
+            return await self.store.get(run_id)
+        seconds = min(self.run_deadline_seconds, deadline_seconds or self.run_deadline_seconds)
+        deadline = Deadline(seconds)
+        request = state.request
+        error: AgentError | None = None
+        last_flush = time.monotonic()
+        try:
+            selection = self.backend.select_tools(request.tools)
+            model = request.model or self.backend.default_model
+            async with asyncio.timeout(seconds + 1.0):
+                async for event in backend_events(self.backend, request.instruction, selection, model, deadline,
+                                                  request.documents):
+                    state.events.append(event)
+                    if event.type != "text-delta" or time.monotonic() - last_flush >= self.flush_seconds:
+                        last_flush = time.monotonic()
+                        state.updated_at = self.clock()
+                        if not await self.store.put(state, expect="running"):  # cancelled (or expired)
+                            return await self.store.get(run_id)
+        except asyncio.CancelledError:
+            current = await self.store.get(run_id)
+            if current is not None and current.status == "running":
+                current.status = "cancelled"
+                current.updated_at = self.clock()
+                await self.store.put(current, expect="running")
+            raise
+        except TimeoutError:
+            error = AgentError(ErrorCode.UPSTREAM_TIMEOUT, f"The run did not finish within {seconds:g}s")
+        except AgentError as exc:
+            error = exc
+        except Exception:
+            logger.exception("run %s failed unexpectedly", run_id)
+            error = AgentError(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
+        if error is None:
+            error = no_answer_error(transcript_of(state.events))  # the same outcome as /execute's
+        if error is not None and state.events and state.events[-1].type == "message":
+            last = state.events[-1].message
+            if last is not None and last.type == "error" and not last.tool and last.content == error.message:
+                state.events.pop()  # the loop's record of the failure: the result says it
+        state.status = "failed" if error is not None else "succeeded"
+        state.error_code = error.code.value if error is not None else None
+        state.result = execute_body(state.events, error)
+        state.updated_at = self.clock()
+        if not await self.store.put(state, expect="running"):  # cancelled while it finished
+            return await self.store.get(run_id)
+        logger.info("run %s %s", run_id, state.status)
+        return state
+
+    async def aclose(self) -> None:
+        """Cancel the runs this process is executing (on shutdown)."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _last_event_id(headers: Mapping[str, str]) -> int:
+    value = next((v for k, v in headers.items() if k.lower() == "last-event-id"), "").strip()
+    try:
+        return max(-1, int(value))
+    except ValueError:
+        return -1
+
+
+def run_state_json(state: RunState) -> str:
+    return json.dumps(state.model_dump(mode="json", exclude_none=True), ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,435 @@
+"""``POST /execute`` as a stream: Server-Sent Events in the Vercel AI SDK's UI message stream protocol.
+
+Protocol followed: AI SDK 5 "UI message stream" (``x-vercel-ai-ui-message-stream: v1``), as published at
+https://ai-sdk.dev/docs/ai-sdk-ui/stream-protocol and validated by the SDK's ``uiMessageChunkSchema``
+(packages/ai/src/ui-message-stream/ui-message-chunks.ts). Every chunk is a strict object there, so no
+chunk carries a field the schema does not list; the contract's error code travels in ``errorText``
+(``"UPSTREAM_TIMEOUT: ..."``) and in the ``finish`` chunk's ``messageMetadata``. A run maps to:
+
+- ``start`` (``messageId``), then per model round ``start-step`` ... ``finish-step``;
+- the model's text: ``text-start`` / ``text-delta`` / ``text-end`` (deltas as the model writes them; a
+  thought or final answer that was not streamed comes as one delta);
+- each tool call: ``tool-input-available`` (``toolCallId``, ``toolName``, ``input``), then
+  ``tool-output-available`` (``output``) or ``tool-output-error`` (``errorText``);
+- a recovered error of the run (an unreadable reply the model is asked to fix): ``data-agent-error``;
+- a failed run: ``error``;
+- ``finish`` (``messageMetadata``: ``success``, ``cached``, ``code`` on failure), then ``data: [DONE]``.
+
+Between events a comment line (``: keep-alive``) goes out every :data:`HEARTBEAT_SECONDS`, so proxies and
+tunnels do not cut an idle stream. The same encoder serves the hub, the Worker and the async runs' event
+streams; a finished stream's events are cached (same key as the JSON answer) and replayed as a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterable, Mapping, Protocol
+
+from .cache import CacheStore
+from .contract import (
+    CORS_HEADERS,
+    Body,
+    ExecuteBackend,
+    ExecuteOptions,
+    ExecuteRequest,
+    HttpResponse,
+    ToolSelection,
+    error_response,
+    no_answer_error,
+    parse_execute_request,
+    plan_execute,
+)
+from .deadline import Deadline
+from .errors import AgentError, ErrorCode
+from .jsonsafe import loads as safe_loads
+from .events import RunEvent, events_from_transcript, transcript_of
+from .messages import AgentMessage
+
+logger = logging.getLogger("lmstudio_agent.streaming")
+
+PROTOCOL = "ai-sdk-ui-message-stream"
+PROTOCOL_VERSION = "v1"  # the header value of AI SDK 5's UI message stream
+HEARTBEAT_SECONDS = 15.0
+HEARTBEAT = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+STREAM_HEADERS: dict[str, str] = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+    "x-vercel-ai-ui-message-stream": PROTOCOL_VERSION,
+}
+
+
+# ------------------------------------------------------------------------------------- the encoder
+
+
+class UIMessageStream:
+    """Turns :class:`RunEvent` s into UI message stream chunks (plain dicts), keeping the parts well nested:
+    a step is open around its text and tool parts, a text part is closed before a tool part or a new step."""
+
+    def __init__(self, message_id: str | None = None) -> None:
+        self.message_id = message_id or f"msg-{uuid.uuid4().hex[:16]}"
+        self._step_open = False
+        self._text_id: str | None = None
+        self._texts = 0
+        self._streamed_in_step = False
+        self._calls = 0
+        self._pending: list[tuple[str, str]] = []  # (toolCallId, toolName) awaiting their outcome
+        self._held: AgentMessage | None = None  # a run-level error message: the run's last, or recovered from?
+
+    def start(self) -> list[dict[str, Any]]:
+        return [{"type": "start", "messageId": self.message_id}]
+
+    def feed(self, event: RunEvent) -> list[dict[str, Any]]:
+        out = self._flush_held()
+        if event.type == "step-start":
+            return out + self._close_step() + self._open_step()
+        if event.type == "text-delta":
+            if not event.delta:
+                return out
+            out += self._ensure_step() + self._ensure_text()
+            self._streamed_in_step = True
+            return out + [{"type": "text-delta", "id": self._text_id, "delta": event.delta}]
+        assert event.message is not None
+        if event.message.type == "error" and not event.message.tool:
+            # The loop records a run-ending failure as its last message before raising: held back one event,
+            # so that the protocol's ``error`` chunk (from :meth:`fail`) says it once.
+            self._held = event.message
+            return out
+        return out + self._ensure_step() + self._message(event.message)
+
+    def fail(self, code: str, message: str) -> list[dict[str, Any]]:
+        """The chunks of a failed run (the ``error``; ``finish`` follows from :meth:`finish`)."""
+        held, self._held = self._held, None
+        out = [] if held is None or (held.code == code and held.content == message) else self._emit(held)
+        return out + self._close_step() + [{"type": "error", "errorText": f"{code}: {message}"}]
+
+    def finish(self, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._flush_held() + self._close_step() + [{"type": "finish", "messageMetadata": dict(metadata)}]
+
+    def _flush_held(self) -> list[dict[str, Any]]:
+        held, self._held = self._held, None
+        return [] if held is None else self._emit(held)
+
+    def _emit(self, message: AgentMessage) -> list[dict[str, Any]]:
+        return self._ensure_step() + self._message(message)
+
+    # ------------------------------------------------------------------------------------------ parts
+
+    def _open_step(self) -> list[dict[str, Any]]:
+        self._step_open = True
+        self._streamed_in_step = False
+        return [{"type": "start-step"}]
+
+    def _ensure_step(self) -> list[dict[str, Any]]:
+        return [] if self._step_open else self._open_step()
+
+    def _close_step(self) -> list[dict[str, Any]]:
+        if not self._step_open:
+            return []
+        self._step_open = False
+        return self._close_text() + [{"type": "finish-step"}]
+
+    def _ensure_text(self) -> list[dict[str, Any]]:
+        if self._text_id is not None:
+            return []
+        self._texts += 1
+        self._text_id = f"text-{self._texts}"
+        return [{"type": "text-start", "id": self._text_id}]
+
+    def _close_text(self) -> list[dict[str, Any]]:
+        if self._text_id is None:
+            return []
+        chunk = {"type": "text-end", "id": self._text_id}
+        self._text_id = None
+        return [chunk]
+
+    def _whole_text(self, text: str) -> list[dict[str, Any]]:
+        if not text or self._streamed_in_step:
+            return []  # the deltas already carried it
+        out = self._ensure_text() + [{"type": "text-delta", "id": self._text_id, "delta": text}]
+        return out + self._close_text()
+
+    def _take_call(self, tool: str | None) -> str | None:
+        for index, (call_id, name) in enumerate(self._pending):
+            if tool is None or name == tool:
+                del self._pending[index]
+                return call_id
+        return None
+
+    def _message(self, message: AgentMessage) -> list[dict[str, Any]]:
+        if message.type == "thought":
+            return self._whole_text(message.content or "")
+        if message.type == "action":
+            self._calls += 1
+            call_id = f"call-{self._calls}"
+            self._pending.append((call_id, message.tool or ""))
+            return self._close_text() + [{"type": "tool-input-available", "toolCallId": call_id,
+                                          "toolName": message.tool or "", "input": message.args or {}}]
+        if message.type == "result" and message.tool:
+            call_id = self._take_call(message.tool)
+            if call_id is None:
+                return []
+            return [{"type": "tool-output-available", "toolCallId": call_id, "output": message.content}]
+        if message.type == "result":  # the final answer; a terminal tool's call gets it as its output
+            out: list[dict[str, Any]] = []
+            call_id = self._take_call(None)
+            if call_id is not None:
+                out.append({"type": "tool-output-available", "toolCallId": call_id, "output": message.content})
+            return out + self._whole_text(message.content or "")
+        # an error
+        if message.tool:
+            call_id = self._take_call(message.tool)
+            text = f"{message.code or ErrorCode.TOOL_EXECUTION_FAILED.value}: {message.content or ''}"
+            if call_id is not None:
+                return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": text}]
+        return self._close_text() + [{"type": "data-agent-error",
+                                      "data": {"code": message.code, "message": message.content, "tool": message.tool}}]
+
+
+def sse(chunk: Mapping[str, Any], event_id: int | None = None) -> bytes:
+    """One chunk as a Server-Sent Event (with an ``id:`` line when ``event_id`` is given)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return (head + "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
+
+
+def encode_run(events: Iterable[RunEvent], *, error: AgentError | None = None,
+               metadata: Mapping[str, Any] | None = None, message_id: str | None = None) -> list[dict[str, Any]]:
+    """The whole chunk list of a finished run (used for cache replays and the async runs' snapshots)."""
+    encoder = UIMessageStream(message_id)
+    chunks = encoder.start()
+    for event in events:
+        chunks += encoder.feed(event)
+    if error is not None:
+        chunks += encoder.fail(error.code.value, error.message)
+    chunks += encoder.finish(metadata or finish_metadata(error))
+    return chunks
+
+
+def finish_metadata(error: AgentError | None, *, cached: bool = False) -> dict[str, Any]:
+    if error is None:
+        return {"success": True, "cached": cached}
+    return {"success": False, "code": error.code.value}
+
+
+# ------------------------------------------------------------------------------------ the backend side
+
+
+class StreamingBackend(Protocol):
+    """An :class:`~lmstudio_agent.contract.ExecuteBackend` that can also stream a run's events."""
+
+    def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+               documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
+        """The run's events as they happen; raises AgentError at the end of a failed run."""
+        ...
+
+
+async def backend_events(backend: ExecuteBackend, instruction: str, tools: ToolSelection, model: str,
+                         deadline: Deadline, documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
+    """The backend's live events where it streams, else its transcript's events once the run is over."""
+    extra = {"documents": documents} if documents else {}
+    stream = getattr(backend, "stream", None)
+    if stream is None:
+        for event in events_from_transcript(await backend.run(instruction, tools, model, deadline, **extra)):
+            yield event
+        return
+    async for event in stream(instruction, tools, model, deadline, **extra):
+        yield event
+
+
+def wants_stream(headers: Mapping[str, str], request: ExecuteRequest | None = None) -> bool:
+    """``Accept: text/event-stream`` or ``"stream": true`` in the body."""
+    accept = next((v for k, v in headers.items() if k.lower() == "accept"), "")
+    if "text/event-stream" in accept.lower():
+        return True
+    return bool(request is not None and getattr(request, "stream", None))
+
+
+def body_asks_stream(body: Body) -> bool:
+    """Whether a raw body says ``"stream": true`` (a cheap look before the full parse)."""
+    if isinstance(body, str):
+        if '"stream"' not in body:
+            return False
+    elif not body or b'"stream"' not in body:
+        return False
+    try:  # the hardened parser: a hostile body is refused by the full parse, never here
+        data = safe_loads(body)
+    except (AgentError, ValueError, UnicodeError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("stream") is True
+
+
+# ------------------------------------------------------------------------------------- the response
+
+
+@dataclass
+class StreamResponse:
+    """A streamed HTTP answer: the adapters send ``status`` and ``headers`` at once, then each chunk of
+    ``body`` as it comes (and ``aclose()`` it when the client leaves)."""
+
+    body: AsyncIterator[bytes]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def all_headers(self) -> dict[str, str]:
+        return {**CORS_HEADERS, **STREAM_HEADERS, **self.headers}
+
+
+async def with_heartbeat(chunks: AsyncIterator[bytes], interval: float = HEARTBEAT_SECONDS) -> AsyncIterator[bytes]:
+    """``chunks`` with :data:`HEARTBEAT` whenever ``interval`` seconds pass without one. Closing the result
+    closes ``chunks`` (so a client that leaves cancels the run)."""
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()  # unbounded: a run's chunks are few
+
+    async def pump() -> None:
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+        except Exception as exc:
+            await queue.put(exc)
+        else:
+            await queue.put(None)
+
+    task = asyncio.ensure_future(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), interval)
+            except asyncio.TimeoutError:
+                yield HEARTBEAT
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+        try:
+            await task
+        except BaseException:
+            pass
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except BaseException:
+                pass
+
+
+async def stream_execute(
+    request: ExecuteRequest,
+    backend: ExecuteBackend,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cache: CacheStore | None = None,
+    options: ExecuteOptions | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> StreamResponse:
+    """``POST /execute`` as a stream. Everything that can be refused before the run (tools, the cache read)
+    raises AgentError here, so it gets the contract's JSON error; once the stream starts, a failure is an
+    ``error`` chunk. A cache hit replays the stored events; a finished, cacheable run stores them."""
+    options = options or ExecuteOptions()
+    plan = plan_execute(request, backend, headers=headers, cache=cache)
+    selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
+    cached = await cache_get_events(cache, key) if use_cache else None
+
+    async def body() -> AsyncIterator[bytes]:
+        encoder = UIMessageStream()
+        for chunk in encoder.start():
+            yield sse(chunk)
+        if cached is not None:
+            for event in cached:
+                for chunk in encoder.feed(event):
+                    yield sse(chunk)
+            for chunk in encoder.finish(finish_metadata(None, cached=True)):
+                yield sse(chunk)
+            yield DONE
+            return
+        events: list[RunEvent] = []
+        error: AgentError | None = None
+        deadline = Deadline(options.deadline_seconds)
+        try:
+            async with asyncio.timeout(options.deadline_seconds + 1.0):  # the backstop, as in execute()
+                async for event in backend_events(backend, request.instruction, selection, model, deadline,
+                                                  request.documents):
+                    events.append(event)
+                    for chunk in encoder.feed(event):
+                        yield sse(chunk)
+        except TimeoutError:
+            error = AgentError(ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s")
+        except AgentError as exc:
+            error = exc
+            if exc.http_status >= 500:
+                logger.warning("streamed execute failed: %s", exc)
+        except Exception:
+            logger.exception("unexpected error in a streamed execute")
+            error = AgentError(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
+        if error is None:
+            error = no_answer_error(transcript_of(events))  # never cached, as for a JSON answer
+        if error is not None:
+            for chunk in encoder.fail(error.code.value, error.message):
+                yield sse(chunk)
+        elif use_cache:
+            await cache_put_events(cache, key, events, options.cache_ttl_seconds)
+        for chunk in encoder.finish(finish_metadata(error)):
+            yield sse(chunk)
+        yield DONE
+
+    return StreamResponse(with_heartbeat(body(), heartbeat_seconds))
+
+
+async def cache_get_events(cache: CacheStore | None, key: str) -> list[RunEvent] | None:
+    """The cached events under ``key``: those a stream stored, or events made from a JSON answer's transcript."""
+    if cache is None:
+        return None
+    try:
+        raw = await cache.get(key)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        if isinstance(data, dict) and isinstance(data.get("events"), list):
+            return [RunEvent.model_validate(e) for e in data["events"]]
+        return events_from_transcript(AgentMessage.model_validate(m) for m in data)
+    except Exception:  # a broken cache must never fail a request
+        logger.warning("cache read failed; running uncached", exc_info=True)
+        return None
+
+
+async def cache_put_events(cache: CacheStore | None, key: str, events: list[RunEvent], ttl: int) -> None:
+    """Store a finished run's events with its transcript (``{"result": [...], "events": [...]}``), which the
+    JSON route reads as well."""
+    if cache is None:
+        return
+    value = {"result": [m.to_dict() for m in transcript_of(events)], "events": [e.to_dict() for e in events]}
+    try:
+        await cache.put(key, json.dumps(value, ensure_ascii=False), ttl)
+    except Exception:
+        logger.warning("cache write failed; the answer is still returned", exc_info=True)
+
+
+async def handle_execute_stream(
+    body: Body,
+    headers: Mapping[str, str],
+    backend: ExecuteBackend,
+    *,
+    cache: CacheStore | None = None,
+    options: ExecuteOptions | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> HttpResponse | StreamResponse:
+    """A streamed ``POST /execute`` after auth: the stream, or the contract's JSON error for a request
+    refused before the run starts (bad body, unknown tool, no agent)."""
+    options = options or ExecuteOptions()
+    try:
+        request = parse_execute_request(body, options.max_body_bytes)
+        return await stream_execute(request, backend, headers=headers, cache=cache, options=options,
+                                    heartbeat_seconds=heartbeat_seconds)
+    except AgentError as exc:
+        return error_response(exc.code, exc.message)
+    except Exception:
+        logger.exception("unexpected error before a streamed execute")
+        return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
