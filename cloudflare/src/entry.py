@@ -8,16 +8,20 @@ is Worker-specific is reading ``self.env`` (vars, secrets, the KV binding) and t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from workers import Response, WorkerEntrypoint
+from workers import DurableObject, Response, WorkerEntrypoint
 
+from do_runs import DurableRunStore
 from kv_cache import KVCacheStore
 from lmstudio_agent import contract
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.routes import route
+from lmstudio_agent.routes import RUNS_CORS_METHODS, route
+from lmstudio_agent.runs import RunService, new_run_id, run_id_of
 from lmstudio_agent.service import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
 from lmstudio_agent.streaming import StreamResponse
 
@@ -27,6 +31,10 @@ logger = logging.getLogger("lmstudio_agent.worker")
 # such as LM_STUDIO_URL, the LM_STUDIO_TOKEN secret) are listed once, in lmstudio_agent.service.
 CLIENT_KEY_NAME = "CLIENT_API_KEY"
 KV_BINDING_NAME = "CACHE"
+RUNS_BINDING_NAME = "RUNS"
+RUN_ID_HEADER = "x-lmstudio-run-id"  # set by the Worker on requests it forwards to a run's Durable Object
+# A Durable Object's alarm handler may run 15 minutes; the run keeps a minute for writing its end.
+MAX_RUN_SECONDS = 14 * 60.0
 
 # Waiting on the upstream costs no CPU time on Workers, but a Cloudflare Tunnel (and the edge in front of
 # any origin) cuts a response that has not started after 100 s: keep the whole run well inside that.
@@ -41,6 +49,8 @@ class Default(WorkerEntrypoint):
 
     async def fetch(self, request: Any) -> Response:
         try:
+            if is_runs_path(request):
+                return await forward_to_run(request, self.env)
             result = await handle(request, self.env)
         except Exception:  # never a stack trace to a client
             logger.exception("unexpected error in the Worker")
@@ -222,3 +232,90 @@ def to_stream_response(result: StreamResponse) -> Response:
     _PUMPS.add(task)
     task.add_done_callback(_PUMPS.discard)
     return Response(pipe.readable, status=result.status, headers=result.all_headers())
+
+
+# ------------------------------------------------------------------------------------------- async runs
+
+
+def is_runs_path(request: Any) -> bool:
+    path = urlsplit(str(request.url)).path
+    return path == "/runs" or path.startswith("/runs/")
+
+
+async def forward_to_run(request: Any, env: Any) -> Response:
+    """``/runs`` on the Worker: the key is checked here, then the request goes to the run's own Durable
+    Object (a new id for ``POST /runs``), whose answer (a stream, for the events) is passed through."""
+    method = request_method(request)
+    path = urlsplit(str(request.url)).path
+    headers = header_dict(request.headers)
+    if method == "OPTIONS":
+        allow = contract.CORS_HEADERS["Access-Control-Allow-Headers"] + ", Last-Event-ID"
+        return to_response(contract.HttpResponse(204, {}, {"Access-Control-Allow-Methods": RUNS_CORS_METHODS,
+                                                           "Access-Control-Allow-Headers": allow}))
+    refused = contract.authorize(headers, env_value(env, CLIENT_KEY_NAME))
+    if refused is not None:
+        return to_response(refused)
+    namespace = getattr(env, RUNS_BINDING_NAME, None)
+    if namespace is None:
+        return to_response(contract.error_response(ErrorCode.NOT_FOUND, "Async runs are not configured on this Worker"))
+    run_id = new_run_id() if path == "/runs" and method == "POST" else run_id_of(path)
+    if run_id is None:
+        if path == "/runs":  # the runs service answers 405 with Allow
+            run_id = new_run_id()
+        else:
+            return to_response(contract.error_response(ErrorCode.NOT_FOUND, f"No run {path[6:70]!r}"))
+    body = None if method in ("GET", "HEAD") else await request.text()
+    stub = namespace.get(namespace.idFromName(run_id))
+    answer = await stub.fetch(str(request.url), method=method, headers={**headers, RUN_ID_HEADER: run_id}, body=body)
+    return Response(answer.body, status=answer.status, headers=dict(answer.headers.items()))
+
+
+class RunObject(DurableObject):
+    """One async run: ``fetch`` serves its routes (through core's RunService over this object's storage),
+    ``alarm`` runs it. Reached only through the Worker (``RUNS`` binding), which has checked the key."""
+
+    def _service(self, run_id: str) -> tuple[RunService, Any]:
+        backend, options = build_backend(self.env)
+
+        async def launch(_run_id: str) -> None:
+            await self.ctx.storage.setAlarm(int(time.time() * 1000))
+
+        service = RunService(DurableRunStore(self.ctx.storage), backend, options=options, launcher=launch,
+                             run_deadline_seconds=MAX_RUN_SECONDS, new_run_id=lambda: run_id)
+        return service, backend
+
+    async def fetch(self, request: Any) -> Response:
+        headers = header_dict(request.headers)
+        run_id = headers.get(RUN_ID_HEADER, "")
+        method = request_method(request)
+        body = None if method in ("GET", "HEAD") else await request.text()
+        service, backend = self._service(run_id)
+        streaming = False
+        try:
+            result = await service.handle(method, urlsplit(str(request.url)).path, headers, body)
+            if isinstance(result, StreamResponse):
+                streaming = True
+                result.body = _closing_after(result.body, backend)
+            return to_response(result)
+        except Exception:
+            logger.exception("unexpected error in a run's Durable Object")
+            return to_response(contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error in the run"))
+        finally:
+            if not streaming:
+                await _close_backend(backend)
+
+    async def alarm(self, *args: Any) -> None:
+        """Run the queued run; the next alarm (at its expiry) deletes it."""
+        raw = await self.ctx.storage.get("run")
+        if not isinstance(raw, str):
+            return
+        stored = json.loads(raw)
+        if stored["status"] != "queued" or stored["expires_at"] <= time.time():
+            await self.ctx.storage.deleteAll()  # expired (or a stray alarm after the run): forget it
+            return
+        service, backend = self._service(stored["run_id"])
+        try:
+            await service.execute(stored["run_id"])
+        finally:
+            await _close_backend(backend)
+            await self.ctx.storage.setAlarm(int(stored["expires_at"] * 1000))

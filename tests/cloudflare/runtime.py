@@ -13,6 +13,10 @@ everything *outside* ``cloudflare/src`` is stood in for here, mirroring the real
 - :class:`KVNamespace`: a KV binding as Python sees it (string values, ``await get(key)`` -> None when
   missing or expired, ``await put(key, value, expirationTtl=...)`` refusing a TTL under 60 s, KV's key rules);
 - :class:`WorkerEnv`: ``self.env``, vars and secrets as attributes, unset names raise AttributeError;
+- Durable Objects: ``workers.DurableObject(ctx, env)``, a namespace binding (``idFromName``, ``get`` -> a stub
+  whose ``fetch(url, method=, headers=, body=)`` is the SDK's fetcher form), one live object per id, and its
+  ``ctx.storage`` (``get``/``put`` of strings, ``deleteAll``, ``setAlarm(epoch ms)``, which calls the object's
+  ``alarm()`` on the running event loop at that time);
 - ``js`` module: ``TransformStream`` (a ``readable`` ReadableStream and a ``writable`` whose ``getWriter()``
   writes Uint8Arrays), ``TextEncoder``, with the Streams spec's rules the Worker meets (a closed writer refuses
   writes; a cancelled readable makes the writer's next write reject).
@@ -152,17 +156,26 @@ class Response:
         self.status = code
         self.status_text = status_text
         self._headers = _js_headers(headers)
-        self.body = body if isinstance(body, ReadableStream) else None
-        self._body = body.encode() if isinstance(body, str) else (b"" if self.body is not None else (body or b""))
+        self._stream = body if isinstance(body, ReadableStream) else None
+        self._body = body.encode() if isinstance(body, str) else (b"" if self._stream is not None else (body or b""))
+
+    @property
+    def body(self) -> "ReadableStream | None":
+        """The body as JS gives it: a ReadableStream (null for no body)."""
+        if self._stream is None and self._body:
+            self._stream = ReadableStream()
+            self._stream._queue.put_nowait(Uint8Array(self._body))
+            self._stream._queue.put_nowait(None)
+        return self._stream
 
     @property
     def headers(self) -> HTTPMessageMapping:
         return _http_message(self._headers)
 
     async def text(self) -> str:
-        if self.body is not None:
+        if self._stream is not None:
             chunks = []
-            reader = self.body.getReader()
+            reader = self._stream.getReader()
             while True:
                 result = await reader.read()
                 if result.done:
@@ -285,6 +298,88 @@ def js_module() -> types.ModuleType:
     return module
 
 
+# -------------------------------------------------------------------------------------- Durable Objects
+
+
+class DurableObject:
+    """``workers.DurableObject``: the runtime constructs one per id with ``(ctx, env)``."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+
+
+class DurableObjectStorage:
+    def __init__(self) -> None:
+        self.items: dict[str, Any] = {}
+        self.alarm_at: float | None = None
+        self._owner: Any = None
+        self._timer: Any = None
+
+    async def get(self, key: str) -> Any:
+        return self.items.get(key)
+
+    async def put(self, key: str, value: Any) -> None:
+        if not isinstance(value, (str, int, float, bool)):
+            raise JsException("DataCloneError: the value could not be cloned")
+        self.items[key] = value
+
+    async def deleteAll(self) -> None:  # noqa: N802 - the JS name
+        self.items.clear()
+
+    async def setAlarm(self, when_ms: int) -> None:  # noqa: N802 - the JS name
+        import asyncio
+
+        if not isinstance(when_ms, (int, float)):
+            raise JsException("TypeError: setAlarm() takes a time in milliseconds")
+        if self._timer is not None:
+            self._timer.cancel()  # one alarm per object: a new one replaces it
+        self.alarm_at = when_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.alarm_at - time.time())
+        self._timer = loop.call_later(delay, lambda: loop.create_task(self._fire()))
+
+    async def _fire(self) -> None:
+        self._timer = None
+        self.alarm_at = None
+        await self._owner.alarm()
+
+
+class DurableObjectState:
+    def __init__(self, object_id: str) -> None:
+        self.id = object_id
+        self.storage = DurableObjectStorage()
+
+
+class _DurableObjectStub:
+    def __init__(self, instance: Any) -> None:
+        self._instance = instance
+
+    async def fetch(self, url: str, method: str = "GET", headers: Mapping[str, str] | None = None,
+                    body: str | bytes | None = None) -> Any:
+        return await self._instance.fetch(Request(url, method=method, headers=headers or {}, body=body))
+
+
+class DurableObjectNamespace:
+    """A Durable Object namespace binding: one live object per id, made on first use."""
+
+    def __init__(self, cls: Any, env: Any = None) -> None:
+        self.cls = cls
+        self.env = env
+        self.objects: dict[str, Any] = {}
+
+    def idFromName(self, name: str) -> str:  # noqa: N802 - the JS name
+        return f"do-id:{name}"
+
+    def get(self, object_id: str) -> _DurableObjectStub:
+        if object_id not in self.objects:
+            state = DurableObjectState(object_id)
+            instance = self.cls(state, self.env)
+            state.storage._owner = instance
+            self.objects[object_id] = instance
+        return _DurableObjectStub(self.objects[object_id])
+
+
 class WorkerEntrypoint:
     """``workers.WorkerEntrypoint``: the runtime constructs it with ``(ctx, env)`` for each event."""
 
@@ -312,6 +407,7 @@ def workers_module() -> types.ModuleType:
     module.Response = Response
     module.Request = Request
     module.WorkerEntrypoint = WorkerEntrypoint
+    module.DurableObject = DurableObject
     module.__standin__ = True
     return module
 

@@ -39,7 +39,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_dry_run_bundle_carries_the_entry_and_the_core_package(built: Path) -> None:
     assert (built / "entry.py").read_bytes() == (WORKER / "src" / "entry.py").read_bytes()
-    assert (built / "kv_cache.py").is_file()
+    assert (built / "kv_cache.py").is_file() and (built / "do_runs.py").is_file()
     core_files = bundle.package_files(CORE_PACKAGE)
     assert Path("contract.py") in core_files and Path("service.py") in core_files
     for rel in core_files:

@@ -90,3 +90,14 @@ def test_kv_bindings_pass_python_keywords_through_to_js() -> None:
     assert "KvNamespace" in ast.unparse(binding_types.value)
     invoke = members(sdk_class("workers/rpc.py", "_BindingWrapper"))["_conver_and_invoke"]
     assert "fn(*js_args, **js_kwargs)" in ast.unparse(invoke)
+
+
+def test_durable_objects_are_built_with_ctx_and_env_and_stubs_fetch_through_the_sdk() -> None:
+    real = members(sdk_class("workers/entrypoints.py", "DurableObject"))["__init__"]
+    assert params(real) == ["self", "ctx", "env"]
+    assert list(inspect.signature(runtime.DurableObject.__init__).parameters) == ["self", "ctx", "env"]
+    # A namespace binding's get() gives a fetcher whose fetch() is the SDK's fetch(url, **init) form.
+    namespace = members(sdk_class("workers/rpc.py", "_DurableObjectNamespaceWrapper"))
+    assert "get" in namespace
+    fetcher = members(sdk_class("workers/rpc.py", "_FetcherWrapper"))
+    assert "fetch" in fetcher

@@ -6,7 +6,7 @@ gets executed (the ``launcher``):
 
 - the hub: :class:`MemoryRunStore` and an asyncio task in its own process;
 - the Lambda: DynamoDB and an asynchronous invoke of the runner function (lambda/runs.py);
-- the Worker: see cloudflare/src/entry.py.
+- the Worker: a Durable Object per run, whose alarm runs it (cloudflare/src/do_runs.py, entry.py).
 
 Routes (all keyed; a run is visible only to the key that created it, anyone else gets 404):
 
@@ -194,6 +194,7 @@ class RunService:
         follow_events: False where the platform cannot hold a response open (the Lambda): the events route
             then answers the events there are now and ends, with ``retry:`` so an EventSource reconnects with
             its ``Last-Event-ID``; ``data: [DONE]`` comes only once the run is over.
+        new_run_id: makes the id of a new run (the Worker's Durable Object is addressed by the id it chose).
         clock: the wall clock (tests move it).
     """
 
@@ -210,6 +211,7 @@ class RunService:
         flush_seconds: float = 0.5,
         heartbeat_seconds: float = 15.0,
         follow_events: bool = True,
+        new_run_id: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -222,6 +224,7 @@ class RunService:
         self.flush_seconds = flush_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.follow_events = follow_events
+        self.new_run_id = new_run_id or (lambda: f"run_{uuid.uuid4().hex}")
         self.clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -267,7 +270,10 @@ class RunService:
         request = parse_execute_request(body, self.options.max_body_bytes)
         self.backend.select_tools(request.tools)  # refuse unknown tools now, not in the run
         now = self.clock()
-        state = RunState(run_id=f"run_{uuid.uuid4().hex}", owner=owner, request=request, created_at=now,
+        run_id = self.new_run_id()
+        if not RUN_ID.match(run_id):
+            raise AgentError(ErrorCode.INTERNAL_ERROR, "Invalid run id")
+        state = RunState(run_id=run_id, owner=owner, request=request, created_at=now,
                          updated_at=now, expires_at=now + self.ttl_seconds)
         await self.store.put(state)
         try:
@@ -435,6 +441,19 @@ class RunService:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def new_run_id() -> str:
+    """A fresh run id (``run_`` and 32 hex digits)."""
+    return f"run_{uuid.uuid4().hex}"
+
+
+def run_id_of(path: str) -> str | None:
+    """The run id in a ``/runs/{id}...`` path, if it is one."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if len(parts) >= 2 and parts[0] == "runs" and RUN_ID.match(parts[1]):
+        return parts[1]
+    return None
 
 
 def _last_event_id(headers: Mapping[str, str]) -> int:

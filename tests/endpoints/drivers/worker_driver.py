@@ -9,10 +9,11 @@ Request/Response/WorkerEntrypoint, the KV namespace bound as ``CACHE`` and ``sel
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Mapping, Optional
 
-from tests.cloudflare.runtime import ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
+from tests.cloudflare.runtime import DurableObjectNamespace, ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
 
 from .base import DriverResponse, EndpointConfig, RequestBody, SSEReader, StreamResult
 
@@ -37,14 +38,25 @@ def worker_env(config: EndpointConfig, kv: KVNamespace) -> WorkerEnv:
 
 
 class WorkerDriver:
-    """Each request: a fresh ``Default(ctx, env)`` (as the runtime makes one per event) and its ``fetch``."""
+    """Each request: a fresh ``Default(ctx, env)`` (as the runtime makes one per event) and its ``fetch``, on
+    one event loop that lives as long as the driver (a run's Durable Object alarm fires on it after the
+    request that queued the run has been answered)."""
 
     name = "worker"
+    supports_runs = True  # one Durable Object per run (cloudflare/src/do_runs.py)
 
     def __init__(self, config: EndpointConfig) -> None:
         self.kv = KVNamespace()
         self.env = worker_env(config, self.kv)
         self.entry = load_entry()
+        self.runs = DurableObjectNamespace(self.entry.RunObject, self.env)
+        self.env.RUNS = self.runs
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="workerd", daemon=True)
+        self.thread.start()
+
+    def _run(self, coro, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def request(
         self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
@@ -54,7 +66,7 @@ class WorkerDriver:
         if method in ("GET", "HEAD"):
             body = None
         request = Request(WORKER_ORIGIN + path, method=method, headers=dict(headers or {}), body=body)
-        return asyncio.run(self._fetch(request))
+        return self._run(self._fetch(request))
 
     async def _fetch(self, request: Request) -> DriverResponse:
         worker = self.entry.Default(ExecutionContext(), self.env)
@@ -71,7 +83,7 @@ class WorkerDriver:
         if method in ("GET", "HEAD"):
             body = None
         request = Request(WORKER_ORIGIN + path, method=method, headers=dict(headers or {}), body=body)
-        return asyncio.run(self._stream(request, stop_after))
+        return self._run(self._stream(request, stop_after))
 
     async def _stream(self, request: Request, stop_after: Optional[int]) -> StreamResult:
         worker = self.entry.Default(ExecutionContext(), self.env)
@@ -100,7 +112,16 @@ class WorkerDriver:
         return len(self.kv)
 
     def close(self) -> None:
-        pass
+        async def settle() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._run(settle())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 def make_driver(config: EndpointConfig) -> WorkerDriver:
