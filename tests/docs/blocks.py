@@ -83,6 +83,13 @@ def _parse_marker(block: Block, body: str) -> None:
         raise MarkerError(f'{block.where}: a background block needs wait-for="TEXT" (what it prints once ready)')
 
 
+def _dedent(line: str, indent: int) -> str:
+    """A line of a block whose fence is indented by ``indent`` (inside a list item), without that indent."""
+    if not indent:
+        return line
+    return line[indent:] if line[:indent].isspace() else line.lstrip()
+
+
 def blocks(path: Path) -> list[Block]:
     """Every shell and Python block of ``path``, in order, with its marker parsed (MarkerError when it has none)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -99,7 +106,7 @@ def blocks(path: Path) -> list[Block]:
         end = index + 1
         while end < len(lines) and not (lines[end].strip().startswith(fence) and not lines[end].strip()[len(fence):].strip()):
             end += 1
-        body = "\n".join(line[indent:] if line[:indent].isspace() else line.lstrip() for line in lines[index + 1:end])
+        body = "\n".join(_dedent(line, indent) for line in lines[index + 1:end])
         language = info[0].lower() if info else ""
         if language in SHELL or language in PYTHON:
             block = Block(path, index + 1, "shell" if language in SHELL else "python", body + "\n")
