@@ -17,7 +17,7 @@ LLAMA_CPP_VERSION := 0.3.36
 export PIP_CONSTRAINT :=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv core run test test-fast test-docs bench bench-core clean
+.PHONY: help venv core run test test-fast test-docs bench bench-core bench-size clean
 
 help: ## this list (from the `## ` comments on the targets in Makefile and mk/*.mk)
 	@awk 'FNR == 1 { section = FILENAME; sub(/^mk\//, "", section); sub(/\.mk$$/, "", section) } \
@@ -34,9 +34,9 @@ $(PY):
 
 venv: $(PY) ## create .venv (python3 -m venv), nothing installed yet
 
-# The core library with its CLI/bridge/eval extras, and the test tools.
-$(STAMPS)/core: $(PY) core/pyproject.toml requirements/dev.txt
-	$(PIP) install -q -e 'core[cli,bridge,eval]' -r requirements/dev.txt
+# The core library with its CLI, bridge and MCP extras, the hub and the eval harness above it, and the test tools.
+$(STAMPS)/core: $(PY) core/pyproject.toml hub/pyproject.toml eval/pyproject.toml requirements/dev.txt
+	$(PIP) install -q -e 'core[cli,bridge,mcp]' -e hub -e eval -r requirements/dev.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 core: $(STAMPS)/core ## the core library, its CLI (lmstudio-agent) and the test tools, in .venv
@@ -45,7 +45,7 @@ include $(sort $(wildcard mk/*.mk))
 
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
 ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune
-BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge
+BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge bench-size
 
 run: $(STAMPS)/core $(STAMPS)/gateway ## install, start the embedded model, run real agent tasks end to end
 	$(PY) scripts/run_demo.py
@@ -57,7 +57,7 @@ test: $(ALL_STAMPS) lambda-build worker-build ## install everything and run the 
 	$(MAKE) --no-print-directory finetune-test
 
 test-fast: $(STAMPS)/core ## the tests that need neither the model server nor the fine-tuning stack
-	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints
+	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints tests/mcp
 
 # Every runnable block of README.md and docs/readme/*.md, run against the embedded model (tests/docs).
 test-docs: $(STAMPS)/core $(STAMPS)/gateway ## run the README's and docs/readme's runnable blocks as written
@@ -75,6 +75,10 @@ bench: $(BENCH_TARGETS) ## every benchmark, each figure beside its target (RECOR
 bench-core: $(STAMPS)/core $(LITELLM_VENV)/.installed ## cold import vs LiteLLM and the agent loop's overhead per round
 	$(PY) bench/core_bench.py --litellm-python $(LITELLM_VENV)/bin/python --out $(BENCH_DIR)/core.json
 	@$(BENCH_SUMMARY) core
+
+# The core wheel, the Worker upload and the Lambda zip in bytes, each checked to carry core only (bench/sizes.py).
+bench-size: $(STAMPS)/core lambda-build worker-build ## the core wheel, Worker upload and Lambda zip sizes, each carrying core only
+	$(PY) bench/sizes.py --lambda-artifact .aws-sam/build/AgentFunction --worker-dist $(WORKER_DIR)/dist
 
 clean: ## remove .venv, the build outputs and caches (not the wheel cache in ~/.cache)
 	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules cloudflare/python_modules .pytest_cache

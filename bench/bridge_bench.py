@@ -90,8 +90,8 @@ async def bench(args: argparse.Namespace) -> dict:
     import httpx
     import websockets
 
-    from lmstudio_agent.bridge import BridgeHub
-    from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+    from lmstudio_hub import BridgeHub
+    from lmstudio_hub.http import HubHttpApp, HubHttpServer
 
     hub = BridgeHub(TOKEN, max_queue=10_000, max_agent_concurrency=256)
     await hub.start("127.0.0.1", 0)

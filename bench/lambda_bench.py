@@ -236,7 +236,7 @@ def bench_overhead(requests: int) -> dict:
     handler = _percentiles(uncached)
     upstream = _percentiles(direct)
     return {
-        "description": "POST /execute through lambda_handler (generated API Gateway event, Powertools resolver, "
+        "description": "POST /execute through lambda_handler (generated API Gateway event, "
                        "auth with the cached secret, core, one upstream round trip), minus the same chat "
                        "completion sent directly with httpx. Cache-Control: no-cache, so DynamoDB is not touched.",
         "handler_uncached": handler,

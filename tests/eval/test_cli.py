@@ -8,10 +8,10 @@ import json
 from typer.testing import CliRunner
 
 from lmstudio_agent.cli import app as main_app
-from lmstudio_agent.eval.cli import eval_app
-from lmstudio_agent.eval.report import PLOT_FILE, REPORT_FILE
-from lmstudio_agent.eval.suite import Task, write_suite
-from lmstudio_agent.eval.suite_tools import suite_registry
+from lmstudio_eval.cli import eval_app
+from lmstudio_eval.report import PLOT_FILE, REPORT_FILE
+from lmstudio_eval.suite import Task, write_suite
+from lmstudio_eval.suite_tools import suite_registry
 from tests.support.openai_stub import MODEL_ID, json_content, text
 
 REGISTRY = suite_registry()

@@ -294,5 +294,8 @@ def test_invalid_settings_are_a_clean_500(make_lambda):
     handler = make_lambda(extra_env={"LM_TOOL_MODE": "telepathy"})
     response = handler.request("POST", "/execute", headers=AUTH, body=json.dumps({"instruction": "a"}))
     assert response.status == 500 and response.json["code"] == "INTERNAL_ERROR"
-    assert response.json["error"] == "The endpoint is misconfigured: invalid settings"
+    # Core's policy, as on the Worker: the bad setting is named, never its value.
+    assert response.json["error"] == "The endpoint is misconfigured: invalid tool_mode"
     assert handler.request("GET", "/health").status == 200  # health does not depend on the settings
+    unauthenticated = handler.request("POST", "/execute", body=json.dumps({"instruction": "a"}))
+    assert unauthenticated.status == 401  # the problem is told to authenticated clients only

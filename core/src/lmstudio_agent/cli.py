@@ -48,14 +48,25 @@ def run(
     api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
     model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     mode: ToolMode = typer.Option(ToolMode.AUTO, "--mode", help="How tool calls are obtained."),
-    tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all."),
+    tool: list[str] = typer.Option([], "--tool", "-t", help="A tool to offer, built-in or from an MCP server "
+                                                            "(repeat); default: all."),
     max_rounds: int = typer.Option(6, "--max-rounds", min=1, max=50),
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline for the whole run, in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print events as JSON lines."),
+    mcp_config: Optional[str] = typer.Option(
+        None, "--mcp-config", help="An mcp.json (LM Studio's format): its servers' tools join the built-in ones "
+                                   "(needs the mcp extra)."),
 ) -> None:
-    """Run INSTRUCTION with the built-in tools and stream the agent's events."""
-    agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
-                          tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout)
+    """Run INSTRUCTION with the built-in tools (and any MCP servers' tools) and stream the agent's events."""
+    try:
+        agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
+                              tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout, mcp_config=mcp_config)
+    except AgentError as exc:  # an unusable mcp.json
+        err_console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        raise typer.Exit(2) from None
+    except ModuleNotFoundError as exc:
+        err_console.print(f"[bold red]error[/]: {exc}")
+        raise typer.Exit(2) from None
 
     def show(message: AgentMessage) -> None:
         if as_json:
@@ -68,11 +79,13 @@ def run(
             with console.status(f"Connecting to {agent.client.base_url} ...", spinner="dots"):
                 await agent.aload_model()
             if not as_json:
-                console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{agent.tool_mode.value}[/]",
+                servers = agent.mcp_servers
+                mcp = f" · MCP tools [bold]{len(servers.tools)}[/]" if servers is not None else ""
+                console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{agent.tool_mode.value}[/]{mcp}",
                                         title="lmstudio-agent"))
             await agent.aact(instruction, tools=tool or None, on_message=show)
         finally:
-            await agent.client.aclose()
+            await agent.aclose()  # MCP servers stopped, connections closed
 
     try:
         asyncio.run(main())
@@ -107,20 +120,30 @@ def server_env() -> None:
     sys.stdout.write(export_lines(info))
 
 
+PLUGIN_GROUP = "lmstudio_agent.cli"
+
+
 def _mount_optional() -> None:
-    """Sub-commands whose modules need optional extras: mounted when importable."""
+    """Sub-commands that need optional extras or other distributions, mounted when installed.
+
+    ``bridge agent`` is the core's (the ``bridge`` extra); other distributions contribute commands through the
+    ``lmstudio_agent.cli`` entry-point group, each a ``register(app)`` callable: ``lmstudio-hub`` adds
+    ``bridge serve``, ``lmstudio-eval`` adds ``eval`` and ``finetune-tools``.
+    """
+    from importlib.metadata import entry_points
+
     try:
         from .bridge.cli import app as bridge_app
     except ModuleNotFoundError:  # the extra is not installed
         pass
     else:
         app.add_typer(bridge_app, name="bridge", help="The AI Bridge: WebSocket hub and agents.")
-    try:
-        from .eval.cli import register as register_eval
-    except ModuleNotFoundError:  # the extra is not installed
-        pass
-    else:
-        register_eval(app)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            register = entry.load()
+        except ModuleNotFoundError:  # a contributing distribution whose own extras are missing
+            continue
+        register(app)
 
 
 _mount_optional()

@@ -13,6 +13,7 @@ from rich.markup import escape
 from lmstudio_agent.connection import ENV_API_KEY, ServerInfo, export_lines, remove_server_file, write_server_file
 
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, ModelNotFoundError, default_model_path
+from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS
 from lmstudio_gateway.server import API_KEY_ENV, DEFAULT_N_CTX, GatewayConfig, generate_api_key, serve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Serve a GGUF (the embedded SmolLM2 by default) behind a key.")
@@ -43,6 +44,11 @@ def serve_command(
         typer.Option(help="While serving, write URL, key and model to the server file that lmstudio-agent and "
                           "LMStudioAgent() read (removed on exit), and print the export lines."),
     ] = True,
+    max_request_seconds: Annotated[
+        float,
+        typer.Option(min=1.0, envvar="GATEWAY_MAX_REQUEST_SECONDS",
+                     help="Wall-clock limit of one request: generation stops there (504 if nothing was sent yet)."),
+    ] = DEFAULT_MAX_REQUEST_SECONDS,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True, help="Stop when the parent process dies.")] = False,
 ) -> None:
     """Serve the model on HOST:PORT; every route but GET /health needs 'Authorization: Bearer <key>'."""
@@ -56,6 +62,7 @@ def serve_command(
     config = GatewayConfig(
         api_key=key, model_path=model, model_alias=model_alias, host=host, port=port,
         n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, exit_with_parent=exit_with_parent,
+        max_request_seconds=max_request_seconds,
     )
     info = ServerInfo(f"http://{_client_host(host)}:{port}/v1", key, model_alias, os.getpid())
     on_started = on_stopped = None

@@ -115,6 +115,7 @@ def run_in_background(
     n_threads: int | None = None,
     log_path: str | os.PathLike[str] | None = None,
     keep_log: bool = False,
+    max_request_seconds: float | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``python -m lmstudio_gateway serve`` and yield it once ``/health`` answers.
 
@@ -147,6 +148,8 @@ def _run(model_path: str | os.PathLike[str] | None, host: str, port: int, key: s
         options += ["--model", os.fspath(model_path)]
     if n_threads:
         options += ["--n-threads", str(n_threads)]
+    if max_request_seconds is not None:
+        options += ["--max-request-seconds", f"{max_request_seconds:g}"]
     # A free port can be taken between picking it and binding it: with port=0, pick again.
     for attempt in range(1 if port else PORT_ATTEMPTS):
         chosen_port = port or free_port(host)

@@ -13,12 +13,15 @@ from typing import Callable
 
 import uvicorn
 from fastapi import FastAPI
+from llama_cpp.server import app as llama_server_app
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
+from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
 
 from lmstudio_gateway.auth import BearerKeyMiddleware
 from lmstudio_gateway.body import RequestBodyMiddleware
 from lmstudio_gateway.compat import ServedModel, lmstudio_router
+from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS, guard_llama
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_model_path
 
 API_KEY_ENV = "GATEWAY_API_KEY"
@@ -42,6 +45,8 @@ class GatewayConfig:
     n_ctx: int = DEFAULT_N_CTX
     n_threads: int | None = None
     verbose: bool = False
+    # Wall-clock limit of one request (generation is stopped there; the client gets a 504 if nothing was sent).
+    max_request_seconds: float = DEFAULT_MAX_REQUEST_SECONDS
     # Set by run_in_background: a server whose parent died (a killed test run) must not linger.
     exit_with_parent: bool = False
 
@@ -70,8 +75,13 @@ def build_app(config: GatewayConfig) -> FastAPI:
     server_settings = ServerSettings(host=config.host, port=config.port, api_key=config.api_key)
     app = create_app(server_settings=server_settings, model_settings=[model_settings])
     app.include_router(lmstudio_router(ServedModel(config.model_alias, model_path, config.n_ctx)))
+    # Generation stops at the next token once its request is cancelled (client gone, or past its time).
+    proxy = llama_server_app._llama_proxy
+    if proxy is not None and proxy._current_model is not None:
+        guard_llama(proxy._current_model)
     # add_middleware wraps outermost last: the key check runs first, then the body checks.
-    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias)
+    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias,
+                       max_request_seconds=config.max_request_seconds)
     app.add_middleware(BearerKeyMiddleware, api_key=config.api_key)
     return app
 
@@ -116,7 +126,8 @@ def serve(config: GatewayConfig, on_started: Callable[[], None] | None = None,
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     app = build_app(config)
     server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
-                                    timeout_graceful_shutdown=5), on_stopped)
+                                    timeout_graceful_shutdown=5, **uvicorn_limits()), on_stopped)
+    install_access_log_redaction()  # after uvicorn configured logging: never a query string (a key?) in the log
     if on_started is not None:
         threading.Thread(target=_when_started, args=(server, on_started), daemon=True, name="started").start()
     try:

@@ -1,4 +1,4 @@
-"""``lmstudio-agent eval`` (and ``python -m lmstudio_agent.eval``): measure tool calling on a suite.
+"""``lmstudio-agent eval`` (and ``python -m lmstudio_eval``): measure tool calling on a suite.
 
 ``register(app)`` mounts the commands into the main CLI; :data:`eval_app` is the same commands standalone.
 """
@@ -14,10 +14,10 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 
-from ..client import ChatClient
-from ..connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, resolve
-from ..deadline import Deadline
-from ..errors import AgentError, ErrorCode
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, resolve
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
 from . import finetune_cli
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread
@@ -98,7 +98,7 @@ async def _evaluate(base_url: str, api_key: str | None, model: str, tasks, modes
                     max_tokens: int, timeout: float, suite: str) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..lmstudio import ensure_model
+    from lmstudio_agent.lmstudio import ensure_model
 
     results: dict[str, list[TaskResult]] = {}
     async with ChatClient(base_url, api_key, model, timeout=timeout) as client:
