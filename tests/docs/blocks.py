@@ -30,6 +30,7 @@ SKIP_REASONS = {
     "network": "needs the internet beyond the package registries",
     "server": "starts a server in the foreground (the check runs one itself: the embedded model)",
     "long": "takes minutes (a full build, the whole suite, a full evaluation); make test covers what it does",
+    "install": "installs into the venv (a make target does it; from the check's copy it would repoint the venv)",
 }
 DEFAULT_TIMEOUT = 180.0
 MARKER = re.compile(r"^<!--\s*docs-check:\s*(?P<body>.*?)\s*-->\s*$")
