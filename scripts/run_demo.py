@@ -183,6 +183,8 @@ def main() -> int:
         console.print("[yellow]interrupted[/]")
         return 130
     console.print(Rule("done" if ok else "the agent did not complete a tool task"))
+    console.print("Next: [bold]make serve-model[/] in another terminal, then here [bold]source .venv/bin/activate[/] "
+                  "and [bold]lmstudio-agent run \"What is the sentiment of: I love it\"[/] (README: How to run the commands).")
     return 0 if ok else 1
 
 

@@ -30,6 +30,7 @@ SKIP_REASONS = {
     "network": "needs the internet beyond the package registries",
     "server": "starts a server in the foreground (the check runs one itself: the embedded model)",
     "long": "takes minutes (a full build, the whole suite, a full evaluation); make test covers what it does",
+    "install": "installs into the venv (a make target does it; from the check's copy it would repoint the venv)",
 }
 DEFAULT_TIMEOUT = 180.0
 MARKER = re.compile(r"^<!--\s*docs-check:\s*(?P<body>.*?)\s*-->\s*$")
@@ -83,6 +84,13 @@ def _parse_marker(block: Block, body: str) -> None:
         raise MarkerError(f'{block.where}: a background block needs wait-for="TEXT" (what it prints once ready)')
 
 
+def _dedent(line: str, indent: int) -> str:
+    """A line of a block whose fence is indented by ``indent`` (inside a list item), without that indent."""
+    if not indent:
+        return line
+    return line[indent:] if line[:indent].isspace() else line.lstrip()
+
+
 def blocks(path: Path) -> list[Block]:
     """Every shell and Python block of ``path``, in order, with its marker parsed (MarkerError when it has none)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -99,7 +107,7 @@ def blocks(path: Path) -> list[Block]:
         end = index + 1
         while end < len(lines) and not (lines[end].strip().startswith(fence) and not lines[end].strip()[len(fence):].strip()):
             end += 1
-        body = "\n".join(line[indent:] if line[:indent].isspace() else line.lstrip() for line in lines[index + 1:end])
+        body = "\n".join(_dedent(line, indent) for line in lines[index + 1:end])
         language = info[0].lower() if info else ""
         if language in SHELL or language in PYTHON:
             block = Block(path, index + 1, "shell" if language in SHELL else "python", body + "\n")
