@@ -1,6 +1,7 @@
 """Cloudflare Python Worker: a thin adapter from the Workers fetch API to ``lmstudio_agent.contract``.
 
-It turns the Worker request into one ``contract.handle_request`` call and the result into a ``Response``.
+It turns the Worker request into one ``routes.route`` call (the contract's ``handle_request``, the streamed
+execute) and the result into a ``Response``; ``/runs`` goes, once the key is checked, to the run's Durable Object.
 Routing, auth, validation, the cache rules, the deadline and the error shape all live in the core; what
 is Worker-specific is reading ``self.env`` (vars, secrets, the KV binding) and the platform's limits.
 """
@@ -20,7 +21,7 @@ from do_runs import DurableRunStore
 from kv_cache import KVCacheStore
 from lmstudio_agent import contract
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.routes import RUNS_CORS_METHODS, route
+from lmstudio_agent.routes import RUNS_CORS_METHODS, check_key, route
 from lmstudio_agent.runs import RunService, new_run_id, run_id_of
 from lmstudio_agent.service import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
 from lmstudio_agent.streaming import StreamResponse
@@ -252,7 +253,7 @@ async def forward_to_run(request: Any, env: Any) -> Response:
         allow = contract.CORS_HEADERS["Access-Control-Allow-Headers"] + ", Last-Event-ID"
         return to_response(contract.HttpResponse(204, {}, {"Access-Control-Allow-Methods": RUNS_CORS_METHODS,
                                                            "Access-Control-Allow-Headers": allow}))
-    refused = contract.authorize(headers, env_value(env, CLIENT_KEY_NAME))
+    refused = check_key(headers, env_value(env, CLIENT_KEY_NAME))
     if refused is not None:
         return to_response(refused)
     namespace = getattr(env, RUNS_BINDING_NAME, None)

@@ -37,7 +37,7 @@ async def route(
     headers = header_map(headers)
     path = "/" + path.strip("/")
     if path == "/execute" and method == "POST" and (wants_stream(headers) or body_asks_stream(body)):
-        refused = _authorize(raw_headers, api_key)
+        refused = check_key(raw_headers, api_key)
         if refused is not None:
             return refused
         return await handle_execute_stream(body, headers, backend, cache=cache, options=options,
@@ -47,7 +47,7 @@ async def route(
             allow = CORS_HEADERS["Access-Control-Allow-Headers"] + ", Last-Event-ID"
             return HttpResponse(204, {}, {"Access-Control-Allow-Methods": RUNS_CORS_METHODS,
                                           "Access-Control-Allow-Headers": allow})
-        refused = _authorize(raw_headers, api_key)
+        refused = check_key(raw_headers, api_key)
         if refused is not None:
             return refused
         return await runs.handle(method, path, headers, body)
@@ -55,8 +55,10 @@ async def route(
                                 options=options)
 
 
-def _authorize(headers: Headers, api_key: KeySource) -> HttpResponse | None:
-    """The contract's key check, with the key looked up (a secret store) only now."""
+def check_key(headers: Headers, api_key: KeySource) -> HttpResponse | None:
+    """The contract's key check (None: the key is right; else the 401/403 to send), with the key looked up
+    (a secret store) only now. Adapters that forward a route elsewhere (the Worker's runs, in Durable
+    Objects) check the key with this before forwarding."""
     try:
         expected = api_key() if callable(api_key) else api_key
     except AgentError as exc:
