@@ -224,3 +224,30 @@ def test_first_messages_are_what_the_first_turn_sends():
     assert user == {"role": "user", "content": "What is my BMI?"}
     assert constrained.describe_tools([BMI]) in system["content"]
     assert constrained.format_answer("...") in system["content"]
+
+
+def test_a_long_conversation_keeps_the_schema_inside_the_grammar_bounds():
+    """The spans of many long results would make an enum no server accepts (gateway-model refuses what
+    schema_problem names): the spans get shorter, then strings go free, and the schema always fits."""
+    from lmstudio_agent.constrained import MAX_ENUM_VALUES, call_schema, schema_problem
+
+    def note(text: str, title: str) -> str:
+        """Write a note."""
+        return text
+
+    tool = tool_from_function(note)
+    prose = " ".join(f"Word{i} lives in City{i} near River{i} and owns {i} boats" for i in range(60))
+    sources = ["Write a note about the rivers"] + [prose] * 3
+    schema = call_schema([tool], sources)
+    assert schema_problem(schema) is None
+    enum = schema.get("$defs", {}).get("copied_text", {}).get("enum", [])
+    assert len(enum) <= MAX_ENUM_VALUES
+
+
+def test_the_agents_own_notes_are_never_copied_from():
+    from lmstudio_agent.constrained import agent_note, copy_sources
+
+    messages = [{"role": "user", "content": "Weather in Oslo"},
+                agent_note("Your reply could not be read as a tool call or an answer."),
+                {"role": "user", "content": "Result of get_weather: 21 degrees"}]
+    assert copy_sources(messages) == ["Weather in Oslo", "Result of get_weather: 21 degrees"]

@@ -11,6 +11,8 @@ import time
 import httpx
 import pytest
 
+from lmstudio_agent.constrained import MAX_ENUM_VALUES, MAX_SCHEMA_BYTES
+
 pytestmark = pytest.mark.model
 
 TIMEOUT = httpx.Timeout(120.0, connect=5.0)
@@ -82,18 +84,21 @@ def test_hostile_json_is_a_400(embedded_model, body, fragment):
     [
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
             "type": "object", "properties": {"v": {"type": "string", "enum": [f"v{i}" for i in range(20_000)]}}}}}},
-         "response_format: the schema is"),
-        ({"response_format": {"type": "json_object", "schema": {"type": "string", "enum": [f"v{i}" for i in range(300)]}}},
-         "the limit is 256"),
+         "response_format: an enum has 20000 values"),
+        ({"response_format": {"type": "json_object", "schema": {
+            "type": "string", "enum": [f"v{i}" for i in range(MAX_ENUM_VALUES + 1)]}}},
+         f"the limit is {MAX_ENUM_VALUES}"),
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-            "type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 100} for i in range(400)}}}}},
+            "type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 100}
+                                             for i in range(MAX_SCHEMA_BYTES // 100)}}}}},
          "bytes; the limit is"),
         ({"response_format": {"type": "json_object", "schema": DEEP_SCHEMA}},
          "nests deeper than"),
         ({"response_format": {"type": "json_object", "schema": {"anyOf": [{"const": i} for i in range(100)]}}},
          "anyOf has 100 branches"),
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {
-            "type": "object", "properties": {"v": {"enum": list(range(1000))}}}}}]}, "tools[0].function.parameters"),
+            "type": "object", "properties": {"v": {"enum": list(range(MAX_ENUM_VALUES + 1))}}}}}]},
+         "tools[0].function.parameters"),
         ({"grammar": "root ::= " + " | ".join(f'"{i}"' for i in range(10_000))}, "grammar:"),
     ],
     ids=["enum-20000", "enum-300", "schema-bytes", "schema-depth", "any-of", "tool-parameters", "raw-grammar"],
@@ -106,7 +111,9 @@ def test_grammars_over_the_bounds_are_a_quick_400(embedded_model, extra, fragmen
 
 
 def test_a_schema_at_the_bounds_still_works(embedded_model):
-    schema = {"type": "object", "properties": {"v": {"type": "string", "enum": [f"value-{i}" for i in range(256)]}},
+    # the bounds are the core's: the constrained mode's own schemas stay inside them
+    schema = {"type": "object", "properties": {"v": {"type": "string",
+                                                     "enum": [f"value-{i}" for i in range(MAX_ENUM_VALUES)]}},
               "required": ["v"], "additionalProperties": False}
     response = _post(embedded_model, _chat(embedded_model, "Pick one.", max_tokens=16, temperature=0,
                                            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))

@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
+from . import constrained
 from .client import ChatClient
 from .deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
@@ -446,7 +447,7 @@ class Agent:
             round_tools = [] if last_round else [t for t in offered if t.name not in withdrawn]
             messages = [self.system_message(strategy, round_tools, documents)] + memory.to_chat_messages()
             if last_round and round_index > 0:
-                messages.append({"role": "user", "content": "Give your final answer now, in plain words."})
+                messages.append(constrained.agent_note("Give your final answer now, in plain words."))
             turn = await self._ask(strategy, messages, round_tools, deadline, documents)
             memory.add_message("assistant", turn.assistant_message)
 
@@ -461,7 +462,7 @@ class Agent:
                 problem = turn.errors[0] if turn.errors else (None if is_words(turn.text) else NOT_WORDS)
                 if problem is not None:
                     await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value, content=problem))
-                    memory.add_message("environment", {"role": "user", "content": problem})
+                    memory.add_message("environment", constrained.agent_note(problem))
                     continue
                 await finish(turn.text)
                 return

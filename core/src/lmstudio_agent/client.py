@@ -404,8 +404,9 @@ class ChatClient:
 
 
 def _outgoing(message: dict[str, Any]) -> dict[str, Any]:
-    """A message as sent: ``content`` always a string (some LM Studio versions reject null)."""
-    out = dict(message)
+    """A message as sent: ``content`` always a string (some LM Studio versions reject null); keys that start
+    with ``_`` are the agent's own bookkeeping and are not sent."""
+    out = {k: v for k, v in message.items() if not k.startswith("_")}
     if out.get("content") is None:
         out["content"] = ""
     return out

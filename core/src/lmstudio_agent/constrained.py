@@ -71,6 +71,46 @@ _TRAILING = ".,;:!?" + _CLOSING
 _SPAN_DEF = "copied_text"
 
 
+# Bounds on one schema's grammar, shared by both sides: gateway-model refuses a larger schema (one that would
+# hold the model for minutes), and this module keeps its own schemas inside them (:func:`call_schema` copies
+# fewer or shorter spans until the schema fits). llama.cpp compiles an enum into alternatives: 2,000 values
+# cost about a second a request on a 2-core CPU, 20,000 cost most of a minute.
+MAX_SCHEMA_BYTES = 192 * 1024
+MAX_SCHEMA_DEPTH = 16
+MAX_ENUM_VALUES = 2048
+MAX_TOTAL_ENUM_VALUES = 4096
+MAX_ALTERNATIVES = 64
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` is over the grammar bounds above (its size, depth, enums, alternatives), or None."""
+    size = len(json.dumps(schema, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if size > MAX_SCHEMA_BYTES:
+        return f"the schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}"
+    total_enum = 0
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)) and depth > MAX_SCHEMA_DEPTH:
+            return f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
+        if isinstance(node, dict):
+            values = node.get("enum")
+            if isinstance(values, list):
+                if len(values) > MAX_ENUM_VALUES:
+                    return f"an enum has {len(values)} values; the limit is {MAX_ENUM_VALUES}"
+                total_enum += len(values)
+            for key in ("anyOf", "oneOf", "allOf"):
+                branches = node.get(key)
+                if isinstance(branches, list) and len(branches) > MAX_ALTERNATIVES:
+                    return f"{key} has {len(branches)} branches; the limit is {MAX_ALTERNATIVES}"
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+    if total_enum > MAX_TOTAL_ENUM_VALUES:
+        return f"the schema's enums have {total_enum} values in all; the limit is {MAX_TOTAL_ENUM_VALUES}"
+    return None
+
+
 def bounded(schema: dict[str, Any], max_string: int = DEFAULT_MAX_STRING, max_items: int = DEFAULT_MAX_ITEMS) -> dict[str, Any]:
     """A copy of ``schema`` with every unbounded string and array given an upper bound, and every object
     closed to extra properties (an extra argument is never valid)."""
@@ -118,12 +158,23 @@ def _summary(tool: Tool) -> str:
 # ---------------------------------------------------------------------------------------------- copying
 
 
+# Marks a message the agent itself wrote to steer the model ("your reply could not be read ..."): it is sent
+# as a user turn, but no value is ever copied from it. The client drops keys that start with "_".
+NOTE_KEY = "_agent_note"
+
+
+def agent_note(text: str) -> dict[str, Any]:
+    """A user turn the agent writes itself (a correction, a nudge to finish), kept out of the copy sources."""
+    return {"role": "user", "content": text, NOTE_KEY: True}
+
+
 def copy_sources(messages: Iterable[Mapping[str, Any]], recent: int = COPY_RECENT) -> list[str]:
     """The texts argument values may be copied from, in order: the content of the first user message (the
     request) and of the last ``recent`` user and tool messages (the latest results). Bounded, so a round
     costs the same however long the conversation has grown."""
     texts = [m["content"] for m in messages
-             if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str) and m["content"].strip()]
+             if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str) and m["content"].strip()
+             and not m.get(NOTE_KEY)]
     return texts if len(texts) <= recent + 1 else [texts[0], *texts[-recent:]]
 
 
@@ -325,10 +376,11 @@ class _Copy:
     run's documents, ``"@doc:NAME"``) are offered for every free string argument too, even where the spans are
     too many."""
 
-    def __init__(self, sources: Sequence[str], references: Sequence[str] = (), today: dt.date | None = None) -> None:
+    def __init__(self, sources: Sequence[str], references: Sequence[str] = (), today: dt.date | None = None,
+                 max_words: int = MAX_SPAN_WORDS) -> None:
         self.sources = list(sources)
         self.references = list(references)
-        self.spans = spans(self.sources, limit=MAX_SPANS)
+        self.spans = spans(self.sources, max_words=max_words, limit=MAX_SPANS) if max_words > 0 else []
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
         self.mentions = [m for text in self.sources for m in values.number_mentions(text)]
         self.objects = json_objects(self.sources)
@@ -529,10 +581,23 @@ def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
 
 def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
                 answer: bool = True) -> dict[str, Any]:
+    """The JSON schema of one reply (:func:`_call_schema`), kept inside the grammar bounds: when the copied
+    values make it too large, spans get shorter (24, 8, 4 words), and at last strings are left free."""
+    tools = list(tools)
+    schema: dict[str, Any] = {}
+    for max_words in (MAX_SPAN_WORDS, 8, 4, 0):
+        schema = _call_schema(tools, sources, references, answer=answer, max_words=max_words)
+        if not sources or schema_problem(schema) is None:
+            return schema
+    return schema
+
+
+def _call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
+                 answer: bool = True, max_words: int = MAX_SPAN_WORDS) -> dict[str, Any]:
     """The JSON schema of one reply: a call to any of ``tools`` (topic, name, then that tool's own arguments,
     with values copied from ``sources`` and document ``references`` when given; see the module docstring), or, with ``answer``, an answer
     in words (:func:`answer_schema`). With no tools left, only the answer."""
-    copy = _Copy(sources, references) if sources or references else None
+    copy = _Copy(sources, references, max_words=max_words) if sources or references else None
     variants, waiting = [], []
     for tool in callable_tools(tools):
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
@@ -549,7 +614,7 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
             "additionalProperties": False,
         })
     if not variants and waiting:  # no other tool to call: the waiting tools stay free
-        variants = call_schema(waiting, answer=False).get("anyOf") or [call_schema(waiting, answer=False)]
+        variants = _call_schema(waiting, answer=False).get("anyOf") or [_call_schema(waiting, answer=False)]
     if answer:
         variants.append(answer_schema())
     if not variants:

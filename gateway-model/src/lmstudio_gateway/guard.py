@@ -24,11 +24,15 @@ from typing import Any
 
 from llama_cpp import Llama, StoppingCriteriaList
 
-MAX_SCHEMA_BYTES = 32 * 1024
-MAX_SCHEMA_DEPTH = 16
-MAX_ENUM_VALUES = 256
-MAX_TOTAL_ENUM_VALUES = 1024
-MAX_ALTERNATIVES = 64
+from lmstudio_agent import constrained
+
+# The schema bounds are the core's (lmstudio_agent.constrained), so that every schema the agent's constrained
+# mode writes is one this server accepts.
+MAX_SCHEMA_BYTES = constrained.MAX_SCHEMA_BYTES
+MAX_SCHEMA_DEPTH = constrained.MAX_SCHEMA_DEPTH
+MAX_ENUM_VALUES = constrained.MAX_ENUM_VALUES
+MAX_TOTAL_ENUM_VALUES = constrained.MAX_TOTAL_ENUM_VALUES
+MAX_ALTERNATIVES = constrained.MAX_ALTERNATIVES
 MAX_GRAMMAR_CHARS = 32 * 1024
 DEFAULT_MAX_REQUEST_SECONDS = 300.0
 
@@ -43,39 +47,9 @@ class GrammarLimitError(ValueError):
 
 def check_schema(schema: Any, param: str) -> None:
     """Raise GrammarLimitError if ``schema`` is over any of the bounds (size, depth, enum, alternatives)."""
-    size = len(json.dumps(schema, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    if size > MAX_SCHEMA_BYTES:
-        raise GrammarLimitError(f"{param}: the schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}", param)
-    total_enum = 0
-    stack: list[tuple[Any, int]] = [(schema, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            if depth > MAX_SCHEMA_DEPTH:
-                raise GrammarLimitError(f"{param}: the schema nests deeper than {MAX_SCHEMA_DEPTH} levels", param)
-            for key in ("enum",):
-                values = node.get(key)
-                if isinstance(values, list):
-                    if len(values) > MAX_ENUM_VALUES:
-                        raise GrammarLimitError(
-                            f"{param}: an enum has {len(values)} values; the limit is {MAX_ENUM_VALUES}", param
-                        )
-                    total_enum += len(values)
-            for key in ("anyOf", "oneOf", "allOf"):
-                branches = node.get(key)
-                if isinstance(branches, list) and len(branches) > MAX_ALTERNATIVES:
-                    raise GrammarLimitError(
-                        f"{param}: {key} has {len(branches)} branches; the limit is {MAX_ALTERNATIVES}", param
-                    )
-            stack.extend((value, depth + 1) for value in node.values())
-        elif isinstance(node, list):
-            if depth > MAX_SCHEMA_DEPTH:
-                raise GrammarLimitError(f"{param}: the schema nests deeper than {MAX_SCHEMA_DEPTH} levels", param)
-            stack.extend((value, depth + 1) for value in node)
-    if total_enum > MAX_TOTAL_ENUM_VALUES:
-        raise GrammarLimitError(
-            f"{param}: the schema's enums have {total_enum} values in all; the limit is {MAX_TOTAL_ENUM_VALUES}", param
-        )
+    problem = constrained.schema_problem(schema)
+    if problem is not None:
+        raise GrammarLimitError(f"{param}: {problem}", param)
 
 
 def check_request_grammars(payload: dict[str, Any]) -> None:
