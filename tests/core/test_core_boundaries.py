@@ -105,3 +105,14 @@ def test_each_adapter_has_one_path_per_request():
         source = adapter.read_text()
         assert "APIGatewayRestResolver" not in source and "ValidationError" not in source, adapter
         assert "load_settings" in source, adapter
+
+
+def test_the_bridge_protocol_needs_no_extra():
+    """The core names the default bridge URL from the protocol module, so it must stay pydantic-only; the
+    websockets client loads only when used."""
+    for name in ("protocol.py", "__init__.py"):
+        imported = _imported_top_levels(CORE / "bridge" / name)
+        assert imported <= set(sys.stdlib_module_names) | {"pydantic"}, (name, imported)
+    code = ("import sys, lmstudio_agent.lmstudio, lmstudio_agent.bridge as b; assert 'websockets' not in sys.modules;"
+            "b.serve_agent; assert 'websockets' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
 from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
-from .errors import AgentError, ErrorCode
+from .errors import AgentError, ErrorCode, validation_problems
 from .messages import AgentMessage
 
 logger = logging.getLogger("lmstudio_agent.contract")
@@ -210,15 +210,7 @@ def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> E
     try:
         return ExecuteRequest.model_validate(data)
     except ValidationError as exc:
-        raise AgentError(ErrorCode.INVALID_REQUEST, _describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "Invalid request body: " + "; ".join(parts)
+        raise AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body")) from None
 
 
 async def execute(

@@ -78,6 +78,24 @@ class AgentError(RuntimeError):
         return f"{self.code.value}: {self.message}"
 
 
+def validation_problems(exc: Any, *, root: str = "", limit: int | None = 5, drop: int = 0) -> str:
+    """A pydantic ``ValidationError`` as ``field: problem`` pairs joined by ``"; "``: the one conversion every
+    layer uses to put one in a message. The input is never echoed (it may be large, or a secret).
+
+    Args:
+        exc: The ``ValidationError``.
+        root: What to call an error at the top level (empty: the problem alone).
+        limit: At most this many errors are shown (None: all).
+        drop: Leading location parts to skip (a discriminated union's tag).
+    """
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        location = ".".join(str(part) for part in error["loc"][drop:]) or root
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts)
+
+
 class BridgeConnectionError(AgentError, ConnectionError):
     """The AI Bridge could not be reached (CONNECTION_FAILED); also a ``ConnectionError``."""
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence, 
 
 
 from .agent import Agent, Goal, OnMessage
+from .bridge.protocol import DEFAULT_BRIDGE_URL
 from .builtins import analyze_sentiment, builtin_registry, extract_data
 from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .deadline import Deadline
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_BRIDGE_URL = "ws://localhost:65028"
 DEFAULT_GOALS = (
     Goal(name="Persona", description="You are a helpful assistant that completes tasks by calling tools."),
     Goal(name="Method", description="Call the tool that fits the request with arguments taken from it. "
@@ -226,8 +226,7 @@ class LMStudioAgent:
             token=self._bridge_token,
             capabilities=self.capabilities,
             model=self.model_name,
-            tools=self.registry.names(),
-            side_effect_tools=[tool.name for tool in self.registry if tool.side_effects],
+            registry=self.registry,
             max_concurrency=max_concurrency,
             **options,
         )

@@ -22,6 +22,7 @@ from llama_cpp.server.types import (
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lmstudio_agent.errors import validation_problems
 from lmstudio_gateway.compat import ResponseFormatError, translate_response_format
 from lmstudio_gateway.errors import openai_error, send_json
 
@@ -52,11 +53,7 @@ class BadRequest(ValueError):
 
 def describe_validation_error(exc: ValidationError) -> str:
     """Pydantic's errors as ``field: problem`` pairs, without echoing the input back."""
-    parts = [
-        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]
-    ]
-    return "Invalid request: " + "; ".join(parts)
+    return "Invalid request: " + validation_problems(exc, root="body", limit=MAX_REPORTED_ERRORS)
 
 
 def adapt_body(path: str, body: bytes, model_alias: str) -> bytes:

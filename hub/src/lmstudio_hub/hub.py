@@ -27,6 +27,7 @@ from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.messages import AgentMessage
 from lmstudio_agent.bridge.protocol import (
+    DEFAULT_BRIDGE_PORT,
     HARD_LIMIT_FACTOR,
     MAX_FRAME_BYTES,
     ErrorMessage,
@@ -192,7 +193,7 @@ class BridgeHub:
 
     # ------------------------------------------------------------------------------------- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 65028) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_BRIDGE_PORT) -> None:
         """Listen for agents on ``host:port`` (port 0: any free port, see :attr:`port`)."""
         self._server = await serve(
             self._handle,

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ..errors import AgentError, BridgeConnectionError, ErrorCode
 from ..messages import AgentMessage
+from ..tools import Tool
 from .protocol import (
     DEFAULT_BRIDGE_URL,
     HARD_LIMIT_FACTOR,
@@ -309,13 +310,20 @@ async def serve_agent(
     tools: Iterable[str] = (),
     side_effect_tools: Iterable[str] = (),
     max_concurrency: int = 1,
+    registry: Iterable[Tool] | None = None,
     **options: Any,
 ) -> None:
     """Serve ``runner`` as agent ``agent_id`` of the hub at ``bridge_url`` until cancelled.
 
-    ``options`` are :class:`BridgeAgent`'s (timeouts, backoff, frame limit). Raises BridgeConnectionError when
-    the first connection fails and BridgeRefusedError when the hub refuses the token or the agent_id.
+    ``registry``: the tools to register, in place of ``tools`` and ``side_effect_tools`` (their names, and
+    which have side effects, are read from it). ``options`` are :class:`BridgeAgent`'s (timeouts, backoff,
+    frame limit). Raises BridgeConnectionError when the first connection fails and BridgeRefusedError when
+    the hub refuses the token or the agent_id.
     """
+    if registry is not None:
+        offered = list(registry)
+        tools = [tool.name for tool in offered]
+        side_effect_tools = [tool.name for tool in offered if tool.side_effects]
     agent = BridgeAgent(
         runner,
         bridge_url=bridge_url,

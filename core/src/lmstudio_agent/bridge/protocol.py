@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..errors import AgentError, ErrorCode
+from ..errors import AgentError, ErrorCode, validation_problems
 from ..messages import AgentMessage, WebSocketMessage
 
 DEFAULT_BRIDGE_PORT = 65028
@@ -244,9 +244,6 @@ def _describe(raw: str | bytes, exc: ValidationError) -> AgentError:
             f"Unknown message type {kind[:64]!r}; known types: {', '.join(MESSAGE_TYPES)}",
             details=details,
         )
-    parts = []
-    for err in exc.errors()[:5]:
-        # Drop the union tag the discriminator adds to every location.
-        loc = [str(p) for p in err["loc"]][1:]
-        parts.append(f"{'.'.join(loc) or 'frame'}: {err['msg']}")
-    return AgentError(ErrorCode.INVALID_REQUEST, f"Invalid {kind!r} frame: " + "; ".join(parts), details=details)
+    # drop=1: the union tag the discriminator adds to every location.
+    problems = validation_problems(exc, root="frame", drop=1)
+    return AgentError(ErrorCode.INVALID_REQUEST, f"Invalid {kind!r} frame: {problems}", details=details)
