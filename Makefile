@@ -16,7 +16,7 @@ LLAMA_CPP_VERSION := 0.3.36
 export PIP_CONSTRAINT :=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv core run test test-fast bench bench-core bench-size eval lambda-build worker-build clean
+.PHONY: help venv core run test test-fast lint bench bench-core bench-size eval lambda-build worker-build clean
 
 help:
 	@echo "make run           start the embedded model and run a real agent task end to end"
@@ -54,9 +54,15 @@ run: $(STAMPS)/core $(STAMPS)/gateway
 
 # Everything but tests/finetune runs in the main venv; tests/finetune runs in the fine-tuning stack's own venv
 # (mk/finetune.mk), the CPU end-to-end training run included.
-test: $(ALL_STAMPS) lambda-build worker-build
+test: $(ALL_STAMPS) lint lambda-build worker-build
 	$(PY) -m pytest -q --ignore=tests/finetune
 	$(MAKE) --no-print-directory finetune-test
+
+# ruff (ruff.toml) on every Python file, mypy (mypy.ini) on the five packages; versions pinned in requirements/dev.txt.
+# The gateway stamp brings llama-cpp-python, whose types lmstudio_gateway is checked against.
+lint: $(STAMPS)/core $(STAMPS)/gateway
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 test-fast: $(STAMPS)/core
 	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints

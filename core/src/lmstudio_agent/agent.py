@@ -301,7 +301,7 @@ class Agent:
             for call in turn.calls:
                 await emit(AgentMessage(type="action", tool=call.name, args=call.arguments))
                 checked = self.check(call, round_tools)
-                if checked.error is not None:
+                if checked.tool is None or checked.error is not None:
                     outcome = ToolOutcome(ok=False, error=checked.error)
                 else:
                     outcome = await self.environment.execute(checked.tool, call.arguments, context)

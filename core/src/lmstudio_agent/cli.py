@@ -70,7 +70,8 @@ def run(
             with console.status(f"Connecting to {agent.client.base_url} ...", spinner="dots"):
                 await agent.aload_model()
             if not as_json:
-                console.print(Panel.fit(f"model [bold]{model}[/] · mode [bold]{agent.tool_mode.value}[/]",
+                mode = agent.tool_mode.value if agent.tool_mode is not None else "auto"
+                console.print(Panel.fit(f"model [bold]{model}[/] · mode [bold]{mode}[/]",
                                         title="lmstudio-agent"))
             await agent.aact(instruction, tools=tool or None, on_message=show)
         finally:

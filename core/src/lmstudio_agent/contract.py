@@ -158,7 +158,10 @@ class ToolSelection:
 class ExecuteBackend(Protocol):
     """What runs an execute request: the local agent loop (``service.AgentBackend``) or the bridge hub."""
 
-    default_model: str
+    @property
+    def default_model(self) -> str:
+        """The model a request that names none runs on."""
+        ...
 
     def cache_scope(self) -> str:
         """Identity of the configuration that answers depend on (part of every cache key)."""
@@ -225,12 +228,13 @@ async def execute(
     options = options or ExecuteOptions()
     selection = backend.select_tools(request.tools)
     model = request.model or backend.default_model
-    use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
+    store = cache if cache is not None and is_cacheable(has_side_effects=selection.has_side_effects,
+                                                        headers=headers or {}) else None
     key = cache_key(
         instruction=request.instruction, tools=list(selection.names), model=model, scope=backend.cache_scope()
     )
-    if use_cache:
-        hit = await _cache_get(cache, key)
+    if store is not None:
+        hit = await _cache_get(store, key)
         if hit is not None:
             return ExecuteResponse(result=hit, cached=True)
 
@@ -245,8 +249,8 @@ async def execute(
             ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
         ) from None
 
-    if use_cache:
-        await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
+    if store is not None:
+        await _cache_put(store, key, transcript, options.cache_ttl_seconds)
     return ExecuteResponse(result=transcript, cached=False)
 
 

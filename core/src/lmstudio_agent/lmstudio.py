@@ -15,7 +15,7 @@ from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .llm import LLM
 from .messages import AgentMessage
-from .modes import ToolMode, detect_mode
+from .modes import ToolMode
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 if TYPE_CHECKING:

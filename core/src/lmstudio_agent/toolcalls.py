@@ -401,7 +401,8 @@ def parse_openai_tool_calls(tool_calls: Iterable[Any]) -> tuple[list[ToolCall], 
         if not isinstance(entry, Mapping):
             errors.append("a tool call is not an object")
             continue
-        function = entry.get("function") if isinstance(entry.get("function"), Mapping) else entry
+        nested = entry.get("function")
+        function: Mapping[str, Any] = nested if isinstance(nested, Mapping) else entry
         name = function.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             errors.append(f"invalid tool name {_short(name)}")
@@ -496,7 +497,7 @@ def _literal(node: ast.AST, *, aliases: dict[str, str]) -> Any:
         return [_literal(item, aliases=aliases) for item in node.elts]
     if isinstance(node, ast.Dict):
         out: dict[str, Any] = {}
-        for key, value in zip(node.keys, node.values):
+        for key, value in zip(node.keys, node.values, strict=True):
             if key is None:
                 raise _CallError("** inside a dict is not supported")
             decoded = _literal(key, aliases=aliases)

@@ -246,7 +246,8 @@ def _schema_types(schema: Any) -> set[str]:
 def _decode_json_strings(args: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Small models often write an object or list argument as a JSON string; decode it where only a
     container fits (never where a string is also allowed)."""
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    declared = schema.get("properties")
+    properties: dict[str, Any] = declared if isinstance(declared, dict) else {}
     out = dict(args)
     for name, value in args.items():
         if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):

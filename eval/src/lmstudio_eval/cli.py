@@ -23,6 +23,7 @@ from .suite import builtin_suite_path, load_suite
 
 console = Console(stderr=True)
 DEFAULT_REPORT_DIR = Path("reports/eval/latest")
+MODE_HELP = f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."
 
 
 @contextlib.contextmanager
@@ -55,7 +56,7 @@ def eval_command(
                                           help="Bearer token for the model server."),
     model: Optional[str] = typer.Option(None, "--model", envvar="LM_STUDIO_MODEL", help="Model id."),
     mode: list[str] = typer.Option(["auto"], "--mode", "-m",
-                                   help=f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."),
+                                   help=MODE_HELP),
     embedded: bool = typer.Option(False, "--embedded", help="Start the embedded model (gateway-model) for the run."),
     gguf: Optional[Path] = typer.Option(None, "--gguf", exists=True, dir_okay=False,
                                         help="With --embedded: serve this GGUF instead of SmolLM2-135M."),

@@ -133,6 +133,7 @@ def generate_tasks(split: Split, *, registry: ToolRegistry | None = None, per_to
     per_tool = per_tool if per_tool is not None else TASKS_PER_TOOL[split]
     rng = random.Random(SEEDS[split] if seed is None else seed)
     names = registry.names()
+    by_name = {tool.name: tool for tool in registry}
     tasks: list[Task] = []
     seen: set[str] = set()
     for phrasing in phrasings:
@@ -152,7 +153,7 @@ def generate_tasks(split: Split, *, registry: ToolRegistry | None = None, per_to
             rng.shuffle(offered)
             tasks.append(Task(
                 id=f"{split}-{tool.name}-{index:03d}",
-                tools=[registry.get(name).to_openai() for name in offered],
+                tools=[by_name[name].to_openai() for name in offered],
                 instruction=instruction,
                 expected=ExpectedCall(name=tool.name, arguments=arguments),
             ))

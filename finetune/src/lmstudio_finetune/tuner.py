@@ -97,7 +97,7 @@ class LMStudioFineTuner:
             import torch
 
             self._device = "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device  # type: ignore[return-value]
+        return self._device
 
     @property
     def adapter_dir(self) -> Path:

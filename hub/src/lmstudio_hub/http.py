@@ -94,9 +94,10 @@ class HubHttpApp:
         except _Disconnected:
             return
         else:
-            response = await self._respond(scope, headers, body, receive)
-            if response is None:
+            answered = await self._respond(scope, headers, body, receive)
+            if answered is None:
                 return
+            response = answered
         await _send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _respond(self, scope: Scope, headers: dict[str, str], body: bytes, receive: Receive) -> HttpResponse | None:

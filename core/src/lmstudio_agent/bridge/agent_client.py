@@ -10,6 +10,7 @@ connection is retried with capped exponential backoff and jitter, and the agent 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -255,7 +256,7 @@ class BridgeAgent:
             return
         running = asyncio.get_running_loop().create_task(self._run_task(conn, data.task_id, data.instruction, list(data.tools)))
         self._running[data.task_id] = running
-        running.add_done_callback(lambda done, task_id=data.task_id: self._forget(task_id, done))
+        running.add_done_callback(functools.partial(self._forget, data.task_id))
 
     def _forget(self, task_id: str, done: asyncio.Task[None]) -> None:
         if self._running.get(task_id) is done:
