@@ -52,28 +52,19 @@ TERMINATE = tool_from_function(terminate, terminal=True, tags=["system"])
 
 
 class Memory:
-    """The conversation so far, as chat messages, plus the notebook's typed items."""
+    """The conversation so far: each item is who added it (``user``, ``assistant``, ``environment``), its text
+    and the chat message (OpenAI format) that goes back to the model."""
 
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def add_memory(self, memory: dict[str, Any]) -> None:
-        self.items.append(memory)
-
-    def get_memories(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.items[:limit]
-
-    def copy_without_system_memories(self) -> "Memory":
-        copy = Memory()
-        copy.items = [m for m in self.items if m.get("type") != "system"]
-        return copy
-
     def to_chat_messages(self) -> list[dict[str, Any]]:
         """The chat messages (OpenAI format) recorded in memory, in order."""
-        return [m["message"] for m in self.items if "message" in m]
+        return [m["message"] for m in self.items]
 
     def add_message(self, kind: str, message: dict[str, Any]) -> None:
-        self.add_memory({"type": kind, "content": message.get("content", ""), "message": message})
+        """Record ``message``, added by ``kind``."""
+        self.items.append({"type": kind, "content": message.get("content", ""), "message": message})
 
 
 @dataclass
@@ -141,6 +132,18 @@ class Agent:
     ``mode`` is ``auto`` (detected once per agent from the backend), ``native``, ``parsed`` or ``constrained``.
     ``max_rounds`` bounds the model calls of a run; on the last round the tools are withdrawn, so the model
     must answer in words.
+
+    Args:
+        client: The chat client to the model server.
+        tools: The tools the agent may call (a registry, or a sequence of tools).
+        goals: The goal and persona lines of the system prompt (highest priority first).
+        mode: How tool calls are obtained: ``auto`` (detected once from the server), ``native``, ``parsed`` or
+            ``constrained``.
+        model: The model id (default: the client's).
+        environment: What runs the tools and turns their failures into messages (default: :class:`Environment`).
+        max_rounds: The most model calls one run makes.
+        max_tokens: The most tokens one model reply may have.
+        context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
     """
 
     def __init__(

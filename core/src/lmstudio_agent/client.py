@@ -65,6 +65,18 @@ class ChatClient:
 
     ``transport`` is the seam for tests (any ``httpx.AsyncBaseTransport``); production uses the default.
     One client keeps one connection pool (at most ``max_connections``): create it once and reuse it.
+
+    Args:
+        base_url: The server's OpenAI-compatible base URL, with ``/v1``.
+        api_key: Sent as ``Authorization: Bearer`` (None: no header).
+        model: The model id used when a call names none.
+        timeout: Seconds one HTTP call may take (cut further by a run's deadline).
+        connect_timeout: Seconds to open a connection.
+        max_retries: Retries after a connect error, 429 or 5xx (each after a backoff).
+        backoff_seconds: The first retry's delay; it doubles with each retry.
+        max_backoff_seconds: The longest delay between retries (a ``Retry-After`` is honoured up to this).
+        max_connections: The size of the connection pool.
+        transport: An ``httpx.AsyncBaseTransport`` to use instead of real connections (tests).
     """
 
     def __init__(

@@ -62,7 +62,13 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 
 class AgentError(RuntimeError):
-    """An error that carries an :class:`ErrorCode`. It is a ``RuntimeError``, as the API reference requires."""
+    """An error that carries an :class:`ErrorCode`. It is a ``RuntimeError``, as the API reference requires.
+
+    Args:
+        code: The :class:`ErrorCode` (it decides the HTTP status).
+        message: A human-readable message: never a stack trace or a secret.
+        details: Extra machine-readable facts (e.g. ``retry_after``).
+    """
 
     def __init__(self, code: ErrorCode, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -97,7 +103,11 @@ def validation_problems(exc: Any, *, root: str = "", limit: int | None = 5, drop
 
 
 class BridgeConnectionError(AgentError, ConnectionError):
-    """The AI Bridge could not be reached (CONNECTION_FAILED); also a ``ConnectionError``."""
+    """The AI Bridge could not be reached (CONNECTION_FAILED); also a ``ConnectionError``.
+
+    Args:
+        message: What failed, for a person.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.CONNECTION_FAILED, message)

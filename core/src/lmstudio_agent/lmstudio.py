@@ -46,6 +46,25 @@ class LMStudioAgent:
     The server URL and token come from the arguments or from ``LM_STUDIO_API_BASE`` and ``LM_API_TOKEN``
     (default ``http://localhost:1234/v1``). The agent starts with the built-in tools; add your own with
     :meth:`register_tool` or pass them to :meth:`act`.
+
+    Args:
+        model_name: The model id on the server.
+        bridge_url: The AI Bridge hub's WebSocket URL, for :meth:`connect_to_bridge`.
+        agent_id: The id this agent registers under at the hub.
+        base_url: The server's base URL (default: ``LM_STUDIO_API_BASE``, else ``http://localhost:1234/v1``).
+        api_key: The server's token (default: ``LM_API_TOKEN``).
+        tools: A registry to use as is, or tools and functions to add to the built-in ones.
+        tool_mode: How tool calls are obtained: ``auto`` (detected when the model loads), ``native``, ``parsed`` or
+            ``constrained``.
+        goals: The goal and persona lines of the system prompt.
+        max_rounds: The most model calls one task makes.
+        max_tokens: The most tokens one model reply may have.
+        run_timeout: Seconds one task (or one model load) may take in all.
+        request_timeout: Seconds one HTTP call may take.
+        context: Properties every tool sees through ``action_context`` (e.g. ``invoice_storage``).
+        capabilities: Capability names registered with the hub.
+        bridge_token: The hub's agent token (default: ``BRIDGE_TOKEN``).
+        transport: An ``httpx.AsyncBaseTransport`` to use instead of real connections (tests).
     """
 
     def __init__(

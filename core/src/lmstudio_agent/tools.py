@@ -39,7 +39,12 @@ _MAX_REPORTED_ERRORS = 6
 
 
 class ToolArgumentError(AgentError):
-    """Arguments a model supplied do not fit the tool; the message says which and why, briefly."""
+    """Arguments a model supplied do not fit the tool; the message says which and why, briefly.
+
+    Args:
+        tool: The tool's name.
+        problems: One line per bad argument.
+    """
 
     def __init__(self, tool: str, problems: list[str]) -> None:
         shown = problems[:_MAX_REPORTED_ERRORS]
@@ -55,7 +60,14 @@ class ToolArgumentError(AgentError):
 
 
 class ActionContext:
-    """What a tool receives as ``action_context``: free-form properties plus the run's llm, agent and memory."""
+    """What a tool receives as ``action_context``: free-form properties plus the run's llm, agent and memory.
+
+    Args:
+        properties: The run's free-form properties (e.g. ``invoice_storage``).
+        llm: The run's :class:`~lmstudio_agent.llm.LLM` (the model, bound to the run's deadline).
+        agent: The running agent.
+        memory: The run's memory (the conversation so far).
+    """
 
     _ATTRIBUTES = ("llm", "agent", "memory")
 
@@ -403,7 +415,11 @@ def tool_from_function(
 
 
 class ToolRegistry:
-    """An ordered set of tools by name. Registries are independent; select() and merged() make new ones."""
+    """An ordered set of tools by name. Registries are independent; select() and merged() make new ones.
+
+    Args:
+        tools: Tools to register at once (names must be unique).
+    """
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}

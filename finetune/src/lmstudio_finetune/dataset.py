@@ -42,7 +42,13 @@ __all__ = [
 
 
 class DatasetError(AgentError, ValueError):
-    """A training row (or a JSONL line) that cannot be used; ``row`` is its 0-based index."""
+    """A training row (or a JSONL line) that cannot be used; ``row`` is its 0-based index.
+
+    Args:
+        row: The 0-based index of the bad row (None: the data as a whole).
+        problem: What is wrong with it.
+        where: What a row is called in the message (``row``, ``line``).
+    """
 
     def __init__(self, row: int | None, problem: str, *, where: str = "row") -> None:
         self.row = row

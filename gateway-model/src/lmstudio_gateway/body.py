@@ -43,7 +43,13 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
 
 
 class BadRequest(ValueError):
-    """A body the gateway refuses; ``param`` names the offending field when there is one."""
+    """A body the gateway refuses; ``param`` names the offending field when there is one.
+
+    Args:
+        message: What is wrong with the body.
+        param: The offending field, when there is one.
+        status: The HTTP status to answer with.
+    """
 
     def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
         super().__init__(message)
@@ -82,7 +88,13 @@ def adapt_body(path: str, body: bytes, model_alias: str) -> bytes:
 
 
 class RequestBodyMiddleware:
-    """Reads, checks and (for chat) adapts the JSON body of llama_cpp.server's POST routes."""
+    """Reads, checks and (for chat) adapts the JSON body of llama_cpp.server's POST routes.
+
+    Args:
+        app: The ASGI app behind the middleware.
+        model_alias: The model name the server answers to.
+        max_body_bytes: The largest request body accepted.
+    """
 
     def __init__(self, app: ASGIApp, model_alias: str, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app

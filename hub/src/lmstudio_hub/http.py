@@ -35,7 +35,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HubBackend:
-    """:class:`lmstudio_agent.contract.ExecuteBackend` over a hub: the tools are those agents registered."""
+    """:class:`lmstudio_agent.contract.ExecuteBackend` over a hub: the tools are those agents registered.
+
+    Args:
+        hub: The hub whose connected agents run the tasks.
+    """
 
     def __init__(self, hub: BridgeHub) -> None:
         self.hub = hub
@@ -64,7 +68,14 @@ class HubBackend:
 
 
 class HubHttpApp:
-    """A bare ASGI app: the request's method, path, headers and body go to ``handle_request``."""
+    """A bare ASGI app: the request's method, path, headers and body go to ``handle_request``.
+
+    Args:
+        hub: The hub whose agents run ``POST /execute``.
+        api_key: The client key ``POST /execute`` requires (None: every request is refused).
+        cache: Where answers are cached (None: no cache).
+        options: The execute route's limits (deadline, cache TTL, body size).
+    """
 
     def __init__(
         self,
@@ -185,7 +196,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HubHttpServer:
-    """The HTTP listener of a hub: ``await start(host, port)`` (port 0: any free port), ``await stop()``."""
+    """The HTTP listener of a hub: ``await start(host, port)`` (port 0: any free port), ``await stop()``.
+
+    Args:
+        app: The ASGI app to serve.
+    """
 
     def __init__(self, app: HubHttpApp) -> None:
         self.app = app

@@ -142,6 +142,22 @@ class BridgeHub:
     and its tasks requeued. An agent runs at most ``min(its max_concurrency, max_agent_concurrency)`` tasks
     at once; beyond that tasks wait in a queue of ``max_queue``, and a full queue is refused at once with
     HUB_BUSY.
+
+    Args:
+        token: The secret agents present.
+        default_model: The model of a task that names none (empty: any agent).
+        max_attempts: The most agents one task is tried on.
+        task_timeout: Seconds one attempt on one agent may take.
+        default_deadline: Seconds a task may take in all when its caller sets no deadline.
+        max_queue: Tasks that may wait for a free agent before HUB_BUSY.
+        max_agent_concurrency: The most tasks one agent runs at once, whatever it registered.
+        ping_interval: Seconds between keepalive pings (None: no pings).
+        ping_timeout: Seconds to wait for a pong (None: forever).
+        close_timeout: Seconds to wait for a closing handshake.
+        register_timeout: Seconds a new connection has to send a valid ``agent:register``.
+        max_frame_bytes: The largest frame accepted; a larger one gets an error frame.
+        retry_after_seconds: The ``Retry-After`` given with HUB_BUSY.
+        remember_finished: How many finished task ids are remembered, so a late duplicate result is recognised.
     """
 
     def __init__(

@@ -60,7 +60,25 @@ class _Retry(Exception):
 
 
 class BridgeAgent:
-    """One agent's session with a hub. :meth:`run` serves until cancelled; see the module docstring."""
+    """One agent's session with a hub. :meth:`run` serves until cancelled; see the module docstring.
+
+    Args:
+        runner: Runs one task: ``(instruction, tool_names) -> transcript``, raising AgentError on failure.
+        bridge_url: The hub's WebSocket URL.
+        agent_id: The id this agent registers under (one connection per id).
+        token: The secret the hub expects from agents (sent as ``Authorization: Bearer``).
+        model: The model this agent serves, registered with the hub.
+        capabilities: Free-form capability names registered with the hub.
+        tools: The names of the tools this agent runs.
+        side_effect_tools: Those of ``tools`` with side effects (the hub never caches their answers).
+        max_concurrency: The most tasks this agent runs at once.
+        open_timeout: Seconds to connect and to get an answer to ``agent:register``.
+        ping_interval: Seconds between keepalive pings (None: no pings).
+        ping_timeout: Seconds to wait for a pong before the connection counts as lost (None: forever).
+        backoff_initial: The first reconnect delay, in seconds; it doubles, with jitter, up to ``backoff_max``.
+        backoff_max: The longest reconnect delay, in seconds.
+        max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE.
+    """
 
     def __init__(
         self,

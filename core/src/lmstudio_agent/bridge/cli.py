@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from ..errors import AgentError
+from ..modes import ToolMode
 from .protocol import DEFAULT_BRIDGE_URL
 
 app = typer.Typer(help="The AI Bridge: a WebSocket hub that agents connect out to.", no_args_is_help=True,
@@ -39,7 +40,8 @@ def agent(
                                           help="Bearer token for the model server."),
     model: Optional[str] = typer.Option(None, "--model", envvar="LM_STUDIO_MODEL", help="Model id on that server."),
     agent_id: str = typer.Option("lm-studio-agent", "--agent-id", envvar="BRIDGE_AGENT_ID"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Tool-call mode (auto, native, grammar, prompt)."),
+    mode: ToolMode = typer.Option(ToolMode.AUTO, "--mode", case_sensitive=False,
+                                  help="How tool calls are obtained (auto: detected from the model server)."),
     tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all."),
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline of one task on this agent (s)."),
     log_level: str = typer.Option("info", "--log-level"),
@@ -52,8 +54,7 @@ def agent(
     options: dict = {}
     if model:
         options["model_name"] = model
-    if mode:
-        options["tool_mode"] = mode
+    options["tool_mode"] = mode
     if tool:
         options["tools"] = builtin_registry().select(tool)
     try:
