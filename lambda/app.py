@@ -122,9 +122,35 @@ def _get_runtime() -> _Runtime:
     except AgentError as exc:
         return _Runtime(None, UnconfiguredBackend(exc), None, "")
     table = os.environ.get("CACHE_TABLE")
-    _runtime = _Runtime(settings, EndpointService(settings).backend(), DynamoCacheStore(table) if table else None,
-                        digest)
+    try:
+        mcp_servers = _mcp_servers()
+    except AgentError as exc:
+        return _Runtime(None, UnconfiguredBackend(exc), None, "")
+    previous = getattr(getattr(_runtime, "backend", None), "service", None)
+    if previous is not None and previous.mcp_servers is not None:
+        _run(previous.mcp_servers.stop())  # a rotated token: the new runtime connects its own
+    backend = EndpointService(settings, mcp_servers=mcp_servers).backend()
+    _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest)
     return _runtime
+
+
+def _mcp_servers() -> Any:
+    """MCP servers over streamable HTTP, when ``MCP_CONFIG_SECRET`` names a secret holding an mcp.json.
+
+    A Lambda cannot keep child processes between invocations, so stdio servers are refused. The SDK (the core's
+    ``mcp`` extra) is imported only here, only when configured.
+    """
+    text = _secret("MCP_CONFIG_SECRET")
+    if not text:
+        return None
+    try:
+        from lmstudio_agent.mcp import MCPServers
+
+        return MCPServers(json.loads(text), allow_stdio=False, connect_timeout=10.0)
+    except (ValueError, AgentError, ModuleNotFoundError) as exc:  # never the secret's text: only what is wrong
+        reason = exc.message if isinstance(exc, AgentError) else type(exc).__name__
+        logger.error("invalid MCP configuration", extra={"reason": reason})
+        raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid MCP configuration") from None
 
 
 def _options(settings: Any, context: Any) -> contract.ExecuteOptions:
@@ -171,11 +197,19 @@ def _handle(event: Any, context: Any) -> contract.HttpResponse:
     except AgentError as exc:
         return contract.error_response(exc.code, exc.message)
     runtime = _get_runtime()
+    is_execute = "/" + path.strip("/") == "/execute"
+    if is_execute:
+        try:  # MCP servers: connected once per container, again after one went away
+            _run(runtime.backend.start())
+        except AgentError as exc:
+            response = contract.error_response(exc.code, exc.message)
+            _count(response)
+            return response
     response = _run(contract.handle_request(
         method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
         cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
     ))
-    if "/" + path.strip("/") == "/execute":
+    if is_execute:
         _count(response)
     return response
 

@@ -79,8 +79,10 @@ class HubDriver:
         backend = AgentBackend(settings)
         self.backends.append(backend)
 
-        async def runner(instruction: str, tools: list[str]) -> list[AgentMessage]:
-            return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds))
+        async def runner(instruction: str, tools: list[str],
+                         documents: Optional[dict[str, str]] = None) -> list[AgentMessage]:
+            return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
+                                     documents=documents)
 
         self.serving.append(
             asyncio.ensure_future(

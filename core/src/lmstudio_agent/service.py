@@ -31,6 +31,8 @@ from .tools import ToolRegistry
 if TYPE_CHECKING:
     import httpx
 
+    from .mcp import MCPServers
+
 logger = logging.getLogger("lmstudio_agent.service")
 
 # The detected tool-call mode is remembered per model name, and the name comes from clients: keep a bounded
@@ -130,6 +132,9 @@ class UnconfiguredBackend:
     def cache_scope(self) -> str:
         return "unconfigured"
 
+    async def start(self) -> None:
+        """Nothing to connect: every execute answers the configuration error."""
+
     def select_tools(self, names: list[str]) -> ToolSelection:
         raise self.error
 
@@ -149,6 +154,10 @@ class EndpointService:
         registry: The tools to serve (default: the built-in ones), narrowed to ``settings.allowed_tools``.
         context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
         max_models: How many models' detected modes to remember (least recently used dropped).
+        mcp_servers: MCP servers whose tools join the registry (an :class:`~lmstudio_agent.mcp.MCPServers`, built
+            with ``allow_stdio=False`` on hosts that cannot start processes). They live for the process: the
+            adapter awaits :meth:`start` before each execute, which connects them the first time (and again
+            after one went away); ``ALLOWED_TOOLS`` may then name their tools.
     """
 
     def __init__(
@@ -158,15 +167,44 @@ class EndpointService:
         *,
         context: dict[str, Any] | None = None,
         max_models: int = MAX_REMEMBERED_MODELS,
+        mcp_servers: MCPServers | None = None,
     ) -> None:
         self.settings = settings
         registry = registry if registry is not None else builtin_registry()
-        self.registry = registry.select(settings.allowed_tools) if settings.allowed_tools else registry
+        self._python_tools = registry
+        self.mcp_servers = mcp_servers
+        allowed = settings.allowed_tools
+        if mcp_servers is None or not allowed:
+            self.registry = registry.select(allowed) if allowed else registry
+        else:  # the allow-list may name MCP tools, known once the servers are up (see start)
+            self.registry = registry.select([n for n in allowed if n in registry])
         self.context = context if context is not None else {}
         self.max_models = max_models
         self._modes: OrderedDict[str, ToolMode] = OrderedDict()
-        self._scope = "|".join([settings.lm_studio_url.rstrip("/"), settings.tool_mode.value,
-                                str(settings.max_rounds), ",".join(sorted(self.registry.names()))])
+        self._scope = self._scope_for(self.registry)
+
+    def _scope_for(self, registry: ToolRegistry) -> str:
+        settings = self.settings
+        return "|".join([settings.lm_studio_url.rstrip("/"), settings.tool_mode.value, str(settings.max_rounds),
+                         ",".join(sorted(registry.names()))])
+
+    async def start(self) -> None:
+        """Connect the MCP servers (if any) and add their tools; a no-op when they are up.
+
+        Raises CONNECTION_FAILED when a server cannot be reached, UNKNOWN_TOOL when ``ALLOWED_TOOLS`` names a
+        tool nobody offers.
+        """
+        if self.mcp_servers is None or self.mcp_servers.healthy:
+            return
+        mcp_tools = await self.mcp_servers.restart_if_unhealthy(reserved=self._python_tools.names())
+        combined = self._python_tools.merged(mcp_tools)
+        self.registry = combined.select(self.settings.allowed_tools) if self.settings.allowed_tools else combined
+        self._scope = self._scope_for(self.registry)
+
+    async def aclose(self) -> None:
+        """Stop the MCP servers (the end of the process)."""
+        if self.mcp_servers is not None:
+            await self.mcp_servers.stop()
 
     @property
     def default_model(self) -> str:
@@ -215,6 +253,7 @@ class AgentBackend:
         registry: With settings only: the tools to serve (default: the built-in ones).
         transport: The httpx transport to the upstream (tests); the default opens real connections.
         context: With settings only: properties every tool run sees.
+        mcp_servers: With settings only: MCP servers whose tools join the registry (see :class:`EndpointService`).
     """
 
     def __init__(
@@ -224,14 +263,15 @@ class AgentBackend:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         context: dict[str, Any] | None = None,
+        mcp_servers: MCPServers | None = None,
     ) -> None:
+        self._owns_service = isinstance(service, EndpointSettings)
         if isinstance(service, EndpointSettings):
-            service = EndpointService(service, registry, context=context)
-        elif registry is not None or context is not None:
-            raise TypeError("registry and context belong to the EndpointService")
+            service = EndpointService(service, registry, context=context, mcp_servers=mcp_servers)
+        elif registry is not None or context is not None or mcp_servers is not None:
+            raise TypeError("registry, context and mcp_servers belong to the EndpointService")
         self.service = service
         self.settings = service.settings
-        self.registry = service.registry
         settings = service.settings
         token = settings.lm_studio_token.get_secret_value() if settings.lm_studio_token else None
         self.client = ChatClient(settings.lm_studio_url, token, settings.model,
@@ -240,6 +280,19 @@ class AgentBackend:
     @property
     def default_model(self) -> str:
         return self.service.default_model
+
+    @property
+    def registry(self) -> ToolRegistry:
+        """The service's tools (MCP servers' tools included once :meth:`start` connected them)."""
+        return self.service.registry
+
+    @property
+    def mcp_servers(self) -> MCPServers | None:
+        return self.service.mcp_servers
+
+    async def start(self) -> None:
+        """Connect the service's MCP servers if they are not up (:meth:`EndpointService.start`)."""
+        await self.service.start()
 
     def cache_scope(self) -> str:
         return self.service.cache_scope()
@@ -255,9 +308,17 @@ class AgentBackend:
         return Agent(client=self.client, tools=self.registry, goals=ENDPOINT_GOALS, mode=mode, model=model,
                      max_rounds=settings.max_rounds, max_tokens=settings.max_tokens, context=self.service.context)
 
-    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
         agent = await self.agent(model, deadline)
-        return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names))
+        return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
+                               documents=documents)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        """Close the HTTP client; and, for a backend built from settings (which owns its service), stop the
+        service's MCP servers. A backend over a shared service leaves the service's servers running."""
+        try:
+            if self._owns_service:
+                await self.service.aclose()
+        finally:
+            await self.client.aclose()

@@ -6,5 +6,9 @@ The agent's side of the bridge (the protocol and the client behind ``connect_to_
 
 from .hub import AgentInfo, BridgeHub, HubStats
 from .http import HubHttpApp, HubHttpServer
+from .identities import AgentIdentity, Identities, IdentityError, IdentitySource, parse_identities
 
-__all__ = ["AgentInfo", "BridgeHub", "HubHttpApp", "HubHttpServer", "HubStats"]
+__all__ = [
+    "AgentIdentity", "AgentInfo", "BridgeHub", "HubHttpApp", "HubHttpServer", "HubStats", "Identities",
+    "IdentityError", "IdentitySource", "parse_identities",
+]

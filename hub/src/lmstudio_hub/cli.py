@@ -6,7 +6,10 @@ Registered into the main CLI's ``bridge`` group through the ``lmstudio_agent.cli
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -18,6 +21,7 @@ from lmstudio_agent.deadline import DEFAULT_DEADLINE_SECONDS
 
 from .http import DEFAULT_HTTP_PORT, HubHttpApp, HubHttpServer
 from .hub import BridgeHub
+from .identities import IdentityError, IdentitySource
 
 MIN_SECRET_CHARS = 16
 
@@ -28,8 +32,11 @@ def serve(
     port: int = typer.Option(DEFAULT_BRIDGE_PORT, "--port", envvar="BRIDGE_PORT", help="WebSocket port for agents."),
     http_port: int = typer.Option(DEFAULT_HTTP_PORT, "--http-port", envvar="BRIDGE_HTTP_PORT",
                                   help="Port of the HTTP API (GET /health, POST /execute)."),
-    token: str = typer.Option(..., "--token", envvar="BRIDGE_TOKEN", show_default=False,
-                              help="Secret agents present (Authorization: Bearer)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="BRIDGE_TOKEN", show_default=False,
+                                        help="Shared secret agents present (simple mode: any agent_id, any tools)."),
+    agents_file: Optional[Path] = typer.Option(None, "--agents-file", envvar="BRIDGE_AGENTS_FILE",
+                                               help="Per-agent tokens, one 'agent_id: token tools' a line; re-read "
+                                                    "when it changes and on SIGHUP (a removed agent is disconnected)."),
     api_key: str = typer.Option(..., "--api-key", envvar="BRIDGE_API_KEY", show_default=False,
                                 help="Client key for POST /execute."),
     default_model: str = typer.Option("", "--default-model", envvar="BRIDGE_DEFAULT_MODEL",
@@ -47,18 +54,30 @@ def serve(
 ) -> None:
     """Run the hub: agents connect to ws://HOST:PORT, clients call http://HOST:HTTP_PORT/execute."""
     configure_logging(log_level)
-    for name, secret in (("--token/BRIDGE_TOKEN", token), ("--api-key/BRIDGE_API_KEY", api_key)):
+    secrets = [("--api-key/BRIDGE_API_KEY", api_key)] + ([("--token/BRIDGE_TOKEN", token)] if token else [])
+    for name, secret in secrets:
         if len(secret) < MIN_SECRET_CHARS:
             typer.echo(f"error: {name} must be at least {MIN_SECRET_CHARS} characters", err=True)
             raise typer.Exit(2)
-    if token == api_key:
-        typer.echo("error: the agents' token and the clients' API key must differ", err=True)
+    source = IdentitySource(shared_token=token or None, agents_file=agents_file,
+                            agents_env=os.environ.get("BRIDGE_AGENTS") or None)
+    try:
+        identities = source.load()
+    except IdentityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if identities.empty:
+        typer.echo("error: give agents a way in: --agents-file/BRIDGE_AGENTS_FILE, BRIDGE_AGENTS or --token/BRIDGE_TOKEN",
+                   err=True)
+        raise typer.Exit(2)
+    if identities.authenticate(api_key) is not None:
+        typer.echo("error: an agent token and the clients' API key must differ", err=True)
         raise typer.Exit(2)
 
     async def main() -> None:
-        hub = BridgeHub(token, default_model=default_model, max_attempts=max_attempts, task_timeout=task_timeout,
-                        default_deadline=deadline, max_queue=max_queue, ping_interval=ping_interval,
-                        ping_timeout=ping_timeout)
+        hub = BridgeHub(identities=source, default_model=default_model, max_attempts=max_attempts,
+                        task_timeout=task_timeout, default_deadline=deadline, max_queue=max_queue,
+                        ping_interval=ping_interval, ping_timeout=ping_timeout)
         options = ExecuteOptions(deadline_seconds=deadline, cache_ttl_seconds=cache_ttl)
         http = HubHttpServer(HubHttpApp(hub, api_key=api_key, cache=MemoryCacheStore() if cache_ttl else None,
                                         options=options))
@@ -66,6 +85,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, hub.reload_identities)  # revoke an agent without a restart
         await hub.start(host, port)
         try:
             await http.start(host, http_port)

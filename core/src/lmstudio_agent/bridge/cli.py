@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from ..connection import API_KEY_HELP, BASE_URL_HELP, MODEL_HELP
 from ..errors import AgentError
 from ..modes import ToolMode
 from .protocol import DEFAULT_BRIDGE_URL
@@ -34,16 +35,18 @@ def configure_logging(level: str) -> None:
 def agent(
     bridge_url: str = typer.Option(DEFAULT_BRIDGE_URL, "--bridge-url", envvar="BRIDGE_URL", help="The hub's WebSocket URL."),
     token: str = typer.Option(..., "--token", envvar="BRIDGE_TOKEN", show_default=False, help="The hub's agent token."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", envvar="LM_STUDIO_API_BASE",
-                                           help="OpenAI-compatible model server [default: http://localhost:1234/v1]."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LM_API_TOKEN", show_default=False,
-                                          help="Bearer token for the model server."),
-    model: Optional[str] = typer.Option(None, "--model", envvar="LM_STUDIO_MODEL", help="Model id on that server."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", show_default=False, help=BASE_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
+    model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     agent_id: str = typer.Option("lm-studio-agent", "--agent-id", envvar="BRIDGE_AGENT_ID"),
     mode: ToolMode = typer.Option(ToolMode.AUTO, "--mode", case_sensitive=False,
                                   help="How tool calls are obtained (auto: detected from the model server)."),
-    tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all."),
+    tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all. "
+                                                            "MCP tools: allowedTools in --mcp-config."),
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline of one task on this agent (s)."),
+    mcp_config: Optional[str] = typer.Option(
+        None, "--mcp-config", help="An mcp.json (LM Studio's format): the agent offers its servers' tools to the hub "
+                                   "too (needs the mcp extra; choose them with allowedTools in the file)."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run an LMStudioAgent on a model server and serve the hub's tasks with it (no inbound port needed)."""
@@ -59,9 +62,12 @@ def agent(
         options["tools"] = builtin_registry().select(tool)
     try:
         lm_agent = LMStudioAgent(bridge_url=bridge_url, agent_id=agent_id, base_url=base_url, api_key=api_key,
-                                 run_timeout=timeout, bridge_token=token, **options)
+                                 run_timeout=timeout, bridge_token=token, mcp_config=mcp_config, **options)
     except AgentError as exc:
         typer.echo(f"{exc.code.value}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    except ModuleNotFoundError as exc:  # --mcp-config without the mcp extra
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
     async def main() -> None:
@@ -77,7 +83,7 @@ def agent(
             for task in (serving, stopping):
                 task.cancel()
             await asyncio.gather(serving, stopping, return_exceptions=True)
-            await lm_agent.client.aclose()
+            await lm_agent.aclose()  # MCP servers stopped, connections closed
         if serving.done() and not serving.cancelled() and serving.exception() is not None:
             raise serving.exception()  # type: ignore[misc]
 
