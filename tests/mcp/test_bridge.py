@@ -9,8 +9,8 @@ import asyncio
 import httpx
 
 from lmstudio_agent import LMStudioAgent
-from lmstudio_agent.bridge import BridgeHub
-from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_hub.hub import BridgeHub
+from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.contract import ExecuteOptions
 from tests.support.openai_stub import MODEL_ID, text, tool_call

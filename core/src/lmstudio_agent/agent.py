@@ -88,8 +88,9 @@ class Environment:
     """Runs tools and captures their failures. The traceback is logged, never shown to the model or a client."""
 
     async def execute(self, tool: Tool, args: dict[str, Any], context: ActionContext) -> ToolOutcome:
+        """Run ``tool`` with ``args``, the keyword arguments :meth:`Agent.check` validated (not checked again)."""
         try:
-            return ToolOutcome(ok=True, result=await tool.call(args, context))
+            return ToolOutcome(ok=True, result=await tool.run(args, context))
         except AgentError as exc:
             if exc.code in (ErrorCode.UPSTREAM_TIMEOUT, ErrorCode.CONNECTION_FAILED):
                 raise  # the model server itself failed inside a tool: the run cannot go on
@@ -261,6 +262,8 @@ class Agent:
         if tool is None:
             names = ", ".join(t.name for t in tools) or "none"
             return CheckedCall(call, None, None, f"Unknown tool '{call.name}'. Available tools: {names}.")
+        if call.invalid is not None:
+            return CheckedCall(call, tool, None, call.invalid)
         try:
             return CheckedCall(call, tool, tool.validate_arguments(call.arguments), None)
         except AgentError as exc:
@@ -282,7 +285,7 @@ class Agent:
         checked = []
         for call in turn.calls:
             try:
-                resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id)
+                resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id, call.invalid)
             except UnknownDocumentError as exc:
                 checked.append(CheckedCall(call, next((t for t in tools if t.name == call.name), None), None,
                                            exc.message))
@@ -429,10 +432,10 @@ class Agent:
                        context: ActionContext) -> ToolOutcome:
         """Resolve the call's document references, check it against ``tools``, and run it."""
         try:
-            resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id)
+            resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id, call.invalid)
         except UnknownDocumentError as exc:
             return ToolOutcome(ok=False, error=exc.message)
         checked = self.check(resolved, tools)
-        if checked.tool is None or checked.error is not None:
+        if checked.tool is None or checked.arguments is None:
             return ToolOutcome(ok=False, error=checked.error)
-        return await self.environment.execute(checked.tool, resolved.arguments, context)
+        return await self.environment.execute(checked.tool, checked.arguments, context)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
-from .toolcalls import ToolCall
+from .toolcalls import ToolCall, parse_openai_tool_calls
 
 if TYPE_CHECKING:  # httpx is imported on first use: it pulls in its CLI's deps (rich, click) when installed
     import httpx
@@ -368,20 +368,10 @@ def _read_completion(response: httpx.Response, latency_s: float) -> ChatResponse
     content = message.get("content") or ""
     if not isinstance(content, str):
         content = json.dumps(content)
-    calls: list[ToolCall] = []
-    for i, raw in enumerate(message.get("tool_calls") or []):
-        function = (raw or {}).get("function") or {}
-        name = function.get("name")
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                arguments = {"__unparsable__": arguments}
-        if not isinstance(arguments, dict):
-            arguments = {"__unparsable__": json.dumps(arguments)}
-        if name:
-            calls.append(ToolCall(name=str(name), arguments=arguments, id=raw.get("id") or f"call_{i}"))
+    raw_calls = message.get("tool_calls")
+    calls, _ = parse_openai_tool_calls(raw_calls if isinstance(raw_calls, list) else [], keep_invalid=True)
+    for i, call in enumerate(calls):
+        call.id = call.id or f"call_{i}"
     usage_raw = data.get("usage") or {}
     usage = Usage(int(usage_raw.get("prompt_tokens") or 0), int(usage_raw.get("completion_tokens") or 0))
     return ChatResponse(

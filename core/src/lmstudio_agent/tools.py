@@ -231,14 +231,19 @@ class Tool:
         return args
 
     async def call(self, args: Mapping[str, Any] | None, context: ActionContext | None = None) -> Any:
-        """Validate ``args``, inject the context, run the function (awaiting it if it is async)."""
-        kwargs = self.validate_arguments(args)
+        """Validate ``args`` (:meth:`validate_arguments`), then :meth:`run` the validated values."""
+        return await self.run(self.validate_arguments(args), context)
+
+    async def run(self, kwargs: Mapping[str, Any], context: ActionContext | None = None) -> Any:
+        """Run the function with ``kwargs`` as :meth:`validate_arguments` returned them (they are not checked
+        again), the context injected; awaited when the function is async."""
+        values = dict(kwargs)
         for name, kind in self.injected.items():
             if kind == "agent":
-                kwargs[name] = context.agent if context is not None else None
+                values[name] = context.agent if context is not None else None
             else:
-                kwargs[name] = context if context is not None else ActionContext()
-        result = self.function(**kwargs)
+                values[name] = context if context is not None else ActionContext()
+        result = self.function(**values)
         if inspect.isawaitable(result):
             result = await result
         return result
