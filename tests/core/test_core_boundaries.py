@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core" / "src" / "lmstudio_agent"
-OPTIONAL = {"cli.py", "bridge", "mcp"}  # behind the cli/bridge/mcp extras
+# behind the cli/bridge/mcp extras; serving.py imports uvicorn lazily, for the servers above core (hub, gateway)
+OPTIONAL = {"cli.py", "bridge", "mcp", "serving.py"}
 ROOT = CORE.parents[2]
 
 

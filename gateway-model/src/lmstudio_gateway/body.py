@@ -74,6 +74,7 @@ class BadRequest(ValueError):
         message: What is wrong with the body.
         param: The offending field, when there is one.
         status: The HTTP status to answer with.
+        code: The OpenAI-style error code (e.g. ``model_not_found``), when there is one.
     """
 
     def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:

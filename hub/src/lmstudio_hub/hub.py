@@ -153,7 +153,7 @@ class BridgeHub:
     HUB_BUSY.
 
     Args:
-        token: The secret agents present.
+        token: The shared secret agents present (optional when ``identities`` are given).
         default_model: The model of a task that names none (empty: any agent).
         max_attempts: The most agents one task is tried on.
         task_timeout: Seconds one attempt on one agent may take.
@@ -167,6 +167,9 @@ class BridgeHub:
         max_frame_bytes: The largest frame accepted; a larger one gets an error frame.
         retry_after_seconds: The ``Retry-After`` given with HUB_BUSY.
         remember_finished: How many finished task ids are remembered, so a late duplicate result is recognised.
+        identities: The agents admitted, each with its own token and tools (an ``IdentitySource`` is re-read
+            every ``identity_poll_seconds``); with ``token`` alone, any agent presenting it.
+        identity_poll_seconds: How often an ``IdentitySource`` is re-read.
     """
 
     def __init__(
