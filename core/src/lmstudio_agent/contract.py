@@ -218,7 +218,11 @@ class ToolSelection:
 
 
 class ExecuteBackend(Protocol):
-    """What runs an execute request: the local agent loop (``service.AgentBackend``) or the bridge hub."""
+    """What runs an execute request: the local agent loop (``service.AgentBackend``) or the bridge hub.
+
+    A backend may also have an ``async start()``: it is awaited before each execute, once the request is
+    authenticated and valid, to connect what the backend needs (``AgentBackend``: its MCP servers).
+    """
 
     @property
     def default_model(self) -> str:
@@ -297,6 +301,9 @@ async def execute(
 ) -> ExecuteResponse:
     """Run a validated request through the tool allow-list, the cache and the backend, under the deadline."""
     options = options or ExecuteOptions()
+    start = getattr(backend, "start", None)
+    if start is not None:
+        await start()
     selection = backend.select_tools(request.tools)
     model = request.model or backend.default_model
     store = cache if cache is not None and is_cacheable(has_side_effects=selection.has_side_effects,
