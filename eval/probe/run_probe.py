@@ -28,7 +28,7 @@ from lmstudio_agent.tools import Tool
 try:
     from lmstudio_eval.scoring import score_call, to_plain
 except ModuleNotFoundError:  # before the harness moved out of the core
-    from lmstudio_agent.eval.scoring import score_call, to_plain
+    from lmstudio_eval.scoring import score_call, to_plain
 
 HERE = Path(__file__).parent
 

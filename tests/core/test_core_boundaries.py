@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core" / "src" / "lmstudio_agent"
-# behind the cli/bridge/mcp extras; serving.py imports uvicorn lazily, for the servers above core (hub, gateway)
+# Behind the cli/bridge/mcp extras; serving.py holds the uvicorn limits the gateway and the hub share (uvicorn
+# is imported inside the one function that needs it, never by the library).
 OPTIONAL = {"cli.py", "bridge", "mcp", "serving.py"}
 ROOT = CORE.parents[2]
 

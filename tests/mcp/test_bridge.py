@@ -9,7 +9,7 @@ import asyncio
 import httpx
 
 from lmstudio_agent import LMStudioAgent
-from lmstudio_hub.hub import BridgeHub
+from lmstudio_hub import BridgeHub
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.contract import ExecuteOptions

@@ -11,7 +11,7 @@ import sys
 
 import httpx
 
-from lmstudio_hub.hub import BridgeHub
+from lmstudio_hub import BridgeHub
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.contract import ExecuteOptions
 from tests.support.openai_stub import MODEL_ID, text, tool_call

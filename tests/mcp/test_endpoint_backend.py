@@ -61,7 +61,8 @@ async def test_a_server_that_went_away_is_reconnected_on_the_next_request(openai
     try:
         openai_stub.enqueue(tool_call("crash", {}), text("It broke."))
         status, body = await execute(backend, cache, "Crash", ["crash"])
-        assert status == 200 and body["result"][1]["code"] == "TOOL_EXECUTION_FAILED"
+        # its only call failed: success false (NO_ANSWER), the transcript kept in the body
+        assert status == 422 and body["code"] == "NO_ANSWER" and body["result"][1]["code"] == "TOOL_EXECUTION_FAILED"
         first.process.wait(10)
         assert not servers.healthy
         # While the server is down, the next request fails cleanly (CONNECTION_FAILED, a 500), without a hang.

@@ -253,7 +253,7 @@ class AgentBackend:
         registry: With settings only: the tools to serve (default: the built-in ones).
         transport: The httpx transport to the upstream (tests); the default opens real connections.
         context: With settings only: properties every tool run sees.
-        mcp_servers: With settings only: MCP servers whose tools join the registry (see :class:`EndpointService`).
+        mcp_servers: With settings only: MCP servers whose tools join the registry.
     """
 
     def __init__(
@@ -315,8 +315,7 @@ class AgentBackend:
                                documents=documents)
 
     async def aclose(self) -> None:
-        """Close the HTTP client; and, for a backend built from settings (which owns its service), stop the
-        service's MCP servers. A backend over a shared service leaves the service's servers running."""
+        """Close the HTTP client; a backend built from settings owns its service and stops its MCP servers too."""
         try:
             if self._owns_service:
                 await self.service.aclose()

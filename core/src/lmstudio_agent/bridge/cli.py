@@ -23,6 +23,11 @@ app = typer.Typer(help="The AI Bridge: a WebSocket hub that agents connect out t
                   add_completion=False)
 
 
+@app.callback()
+def bridge() -> None:
+    """The AI Bridge: connect an agent to a hub (``agent``); ``serve`` runs the hub (lmstudio-hub)."""
+
+
 def configure_logging(level: str) -> None:
     """Log lines with time, level and logger; websockets and httpx only from WARNING."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
