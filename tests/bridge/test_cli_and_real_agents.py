@@ -174,7 +174,8 @@ async def test_lmstudio_agents_run_tools_through_the_hub_over_http(hub, openai_s
         try:
             openai_stub.enqueue(
                 tool_call("analyze_sentiment", {"text": "I love this product"}),
-                text('{"sentiment": "positive", "confidence": 0.9}'),  # the tool's own model call
+                # the tool's own model calls: its answer, then 4 sampled votes (the stub gives no logprobs)
+                *[text('{"sentiment": "positive"}') for _ in range(5)],
                 text("The feedback is positive."),
             )
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
