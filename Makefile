@@ -97,7 +97,9 @@ bench-core: $(STAMPS)/core $(LITELLM_VENV)/.installed ## cold import vs LiteLLM 
 
 # The core wheel, the Worker upload and the Lambda zip in bytes, each checked to carry core only (bench/sizes.py).
 bench-size: $(STAMPS)/core lambda-build worker-build ## the core wheel, Worker upload and Lambda zip sizes, each carrying core only
-	$(PY) bench/sizes.py --lambda-artifact .aws-sam/build/AgentFunction --worker-dist $(WORKER_DIR)/dist
+	$(PY) bench/sizes.py --lambda-artifact .aws-sam/build/AgentFunction --worker-dist $(WORKER_DIR)/dist \
+		--out $(BENCH_DIR)/sizes.json
+	@$(BENCH_SUMMARY) sizes
 
 clean: ## remove .venv, the build outputs and caches (not the wheel cache in ~/.cache)
 	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules cloudflare/python_modules .pytest_cache
