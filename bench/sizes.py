@@ -4,10 +4,11 @@
 2. The Worker upload: the files ``wrangler deploy --dry-run --outdir`` bundled (``make worker-build``), raw and
    gzipped as wrangler reports them: target under 500 KiB. Pydantic and httpx are not in it: pywrangler
    vendors them from the Pyodide index at deploy time, and the runtime provides pydantic-core.
-3. The Lambda zip: the function ``sam build`` built (``make lambda-build``, boto3 excluded), deflated.
+3. The Lambda zip: the function ``sam build`` built (``make lambda-build``, boto3 excluded), deflated: under
+   the target bench/lambda_bench.py holds it to (10 MiB).
 
 Each bundle is also checked to carry the core package only: no eval harness, no suite data, no hub server.
-The run fails when a target is missed or a bundle carries more than core.
+A missed target or a foreign file is reported (MISSED in bench/summary.py), not an error: a benchmark reports.
 
 Usage: python bench/sizes.py [--lambda-artifact .aws-sam/build/AgentFunction] [--worker-dist cloudflare/dist]
 """
@@ -25,6 +26,11 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from lambda_bench import ARTIFACT_TARGET_BYTES  # noqa: E402  (one target for the Lambda zip)
+from machine import describe  # noqa: E402
+
 CORE_WHEEL_TARGET_BYTES = 300_000
 WORKER_UPLOAD_TARGET_BYTES = 500 * 1024
 PIP_TIMEOUT_SECONDS = 300
@@ -80,9 +86,13 @@ def lambda_zip(artifact: Path, workdir: Path) -> dict:
     core = artifact / "lmstudio_agent"
     core_bytes = sum(p.stat().st_size for p in _files(core)) if core.is_dir() else 0
     rel = [str(p.relative_to(artifact)) for p in files]
-    return {"bytes": size, "mb": round(size / 1024 / 1024, 2), "files": len(files),
+    largest = sorted(((sum(p.stat().st_size for p in _files(d)), d.name) for d in artifact.iterdir() if d.is_dir()),
+                     reverse=True)[:5]
+    return {"bytes": size, "mib": round(size / 1024 / 1024, 2), "files": len(files),
+            "target_bytes": ARTIFACT_TARGET_BYTES,
+            "largest_packages_unzipped_mib": {name: round(n / 1024 / 1024, 2) for n, name in largest},
             "core_package_unzipped_kb": round(core_bytes / 1000, 1), "foreign_files": _foreign(rel),
-            "pass": not _foreign(rel)}
+            "pass": size < ARTIFACT_TARGET_BYTES and not _foreign(rel)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         results = {
             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": describe(),
             "core_wheel": core_wheel(workdir),
             "worker_upload": worker_upload(args.worker_dist),
             "lambda_zip": lambda_zip(args.lambda_artifact, workdir),
@@ -102,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    failed = [name for name, figures in results.items() if isinstance(figures, dict) and not figures["pass"]]
+    failed = [name for name, figures in results.items() if isinstance(figures, dict) and "pass" in figures
+              and not figures["pass"]]
     if failed:
         print(f"size targets missed or foreign files bundled: {', '.join(failed)}", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -1,6 +1,6 @@
 """Print every benchmark figure beside its target, marking misses, with the machine each came from.
 
-    python bench/summary.py DIR [NAME ...]     # NAME: core, gateway_tokens, bridge, lambda (default: all found)
+    python bench/summary.py DIR [NAME ...]     # NAME: core, gateway_tokens, bridge, lambda, sizes (default: all found)
 
 `make bench` runs it on the figures it just measured (DIR is .venv/bench-results, or bench/results with RECORD=1).
 Exit status 0 even when a target is missed: a benchmark reports, the tests assert.
@@ -69,8 +69,20 @@ def _lambda(d: dict) -> list[Figure]:
     ]
 
 
+def _sizes(d: dict) -> list[Figure]:
+    wheel, worker, zipped = d["core_wheel"], d["worker_upload"], d["lambda_zip"]
+    return [
+        Figure("core wheel", f"{wheel['bytes'] / 1000:.0f} KB", f"< {wheel['target_bytes'] / 1000:.0f} KB",
+               bool(wheel["pass"])),
+        Figure("Worker upload (dry-run bundle)", f"{worker['bytes'] / 1024:.0f} KiB",
+               f"< {worker['target_bytes'] / 1024:.0f} KiB", bool(worker["pass"])),
+        Figure("Lambda zip", f"{zipped['bytes'] / 1024 / 1024:.1f} MiB",
+               f"< {zipped['target_bytes'] / 1024 / 1024:.0f} MiB", bool(zipped["pass"])),
+    ]
+
+
 EXTRACTORS: dict[str, Callable[[dict], list[Figure]]] = {
-    "core": _core, "gateway_tokens": _gateway, "bridge": _bridge, "lambda": _lambda,
+    "core": _core, "gateway_tokens": _gateway, "bridge": _bridge, "lambda": _lambda, "sizes": _sizes,
 }
 
 

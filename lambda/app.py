@@ -241,19 +241,13 @@ def _handle(event: Any, context: Any) -> Any:
 
         return _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
                           cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs))
-    is_execute = route_path == "/execute"
-    if is_execute:
-        try:  # MCP servers: connected once per container, again after one went away
-            _run(runtime.backend.start())
-        except AgentError as exc:
-            response = contract.error_response(exc.code, exc.message)
-            _count(response)
-            return response
+    # MCP servers (if configured) are connected by the contract once the request is authenticated and valid:
+    # once per container, again after one went away (ExecuteBackend.start).
     response = _run(contract.handle_request(
         method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
         cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
     ))
-    if is_execute:
+    if route_path == "/execute":
         _count(response)
     return response
 

@@ -1,13 +1,12 @@
 # Fine-tuning (finetune/, the `lmstudio-finetune` distribution): Axolotl + torch + llama.cpp's converter.
 #
-# The stack lives in its own virtual environment, FT_VENV, inside .venv (so `make clean` removes it and git ignores it):
-# axolotl pins pydantic==2.12.5, typer==0.25.1 and python-dotenv==1.0.1, which cannot coexist with the SAM CLI's pins
-# (pydantic~=2.13.3, click==8.1.8) in the main venv. FT_VENV holds the core, the finetune package, llama-cpp-python
+# The stack lives in its own virtual environment, FT_VENV (declared in the Makefile), inside .venv (so `make clean`
+# removes it and git ignores it): axolotl 0.19.0 pins pydantic==2.12.5, typer==0.25.1, python-dotenv==1.0.1 and
+# s3fs==2025.10.0 exactly, and brings torch (gigabytes). In the main venv those pins would hold every other component
+# (tested on pydantic 2.14 and typer 0.29) back, and every `make run` would install torch. FT_VENV holds the core, the finetune package, llama-cpp-python
 # (the wheel the gateway stamp built, never rebuilt) and pytest, so tests/finetune runs there.
 .PHONY: finetune-deps finetune-test finetune-e2e finetune-cpu finetune-gpu
 
-FT_VENV := $(VENV)/finetune
-FT_PY := $(FT_VENV)/bin/python
 FT_PIP := $(FT_PY) -m pip --disable-pip-version-check
 
 # llama.cpp's HF -> GGUF converter and its own gguf-py, taken from the llama-cpp-python source release.

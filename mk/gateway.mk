@@ -7,7 +7,6 @@
 # differs from the builder's (AMX/AVX-512 FP16 here).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 LLAMA_WHEEL_GLOB := $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
-SMOLLM2_VERSION := 0.1.2
 BUILD_NOTICE := llama-cpp-python $(LLAMA_CPP_VERSION) has no wheel on PyPI: compiling it (about 11 minutes on 2 cores, \
 the first time only; the wheel is kept in $(WHEEL_CACHE))
 

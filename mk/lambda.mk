@@ -2,19 +2,16 @@
 # validate/build, and the benchmark against a LiteLLM handler.
 .PHONY: lambda-deps lambda-build bench-lambda
 
-# The SAM CLI and LiteLLM pin many packages exactly (click, boto3, pydantic via the SAM translator, ...), so each
-# lives in its own venv under .venv/tools: they never move a version in the project's venv, and `make clean` drops them.
-TOOLS := $(VENV)/tools
+# The SAM CLI and LiteLLM pin many packages exactly (the SAM CLI: click==8.1.8 and boto3==1.43.x), so each lives in
+# its own venv under TOOLS (.venv/tools): they never move a version in the project's venv, and `make clean` drops them.
 SAM_VENV := $(TOOLS)/sam
 SAM := $(SAM_VENV)/bin/sam
-LITELLM_VENV := $(TOOLS)/litellm
 export SAM_CLI_TELEMETRY := 0
 
 # The handler's imports (Powertools, pydantic, httpx), boto3 and moto for the tests, and the SAM CLI (its own
-# venv) for the template tests. boto3 stays below 1.41.6 because the fine-tuning stack's aiobotocore (via s3fs)
-# pins botocore <1.41.6; the Lambda runtime brings its own boto3.
+# venv) for the template tests. boto3 is for the tests only: the Lambda runtime brings its own.
 $(STAMPS)/lambda: $(STAMPS)/core $(SAM_VENV)/.installed lambda/requirements.txt mk/lambda.mk
-	$(PIP) install -q -r lambda/requirements.txt 'boto3>=1.35,<1.41.6' 'moto[dynamodb,secretsmanager]>=5,<6' 'pyyaml>=6'
+	$(PIP) install -q -r lambda/requirements.txt 'boto3>=1.35' 'moto[dynamodb,secretsmanager]>=5,<6' 'pyyaml>=6'
 	ln -sf ../tools/sam/bin/sam $(VENV)/bin/sam   # `sam` on PATH once the venv is activated
 	@mkdir -p $(STAMPS) && touch $@
 

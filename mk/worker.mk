@@ -3,7 +3,6 @@
 # stand-ins are checked against. Its pin matches the dev group of cloudflare/pyproject.toml.
 .PHONY: worker-deps worker-build
 
-WORKER_DIR := cloudflare
 WORKERS_RUNTIME_SDK := workers-runtime-sdk==1.9.5
 
 $(STAMPS)/worker: $(STAMPS)/core $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json mk/worker.mk

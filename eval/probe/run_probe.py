@@ -76,7 +76,8 @@ async def run(base_url: str, api_key: str | None, model: str, tasks: list[dict])
 def summary(results: list[dict], label: str) -> dict:
     positive = [r for r in results if not r["negative"]]
     negative = [r for r in results if r["negative"]]
-    share = lambda rows, key: round(100 * sum(r[key] for r in rows) / len(rows), 1) if rows else None
+    def share(rows, key):
+        return round(100 * sum(r[key] for r in rows) / len(rows), 1) if rows else None
     return {"label": label, "positive": len(positive), "exact_pct": share(positive, "ok"),
             "name_pct": share(positive, "name_ok"), "negative": len(negative), "restraint_pct": share(negative, "ok"),
             "mean_latency_s": round(sum(r["latency_s"] for r in results) / len(results), 2)}

@@ -86,16 +86,15 @@ class HubDriver:
             return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
                                      documents=documents)
 
-        def streamer(instruction: str, tools: list[str]):
-            return backend.stream(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds))
+        def streamer(instruction: str, tools: list[str], documents: Optional[dict[str, str]] = None):
+            return backend.stream(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
+                                  documents=documents)
 
-        registry = backend.registry
         self.serving.append(
             asyncio.ensure_future(
                 serve_agent(
                     runner, bridge_url=self.hub.url, agent_id=agent_id, token=AGENT_TOKEN, model=model,
-                    capabilities=["llm", "tool-use"], tools=registry.names(),
-                    side_effect_tools=[tool.name for tool in registry if tool.side_effects], max_concurrency=4,
+                    capabilities=["llm", "tool-use"], registry=backend.registry, max_concurrency=4,
                     streamer=streamer,
                 )
             )

@@ -174,7 +174,8 @@ async def test_lmstudio_agents_run_tools_through_the_hub_over_http(hub, openai_s
         try:
             openai_stub.enqueue(
                 tool_call("analyze_sentiment", {"text": "I love this product"}),
-                text('{"sentiment": "positive", "confidence": 0.9}'),  # the tool's own model call
+                # the tool's own model calls: its answer, then 4 sampled votes (the stub gives no logprobs)
+                *[text('{"sentiment": "positive"}') for _ in range(5)],
                 text("The feedback is positive."),
             )
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -219,3 +220,16 @@ async def test_an_lmstudio_agent_killed_mid_task_is_finished_by_another(hub, ope
     await asyncio.gather(serving_a, serving_b, return_exceptions=True)
     for agent in (first, second):
         await agent.client.aclose()
+
+
+def test_bridge_agent_mode_offers_the_tool_modes_and_refuses_others_cleanly():
+    shown = subprocess.run([*CLI, "bridge", "agent", "--help"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert shown.returncode == 0
+    for mode in ("auto", "native", "parsed", "constrained"):
+        assert mode in shown.stdout
+    assert "grammar" not in shown.stdout and "prompt" not in shown.stdout
+    refused = subprocess.run([*CLI, "bridge", "agent", "--token", "t" * 20, "--mode", "grammar"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "grammar" in refused.stderr

@@ -15,10 +15,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.contract import ExecuteOptions
-from lmstudio_hub import BridgeHub, Identities, IdentityError, IdentitySource, parse_identities
+from lmstudio_hub import Identities, IdentityError, IdentitySource, parse_identities
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
 
-from .helpers import hub_options, raw_connect, recv_json, register_frame, send_json
+from .helpers import raw_connect, recv_json, register_frame, send_json
 from .test_cli_and_real_agents import CLI, free_port, wait_for_line
 
 ALICE = "alice-token-0123456789abcdef"

@@ -12,7 +12,7 @@ from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.messages import answered, final_answer
 from lmstudio_agent.tools import ToolRegistry
-from tests.support.openai_stub import ScriptedOpenAIServer, garbage, http_error, json_content, text, tool_call
+from tests.support.openai_stub import ScriptedOpenAIServer, http_error, json_content, text, tool_call
 
 calls: list[tuple] = []
 

@@ -4,10 +4,9 @@ schema's own constraints (lmstudio_agent.constrained)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Literal
 
 import pytest
-from pydantic import Field
 
 from lmstudio_agent import constrained
 from lmstudio_agent.agent import TERMINATE

@@ -125,3 +125,33 @@ def test_each_adapter_has_one_path_per_request():
         assert not calls & {"handle_execute", "authorize", "execute", "parse_execute_request"}, (adapter, calls)
         assert "APIGatewayRestResolver" not in source and "ValidationError" not in source, adapter
         assert "load_settings" in source, adapter
+
+
+def test_the_bridge_protocol_needs_no_extra():
+    """The core names the default bridge URL from the protocol module, so it must stay pydantic-only; the
+    websockets client loads only when used."""
+    for name in ("protocol.py", "__init__.py"):
+        imported = _imported_top_levels(CORE / "bridge" / name)
+        assert imported <= set(sys.stdlib_module_names) | {"pydantic"}, (name, imported)
+    code = ("import sys, lmstudio_agent.lmstudio, lmstudio_agent.bridge as b; assert 'websockets' not in sys.modules;"
+            "b.serve_agent; assert 'websockets' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_public_constructor_documents_its_parameters():
+    """A public class whose ``__init__`` takes parameters says what each is, in an ``Args:`` section."""
+    missing = []
+    for folder in ("core/src", "hub/src", "eval/src", "gateway-model/src", "finetune/src"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
+                    continue
+                init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+                if init is None:
+                    continue
+                params = [a.arg for a in init.args.args[1:] + init.args.kwonlyargs]
+                doc = (ast.get_docstring(node) or "") + (ast.get_docstring(init) or "")
+                undocumented = [p for p in params if f"{p}:" not in doc.partition("Args:")[2]]
+                if params and undocumented:
+                    missing.append(f"{path.relative_to(ROOT)}: {node.name} ({', '.join(undocumented)})")
+    assert not missing, "\n".join(missing)

@@ -1,12 +1,11 @@
 """LMStudioAgent: the API reference's class and its errors."""
 
-import asyncio
 
 import pytest
 
 from lmstudio_agent import LMStudioAgent
 from lmstudio_agent.errors import AgentError, ErrorCode
-from tests.support.openai_stub import MODEL_ID, ScriptedOpenAIServer, json_content
+from tests.support.openai_stub import MODEL_ID, json_content
 
 
 def test_constructor_defaults_match_the_reference(monkeypatch):

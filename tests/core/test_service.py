@@ -92,3 +92,31 @@ async def test_an_unconfigured_backend_answers_every_execute_with_the_reason():
         backend.select_tools([])
     with pytest.raises(AgentError, match="invalid model"):
         await backend.run("x", ToolSelection((), False), "m", Deadline(1))
+
+
+def test_one_conversion_of_a_validation_error_for_every_layer():
+    from pydantic import BaseModel, ValidationError, field_validator
+
+    from lmstudio_agent.errors import validation_problems
+
+    class Body(BaseModel):
+        count: int
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _name(cls, value: str) -> str:
+            if not value:
+                raise ValueError("must not be empty")
+            return value
+
+    with pytest.raises(ValidationError) as info:
+        Body.model_validate({"count": "secret-looking-input", "name": ""})
+    text = validation_problems(info.value, root="body")
+    assert text == "count: Input should be a valid integer, unable to parse string as an integer; name: must not be empty"
+    assert "secret-looking-input" not in text
+    assert validation_problems(info.value, limit=1).startswith("count:") and ";" not in validation_problems(info.value, limit=1)
+    with pytest.raises(ValidationError) as top:
+        Body.model_validate("not an object")
+    assert validation_problems(top.value, root="body").startswith("body: ")
+    assert validation_problems(top.value).startswith("Input should be")

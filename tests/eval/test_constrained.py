@@ -169,7 +169,10 @@ def test_an_optional_enum_the_request_names_is_required_and_one_it_does_not_name
 
 
 def test_a_tool_that_needs_an_object_waits_until_the_conversation_holds_one():
-    names = lambda schema: {v["properties"].get(constrained.NAME_KEY, {}).get("const") for v in schema.get("anyOf", [schema])} - {None}
+    def names(schema):
+        variants = schema.get("anyOf", [schema])
+        return {v["properties"].get(constrained.NAME_KEY, {}).get("const") for v in variants} - {None}
+
     assert names(constrained.call_schema([WEATHER, INVOICE], ["Store the invoice INV-1 from ACME"])) == {"get_weather"}
     found = constrained.call_schema([WEATHER, INVOICE], ['Result of extract: {"invoice_number": "INV-1"}'])
     assert names(found) == {"get_weather", "store_invoice"}

@@ -64,7 +64,7 @@ def test_training_never_sees_a_held_out_instruction_or_template():
 
 def test_the_suite_tools_are_the_registry_tools():
     for task in HELDOUT[:40]:
-        for spec, tool in zip(task.tools, tools_for(task, REGISTRY)):
+        for spec, tool in zip(task.tools, tools_for(task, REGISTRY), strict=True):
             assert tool is REGISTRY.get(spec["function"]["name"])
             assert spec == tool.to_openai()
 

@@ -114,3 +114,15 @@ def test_nonsense_numbers_are_refused_before_axolotl(tmp_path, dataset, tiny_lla
         tuner.create_axolotl_config(dataset, **bad)
     assert caught.value.code is ErrorCode.INVALID_REQUEST
     assert next(iter(bad)) in caught.value.message
+
+
+def test_the_hyperparameters_have_one_list_and_one_set_of_defaults():
+    import dataclasses
+    import inspect
+
+    from lmstudio_finetune.axolotl_config import Hyperparameters
+
+    parameters = inspect.signature(LMStudioFineTuner.create_axolotl_config).parameters
+    knobs = {name: p.default for name, p in parameters.items()
+             if name not in ("self", "dataset_path", "overrides", "config_file")}
+    assert knobs == {f.name: f.default for f in dataclasses.fields(Hyperparameters)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import pytest
@@ -36,3 +38,17 @@ def make_lambda(openai_stub) -> Iterator[Callable[..., LambdaDriver]]:
 @pytest.fixture
 def handler(make_lambda) -> LambdaDriver:
     return make_lambda()
+
+
+@pytest.fixture
+def powertools_logs(capsys):
+    """Powertools' Logger keeps the stream of the first handler module loaded in this session. Calling this
+    fixture's value (in the test body, where capsys captures) points it at the test's stdout; afterwards it is
+    pointed at the session's stdout again, since the test's stream is closed by then."""
+
+    def point_here() -> None:
+        for log_handler in logging.getLogger("lmstudio-agent").handlers:
+            log_handler.stream = sys.stdout
+
+    yield point_here
+    point_here()

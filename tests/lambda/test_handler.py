@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import sys
 import time
 
@@ -227,10 +226,8 @@ def test_unexpected_errors_never_show_a_traceback_even_in_dev_mode(make_lambda):
 # ------------------------------------------------------------------------------------- logs and metrics
 
 
-def test_logs_carry_the_correlation_id_and_no_secret(handler, openai_stub, capsys):
-    # Powertools' Logger keeps the stream of the first handler module loaded in this session: point it here.
-    for log_handler in logging.getLogger("lmstudio-agent").handlers:
-        log_handler.setStream(sys.stdout)
+def test_logs_carry_the_correlation_id_and_no_secret(handler, openai_stub, capsys, powertools_logs):
+    powertools_logs()
     openai_stub.enqueue(text("ok"))
     event = proxy_event("POST", "/execute", headers=AUTH, body=json.dumps(CACHEABLE))
     request_id = event["requestContext"]["requestId"]

@@ -4,8 +4,6 @@ Secrets Manager, moto's here); a real FastMCP server on loopback. Stdio servers 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 
 import pytest
 
@@ -35,9 +33,8 @@ def lambda_with_mcp(make_lambda, mcp_json: dict, **overrides):
 
 
 def test_the_lambda_reaches_an_http_mcp_tool_and_caches_by_its_annotations(make_lambda, openai_stub, http_server,
-                                                                           capsys):
-    for log_handler in logging.getLogger("lmstudio-agent").handlers:
-        log_handler.setStream(sys.stdout)
+                                                                           capsys, powertools_logs):
+    powertools_logs()
     driver = lambda_with_mcp(make_lambda, {"mcpServers": {"remote": http_server.entry(allowedTools=["forecast"])}},
                              allowed_tools=["forecast", "extract_data"])
     try:

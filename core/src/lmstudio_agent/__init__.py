@@ -2,6 +2,9 @@
 
 Async first (it runs inside Cloudflare Python Workers too); ``LMStudioAgent`` adds the API reference's sync
 methods. Runtime dependencies: pydantic and httpx.
+
+"The API reference" and "the notebook" in these docstrings are the two documents the project implements, in the
+repository's docs/reference/ (api-reference.md, agent-notebook.md).
 """
 
 from .agent import Agent, Environment, Goal, Memory, terminate

@@ -60,28 +60,19 @@ TERMINATE = tool_from_function(terminate, terminal=True, tags=["system"])
 
 
 class Memory:
-    """The conversation so far, as chat messages, plus the notebook's typed items."""
+    """The conversation so far: each item is who added it (``user``, ``assistant``, ``environment``), its text
+    and the chat message (OpenAI format) that goes back to the model."""
 
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def add_memory(self, memory: dict[str, Any]) -> None:
-        self.items.append(memory)
-
-    def get_memories(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.items[:limit]
-
-    def copy_without_system_memories(self) -> "Memory":
-        copy = Memory()
-        copy.items = [m for m in self.items if m.get("type") != "system"]
-        return copy
-
     def to_chat_messages(self) -> list[dict[str, Any]]:
         """The chat messages (OpenAI format) recorded in memory, in order."""
-        return [m["message"] for m in self.items if "message" in m]
+        return [m["message"] for m in self.items]
 
     def add_message(self, kind: str, message: dict[str, Any]) -> None:
-        self.add_memory({"type": kind, "content": message.get("content", ""), "message": message})
+        """Record ``message``, added by ``kind``."""
+        self.items.append({"type": kind, "content": message.get("content", ""), "message": message})
 
 
 @dataclass
@@ -104,8 +95,9 @@ class Environment:
     """Runs tools and captures their failures. The traceback is logged, never shown to the model or a client."""
 
     async def execute(self, tool: Tool, args: dict[str, Any], context: ActionContext) -> ToolOutcome:
+        """Run ``tool`` with ``args``, the keyword arguments :meth:`Agent.check` validated (not checked again)."""
         try:
-            return ToolOutcome(ok=True, result=await tool.call(args, context))
+            return ToolOutcome(ok=True, result=await tool.run(args, context))
         except AgentError as exc:
             if exc.code in (ErrorCode.UPSTREAM_TIMEOUT, ErrorCode.CONNECTION_FAILED):
                 raise  # the model server itself failed inside a tool: the run cannot go on
@@ -180,6 +172,18 @@ class Agent:
     first result is reused and the tool withdrawn. A run that ends without an answer (the rounds ran out
     without words, or every tool call failed) ends with an ``error`` event coded NO_ANSWER instead of a
     ``result``.
+
+    Args:
+        client: The chat client to the model server.
+        tools: The tools the agent may call (a registry, or a sequence of tools).
+        goals: The goal and persona lines of the system prompt (highest priority first).
+        mode: How tool calls are obtained: ``auto`` (detected once from the server), ``native``, ``parsed`` or
+            ``constrained``.
+        model: The model id (default: the client's).
+        environment: What runs the tools and turns their failures into messages (default: :class:`Environment`).
+        max_rounds: The most model calls one run makes.
+        max_tokens: The most tokens one model reply may have.
+        context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
     """
 
     def __init__(
@@ -243,7 +247,7 @@ class Agent:
             strategy: The mode's strategy, or a concrete mode (not ``auto``).
             documents: The run's documents (name -> text), listed by name for the model to pass by reference.
         """
-        if not hasattr(strategy, "system_prompt"):
+        if isinstance(strategy, str):  # a ToolMode is a str too
             strategy = strategy_for(strategy)
         return [self.system_message(strategy, self.offered_tools(), documents),
                 {"role": "user", "content": instruction}]
@@ -340,6 +344,8 @@ class Agent:
         if tool is None:
             names = ", ".join(t.name for t in tools) or "none"
             return CheckedCall(call, None, None, f"Unknown tool '{call.name}'. Available tools: {names}.")
+        if call.invalid is not None:
+            return CheckedCall(call, tool, None, call.invalid)
         try:
             return CheckedCall(call, tool, tool.validate_arguments(call.arguments), None)
         except AgentError as exc:
@@ -361,7 +367,7 @@ class Agent:
         checked = []
         for call in turn.calls:
             try:
-                resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id)
+                resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id, call.invalid)
             except UnknownDocumentError as exc:
                 checked.append(CheckedCall(call, next((t for t in tools if t.name == call.name), None), None,
                                            exc.message))
@@ -508,10 +514,10 @@ class Agent:
                        context: ActionContext) -> ToolOutcome:
         """Resolve the call's document references, check it against ``tools``, and run it."""
         try:
-            resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id)
+            resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id, call.invalid)
         except UnknownDocumentError as exc:
             return ToolOutcome(ok=False, error=exc.message)
         checked = self.check(resolved, tools)
-        if checked.error is not None:
+        if checked.tool is None or checked.arguments is None:
             return ToolOutcome(ok=False, error=checked.error)
-        return await self.environment.execute(checked.tool, resolved.arguments, context)
+        return await self.environment.execute(checked.tool, checked.arguments, context)

@@ -65,7 +65,11 @@ def is_cacheable(*, has_side_effects: bool, headers: Mapping[str, str]) -> bool:
 
 
 class MemoryCacheStore:
-    """An in-process :class:`CacheStore` (used by the bridge hub and the CLI; tests use it too)."""
+    """An in-process :class:`CacheStore` (used by the bridge hub and the CLI; tests use it too).
+
+    Args:
+        clock: The time source for expiry, in seconds (tests pass their own).
+    """
 
     def __init__(self, clock=time.time) -> None:
         self._items: dict[str, tuple[str, float]] = {}

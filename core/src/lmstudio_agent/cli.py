@@ -108,7 +108,8 @@ def run(
             if not as_json:
                 servers = agent.mcp_servers
                 mcp = f" · MCP tools [bold]{len(servers.tools)}[/]" if servers is not None else ""
-                console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{agent.tool_mode.value}[/]{mcp}",
+                mode = agent.tool_mode.value if agent.tool_mode is not None else "auto"
+                console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{mode}[/]{mcp}",
                                         title="lmstudio-agent"))
             view = StreamView(console)
             async for event in agent.astream(instruction, tools=tool or None):

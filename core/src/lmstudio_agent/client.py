@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
-from .toolcalls import ToolCall
+from .toolcalls import ToolCall, parse_openai_tool_calls
 
 if TYPE_CHECKING:  # httpx is imported on first use: it pulls in its CLI's deps (rich, click) when installed
     import httpx
@@ -65,6 +65,18 @@ class ChatClient:
 
     ``transport`` is the seam for tests (any ``httpx.AsyncBaseTransport``); production uses the default.
     One client keeps one connection pool (at most ``max_connections``): create it once and reuse it.
+
+    Args:
+        base_url: The server's OpenAI-compatible base URL, with ``/v1``.
+        api_key: Sent as ``Authorization: Bearer`` (None: no header).
+        model: The model id used when a call names none.
+        timeout: Seconds one HTTP call may take (cut further by a run's deadline).
+        connect_timeout: Seconds to open a connection.
+        max_retries: Retries after a connect error, 429 or 5xx (each after a backoff).
+        backoff_seconds: The first retry's delay; it doubles with each retry.
+        max_backoff_seconds: The longest delay between retries (a ``Retry-After`` is honoured up to this).
+        max_connections: The size of the connection pool.
+        transport: An ``httpx.AsyncBaseTransport`` to use instead of real connections (tests).
     """
 
     def __init__(
@@ -459,20 +471,10 @@ def _completion_from(data: Any, latency_s: float) -> ChatResponse:
     content = message.get("content") or ""
     if not isinstance(content, str):
         content = json.dumps(content)
-    calls: list[ToolCall] = []
-    for i, raw in enumerate(message.get("tool_calls") or []):
-        function = (raw or {}).get("function") or {}
-        name = function.get("name")
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                arguments = {"__unparsable__": arguments}
-        if not isinstance(arguments, dict):
-            arguments = {"__unparsable__": json.dumps(arguments)}
-        if name:
-            calls.append(ToolCall(name=str(name), arguments=arguments, id=raw.get("id") or f"call_{i}"))
+    raw_calls = message.get("tool_calls")
+    calls, _ = parse_openai_tool_calls(raw_calls if isinstance(raw_calls, list) else [], keep_invalid=True)
+    for i, call in enumerate(calls):
+        call.id = call.id or f"call_{i}"
     usage_raw = data.get("usage") or {}
     usage = Usage(int(usage_raw.get("prompt_tokens") or 0), int(usage_raw.get("completion_tokens") or 0))
     return ChatResponse(

@@ -176,7 +176,7 @@ def resolve(base_url: str | None = None, api_key: str | None = None, model: str 
         return Connection(info.base_url, api_key if api_key is not None else info.api_key, model or info.model,
                           f"server file {server_file_path()}")
     source = "arguments" if base_url else "environment" if env_url else "defaults"
-    if info is not None and _same_server(url, info.base_url):
+    if info is not None and url is not None and _same_server(url, info.base_url):
         return Connection(url, api_key if api_key is not None else env_key or info.api_key,
                           model or env_model or info.model, source)
     return Connection(url or DEFAULT_BASE_URL, api_key if api_key is not None else env_key,

@@ -424,7 +424,8 @@ class _Copy:
         """The strings this argument may take (None: the shared span list, unfiltered)."""
         fmt = spec.get("format")
         if fmt in _DATE_FORMATS:
-            moments = {"date": self.dates, "time": self.times, "date-time": self.date_times}[fmt]
+            by_format: dict[str, list[Any]] = {"date": self.dates, "time": self.times, "date-time": self.date_times}
+            moments = by_format[fmt]
             options = [m.strftime(_DATE_FORMATS[fmt]) for m in moments]
         elif fmt == "email":
             options = [s for s in self.spans if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", s)] if self.use_spans else []
@@ -453,9 +454,9 @@ class _Copy:
                 return {"anyOf": [{"type": "string", "enum": refs}, _grammar_safe(spec)]}
             return _grammar_safe(spec)
         if kind in ("number", "integer") and not FREE_NUMBERS:
-            options = self.number_options(spec, name)
-            if options:
-                return {"type": kind, "enum": options}
+            numbers = self.number_options(spec, name)
+            if numbers:
+                return {"type": kind, "enum": numbers}
         if kind == "array" and isinstance(spec.get("items"), dict):
             return {**spec, "items": self.value(spec["items"], name)}
         if kind == "object" and isinstance(spec.get("properties"), dict):

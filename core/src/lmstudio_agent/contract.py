@@ -22,7 +22,7 @@ from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
 from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
 from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
 from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
-from .errors import AgentError, ErrorCode
+from .errors import AgentError, ErrorCode, validation_problems
 from .jsonsafe import loads as _safe_loads
 from .messages import AgentMessage, answered
 
@@ -223,9 +223,16 @@ class ToolSelection:
 
 
 class ExecuteBackend(Protocol):
-    """What runs an execute request: the local agent loop (``service.AgentBackend``) or the bridge hub."""
+    """What runs an execute request: the local agent loop (``service.AgentBackend``) or the bridge hub.
 
-    default_model: str
+    A backend may also have an ``async start()``: it is awaited before each execute, once the request is
+    authenticated and valid, to connect what the backend needs (``AgentBackend``: its MCP servers).
+    """
+
+    @property
+    def default_model(self) -> str:
+        """The model a request that names none runs on."""
+        ...
 
     def cache_scope(self) -> str:
         """Identity of the configuration that answers depend on (part of every cache key)."""
@@ -286,15 +293,7 @@ def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> E
     try:
         return ExecuteRequest.model_validate(data)
     except ValidationError as exc:
-        raise AgentError(ErrorCode.INVALID_REQUEST, _describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "Invalid request body: " + "; ".join(parts)
+        raise AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body")) from None
 
 
 @dataclass(frozen=True)
@@ -306,6 +305,14 @@ class ExecutePlan:
     model: str
     use_cache: bool
     cache_key: str
+
+
+async def prepare(backend: ExecuteBackend) -> None:
+    """Let the backend connect what it needs before a run (MCP servers: once, again after one went away),
+    once the request is authenticated and valid. A backend without ``start`` needs nothing."""
+    start = getattr(backend, "start", None)
+    if start is not None:
+        await start()
 
 
 def plan_execute(request: ExecuteRequest, backend: ExecuteBackend, *, headers: Mapping[str, str] | None = None,
@@ -343,6 +350,7 @@ async def execute(
 ) -> ExecuteResponse:
     """Run a validated request through the tool allow-list, the cache and the backend, under the deadline."""
     options = options or ExecuteOptions()
+    await prepare(backend)
     plan = plan_execute(request, backend, headers=headers, cache=cache)
     selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
     if use_cache:

@@ -15,6 +15,9 @@ class Deadline:
 
     Every network call inside a run takes ``min(its own timeout, deadline.remaining())``, so the run as a
     whole never outlives the deadline, whatever the number of rounds or retries.
+
+    Args:
+        seconds: How long from now the run may take (None: no deadline).
     """
 
     def __init__(self, seconds: float | None) -> None:

@@ -33,7 +33,12 @@ __all__ = [
 
 
 class UnknownDocumentError(AgentError):
-    """A call referred to a document the run does not carry; the message (for the model) names the known ones."""
+    """A call referred to a document the run does not carry; the message (for the model) names the known ones.
+
+    Args:
+        name: The document the call referred to.
+        known: The names of the run's documents.
+    """
 
     def __init__(self, name: str, known: list[str]) -> None:
         shown = ", ".join(reference(n) for n in known) or "none"

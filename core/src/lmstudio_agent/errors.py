@@ -66,7 +66,13 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 
 class AgentError(RuntimeError):
-    """An error that carries an :class:`ErrorCode`. It is a ``RuntimeError``, as the API reference requires."""
+    """An error that carries an :class:`ErrorCode`. It is a ``RuntimeError``, as the API reference requires.
+
+    Args:
+        code: The :class:`ErrorCode` (it decides the HTTP status).
+        message: A human-readable message: never a stack trace or a secret.
+        details: Extra machine-readable facts (e.g. ``retry_after``).
+    """
 
     def __init__(self, code: ErrorCode, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -82,8 +88,30 @@ class AgentError(RuntimeError):
         return f"{self.code.value}: {self.message}"
 
 
+def validation_problems(exc: Any, *, root: str = "", limit: int | None = 5, drop: int = 0) -> str:
+    """A pydantic ``ValidationError`` as ``field: problem`` pairs joined by ``"; "``: the one conversion every
+    layer uses to put one in a message. The input is never echoed (it may be large, or a secret).
+
+    Args:
+        exc: The ``ValidationError``.
+        root: What to call an error at the top level (empty: the problem alone).
+        limit: At most this many errors are shown (None: all).
+        drop: Leading location parts to skip (a discriminated union's tag).
+    """
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        location = ".".join(str(part) for part in error["loc"][drop:]) or root
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts)
+
+
 class BridgeConnectionError(AgentError, ConnectionError):
-    """The AI Bridge could not be reached (CONNECTION_FAILED); also a ``ConnectionError``."""
+    """The AI Bridge could not be reached (CONNECTION_FAILED); also a ``ConnectionError``.
+
+    Args:
+        message: What failed, for a person.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.CONNECTION_FAILED, message)

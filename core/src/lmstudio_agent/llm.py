@@ -25,9 +25,6 @@ class LLM:
     max_tokens: int = 512
     supports_json_schema: bool = True
 
-    def bound(self, deadline: Deadline | None) -> "LLM":
-        return LLM(self.client, self.model, deadline, self.max_tokens, self.supports_json_schema)
-
     async def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResponse:
         kwargs.setdefault("max_tokens", self.max_tokens)
         return await self.client.chat(messages, model=self.model, deadline=self.deadline, **kwargs)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Itera
 
 
 from .agent import Agent, Goal, OnMessage
+from .bridge.protocol import DEFAULT_BRIDGE_URL
 from .builtins import analyze_sentiment, builtin_registry, extract_data
 from .client import ChatClient
 from .connection import resolve
@@ -19,7 +20,7 @@ from .errors import AgentError, ErrorCode
 from .events import RunEvent
 from .llm import LLM
 from .messages import AgentMessage
-from .modes import ToolMode, detect_mode
+from .modes import ToolMode
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 logger = logging.getLogger("lmstudio_agent.bridge.agent")
 
-DEFAULT_BRIDGE_URL = "ws://localhost:65028"
 DEFAULT_GOALS = (
     Goal(name="Persona", description="You are a helpful assistant that completes tasks by calling tools."),
     Goal(name="Method", description="Call the tool that fits the request with arguments taken from it. "
@@ -83,6 +83,26 @@ class LMStudioAgent:
     adds MCP servers' tools beside the Python ones (the ``mcp`` extra). The servers start with the agent
     (:meth:`aload_model`, ``async with agent``, or the first :meth:`aact`) and stop with :meth:`aclose`, when
     :meth:`connect_to_bridge` ends, or, with the sync API, at the end of each call.
+
+    Args:
+        model_name: The model id on the server (default: see above).
+        bridge_url: The AI Bridge hub's WebSocket URL, for :meth:`connect_to_bridge`.
+        agent_id: The id this agent registers under at the hub.
+        base_url: The server's base URL (default: see above).
+        api_key: The server's token (default: see above).
+        tools: A registry to use as is, or tools and functions to add to the built-in ones.
+        tool_mode: How tool calls are obtained: ``auto`` (detected when the model loads), ``native``, ``parsed`` or
+            ``constrained``.
+        goals: The goal and persona lines of the system prompt.
+        max_rounds: The most model calls one task makes.
+        max_tokens: The most tokens one model reply may have.
+        run_timeout: Seconds one task (or one model load) may take in all.
+        request_timeout: Seconds one HTTP call may take.
+        context: Properties every tool sees through ``action_context`` (e.g. ``invoice_storage``).
+        capabilities: Capability names registered with the hub.
+        bridge_token: The hub's agent token (default: ``BRIDGE_TOKEN``).
+        transport: An ``httpx.AsyncBaseTransport`` to use instead of real connections (tests).
+        mcp_config: MCP servers whose tools the agent offers too (see above).
     """
 
     def __init__(
@@ -339,7 +359,6 @@ class LMStudioAgent:
             if not self._loaded:
                 await self.aload_model()
             await self.astart_mcp()
-            offered = self.tools
             mode = self.tool_mode.value if self.tool_mode else "auto"
             logger.info("agent %s: model %s on %s (tool mode %s); connecting to %s", self.agent_id, self.model_name,
                         self.client.base_url, mode, self.bridge_url)
@@ -350,8 +369,7 @@ class LMStudioAgent:
                 token=self._bridge_token,
                 capabilities=self.capabilities,
                 model=self.model_name,
-                tools=offered.names(),
-                side_effect_tools=[tool.name for tool in offered if tool.side_effects],
+                registry=self.tools,
                 max_concurrency=max_concurrency,
                 **{"streamer": streamer, **options},
             )

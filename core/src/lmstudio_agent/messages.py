@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,7 +46,8 @@ class WebSocketMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str = Field(min_length=1)
-    data: dict[str, Any] = Field(default_factory=dict)
+    # A JSON object; each frame of the bridge protocol narrows it to its own model (lmstudio_agent.bridge.protocol).
+    data: Union[dict[str, Any], BaseModel] = Field(default_factory=dict)
     metadata: Optional[dict[str, Any]] = None
 
 

@@ -83,15 +83,7 @@ class NativeStrategy:
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         if response.tool_calls:
             calls = _ensure_ids(list(response.tool_calls))
-            message = {
-                "role": "assistant",
-                "content": response.content,
-                "tool_calls": [
-                    {"id": c.id, "type": "function",
-                     "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-                    for c in calls
-                ],
-            }
+            message = {"role": "assistant", "content": response.content, "tool_calls": [c.to_openai() for c in calls]}
             return Turn(calls, response.content.strip(), [], message, response)
         parsed = parse_tool_calls(response.content)
         return Turn(_ensure_ids(parsed.calls), parsed.text, parsed.errors,

@@ -42,6 +42,7 @@ from .contract import (
     error_response,
     no_answer_error,
     parse_execute_request,
+    prepare,
     presented_key,
 )
 from .deadline import Deadline
@@ -268,6 +269,7 @@ class RunService:
 
     async def create(self, body: Body, owner: str) -> HttpResponse:
         request = parse_execute_request(body, self.options.max_body_bytes)
+        await prepare(self.backend)
         self.backend.select_tools(request.tools)  # refuse unknown tools now, not in the run
         now = self.clock()
         run_id = self.new_run_id()
@@ -394,6 +396,7 @@ class RunService:
         error: AgentError | None = None
         last_flush = time.monotonic()
         try:
+            await prepare(self.backend)
             selection = self.backend.select_tools(request.tools)
             model = request.model or self.backend.default_model
             async with asyncio.timeout(seconds + 1.0):

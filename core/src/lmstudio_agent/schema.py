@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypeVar
+
+
+T = TypeVar("T", dict, list)
 
 __all__ = ["inline_refs", "validate", "json_type_name"]
 
@@ -123,7 +126,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 
@@ -181,10 +184,10 @@ def _check(value: Any, schema: Any, path: str, root: dict[str, Any], errors: lis
         errors.append(f"{path}: must be {_short(schema['const'])}, got {_short(value)}")
 
     for key in ("anyOf", "oneOf"):
-        options = schema.get(key)
-        if not isinstance(options, list) or not options:
+        forms = schema.get(key)
+        if not isinstance(forms, list) or not forms:
             continue
-        results = [_sub_errors(value, option, path, root, depth) for option in options]
+        results = [_sub_errors(value, form, path, root, depth) for form in forms]
         passed = sum(1 for result in results if not result)
         if passed == 0:
             if len(results) == 1:
@@ -278,7 +281,7 @@ def _check_array(
         prefix, items = items, schema.get("additionalItems", True)
     start = 0
     if isinstance(prefix, list):
-        for index, (item, sub) in enumerate(zip(value, prefix)):
+        for index, (item, sub) in enumerate(zip(value, prefix, strict=False)):  # items past the prefix come next
             _check(item, sub, f"{path}[{index}]", root, errors, depth + 1)
         start = len(prefix)
     if items is not None and items is not True:
@@ -291,16 +294,22 @@ def _check_array(
                 break
 
 
+def _member(schema: dict[str, Any], key: str, kind: type[T]) -> T:
+    """``schema[key]`` when it is a ``kind`` (a dict or a list), else an empty one."""
+    value = schema.get(key)
+    return value if isinstance(value, kind) else kind()
+
+
 def _check_object(
     value: dict[str, Any], schema: dict[str, Any], path: str, root: dict[str, Any], errors: list[str], depth: int
 ) -> None:
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    properties = _member(schema, "properties", dict)
+    required = _member(schema, "required", list)
     for name in required:
         if name not in value:
             errors.append(f"{_child(path, str(name))}: required property is missing")
     extra = schema.get("additionalProperties", True)
-    patterns = schema.get("patternProperties") if isinstance(schema.get("patternProperties"), dict) else {}
+    patterns = _member(schema, "patternProperties", dict)
     for name, item in value.items():
         key = str(name)
         if key in properties:

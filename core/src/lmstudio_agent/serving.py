@@ -58,7 +58,7 @@ def header_timeout_protocol(timeout: float = HEADER_TIMEOUT_SECONDS) -> type[asy
     class HeaderTimeoutH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm_head_timer()
 

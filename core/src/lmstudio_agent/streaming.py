@@ -42,6 +42,7 @@ from .contract import (
     no_answer_error,
     parse_execute_request,
     plan_execute,
+    prepare,
 )
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
@@ -334,6 +335,7 @@ async def stream_execute(
     raises AgentError here, so it gets the contract's JSON error; once the stream starts, a failure is an
     ``error`` chunk. A cache hit replays the stored events; a finished, cacheable run stores them."""
     options = options or ExecuteOptions()
+    await prepare(backend)
     plan = plan_execute(request, backend, headers=headers, cache=cache)
     selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
     cached = await cache_get_events(cache, key) if use_cache else None

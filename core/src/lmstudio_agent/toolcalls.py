@@ -41,11 +41,16 @@ _EXTRA_KEYS = {"id", "type", "call_id"}
 
 @dataclass
 class ToolCall:
-    """One call the model asked for."""
+    """One call the model asked for.
+
+    ``invalid`` is set when the call named a tool but its arguments could not be read (not JSON, not an
+    object): it says so to the model, and nothing runs.
+    """
 
     name: str
     arguments: dict[str, Any]
     id: str | None = None
+    invalid: str | None = None
 
     def to_openai(self, call_id: str | None = None) -> dict[str, Any]:
         """The call as an OpenAI ``tool_calls`` entry (arguments as a JSON string)."""
@@ -393,27 +398,45 @@ def _decode_arguments(raw: Any) -> dict[str, Any]:
     return raw
 
 
-def parse_openai_tool_calls(tool_calls: Iterable[Any]) -> tuple[list[ToolCall], list[str]]:
-    """Native ``message.tool_calls`` entries (arguments as JSON strings) as :class:`ToolCall` objects + errors."""
+def parse_openai_tool_calls(tool_calls: Iterable[Any], *, keep_invalid: bool = False) -> tuple[list[ToolCall], list[str]]:
+    """Native ``message.tool_calls`` entries (arguments as JSON strings) as :class:`ToolCall` objects + errors.
+
+    The one decoder of native tool calls (the chat client's answers, training rows). With ``keep_invalid`` (what
+    the agent loop reads), a call that names a tool but whose arguments cannot be read is kept, with
+    :attr:`ToolCall.invalid` saying why, so the model's call gets its answer ("your arguments were not valid
+    JSON"); and any non-empty name is kept, for the agent to answer "unknown tool".
+    """
     calls: list[ToolCall] = []
     errors: list[str] = []
     for entry in tool_calls or []:
         if not isinstance(entry, Mapping):
             errors.append("a tool call is not an object")
             continue
-        function = entry.get("function") if isinstance(entry.get("function"), Mapping) else entry
+        nested = entry.get("function")
+        function: Mapping[str, Any] = nested if isinstance(nested, Mapping) else entry
         name = function.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        call_id = entry.get("id") if isinstance(entry.get("id"), str) else None
+        named = isinstance(name, str) and (NAME_PATTERN.fullmatch(name) or (keep_invalid and name.strip()))
+        if not isinstance(name, str) or not named:
             errors.append(f"invalid tool name {_short(name)}")
             continue
         try:
             arguments = _decode_arguments(function.get("arguments"))
         except _CallError as exc:
             errors.append(f"{name}: {exc}")
+            if keep_invalid:
+                calls.append(ToolCall(name=name, arguments={}, id=call_id, invalid=_invalid_arguments(name, exc)))
             continue
-        call_id = entry.get("id") if isinstance(entry.get("id"), str) else None
         calls.append(ToolCall(name=name, arguments=arguments, id=call_id))
     return calls, errors
+
+
+def _invalid_arguments(name: str, problem: _CallError) -> str:
+    """What the model is told about a call whose arguments could not be read."""
+    if "not valid JSON" in str(problem):
+        return (f"Your arguments to {name} were not valid JSON. Call {name} again with its arguments as one JSON "
+                "object.")
+    return f"Your arguments to {name} could not be used: {problem}. Send them as one JSON object."
 
 
 # ---------------------------------------------------------------------------------------------- Python calls
@@ -496,7 +519,7 @@ def _literal(node: ast.AST, *, aliases: dict[str, str]) -> Any:
         return [_literal(item, aliases=aliases) for item in node.elts]
     if isinstance(node, ast.Dict):
         out: dict[str, Any] = {}
-        for key, value in zip(node.keys, node.values):
+        for key, value in zip(node.keys, node.values, strict=True):
             if key is None:
                 raise _CallError("** inside a dict is not supported")
             decoded = _literal(key, aliases=aliases)

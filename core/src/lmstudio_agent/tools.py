@@ -39,7 +39,12 @@ _MAX_REPORTED_ERRORS = 6
 
 
 class ToolArgumentError(AgentError):
-    """Arguments a model supplied do not fit the tool; the message says which and why, briefly."""
+    """Arguments a model supplied do not fit the tool; the message says which and why, briefly.
+
+    Args:
+        tool: The tool's name.
+        problems: One line per bad argument.
+    """
 
     def __init__(self, tool: str, problems: list[str]) -> None:
         shown = problems[:_MAX_REPORTED_ERRORS]
@@ -55,7 +60,14 @@ class ToolArgumentError(AgentError):
 
 
 class ActionContext:
-    """What a tool receives as ``action_context``: free-form properties plus the run's llm, agent and memory."""
+    """What a tool receives as ``action_context``: free-form properties plus the run's llm, agent and memory.
+
+    Args:
+        properties: The run's free-form properties (e.g. ``invoice_storage``).
+        llm: The run's :class:`~lmstudio_agent.llm.LLM` (the model, bound to the run's deadline).
+        agent: The running agent.
+        memory: The run's memory (the conversation so far).
+    """
 
     _ATTRIBUTES = ("llm", "agent", "memory")
 
@@ -219,14 +231,19 @@ class Tool:
         return args
 
     async def call(self, args: Mapping[str, Any] | None, context: ActionContext | None = None) -> Any:
-        """Validate ``args``, inject the context, run the function (awaiting it if it is async)."""
-        kwargs = self.validate_arguments(args)
+        """Validate ``args`` (:meth:`validate_arguments`), then :meth:`run` the validated values."""
+        return await self.run(self.validate_arguments(args), context)
+
+    async def run(self, kwargs: Mapping[str, Any], context: ActionContext | None = None) -> Any:
+        """Run the function with ``kwargs`` as :meth:`validate_arguments` returned them (they are not checked
+        again), the context injected; awaited when the function is async."""
+        values = dict(kwargs)
         for name, kind in self.injected.items():
             if kind == "agent":
-                kwargs[name] = context.agent if context is not None else None
+                values[name] = context.agent if context is not None else None
             else:
-                kwargs[name] = context if context is not None else ActionContext()
-        result = self.function(**kwargs)
+                values[name] = context if context is not None else ActionContext()
+        result = self.function(**values)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -246,7 +263,8 @@ def _schema_types(schema: Any) -> set[str]:
 def _decode_json_strings(args: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Small models often write an object or list argument as a JSON string; decode it where only a
     container fits (never where a string is also allowed)."""
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    declared = schema.get("properties")
+    properties: dict[str, Any] = declared if isinstance(declared, dict) else {}
     out = dict(args)
     for name, value in args.items():
         if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
@@ -402,7 +420,11 @@ def tool_from_function(
 
 
 class ToolRegistry:
-    """An ordered set of tools by name. Registries are independent; select() and merged() make new ones."""
+    """An ordered set of tools by name. Registries are independent; select() and merged() make new ones.
+
+    Args:
+        tools: Tools to register at once (names must be unique).
+    """
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}

@@ -25,6 +25,7 @@ from .suite import builtin_suite_path, load_suite
 
 console = Console(stderr=True)
 DEFAULT_REPORT_DIR = Path("reports/eval/latest")
+MODE_HELP = f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."
 
 
 @contextlib.contextmanager
@@ -56,7 +57,7 @@ def eval_command(
     api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
     model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     mode: list[str] = typer.Option(["auto"], "--mode", "-m",
-                                   help=f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."),
+                                   help=MODE_HELP),
     embedded: bool = typer.Option(False, "--embedded", help="Start the embedded model (gateway-model) for the run."),
     gguf: Optional[Path] = typer.Option(None, "--gguf", exists=True, dir_okay=False,
                                         help="With --embedded: serve this GGUF instead of SmolLM2-135M."),

@@ -50,9 +50,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if not tuner.run_fine_tuning(config, use_lm_studio_cli=False):
         return _failure(tuner, "training")
     training = tuner.last_training
+    assert training is not None  # set by every run_fine_tuning
     trained = time.monotonic()
     if tuner.convert_to_gguf(tuner.adapter_dir, settings["name"], lm_studio_import=False) is None:
         return _failure(tuner, "conversion")
+    assert tuner.last_export is not None  # set by every successful convert_to_gguf
     files = {kind: str(path) for kind, path in tuner.last_export.files.items()}
     return {
         "ok": True,

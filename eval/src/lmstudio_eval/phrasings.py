@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 Value = Any
-Draw = Callable[[random.Random, str], tuple[str, Value]]  # (rng, split) -> (shown, value)
+# (rng, split) -> (shown, value); a joint draw fills several slots: dicts of slot -> shown, slot -> value.
+Draw = Callable[[random.Random, str], tuple[Any, Value]]
 
 
 def pool(*items: Any, shared: bool = False) -> Draw:

@@ -23,7 +23,7 @@ def plot_report(report: Mapping[str, Any], path: str | Path) -> Path:
     xs = range(len(modes))
     top.bar([x - width / 2 for x in xs], [s["name_accuracy"] * 100 for s in summaries], width, label="tool name")
     top.bar([x + width / 2 for x in xs], [s["exact_accuracy"] * 100 for s in summaries], width, label="name + arguments")
-    for x, s in zip(xs, summaries):
+    for x, s in zip(xs, summaries, strict=True):
         top.annotate(f"{s['exact_accuracy']:.0%}", (x + width / 2, s["exact_accuracy"] * 100), ha="center",
                      va="bottom", fontsize=8)
     top.set_xticks(list(xs), modes)
@@ -33,7 +33,7 @@ def plot_report(report: Mapping[str, Any], path: str | Path) -> Path:
     top.legend(loc="upper left", fontsize=8)
 
     group = 0.8 / max(len(modes), 1)
-    for i, (mode, s) in enumerate(zip(modes, summaries)):
+    for i, (mode, s) in enumerate(zip(modes, summaries, strict=True)):
         values = [s["per_tool"].get(tool, {}).get("exact_accuracy", 0.0) * 100 for tool in tools]
         bottom.bar([t + (i - (len(modes) - 1) / 2) * group for t in range(len(tools))], values, group, label=mode)
     bottom.set_xticks(range(len(tools)), tools, rotation=60, ha="right", fontsize=8)

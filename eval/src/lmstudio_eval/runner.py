@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lmstudio_agent.agent import Agent, Goal
 from lmstudio_agent.client import ChatClient
@@ -32,7 +32,8 @@ MAX_CONTENT_CHARS = 400
 class PlainStrategy(ConstrainedStrategy):
     """The plain-prompting baseline: the constrained prompt, but nothing constrains the reply."""
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {}
 
 
@@ -96,7 +97,7 @@ async def run_task(client: ChatClient, task: Task, mode: str, *, registry: ToolR
     tools = tools_for(task, registry)
     agent = build_agent(client, tools, mode, goals, max_tokens)
     expected_tool = next(t for t in tools if t.name == task.expected.name)
-    base = dict(task_id=task.id, mode=mode, expected_tool=task.expected.name,
+    base: dict[str, Any] = dict(task_id=task.id, mode=mode, expected_tool=task.expected.name,
                 expected_arguments=task.expected.arguments, offered=[t.name for t in tools])
     try:
         outcome = await agent.first_turn(task.instruction, deadline=Deadline(request_timeout),

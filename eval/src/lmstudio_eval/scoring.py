@@ -63,7 +63,7 @@ def values_equal(expected: Any, actual: Any) -> bool:
     if isinstance(expected, Mapping) and isinstance(actual, Mapping):
         return set(expected) == set(actual) and all(values_equal(expected[k], actual[k]) for k in expected)
     if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
-        return len(expected) == len(actual) and all(values_equal(e, a) for e, a in zip(expected, actual))
+        return len(expected) == len(actual) and all(values_equal(e, a) for e, a in zip(expected, actual, strict=True))
     return False
 
 

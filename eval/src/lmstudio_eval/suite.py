@@ -19,7 +19,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.errors import AgentError, ErrorCode, validation_problems
 from lmstudio_agent.tools import Tool, ToolRegistry
 from .phrasings import PHRASINGS, Phrasing
 from .suite_tools import suite_registry
@@ -85,10 +85,8 @@ def load_suite(path: str | Path) -> list[Task]:
         try:
             task = Task.model_validate_json(line)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "line"
             raise AgentError(ErrorCode.INVALID_INSTRUCTION,
-                             f"{path}:{number}: {where}: {first.get('msg', 'invalid')}") from None
+                             f"{path}:{number}: {validation_problems(exc, root='line', limit=1)}") from None
         if task.id in seen:
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, f"{path}:{number}: duplicate task id '{task.id}'")
         seen.add(task.id)
@@ -135,6 +133,7 @@ def generate_tasks(split: Split, *, registry: ToolRegistry | None = None, per_to
     per_tool = per_tool if per_tool is not None else TASKS_PER_TOOL[split]
     rng = random.Random(SEEDS[split] if seed is None else seed)
     names = registry.names()
+    by_name = {tool.name: tool for tool in registry}
     tasks: list[Task] = []
     seen: set[str] = set()
     for phrasing in phrasings:
@@ -154,7 +153,7 @@ def generate_tasks(split: Split, *, registry: ToolRegistry | None = None, per_to
             rng.shuffle(offered)
             tasks.append(Task(
                 id=f"{split}-{tool.name}-{index:03d}",
-                tools=[registry.get(name).to_openai() for name in offered],
+                tools=[by_name[name].to_openai() for name in offered],
                 instruction=instruction,
                 expected=ExpectedCall(name=tool.name, arguments=arguments),
             ))

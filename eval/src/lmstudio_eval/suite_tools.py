@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import operator
-from typing import Literal
+from typing import Callable, Literal
 
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.tools import ToolRegistry
@@ -106,7 +106,7 @@ def web_search(query: str, max_results: int = 5) -> dict:
     return {"query": query, "results": [], "note": "offline: no results"}
 
 
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+_OPERATORS: dict[type[ast.AST], Callable[..., float]] = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.Pow: operator.pow, ast.Mod: operator.mod, ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 

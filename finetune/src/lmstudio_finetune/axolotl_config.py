@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import tempfile
 from collections.abc import Mapping
@@ -10,12 +11,48 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from lmstudio_agent.errors import AgentError, ErrorCode
 
 from .models import KERNEL_READY_TYPES, lora_targets
 
-__all__ = ["Device", "build_config", "validate_with_axolotl", "write_yaml_atomic"]
+__all__ = ["Device", "Hyperparameters", "build_config", "validate_with_axolotl", "write_yaml_atomic"]
 
 Device = Literal["cpu", "cuda"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """What one LoRA run is tuned with: the one list of the fine-tuner's knobs and their defaults
+    (:meth:`LMStudioFineTuner.create_axolotl_config` takes them as arguments). Nonsense numbers are refused.
+
+    Args:
+        num_epochs: Passes over the dataset.
+        learning_rate: The optimizer's peak learning rate.
+        batch_size: Rows per micro-batch.
+        gradient_accumulation_steps: Micro-batches per optimizer step.
+        max_steps: Stop after this many optimizer steps (None: run every epoch).
+        lora_r: The LoRA rank.
+        lora_alpha: The LoRA scaling (None: twice the rank).
+        lora_dropout: Dropout on the LoRA layers.
+        sequence_len: Tokens per row; longer rows are cut.
+    """
+
+    num_epochs: int = 3
+    learning_rate: float = 2e-5
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 4
+    max_steps: int | None = None
+    lora_r: int = 16
+    lora_alpha: int | None = None
+    lora_dropout: float = 0.05
+    sequence_len: int = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("num_epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "lora_r",
+                     "sequence_len", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise AgentError(ErrorCode.INVALID_REQUEST, f"{name} must be positive, got {value!r}")
 
 
 def build_config(
@@ -26,27 +63,20 @@ def build_config(
     output_dir: Path,
     prepared_dir: Path,
     device: Device,
-    num_epochs: int,
-    learning_rate: float,
-    batch_size: int,
-    gradient_accumulation_steps: int,
-    max_steps: int | None = None,
-    lora_r: int = 16,
-    lora_alpha: int | None = None,
-    lora_dropout: float = 0.05,
-    sequence_len: int = 2048,
+    hyperparameters: Hyperparameters,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A LoRA SFT config for Axolotl on the project's chat-template JSONL."""
+    h = hyperparameters
     on_gpu = device == "cuda"
     # Axolotl's fused LoRA kernels are Triton (CUDA only) and patch only llama-like blocks (see models.py).
     kernels = on_gpu and model_type in KERNEL_READY_TYPES
     config: dict[str, Any] = {
         "base_model": base_model,
         "adapter": "lora",
-        "lora_r": lora_r,
-        "lora_alpha": lora_alpha if lora_alpha is not None else 2 * lora_r,
-        "lora_dropout": lora_dropout,
+        "lora_r": h.lora_r,
+        "lora_alpha": h.lora_alpha if h.lora_alpha is not None else 2 * h.lora_r,
+        "lora_dropout": h.lora_dropout,
         **lora_targets(model_type),
         "lora_mlp_kernel": kernels,
         "lora_qkv_kernel": kernels,
@@ -55,12 +85,12 @@ def build_config(
         "dataset_prepared_path": str(prepared_dir),
         "val_set_size": 0,
         "output_dir": str(output_dir),
-        "sequence_len": sequence_len,
+        "sequence_len": h.sequence_len,
         "sample_packing": False,
-        "micro_batch_size": batch_size,
-        "gradient_accumulation_steps": gradient_accumulation_steps,
-        "num_epochs": num_epochs,
-        "learning_rate": learning_rate,
+        "micro_batch_size": h.batch_size,
+        "gradient_accumulation_steps": h.gradient_accumulation_steps,
+        "num_epochs": h.num_epochs,
+        "learning_rate": h.learning_rate,
         "optimizer": "adamw_torch_fused" if on_gpu else "adamw_torch",
         "lr_scheduler": "cosine",
         "warmup_ratio": 0.05,
@@ -75,8 +105,8 @@ def build_config(
         config["attn_implementation"] = "sdpa"
     if model_type == "lfm2":
         config["eot_tokens"] = ["<|im_end|>"]  # LFM2's turn end, as in Axolotl's LFM2 example
-    if max_steps is not None:
-        config["max_steps"] = max_steps
+    if h.max_steps is not None:
+        config["max_steps"] = h.max_steps
     for key, value in (overrides or {}).items():
         if value is None:
             config.pop(key, None)

@@ -39,7 +39,11 @@ def _exit_for(error: AgentError) -> int:
 
 
 class Rows(list):
-    """The rows of a JSONL file, with the file line each came from (so errors name the line an editor shows)."""
+    """The rows of a JSONL file, with the file line each came from (so errors name the line an editor shows).
+
+    Args:
+        data: The JSONL file.
+    """
 
     def __init__(self, data: Path) -> None:
         numbered = read_jsonl_numbered(data)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.errors import AgentError, ErrorCode, validation_problems
 from lmstudio_agent.messages import TrainingExample
 from lmstudio_agent.toolcalls import ToolCall, parse_openai_tool_calls, parse_tool_calls
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -42,7 +42,13 @@ __all__ = [
 
 
 class DatasetError(AgentError, ValueError):
-    """A training row (or a JSONL line) that cannot be used; ``row`` is its number, counted from 1 like lines."""
+    """A training row (or a JSONL line) that cannot be used; ``row`` is its number, counted from 1 like lines.
+
+    Args:
+        row: The row's number, counted from 1 (None: the data as a whole).
+        problem: What is wrong with it.
+        where: What a row is called in the message (``row``, ``line``).
+    """
 
     def __init__(self, row: int | None, problem: str, *, where: str = "row") -> None:
         self.row = row
@@ -131,15 +137,6 @@ class ChatRow(BaseModel):
         return self
 
 
-def _pydantic_problem(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{location}: {message}" if location else message)
-    return "; ".join(parts)
-
-
 def validate_row(row: Any, number: int) -> TrainingExample | ChatRow:
     """One row as a :class:`TrainingExample` or a :class:`ChatRow`, or a :class:`DatasetError` naming it.
 
@@ -153,7 +150,7 @@ def validate_row(row: Any, number: int) -> TrainingExample | ChatRow:
     try:
         return model.model_validate(dict(row))  # type: ignore[return-value]
     except ValidationError as exc:
-        raise DatasetError(number, _pydantic_problem(exc)) from None
+        raise DatasetError(number, validation_problems(exc, limit=None)) from None
 
 
 def validate_rows(rows: Iterable[Any]) -> list[TrainingExample | ChatRow]:

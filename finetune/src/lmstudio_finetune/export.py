@@ -27,7 +27,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ExportError(Exception):
-    """A stage failed; ``stage`` names it and ``tail`` holds the end of its output."""
+    """A stage failed; ``stage`` names it and ``tail`` holds the end of its output.
+
+    Args:
+        stage: The step that failed (e.g. ``convert``, ``quantize``).
+        message: What went wrong.
+        tail: The end of the failed tool's output.
+    """
 
     def __init__(self, stage: str, message: str, tail: str = "") -> None:
         super().__init__(message)

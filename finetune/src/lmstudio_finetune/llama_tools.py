@@ -37,6 +37,8 @@ def check(path: str, prompt: str, max_tokens: int) -> int:
     reply = model.create_chat_completion(
         messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0
     )
+    if not isinstance(reply, dict):  # a stream, which stream=False never gives
+        raise TypeError("expected one chat completion")
     text = reply["choices"][0]["message"]["content"] or ""
     tokens = reply["usage"]["completion_tokens"]
     print(json.dumps({"text": text, "tokens": tokens}))

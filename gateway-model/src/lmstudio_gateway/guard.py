@@ -38,7 +38,12 @@ DEFAULT_MAX_REQUEST_SECONDS = 300.0
 
 
 class GrammarLimitError(ValueError):
-    """A schema or grammar over the gateway's bounds; the message (with ``param``) goes back as a 400."""
+    """A schema or grammar over the gateway's bounds; the message (with ``param``) goes back as a 400.
+
+    Args:
+        message: Which bound was passed.
+        param: The request field that carried the schema or grammar.
+    """
 
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)

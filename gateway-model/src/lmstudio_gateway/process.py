@@ -25,7 +25,13 @@ PORT_ATTEMPTS = 3
 
 
 class GatewayStartError(RuntimeError):
-    """The server did not come up; the message carries the tail of its log."""
+    """The server did not come up; the message carries the tail of its log.
+
+    Args:
+        message: Why the server did not start.
+        pid: The server process's id.
+        log_tail: The end of the server's log.
+    """
 
     def __init__(self, message: str, *, pid: int, log_tail: str) -> None:
         super().__init__(f"{message}; log tail:\n{log_tail}")

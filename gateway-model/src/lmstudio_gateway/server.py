@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -62,6 +62,7 @@ def build_app(config: GatewayConfig) -> FastAPI:
     if not config.api_key:
         raise ValueError("an API key is required")
     model_path = config.resolved_model_path()
+    threads: dict[str, Any] = {"n_threads": config.n_threads} if config.n_threads else {}
     model_settings = ModelSettings(
         model=str(model_path),
         model_alias=config.model_alias,
@@ -69,7 +70,7 @@ def build_app(config: GatewayConfig) -> FastAPI:
         verbose=config.verbose,
         # logprobs on chat completions need the logits of every position (llama_cpp refuses otherwise).
         logits_all=True,
-        **({"n_threads": config.n_threads} if config.n_threads else {}),
+        **threads,
     )
     # api_key here too: llama_cpp's own per-route check stays on behind ours.
     server_settings = ServerSettings(host=config.host, port=config.port, api_key=config.api_key)
@@ -100,7 +101,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_stopped = on_stopped
 
-    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+    async def shutdown(self, sockets=None) -> None:
         try:
             await super().shutdown(sockets)
         finally:

@@ -15,10 +15,11 @@ import typer
 
 from lmstudio_agent.bridge.cli import configure_logging
 from lmstudio_agent.bridge.protocol import DEFAULT_BRIDGE_PORT
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.contract import DEFAULT_DEADLINE_SECONDS, ExecuteOptions
+from lmstudio_agent.cache import DEFAULT_TTL_SECONDS, MemoryCacheStore
+from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.deadline import DEFAULT_DEADLINE_SECONDS
 
-from .http import HubHttpApp, HubHttpServer
+from .http import DEFAULT_HTTP_PORT, HubHttpApp, HubHttpServer
 from .hub import BridgeHub
 from .identities import IdentityError, IdentitySource
 
@@ -29,7 +30,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", envvar="BRIDGE_HOST",
                              help="Interface to listen on (0.0.0.0 to accept agents from other hosts)."),
     port: int = typer.Option(DEFAULT_BRIDGE_PORT, "--port", envvar="BRIDGE_PORT", help="WebSocket port for agents."),
-    http_port: int = typer.Option(65029, "--http-port", envvar="BRIDGE_HTTP_PORT",
+    http_port: int = typer.Option(DEFAULT_HTTP_PORT, "--http-port", envvar="BRIDGE_HTTP_PORT",
                                   help="Port of the HTTP API (GET /health, POST /execute, /runs, the playground at /)."),
     token: Optional[str] = typer.Option(None, "--token", envvar="BRIDGE_TOKEN", show_default=False,
                                         help="Shared secret agents present (simple mode: any agent_id, any tools)."),
@@ -45,7 +46,7 @@ def serve(
     task_timeout: float = typer.Option(60.0, "--task-timeout", help="Limit of one attempt on one agent (s)."),
     max_attempts: int = typer.Option(3, "--max-attempts", min=1, help="Agents a task is tried on at most."),
     max_queue: int = typer.Option(256, "--max-queue", min=0, help="Tasks waiting for a free agent before HUB_BUSY."),
-    cache_ttl: int = typer.Option(3600, "--cache-ttl", envvar="CACHE_TTL_SECONDS", min=0,
+    cache_ttl: int = typer.Option(DEFAULT_TTL_SECONDS, "--cache-ttl", envvar="CACHE_TTL_SECONDS", min=0,
                                   help="Seconds answers stay cached (0: no cache)."),
     ping_interval: float = typer.Option(10.0, "--ping-interval", help="Keepalive ping period (s)."),
     ping_timeout: float = typer.Option(10.0, "--ping-timeout", help="An agent silent this long after a ping is dropped."),

@@ -42,7 +42,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HubBackend:
-    """:class:`lmstudio_agent.contract.ExecuteBackend` over a hub: the tools are those agents registered."""
+    """:class:`lmstudio_agent.contract.ExecuteBackend` over a hub: the tools are those agents registered.
+
+    Args:
+        hub: The hub whose connected agents run the tasks.
+    """
 
     def __init__(self, hub: BridgeHub) -> None:
         self.hub = hub
@@ -80,7 +84,16 @@ class HubBackend:
 
 class HubHttpApp:
     """A bare ASGI app: the request's method, path, headers and body go to :func:`lmstudio_agent.routes.route`
-    (the contract's ``handle_request``, the stream and the runs); ``GET /`` is the playground."""
+    (the contract's ``handle_request``, the stream and the runs); ``GET /`` is the playground.
+
+    Args:
+        hub: The hub whose agents run ``POST /execute``.
+        api_key: The client key ``POST /execute`` and ``/runs`` require (None: every request is refused).
+        cache: Where answers are cached (None: no cache).
+        options: The execute route's limits (deadline, cache TTL, body size).
+        runs: The async runs' service (default: runs kept in this process's memory).
+        heartbeat_seconds: Silence after which a stream sends a comment line, so proxies keep it open.
+    """
 
     def __init__(
         self,
@@ -126,13 +139,14 @@ class HubHttpApp:
         except _Disconnected:
             return
         else:
-            response = await self._respond(scope, headers, body, receive)
-            if response is None:
+            answered = await self._respond(scope, headers, body, receive)
+            if answered is None:
                 return
-            if isinstance(response, StreamResponse):
-                await send_stream(send, receive, response.status, response.all_headers(), response.body,
+            if isinstance(answered, StreamResponse):
+                await send_stream(send, receive, answered.status, answered.all_headers(), answered.body,
                                   head=scope["method"] == "HEAD")
                 return
+            response = answered
         await _send_response(send, response, head=scope["method"] == "HEAD")
 
     async def _respond(self, scope: Scope, headers: list[tuple[str, str]], body: bytes,
@@ -225,7 +239,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HubHttpServer:
-    """The HTTP listener of a hub: ``await start(host, port)`` (port 0: any free port), ``await stop()``."""
+    """The HTTP listener of a hub: ``await start(host, port)`` (port 0: any free port), ``await stop()``.
+
+    Args:
+        app: The ASGI app to serve.
+    """
 
     def __init__(self, app: HubHttpApp) -> None:
         self.app = app

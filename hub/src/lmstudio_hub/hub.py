@@ -29,6 +29,7 @@ from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.events import RunEvent
 from lmstudio_agent.messages import AgentMessage
 from lmstudio_agent.bridge.protocol import (
+    DEFAULT_BRIDGE_PORT,
     HARD_LIMIT_FACTOR,
     MAX_FRAME_BYTES,
     ErrorMessage,
@@ -153,6 +154,25 @@ class BridgeHub:
     and its tasks requeued. An agent runs at most ``min(its max_concurrency, max_agent_concurrency)`` tasks
     at once; beyond that tasks wait in a queue of ``max_queue``, and a full queue is refused at once with
     HUB_BUSY.
+
+    Args:
+        token: The shared secret agents present (optional when ``identities`` are given).
+        default_model: The model of a task that names none (empty: any agent).
+        max_attempts: The most agents one task is tried on.
+        task_timeout: Seconds one attempt on one agent may take.
+        default_deadline: Seconds a task may take in all when its caller sets no deadline.
+        max_queue: Tasks that may wait for a free agent before HUB_BUSY.
+        max_agent_concurrency: The most tasks one agent runs at once, whatever it registered.
+        ping_interval: Seconds between keepalive pings (None: no pings).
+        ping_timeout: Seconds to wait for a pong (None: forever).
+        close_timeout: Seconds to wait for a closing handshake.
+        register_timeout: Seconds a new connection has to send a valid ``agent:register``.
+        max_frame_bytes: The largest frame accepted; a larger one gets an error frame.
+        retry_after_seconds: The ``Retry-After`` given with HUB_BUSY.
+        remember_finished: How many finished task ids are remembered, so a late duplicate result is recognised.
+        identities: The agents admitted, each with its own token and tools (an ``IdentitySource`` is re-read
+            every ``identity_poll_seconds``); with ``token`` alone, any agent presenting it.
+        identity_poll_seconds: How often an ``IdentitySource`` is re-read.
     """
 
     def __init__(
@@ -181,7 +201,7 @@ class BridgeHub:
                 self._source.shared_token = token
             loaded = self._source.load()
         else:
-            loaded = identities or Identities()
+            loaded = identities if isinstance(identities, Identities) else Identities()
             if token:
                 loaded = Identities(loaded.agents, token)
         if loaded.empty:
@@ -217,7 +237,7 @@ class BridgeHub:
 
     # ------------------------------------------------------------------------------------- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 65028) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = DEFAULT_BRIDGE_PORT) -> None:
         """Listen for agents on ``host:port`` (port 0: any free port, see :attr:`port`)."""
         self._server = await serve(
             self._handle,

@@ -100,7 +100,8 @@ class Identities:
     def current(self, identity: AgentIdentity) -> bool:
         """Whether ``identity`` (what a connection authenticated as) is still admitted, unchanged."""
         if identity.agent_id is None:
-            return bool(self.shared_token) and hmac.compare_digest(identity.token.encode(), self.shared_token.encode())
+            shared = self.shared_token
+            return bool(shared) and shared is not None and hmac.compare_digest(identity.token.encode(), shared.encode())
         now = self.get(identity.agent_id)
         return now is not None and now.fingerprint() == identity.fingerprint()
 

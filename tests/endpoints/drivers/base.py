@@ -8,7 +8,7 @@ the contract on every adapter.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Protocol, Union
 
 RequestBody = Union[str, bytes, None]

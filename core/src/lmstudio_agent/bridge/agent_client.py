@@ -11,6 +11,7 @@ connection is retried with capped exponential backoff and jitter, and the agent 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ..errors import AgentError, BridgeConnectionError, ErrorCode
 from ..events import RunEvent, transcript_of
 from ..messages import AgentMessage
+from ..tools import Tool
 from .protocol import (
     DEFAULT_BRIDGE_URL,
     HARD_LIMIT_FACTOR,
@@ -65,7 +67,25 @@ class _Retry(Exception):
 
 
 class BridgeAgent:
-    """One agent's session with a hub. :meth:`run` serves until cancelled; see the module docstring."""
+    """One agent's session with a hub. :meth:`run` serves until cancelled; see the module docstring.
+
+    Args:
+        runner: Runs one task: ``(instruction, tool_names) -> transcript``, raising AgentError on failure.
+        bridge_url: The hub's WebSocket URL.
+        agent_id: The id this agent registers under (one connection per id).
+        token: The secret the hub expects from agents (sent as ``Authorization: Bearer``).
+        model: The model this agent serves, registered with the hub.
+        capabilities: Free-form capability names registered with the hub.
+        tools: The names of the tools this agent runs.
+        side_effect_tools: Those of ``tools`` with side effects (the hub never caches their answers).
+        max_concurrency: The most tasks this agent runs at once.
+        open_timeout: Seconds to connect and to get an answer to ``agent:register``.
+        ping_interval: Seconds between keepalive pings (None: no pings).
+        ping_timeout: Seconds to wait for a pong before the connection counts as lost (None: forever).
+        backoff_initial: The first reconnect delay, in seconds; it doubles, with jitter, up to ``backoff_max``.
+        backoff_max: The longest reconnect delay, in seconds.
+        max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE.
+    """
 
     def __init__(
         self,
@@ -267,7 +287,7 @@ class BridgeAgent:
             self._run_task(conn, data.task_id, data.instruction, list(data.tools), data.documents,
                            stream=bool(data.stream)))
         self._running[data.task_id] = running
-        running.add_done_callback(lambda done, task_id=data.task_id: self._forget(task_id, done))
+        running.add_done_callback(functools.partial(self._forget, data.task_id))
 
     def _forget(self, task_id: str, done: asyncio.Task[None]) -> None:
         if self._running.get(task_id) is done:
@@ -347,13 +367,20 @@ async def serve_agent(
     tools: Iterable[str] = (),
     side_effect_tools: Iterable[str] = (),
     max_concurrency: int = 1,
+    registry: Iterable[Tool] | None = None,
     **options: Any,
 ) -> None:
     """Serve ``runner`` as agent ``agent_id`` of the hub at ``bridge_url`` until cancelled.
 
-    ``options`` are :class:`BridgeAgent`'s (timeouts, backoff, frame limit). Raises BridgeConnectionError when
-    the first connection fails and BridgeRefusedError when the hub refuses the token or the agent_id.
+    ``registry``: the tools to register, in place of ``tools`` and ``side_effect_tools`` (their names, and
+    which have side effects, are read from it). ``options`` are :class:`BridgeAgent`'s (timeouts, backoff,
+    frame limit). Raises BridgeConnectionError when the first connection fails and BridgeRefusedError when
+    the hub refuses the token or the agent_id.
     """
+    if registry is not None:
+        offered = list(registry)
+        tools = [tool.name for tool in offered]
+        side_effect_tools = [tool.name for tool in offered if tool.side_effects]
     agent = BridgeAgent(
         runner,
         bridge_url=bridge_url,

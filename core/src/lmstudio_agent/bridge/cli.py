@@ -16,6 +16,7 @@ import typer
 
 from ..connection import API_KEY_HELP, BASE_URL_HELP, MODEL_HELP
 from ..errors import AgentError
+from ..modes import ToolMode
 from .protocol import DEFAULT_BRIDGE_URL
 
 app = typer.Typer(help="The AI Bridge: a WebSocket hub that agents connect out to.", no_args_is_help=True,
@@ -43,7 +44,8 @@ def agent(
     api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
     model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     agent_id: str = typer.Option("lm-studio-agent", "--agent-id", envvar="BRIDGE_AGENT_ID"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Tool-call mode: auto, native, parsed or constrained."),
+    mode: ToolMode = typer.Option(ToolMode.AUTO, "--mode", case_sensitive=False,
+                                  help="How tool calls are obtained (auto: detected from the model server)."),
     tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all. "
                                                             "MCP tools: allowedTools in --mcp-config."),
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline of one task on this agent (s)."),
@@ -60,8 +62,7 @@ def agent(
     options: dict = {}
     if model:
         options["model_name"] = model
-    if mode:
-        options["tool_mode"] = mode
+    options["tool_mode"] = mode
     if tool:
         options["tools"] = builtin_registry().select(tool)
     try:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from ..documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
 from ..documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
-from ..errors import AgentError, ErrorCode
+from ..errors import AgentError, ErrorCode, validation_problems
 from ..jsonsafe import loads as safe_loads
 from ..events import RunEvent
 from ..messages import AgentMessage, WebSocketMessage
@@ -272,9 +272,6 @@ def _describe(raw: str | bytes, exc: ValidationError) -> AgentError:
             f"Unknown message type {kind[:64]!r}; known types: {', '.join(MESSAGE_TYPES)}",
             details=details,
         )
-    parts = []
-    for err in exc.errors()[:5]:
-        # Drop the union tag the discriminator adds to every location.
-        loc = [str(p) for p in err["loc"]][1:]
-        parts.append(f"{'.'.join(loc) or 'frame'}: {err['msg']}")
-    return AgentError(ErrorCode.INVALID_REQUEST, f"Invalid {kind!r} frame: " + "; ".join(parts), details=details)
+    # drop=1: the union tag the discriminator adds to every location.
+    problems = validation_problems(exc, root="frame", drop=1)
+    return AgentError(ErrorCode.INVALID_REQUEST, f"Invalid {kind!r} frame: {problems}", details=details)

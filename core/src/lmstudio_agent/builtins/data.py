@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..constrained import bounded
 from ..errors import AgentError, ErrorCode
 from ..llm import LLM, prompt_llm_for_json
 from ..tools import ActionContext
@@ -123,13 +122,13 @@ def label_distribution(content: str, tokens: list, labels: tuple[str, ...]) -> d
             if alt == tok.token:
                 continue
             candidate = (prefix + alt).strip().strip('"').lower()
-            matches = [l for l in labels if candidate and l.startswith(candidate)]
+            matches = [label for label in labels if candidate and label.startswith(candidate)]
             for label in matches:
                 mass[label] += path_prob * math.exp(logprob) / len(matches)
         prefix += tok.token
         path_prob *= math.exp(tok.logprob)
         written = prefix.strip().strip('"').lower()
-        consistent = [l for l in labels if l.startswith(written) or written.startswith(l)]
+        consistent = [label for label in labels if label.startswith(written) or written.startswith(label)]
         if len(consistent) <= 1:
             for label in consistent:
                 mass[label] += path_prob

@@ -192,8 +192,13 @@ class Candidates:
 
 def _description(line: str) -> str:
     kept: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        kept.append(match.group())
+        return f" {chr(0xE000 + len(kept) - 1)} "
+
     # Parenthesised text is kept whole (its numbers are not amounts): held out under a private-use mark.
-    text = re.sub(r"\([^)]*\)", lambda m: kept.append(m.group()) or f" {chr(0xE000 + len(kept) - 1)} ", line)
+    text = re.sub(r"\([^)]*\)", hold, line)
     text = re.sub(r"(?<![\w])[x×](\d)", r"x \1", _without_dates(text))
     text = re.sub(r"(\d)[x×](?![\w])", r"\1 x", text)
     text = _NUMBER.sub(" ", text)
@@ -331,7 +336,7 @@ def finish_invoice(invoice: dict[str, Any], found: Candidates) -> dict[str, Any]
     written on the invoice, and the currency is the document's when it names only one."""
     invoice = dict(invoice)
     items = []
-    for item, row in zip(invoice.get("line_items") or [], found.rows):
+    for item, row in zip(invoice.get("line_items") or [], found.rows, strict=False):
         reading = consistent(row.numbers)
         if reading is not None:
             item = {**item, "quantity": reading[0], "unit_price": reading[1], "total": reading[2]}
@@ -340,6 +345,6 @@ def finish_invoice(invoice: dict[str, Any], found: Candidates) -> dict[str, Any]
         invoice["line_items"] = items
     if len(found.currencies) == 1:
         invoice["currency"] = found.currencies[0]
-    ordered = {key: invoice[key] for key in ("invoice_number", "date", "total_amount", "currency", "vendor", "line_items")
+    ordered: dict[str, Any] = {key: invoice[key] for key in ("invoice_number", "date", "total_amount", "currency", "vendor", "line_items")
                if key in invoice}
     return {**ordered, **{k: v for k, v in invoice.items() if k not in ordered}}

@@ -67,7 +67,11 @@ class InvoiceStorage(Protocol):
 
 
 class JsonFileInvoiceStorage:
-    """Invoices kept in one JSON file, written atomically (temporary file, then rename)."""
+    """Invoices kept in one JSON file, written atomically (temporary file, then rename).
+
+    Args:
+        path: The JSON file the invoices are kept in (created on the first store).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

@@ -35,7 +35,11 @@ _SERVER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class MCPConfigError(AgentError):
-    """An ``mcp.json`` that cannot be used (INVALID_REQUEST); the message names the file and the entry."""
+    """An ``mcp.json`` that cannot be used (INVALID_REQUEST); the message names the file and the entry.
+
+    Args:
+        message: What is wrong, naming the file and the entry.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.INVALID_REQUEST, message)

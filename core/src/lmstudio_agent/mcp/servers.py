@@ -229,7 +229,8 @@ class MCPServerConnection:
             logger.info("MCP server %s is up with %d tool(s)", self.name, len(self.tools))
             return
         if self._task.done():
-            why = _describe(self._task.exception()) if not self._task.cancelled() else "cancelled"
+            failure = None if self._task.cancelled() else self._task.exception()
+            why = "cancelled" if self._task.cancelled() else _describe(failure) if failure else "ended"
         else:
             why = f"no answer within {self.connect_timeout:g}s"
         await self.stop()
@@ -239,7 +240,8 @@ class MCPServerConnection:
     def _ended(self, task: asyncio.Task[None]) -> None:
         if self._stop.is_set():
             return
-        why = "cancelled" if task.cancelled() else (_describe(task.exception()) if task.exception() else "ended")
+        failure = None if task.cancelled() else task.exception()
+        why = "cancelled" if task.cancelled() else (_describe(failure) if failure else "ended")
         self._gone = self._gone or f"the connection ended ({why})"
         if self._ready.is_set():
             logger.warning("MCP server %s stopped unexpectedly: %s", self.name, why)
