@@ -136,7 +136,10 @@ def _event_body(event: Mapping[str, Any]) -> bytes | str | None:
     """The raw request body of a proxy event or a direct invoke (base64 decoded when flagged)."""
     body = event.get("body")
     if body is not None and not isinstance(body, (str, bytes)):  # a direct invoke that passed JSON, not a string
-        return json.dumps(body)
+        try:
+            return json.dumps(body)
+        except (RecursionError, ValueError, TypeError):
+            raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is nested too deeply or is not JSON") from None
     if body is None or not event.get("isBase64Encoded"):
         return body
     try:
@@ -145,7 +148,17 @@ def _event_body(event: Mapping[str, Any]) -> bytes | str | None:
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is flagged base64 but is not valid base64") from None
 
 
-def _execute(event: Mapping[str, Any], headers: Mapping[str, str], *, key_required: bool) -> contract.HttpResponse:
+def _headers(event: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The request's headers as (name, value) pairs: every value of ``multiValueHeaders`` (API Gateway keeps
+    only the last one in ``headers``), so the contract sees a credential sent twice and refuses it."""
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, dict) and multi:
+        return [(str(k), str(v)) for k, values in multi.items() for v in (values or [])]
+    single = event.get("headers")
+    return [(str(k), str(v)) for k, v in single.items()] if isinstance(single, dict) else []
+
+
+def _execute(event: Mapping[str, Any], headers: contract.Headers, *, key_required: bool) -> contract.HttpResponse:
     """``POST /execute``: auth (unless IAM already authorised a direct invoke), then core's handle_execute."""
     if key_required:
         refused = contract.authorize(headers, _secret("CLIENT_API_KEY_SECRET"))
@@ -194,7 +207,7 @@ def health() -> Response:
 @app.post("/execute")
 def execute() -> Response:
     event = app.current_event
-    return _to_powertools(_execute(event.raw_event, dict(event.headers or {}), key_required=True))
+    return _to_powertools(_execute(event.raw_event, _headers(event.raw_event), key_required=True))
 
 
 @app.not_found
@@ -203,7 +216,7 @@ def no_route(_exc: Exception) -> Response:
     closed before any backend use, so the backend is never needed here."""
     event = app.current_event
     answer = _run(
-        contract.handle_request(event.http_method, event.path, dict(event.headers or {}), None,
+        contract.handle_request(event.http_method, event.path, _headers(event.raw_event), None,
                                 backend=None, api_key=None)  # type: ignore[arg-type]
     )
     return _to_powertools(answer)
@@ -229,9 +242,8 @@ def _direct_invoke(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         response = contract.error_response(ErrorCode.INVALID_REQUEST, 'The event must be an object like {"body": "..."}')
     else:
-        headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
         try:
-            response = _execute(event, {str(k): str(v) for k, v in headers.items()}, key_required=False)
+            response = _execute(event, _headers(event), key_required=False)
         except AgentError as exc:
             response = contract.error_response(exc.code, exc.message)
     return {"statusCode": response.status, "headers": response.all_headers(), "body": response.json()}

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Protocol, Union
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union
 
 RequestBody = Union[str, bytes, None]
+# A mapping, or (name, value) pairs when a header is sent more than once.
+Headers = Union[Mapping[str, str], Sequence[tuple[str, str]]]
 
 
 @dataclass
@@ -57,7 +59,7 @@ class EndpointDriver(Protocol):
     name: str
 
     def request(
-        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
+        self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None
     ) -> DriverResponse:
         """Send one HTTP request (``body`` raw: str or bytes, so malformed bodies reach the adapter as they are)."""
         ...

@@ -13,7 +13,7 @@ from typing import Mapping, Optional
 
 from tests.cloudflare.runtime import ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
 
-from .base import DriverResponse, EndpointConfig, RequestBody
+from .base import DriverResponse, EndpointConfig, Headers, RequestBody
 
 WORKER_ORIGIN = "https://lmstudio-agent.example.workers.dev"
 
@@ -46,13 +46,12 @@ class WorkerDriver:
         self.entry = load_entry()
 
     def request(
-        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
+        self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None
     ) -> DriverResponse:
-        method = method.upper()
         # A JS Request for GET/HEAD cannot carry a body: the runtime never hands the Worker one.
-        if method in ("GET", "HEAD"):
+        if method.upper() in ("GET", "HEAD"):
             body = None
-        request = Request(WORKER_ORIGIN + path, method=method, headers=dict(headers or {}), body=body)
+        request = Request(WORKER_ORIGIN + path, method=method, headers=headers or {}, body=body)
         return asyncio.run(self._fetch(request))
 
     async def _fetch(self, request: Request) -> DriverResponse:
