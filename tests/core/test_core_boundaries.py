@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core" / "src" / "lmstudio_agent"
-OPTIONAL = {"cli.py", "bridge"}  # behind the cli/bridge extras
+# Behind the cli/bridge extras; serving.py is for the servers that embed uvicorn (gateway, hub), never Pyodide.
+OPTIONAL = {"cli.py", "bridge", "serving.py"}
 ROOT = CORE.parents[2]
 
 
