@@ -37,8 +37,8 @@ $(PY):
 venv: $(PY)
 
 # The core library with its CLI and bridge extras, the hub and the eval harness above it, and the test tools.
-$(STAMPS)/core: $(PY) core/pyproject.toml hub/pyproject.toml eval/pyproject.toml requirements/dev.txt
-	$(PIP) install -q -e 'core[cli,bridge]' -e hub -e eval -r requirements/dev.txt
+$(STAMPS)/core: $(PY) core/pyproject.toml hub/pyproject.toml eval/pyproject.toml requirements/dev.txt requirements/fuzz.txt
+	$(PIP) install -q -e 'core[cli,bridge]' -e hub -e eval -r requirements/dev.txt -r requirements/fuzz.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 core: $(STAMPS)/core

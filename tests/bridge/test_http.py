@@ -182,3 +182,19 @@ async def test_a_client_that_leaves_cancels_its_task(make_http):
     cancel = await recv_json(conn)
     assert cancel["type"] == "task:cancel" and cancel["data"]["task_id"] == task["data"]["task_id"]
     await conn.close()
+
+
+async def test_a_lowercase_method_is_not_post(make_http):
+    _, _, client = await make_http()
+    response = await client.request("post", "/execute", json={"instruction": "x"})
+    assert response.status_code == 405 and response.json()["code"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_tool_name_that_is_not_unicode_is_a_json_400_not_a_500(make_http, agents):
+    hub, _, client = await make_http()
+    await agents.start(hub.url)
+    response = await client.post("/execute", content=b'{"instruction": "x", "tools": ["\\udc00"]}',
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
+    assert "not valid Unicode" in response.json()["error"]
