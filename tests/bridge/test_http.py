@@ -186,9 +186,17 @@ async def test_a_client_that_leaves_cancels_its_task(make_http):
 
 async def test_a_lowercase_method_is_not_post(make_http):
     _, _, client = await make_http()
-    response = await client.request("post", "/execute", json={"instruction": "x"})
-    assert response.status_code == 405 and response.json()["code"] == "METHOD_NOT_ALLOWED"
-    assert response.headers["allow"] == "POST"
+    # httpx upper-cases methods, so the request goes out on a raw socket.
+    host, port = client.base_url.host, client.base_url.port
+    reader, writer = await asyncio.open_connection(host, port)
+    body = b'{"instruction": "x"}'
+    writer.write(b"post /execute HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer " + API_KEY.encode() +
+                 b"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                 str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 405"), answer[:200]
+    assert b'"code":"METHOD_NOT_ALLOWED"' in answer and b"allow: POST" in answer.lower().replace(b"allow: post", b"allow: POST")
 
 
 async def test_a_tool_name_that_is_not_unicode_is_a_json_400_not_a_500(make_http, agents):
