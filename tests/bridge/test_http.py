@@ -206,3 +206,17 @@ async def test_a_tool_name_that_is_not_unicode_is_a_json_400_not_a_500(make_http
                                  headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
     assert "not valid Unicode" in response.json()["error"]
+
+
+async def test_the_http_listener_runs_with_the_shared_uvicorn_limits(make_hub):
+    from lmstudio_agent.serving import KEEP_ALIVE_SECONDS, MAX_HEADER_BYTES
+
+    server = HubHttpServer(HubHttpApp(await make_hub(), api_key=API_KEY))
+    await server.start("127.0.0.1", 0)
+    try:
+        config = server._server.config
+        assert config.http.__name__ == "HeaderTimeoutH11Protocol"  # slow request heads are cut off
+        assert config.h11_max_incomplete_event_size == MAX_HEADER_BYTES
+        assert config.timeout_keep_alive == KEEP_ALIVE_SECONDS and config.access_log is False
+    finally:
+        await server.stop()

@@ -164,3 +164,19 @@ def test_generation_stops_when_the_client_disconnects(limited_model):
     seconds = _short_job_seconds(limited_model)
     assert seconds < 1.8, f"the next request waited {seconds:.1f}s: generation went on after the client left"
     assert time.monotonic() - started < 10
+
+
+def test_a_key_in_the_query_string_never_reaches_the_log(embedded_model):
+    secret = "sk-gw-in-the-query-0123456789"
+    response = httpx.get(f"{embedded_model.base_url}/models?api_key={secret}&x=1",
+                         headers={"Authorization": f"Bearer {embedded_model.api_key}"}, timeout=TIMEOUT)
+    assert response.status_code == 200
+    deadline = time.monotonic() + 10
+    log = ""
+    while time.monotonic() < deadline:  # the access line is written after the response
+        log = embedded_model.log_path.read_text(errors="replace")
+        if "/v1/models?<redacted>" in log:
+            break
+        time.sleep(0.1)
+    assert "/v1/models?<redacted>" in log
+    assert secret not in log and embedded_model.api_key not in log
