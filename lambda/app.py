@@ -204,7 +204,10 @@ def _event_body(event: Mapping[str, Any]) -> bytes | str | None:
     """The raw request body of a proxy event or a direct invoke (base64 decoded when flagged)."""
     body = event.get("body")
     if body is not None and not isinstance(body, (str, bytes)):  # a direct invoke that passed JSON, not a string
-        return json.dumps(body)
+        try:
+            return json.dumps(body)
+        except (RecursionError, ValueError, TypeError):
+            raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is nested too deeply or is not JSON") from None
     if body is None or not event.get("isBase64Encoded"):
         return body
     try:
@@ -213,9 +216,14 @@ def _event_body(event: Mapping[str, Any]) -> bytes | str | None:
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is flagged base64 but is not valid base64") from None
 
 
-def _headers(event: Mapping[str, Any]) -> dict[str, str]:
-    headers = event.get("headers")
-    return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+def _headers(event: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The request's headers as (name, value) pairs: every value of ``multiValueHeaders`` (API Gateway keeps
+    only the last one in ``headers``), so the contract sees a credential sent twice and refuses it."""
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, dict) and multi:
+        return [(str(k), str(v)) for k, values in multi.items() for v in (values or [])]
+    single = event.get("headers")
+    return [(str(k), str(v)) for k, v in single.items()] if isinstance(single, dict) else []
 
 
 def _handle(event: Any, context: Any) -> Any:

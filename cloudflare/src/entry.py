@@ -41,6 +41,8 @@ MAX_RUN_SECONDS = 14 * 60.0
 # any origin) cuts a response that has not started after 100 s: keep the whole run well inside that.
 MAX_DEADLINE_SECONDS = 90.0
 
+INTERNAL_ERROR_BODY = '{"success":false,"error":"Internal error in the Worker","code":"INTERNAL_ERROR"}'
+
 # Statuses whose responses must not carry a body (the Fetch spec's "null body status"; JS throws otherwise).
 NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 
@@ -49,14 +51,18 @@ class Default(WorkerEntrypoint):
     """The Worker's fetch handler: ``GET /health`` (open) and ``POST /execute`` (keyed), with CORS."""
 
     async def fetch(self, request: Any) -> Response:
+        """Never raises: every outcome, a bug included, is a response in the contract's shape."""
         try:
             if is_runs_path(request):
                 return await forward_to_run(request, self.env)
             result = await handle(request, self.env)
-        except Exception:  # never a stack trace to a client
+        except Exception:  # never a stack trace to a client, never the runtime's own error page
             logger.exception("unexpected error in the Worker")
-            result = contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error in the Worker")
-        return to_response(result)
+        try:
+            return to_response(contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error in the Worker"))
+        except Exception:
+            logger.exception("could not even build the error response")
+            return Response(INTERNAL_ERROR_BODY, status=500, headers={"Content-Type": "application/json"})
 
 
 async def handle(request: Any, env: Any) -> contract.HttpResponse | StreamResponse:
@@ -66,7 +72,8 @@ async def handle(request: Any, env: Any) -> contract.HttpResponse | StreamRespon
     method = request_method(request)
     path = urlsplit(str(request.url)).path
     headers = header_dict(request.headers)
-    body = None if method in ("GET", "HEAD", "OPTIONS") else await request.text()
+    # The raw bytes, not text(): text() turns invalid UTF-8 into U+FFFD, and the contract answers 400 for it.
+    body = None if method in ("GET", "HEAD", "OPTIONS") else await request.bytes()
 
     backend, options = build_backend(env)
     streaming = False
@@ -176,12 +183,16 @@ def env_value(env: Any, name: str) -> str | None:
 
 
 def request_method(request: Any) -> str:
-    """The request's method: the SDK gives an ``http.HTTPMethod`` (a KeyError for one it lacks), JS a string."""
+    """The request's method: the SDK gives an ``http.HTTPMethod`` (a KeyError for one it lacks), JS a string.
+
+    Not upper-cased here: the Fetch API has already normalised the six standard methods (``post`` arrives as
+    ``POST``); any other is case-sensitive, as the contract treats it.
+    """
     try:
         method = request.method
     except KeyError:
         method = request.js_object.method
-    return str(getattr(method, "value", method)).upper()
+    return str(getattr(method, "value", method))
 
 
 def header_dict(headers: Any) -> dict[str, str]:

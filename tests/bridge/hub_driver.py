@@ -104,7 +104,8 @@ class HubDriver:
         self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
     ) -> DriverResponse:
         content = body.encode() if isinstance(body, str) else body
-        response = self.client.request(method, path, headers=dict(headers or {}), content=content)
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+        response = self.client.request(method, path, headers=pairs, content=content)
         return DriverResponse.from_parts(response.status_code, dict(response.headers), response.text)
 
     def stream(

@@ -182,3 +182,41 @@ async def test_a_client_that_leaves_cancels_its_task(make_http):
     cancel = await recv_json(conn)
     assert cancel["type"] == "task:cancel" and cancel["data"]["task_id"] == task["data"]["task_id"]
     await conn.close()
+
+
+async def test_a_lowercase_method_is_not_post(make_http):
+    _, _, client = await make_http()
+    # httpx upper-cases methods, so the request goes out on a raw socket.
+    host, port = client.base_url.host, client.base_url.port
+    reader, writer = await asyncio.open_connection(host, port)
+    body = b'{"instruction": "x"}'
+    writer.write(b"post /execute HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer " + API_KEY.encode() +
+                 b"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                 str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 405"), answer[:200]
+    assert b'"code":"METHOD_NOT_ALLOWED"' in answer and b"allow: POST" in answer.lower().replace(b"allow: post", b"allow: POST")
+
+
+async def test_a_tool_name_that_is_not_unicode_is_a_json_400_not_a_500(make_http, agents):
+    hub, _, client = await make_http()
+    await agents.start(hub.url)
+    response = await client.post("/execute", content=b'{"instruction": "x", "tools": ["\\udc00"]}',
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
+    assert "not valid Unicode" in response.json()["error"]
+
+
+async def test_the_http_listener_runs_with_the_shared_uvicorn_limits(make_hub):
+    from lmstudio_agent.serving import KEEP_ALIVE_SECONDS, MAX_HEADER_BYTES
+
+    server = HubHttpServer(HubHttpApp(await make_hub(), api_key=API_KEY))
+    await server.start("127.0.0.1", 0)
+    try:
+        config = server._server.config
+        assert config.http.__name__ == "HeaderTimeoutH11Protocol"  # slow request heads are cut off
+        assert config.h11_max_incomplete_event_size == MAX_HEADER_BYTES
+        assert config.timeout_keep_alive == KEEP_ALIVE_SECONDS and config.access_log is False
+    finally:
+        await server.stop()

@@ -458,3 +458,51 @@ async def test_stop_fails_pending_tasks_clearly(make_hub):
     await expect_closed(conn)
     with pytest.raises(AgentError):
         await hub.submit("after stop")
+
+
+# ------------------------------------------------------------------------------------------ hostile frames
+
+HOSTILE_FRAMES = [
+    pytest.param("[" * 10_000 + "]" * 10_000, "nested too deeply", id="deep-array"),
+    pytest.param('{"type": "heartbeat", "data": {"ts": ' + "[" * 500 + "]" * 500 + "}}", "nested too deeply", id="deep-data"),
+    pytest.param('{"type": "\\ud800", "data": {}}', "not valid Unicode", id="surrogate-type"),
+    pytest.param('{"type": "task:result", "data": {"task_id": "\\udc00", "status": "success", "result": []}}',
+                 "not valid Unicode", id="surrogate-task-id"),
+    pytest.param('{"type": "heartbeat", "data": {"\\udfff": 1}}', "not valid Unicode", id="surrogate-key"),
+]
+
+
+@pytest.mark.parametrize("raw, fragment", HOSTILE_FRAMES)
+async def test_hostile_frames_get_an_error_frame_and_the_connection_stays(hub, raw, fragment):
+    conn = await raw_agent(hub.url, "target")
+    await conn.send(raw)
+    error = await recv_json(conn)
+    assert error["type"] == "error" and error["data"]["code"] == "INVALID_REQUEST"
+    assert fragment in error["data"]["error"]
+    await send_json(conn, {"type": "heartbeat", "data": {}})
+    assert (await recv_json(conn))["type"] == "heartbeat:ack"  # still connected, still served
+    assert [a.agent_id for a in hub.agents()] == ["target"]
+    await conn.close()
+
+
+@pytest.mark.parametrize("raw, fragment", HOSTILE_FRAMES)
+async def test_hostile_frames_before_registration_are_answered_too(hub, raw, fragment):
+    conn = await raw_connect(hub.url)
+    await conn.send(raw)
+    error = await recv_json(conn)
+    assert error["type"] == "error" and fragment in error["data"]["error"]
+    await send_json(conn, register_frame("late"))
+    assert (await recv_json(conn))["type"] == "registration:success"
+    await conn.close()
+
+
+async def test_the_agent_token_sent_twice_is_refused_at_the_handshake(hub):
+    from websockets.asyncio.client import connect
+
+    from .helpers import TOKEN
+
+    with pytest.raises(InvalidStatus) as info:
+        await connect(hub.url, additional_headers=[("Authorization", f"Bearer {TOKEN}"), ("Authorization", f"Bearer {TOKEN}")],
+                      open_timeout=5)
+    assert info.value.response.status_code == 401
+    assert json.loads(info.value.response.body)["code"] == "UNAUTHORIZED"

@@ -87,7 +87,9 @@ class Request:
         headers: Mapping[str, str] | None = None,
         body: str | bytes | None = None,
     ) -> None:
-        method = method.upper()
+        # The Fetch standard's "normalize a method": only these six are upper-cased; any other keeps its case.
+        if method.upper() in ("DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"):
+            method = method.upper()
         if method in ("GET", "HEAD") and body is not None:
             raise TypeError("Request with a GET or HEAD method cannot have a body.")
         self._method = method
@@ -123,6 +125,13 @@ class Request:
         self._body_used = True
         # JS decodes the body as UTF-8, replacing invalid sequences with U+FFFD.
         return (self._body or b"").decode("utf-8", errors="replace")
+
+    async def bytes(self) -> bytes:
+        """``await request.bytes()``: the SDK's ``(await self.js_object.arrayBuffer()).to_bytes()``."""
+        if self._body_used:
+            raise OSError("Body already used")
+        self._body_used = True
+        return bytes(self._body or b"")
 
     async def json(self) -> Any:
         return json.loads(await self.text())

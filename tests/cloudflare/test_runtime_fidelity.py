@@ -67,7 +67,7 @@ def test_request_offers_what_the_sdk_request_offers() -> None:
     for name in ("method", "url", "headers", "body_used", "js_object"):
         assert name in real, name
         assert isinstance(inspect.getattr_static(runtime.Request, name), property), name
-    for name in ("text", "json"):
+    for name in ("text", "json", "bytes"):
         assert isinstance(real[name], ast.AsyncFunctionDef), name
         assert inspect.iscoroutinefunction(getattr(runtime.Request, name)), name
     # The SDK maps the JS method through http.HTTPMethod[...], so the stand-in must too.

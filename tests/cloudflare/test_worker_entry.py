@@ -114,6 +114,9 @@ async def test_a_failure_inside_the_worker_is_an_internal_error_not_a_trace(dead
         async def text(self) -> str:
             raise RuntimeError("stream broke at /srv/secret/path.py line 3")
 
+        async def bytes(self) -> bytes:
+            raise RuntimeError("stream broke at /srv/secret/path.py line 3")
+
     env = make_env(dead_upstream_url)
     response = await entry.Default(ExecutionContext(), env).fetch(
         BrokenRequest(ORIGIN + "/execute", method="POST", headers=AUTH, body="{}")
@@ -122,6 +125,26 @@ async def test_a_failure_inside_the_worker_is_an_internal_error_not_a_trace(dead
     assert response.status == 500
     assert body == {"success": False, "error": "Internal error in the Worker", "code": "INTERNAL_ERROR"}
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+async def test_fetch_never_raises_even_when_building_the_response_fails(dead_upstream_url, monkeypatch) -> None:
+    def broken(result):
+        raise UnicodeEncodeError("utf-8", "\udc00", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(entry, "to_response", broken)
+    response = await entry.Default(ExecutionContext(), make_env(dead_upstream_url)).fetch(
+        Request(ORIGIN + "/execute", method="POST", headers=AUTH, body='{"instruction": "x"}')
+    )
+    assert response.status == 500
+    assert await response.json() == {"success": False, "error": "Internal error in the Worker", "code": "INTERNAL_ERROR"}
+
+
+async def test_invalid_utf8_is_refused_not_replaced(dead_upstream_url) -> None:
+    # JS's text() would turn the byte into U+FFFD and run the request; the Worker reads bytes and refuses.
+    response = await entry.Default(ExecutionContext(), make_env(dead_upstream_url)).fetch(
+        Request(ORIGIN + "/execute", method="POST", headers=AUTH, body=b'{"instruction": "caf\xe9"}')
+    )
+    assert response.status == 400 and (await response.json())["code"] == "INVALID_REQUEST"
 
 
 async def test_preflight_is_a_bodyless_204_with_cors(dead_upstream_url: str) -> None:

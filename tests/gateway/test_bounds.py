@@ -171,3 +171,34 @@ def test_generation_stops_when_the_client_disconnects(limited_model):
     seconds = _short_job_seconds(limited_model)
     assert seconds < 1.8, f"the next request waited {seconds:.1f}s: generation went on after the client left"
     assert time.monotonic() - started < 10
+
+
+def test_a_key_in_the_query_string_never_reaches_the_log(embedded_model):
+    secret = "sk-gw-in-the-query-0123456789"
+    response = httpx.get(f"{embedded_model.base_url}/models?api_key={secret}&x=1",
+                         headers={"Authorization": f"Bearer {embedded_model.api_key}"}, timeout=TIMEOUT)
+    assert response.status_code == 200
+    deadline = time.monotonic() + 10
+    log = ""
+    while time.monotonic() < deadline:  # the access line is written after the response
+        log = embedded_model.log_path.read_text(errors="replace")
+        if "/v1/models?<redacted>" in log:
+            break
+        time.sleep(0.1)
+    assert "/v1/models?<redacted>" in log
+    assert secret not in log and embedded_model.api_key not in log
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"tokens": [1, 2, 10**9]}, "tokens"), ({"tokens": [-1]}, "tokens"),
+])
+def test_token_ids_outside_the_vocabulary_are_a_400_not_a_crash(embedded_model, body, param):
+    response = _post(embedded_model, body, path="/extras/detokenize")
+    _assert_openai_error(response, 400, "every id must be an integer")
+    assert response.json()["error"]["param"] == param
+    assert _post(embedded_model, {"tokens": [1, 2]}, path="/extras/detokenize").status_code == 200  # still up
+
+
+def test_logit_bias_keys_outside_the_vocabulary_are_a_400(embedded_model):
+    response = _post(embedded_model, _chat(embedded_model, logit_bias={"999999999": 5}))
+    _assert_openai_error(response, 400, "logit_bias: keys must be token ids")

@@ -47,8 +47,10 @@ class ExecuteRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instruction: str = Field(max_length=MAX_INSTRUCTION_CHARS, description="What the agent should do.")
-    tools: list[str] = Field(
+    instruction: str = Field(
+        min_length=1, max_length=MAX_INSTRUCTION_CHARS, pattern=r"\S", description="What the agent should do (not blank)."
+    )
+    tools: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list,
         max_length=MAX_TOOLS_PER_REQUEST,
         description="Names of server-registered tools to offer; empty means every tool on the allow-list.",

@@ -41,6 +41,7 @@ from lmstudio_gateway.guard import (
     GrammarLimitError,
     RequestControl,
     check_request_grammars,
+    check_token_ids,
     current_request,
 )
 
@@ -89,7 +90,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "Invalid request: " + validation_problems(exc, root="body", limit=MAX_REPORTED_ERRORS)
 
 
-def adapt_body(path: str, body: bytes, model_alias: str) -> bytes:
+def adapt_body(path: str, body: bytes, model_alias: str, n_vocab: int | None = None) -> bytes:
     """The body to hand to the route (rewritten for chat completions), or BadRequest."""
     try:
         payload: Any = safe_loads(body)
@@ -99,6 +100,8 @@ def adapt_body(path: str, body: bytes, model_alias: str) -> bytes:
         raise BadRequest("Request body must be a JSON object.")
     try:
         check_request_grammars(payload)
+        if n_vocab:
+            check_token_ids(path, payload, n_vocab)
     except GrammarLimitError as exc:
         raise BadRequest(str(exc), param=exc.param) from None
     if path == CHAT_PATH:
@@ -151,8 +154,10 @@ class RequestBodyMiddleware:
         model_alias: str,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_request_seconds: float = DEFAULT_MAX_REQUEST_SECONDS,
+        n_vocab: int | None = None,
     ) -> None:
         self.app = app
+        self.n_vocab = n_vocab
         self.model_alias = model_alias
         self.max_body_bytes = max_body_bytes
         self.max_request_seconds = max_request_seconds
@@ -167,7 +172,7 @@ class RequestBodyMiddleware:
             body = await self._read(receive)
             if body is None:
                 return  # the client went away
-            body = adapt_body(scope["path"], body, self.model_alias)
+            body = adapt_body(scope["path"], body, self.model_alias, self.n_vocab)
         except BadRequest as exc:
             await send_json(send, exc.status,
                             openai_error(str(exc), type_="invalid_request_error", param=exc.param, code=exc.code))

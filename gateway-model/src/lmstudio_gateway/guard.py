@@ -83,6 +83,29 @@ def check_request_grammars(payload: dict[str, Any]) -> None:
         check_schema([s for s, _ in schemas], "tools")  # all of them together under the same bounds
 
 
+def check_token_ids(path: str, payload: dict[str, Any], n_vocab: int) -> None:
+    """Token ids a request hands to llama.cpp must exist in the model's vocabulary: an id out of range
+    crashes the whole server in ``/extras/detokenize`` (llama.cpp reads past its table). ``logit_bias`` keys
+    (token ids unless ``logit_bias_type`` is ``tokens``) are held to the same range. GrammarLimitError."""
+    if path == "/extras/detokenize":
+        tokens = payload.get("tokens")
+        if isinstance(tokens, list):
+            # JSON's integers include 1.0 (llama_cpp's model takes it as 1); booleans are not ids.
+            bad = [t for t in tokens if isinstance(t, bool) or not isinstance(t, (int, float))
+                   or t != int(t) or not 0 <= t < n_vocab]
+            if bad:
+                raise GrammarLimitError(f"tokens: every id must be an integer from 0 to {n_vocab - 1}", "tokens")
+    bias = payload.get("logit_bias")
+    if isinstance(bias, dict) and payload.get("logit_bias_type") != "tokens":
+        for key in bias:
+            try:
+                ok = 0 <= int(key) < n_vocab
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise GrammarLimitError(f"logit_bias: keys must be token ids from 0 to {n_vocab - 1}", "logit_bias")
+
+
 class RequestControl:
     """One request's cancellation: set when the client disconnects or the wall-clock limit passes."""
 

@@ -19,7 +19,7 @@ from llama_cpp.server.settings import ModelSettings, ServerSettings
 from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
 
 from lmstudio_gateway.auth import BearerKeyMiddleware
-from lmstudio_gateway.body import RequestBodyMiddleware
+from lmstudio_gateway.body import REQUEST_MODELS, RequestBodyMiddleware
 from lmstudio_gateway.compat import ServedModel, lmstudio_router
 from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS, guard_llama
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_model_path
@@ -78,13 +78,67 @@ def build_app(config: GatewayConfig) -> FastAPI:
     app.include_router(lmstudio_router(ServedModel(config.model_alias, model_path, config.n_ctx)))
     # Generation stops at the next token once its request is cancelled (client gone, or past its time).
     proxy = llama_server_app._llama_proxy
+    n_vocab = None
     if proxy is not None and proxy._current_model is not None:
         guard_llama(proxy._current_model)
+        n_vocab = proxy._current_model.n_vocab()  # token ids out of this range crash llama.cpp: refused first
     # add_middleware wraps outermost last: the key check runs first, then the body checks.
     app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias,
-                       max_request_seconds=config.max_request_seconds)
+                       max_request_seconds=config.max_request_seconds, n_vocab=n_vocab)
     app.add_middleware(BearerKeyMiddleware, api_key=config.api_key)
+    _document_gateway_answers(app, n_vocab)
     return app
+
+
+_OPENAI_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+}
+
+
+def _document_gateway_answers(app: FastAPI, n_vocab: int | None) -> None:
+    """Add what the gateway's middlewares answer to the app's OpenAPI document: 401 on every route but
+    ``/health`` (and the bearer scheme on LM Studio's routes too), 400/413/415/504 on the JSON routes, the
+    vocabulary's range for token ids, and 404 (ours, or the router's ``{"detail": ...}``) on a model id."""
+    generate = app.openapi
+
+    def error(description: str) -> dict:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = generate()
+        spec.setdefault("components", {}).setdefault("schemas", {})["OpenAIError"] = _OPENAI_ERROR
+        spec["components"].setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
+        for path, operations in spec.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                if path != "/health":
+                    operation.setdefault("security", [{"HTTPBearer": []}])
+                    responses.setdefault("401", error("Missing, wrong or repeated key"))
+                if path.startswith("/api/v0/models/"):
+                    not_found = error("No such model (or a path the router cannot match: {\"detail\": ...})")
+                    not_found["content"]["application/json"]["schema"] = {"anyOf": [
+                        {"$ref": "#/components/schemas/OpenAIError"},
+                        {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}]}
+                    responses.setdefault("404", not_found)
+                if method == "post" and path in REQUEST_MODELS:
+                    responses.setdefault("400", error("Invalid JSON, body or grammar over the bounds"))
+                    responses.setdefault("413", error("Body over the size limit"))
+                    responses.setdefault("415", error("Content-Type is not application/json"))
+                    responses.setdefault("504", error("The request's wall-clock limit passed"))
+        tokens = spec["components"]["schemas"].get("DetokenizeInputRequest", {}).get("properties", {}).get("tokens")
+        if n_vocab and isinstance(tokens, dict) and isinstance(tokens.get("items"), dict):
+            tokens["items"].update(minimum=0, maximum=n_vocab - 1)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _watch_parent(parent_pid: int) -> None:

@@ -1,7 +1,7 @@
 """The endpoint drivers the shared contract scenarios run against: name -> module exposing
 ``make_driver(config: EndpointConfig) -> EndpointDriver``."""
 
-from .base import DriverResponse, EndpointConfig, EndpointDriver, SSEReader, StreamResult
+from .base import DriverResponse, EndpointConfig, EndpointDriver, Headers, SSEReader, StreamResult
 
 DRIVER_MODULES: dict[str, str] = {
     "hub": "tests.bridge.hub_driver",
@@ -9,4 +9,4 @@ DRIVER_MODULES: dict[str, str] = {
     "worker": "tests.endpoints.drivers.worker_driver",
 }
 
-__all__ = ["DRIVER_MODULES", "DriverResponse", "EndpointConfig", "EndpointDriver", "SSEReader", "StreamResult"]
+__all__ = ["DRIVER_MODULES", "DriverResponse", "EndpointConfig", "EndpointDriver", "Headers", "SSEReader", "StreamResult"]

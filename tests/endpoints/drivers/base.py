@@ -8,10 +8,12 @@ the contract on every adapter.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Protocol, Union
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union
 
 RequestBody = Union[str, bytes, None]
+# A mapping, or (name, value) pairs when a header is sent more than once.
+Headers = Union[Mapping[str, str], Sequence[tuple[str, str]]]
 
 
 @dataclass
@@ -116,7 +118,7 @@ class EndpointDriver(Protocol):
     name: str
 
     def request(
-        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
+        self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None
     ) -> DriverResponse:
         """Send one HTTP request (``body`` raw: str or bytes, so malformed bodies reach the adapter as they are)."""
         ...

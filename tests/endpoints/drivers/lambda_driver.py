@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .base import DriverResponse, EndpointConfig, RequestBody
+from .base import DriverResponse, EndpointConfig, Headers, RequestBody
 
 ROOT = Path(__file__).resolve().parents[3]
 LAMBDA_DIR = ROOT / "lambda"
@@ -80,7 +80,7 @@ def proxy_event(
     method: str,
     path: str,
     *,
-    headers: Optional[Mapping[str, str]] = None,
+    headers: Optional[Headers] = None,
     body: RequestBody = None,
     base64_body: bool = True,
 ) -> dict[str, Any]:
@@ -96,13 +96,16 @@ def proxy_event(
     ctx = event["requestContext"]
     ctx.update(httpMethod=method.upper(), resourcePath=path, path=f"/{ctx['stage']}{path}",
                requestId=str(uuid.uuid4()))
-    merged = dict(event["headers"])
-    for key, value in (headers or {}).items():
-        for existing in [k for k in merged if k.lower() == key.lower()]:
-            del merged[existing]
-        merged[key] = value
-    event["headers"] = merged
-    event["multiValueHeaders"] = {k: [v] for k, v in merged.items()}
+    # API Gateway keeps every value of a repeated header in multiValueHeaders, and the last one in headers.
+    given: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for key, value in (headers.items() if isinstance(headers, Mapping) else (headers or [])):
+        names.setdefault(key.lower(), key)
+        given.setdefault(key.lower(), []).append(value)
+    multi = {k: [v] for k, v in event["headers"].items() if k.lower() not in given}
+    multi.update({names[low]: values for low, values in given.items()})
+    event["headers"] = {k: values[-1] for k, values in multi.items()}
+    event["multiValueHeaders"] = multi
     if body is None:
         event["body"], event["isBase64Encoded"] = None, False
     else:
@@ -168,7 +171,10 @@ class AwsSandbox:
             KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
         )
         self.secrets = boto3.client("secretsmanager", region_name="us-east-1")
-        self.secrets.create_secret(Name=CLIENT_KEY_SECRET, SecretString=config.client_key)
+        if config.client_key:
+            self.secrets.create_secret(Name=CLIENT_KEY_SECRET, SecretString=config.client_key)
+        else:  # no client key configured: the function's variable names no secret
+            os.environ["CLIENT_API_KEY_SECRET"] = ""
         if config.upstream_token:
             self.secrets.create_secret(Name=LM_TOKEN_SECRET, SecretString=config.upstream_token)
         else:
@@ -227,7 +233,7 @@ class LambdaDriver:
         return self.module.lambda_handler(event, context or LambdaContext())
 
     def request(
-        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
+        self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None
     ) -> DriverResponse:
         return response_of(self.invoke(proxy_event(method, path, headers=headers, body=body)))
 

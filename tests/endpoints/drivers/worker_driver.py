@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 from tests.cloudflare.runtime import DurableObjectNamespace, ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
 
-from .base import DriverResponse, EndpointConfig, RequestBody, SSEReader, StreamResult
+from .base import DriverResponse, EndpointConfig, Headers, RequestBody, SSEReader, StreamResult
 
 WORKER_ORIGIN = "https://lmstudio-agent.example.workers.dev"
 
@@ -59,13 +59,12 @@ class WorkerDriver:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def request(
-        self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
+        self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None
     ) -> DriverResponse:
-        method = method.upper()
         # A JS Request for GET/HEAD cannot carry a body: the runtime never hands the Worker one.
-        if method in ("GET", "HEAD"):
+        if method.upper() in ("GET", "HEAD"):
             body = None
-        request = Request(WORKER_ORIGIN + path, method=method, headers=dict(headers or {}), body=body)
+        request = Request(WORKER_ORIGIN + path, method=method, headers=headers or {}, body=body)
         return self._run(self._fetch(request))
 
     async def _fetch(self, request: Request) -> DriverResponse:
