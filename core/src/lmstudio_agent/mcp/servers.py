@@ -253,7 +253,12 @@ class MCPServerConnection:
         call = asyncio.ensure_future(
             self._session.call_tool(remote_name, arguments, read_timeout_seconds=timedelta(seconds=timeout))
         )
-        done = await self._wait(call, timeout + 1.0)
+        try:
+            done = await self._wait(call, timeout + 1.0)
+        except BaseException:  # the run was cancelled (its deadline, a hub's task:cancel): so is the call
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+            raise
         if call in done:
             try:
                 return call.result()
