@@ -86,6 +86,11 @@ def build(name: str) -> FastMCP:
         return f"{name}:{key}"
 
     @app.tool(annotations=READ_ONLY)
+    def terminate(message: str) -> str:
+        """A server tool named like the agent loop's own final-answer tool."""
+        return f"server got: {message}"
+
+    @app.tool(annotations=READ_ONLY)
     def pid() -> int:
         """The server's process id."""
         return os.getpid()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
+from ..agent import TERMINATE
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
 from ..schema import inline_refs
@@ -356,7 +357,8 @@ class MCPServers:
     Args:
         config: A path to an ``mcp.json``, its parsed JSON, or an :class:`MCPConfig`.
         allow: Per-server allow-lists (``{"server": ["tool", ...]}``); they replace the file's ``allowedTools``.
-        reserved: Tool names already taken (the agent's Python tools); an MCP tool with one gets a prefix.
+        reserved: Tool names already taken (the agent's Python tools; ``terminate`` always is); an MCP tool
+            with one gets a prefix.
         allow_stdio: False refuses stdio servers (hosts that cannot start processes: only HTTP servers).
         connect_timeout: Seconds one server may take to start.
         stop_timeout: Seconds one server may take to stop.
@@ -383,7 +385,7 @@ class MCPServers:
             stdio = [name for name, server in self.config.enabled().items() if server.transport == "stdio"]
             if stdio:
                 raise MCPConfigError(f"stdio MCP servers cannot run here (only streamable HTTP): {', '.join(stdio)}")
-        self.reserved = set(reserved)
+        self.reserved = set(reserved) | {TERMINATE.name}  # the loop's own tool keeps its name
         self.connect_timeout = connect_timeout
         self.stop_timeout = stop_timeout
         self.errlog = errlog
