@@ -408,12 +408,9 @@ class MCPServers:
         return self._started and all(c.running for c in self.connections.values())
 
     async def restart_if_unhealthy(self, reserved: Iterable[str] = ()) -> ToolRegistry:
-        """Start the servers, or stop and start them again when one has gone away (a long-lived endpoint)."""
-        if self._started and not self.healthy:
-            gone = [name for name, c in self.connections.items() if not c.running]
-            logger.warning("restarting MCP servers; gone: %s", ", ".join(gone))
-            await self.stop()
-        return await self.start(reserved)
+        """Start the servers, or stop and start them again when one has gone away (a long-lived agent or
+        endpoint outlives a crashed server)."""
+        return await self.start(reserved, restart_unhealthy=True)
 
     async def __aenter__(self) -> "MCPServers":
         await self.start()
@@ -422,19 +419,24 @@ class MCPServers:
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
 
-    async def start(self, reserved: Iterable[str] = ()) -> ToolRegistry:
+    async def start(self, reserved: Iterable[str] = (), *, restart_unhealthy: bool = False) -> ToolRegistry:
         """Start every enabled server at once and build :attr:`tools`; idempotent while running.
 
-        ``reserved`` adds taken names to the constructor's. If any server fails to start, the others are
+        ``reserved`` adds taken names to the constructor's; ``restart_unhealthy`` stops and starts them again
+        when one has gone away. If any server fails to start, the others are
         stopped and the first failure is raised (CONNECTION_FAILED; UNKNOWN_TOOL for an allow-list naming a
         tool the server does not offer).
         """
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:  # the sync API runs each call in a new loop
             self._lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._lock:  # concurrent runs of one agent start the servers once
-            if self._started:
+        async with self._lock:  # concurrent runs of one agent start (or restart) the servers once
+            if self._started and (self.healthy or not restart_unhealthy):
                 return self.tools
+            if self._started:
+                gone = [name for name, c in self.connections.items() if not c.running]
+                logger.warning("restarting MCP servers; gone: %s", ", ".join(gone))
+                await self.stop()
             self.connections = {
                 name: MCPServerConnection(name, server, connect_timeout=self.connect_timeout,
                                           stop_timeout=self.stop_timeout, errlog=self.errlog)
