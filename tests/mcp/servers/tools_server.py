@@ -30,7 +30,7 @@ class Note(BaseModel):
 
 
 def build(name: str) -> FastMCP:
-    app = FastMCP(name, log_level="WARNING")
+    app = FastMCP(name, log_level="CRITICAL")  # quiet: the SDK logs a session's normal end as an error
     notes: list[str] = []
 
     @app.tool(annotations=READ_ONLY)
