@@ -52,7 +52,7 @@ def test_the_lambda_reaches_an_http_mcp_tool_and_caches_by_its_annotations(make_
         assert again.json["cached"] is True  # readOnlyHint: cacheable
     finally:
         driver.module._run(driver.module._runtime.backend.aclose())
-        for log_handler, stream in zip(handlers, streams):
+        for log_handler, stream in zip(handlers, streams, strict=True):
             if stream is not None:
                 log_handler.setStream(stream)
     assert HTTP_TOKEN not in capsys.readouterr().out
