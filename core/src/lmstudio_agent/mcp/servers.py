@@ -81,8 +81,10 @@ def _hint_tags(annotations: Any) -> list[str]:
     return tags
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException | None) -> str:
     """The first leaf of an exception (group), as one short line."""
+    if exc is None:
+        return "it ended"
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, httpx.HTTPStatusError):
@@ -240,7 +242,7 @@ class MCPServerConnection:
     def _ended(self, task: asyncio.Task[None]) -> None:
         if self._stop.is_set():
             return
-        why = "cancelled" if task.cancelled() else (_describe(task.exception()) if task.exception() else "ended")
+        why = "cancelled" if task.cancelled() else _describe(task.exception())
         self._gone = self._gone or f"the connection ended ({why})"
         if self._ready.is_set():
             logger.warning("MCP server %s stopped unexpectedly: %s", self.name, why)
