@@ -38,7 +38,7 @@ def lambda_with_mcp(make_lambda, mcp_json: dict, **overrides):
 
 def test_the_lambda_reaches_an_http_mcp_tool_and_caches_by_its_annotations(make_lambda, openai_stub, http_server,
                                                                            capsys):
-    handlers = logging.getLogger("lmstudio-agent").handlers
+    handlers = list(logging.getLogger("lmstudio-agent").handlers)
     streams = [log_handler.setStream(sys.stdout) for log_handler in handlers]  # setStream returns the old one
     driver = lambda_with_mcp(make_lambda, {"mcpServers": {"remote": http_server.entry(allowedTools=["forecast"])}},
                              allowed_tools=["forecast", "extract_data"])

@@ -129,6 +129,7 @@ async def serve_http(app: FastMCP, port: int = 0) -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
+    sock.listen(128)  # listening before the port is announced: a client may connect at once
     config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
