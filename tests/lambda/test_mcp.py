@@ -43,7 +43,9 @@ def test_the_lambda_reaches_an_http_mcp_tool_and_caches_by_its_annotations(make_
     # The function's JSON logs, read from a buffer (Powertools' handlers keep the stream they were made with).
     logs = io.StringIO()
     handlers = list(logging.getLogger("lmstudio-agent").handlers)
-    streams = [log_handler.setStream(logs) for log_handler in handlers]
+    streams = [log_handler.stream for log_handler in handlers]
+    for log_handler in handlers:  # assigned, not setStream: that would flush a stream an earlier test closed
+        log_handler.stream = logs
     try:
         openai_stub.enqueue(tool_call("forecast", {"city": "Turin"}), text("Sunny in Turin."))
         body = json.dumps({"instruction": "Weather in Turin?", "tools": ["forecast"]})
@@ -55,8 +57,7 @@ def test_the_lambda_reaches_an_http_mcp_tool_and_caches_by_its_annotations(make_
     finally:
         driver.module._run(driver.module._runtime.backend.aclose())
         for log_handler, stream in zip(handlers, streams, strict=True):
-            if stream is not None:
-                log_handler.setStream(stream)
+            log_handler.stream = stream
     assert "execute answered" in logs.getvalue() and HTTP_TOKEN not in logs.getvalue()
 
 
