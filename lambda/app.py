@@ -139,8 +139,8 @@ def _get_runtime() -> _Runtime:
 def _mcp_servers() -> Any:
     """MCP servers over streamable HTTP, when ``MCP_CONFIG_SECRET`` names a secret holding an mcp.json.
 
-    A Lambda cannot keep child processes between invocations, so stdio servers are refused. The SDK (the core's
-    ``mcp`` extra) is imported only here, only when configured.
+    A Lambda cannot keep child processes between invocations, so stdio servers are refused. The SDK is in the
+    artifact only when built with ``LAMBDA_MCP=1`` (lambda/requirements-mcp.txt), and imported only here.
     """
     text = _secret("MCP_CONFIG_SECRET")
     if not text:
@@ -149,7 +149,11 @@ def _mcp_servers() -> Any:
         from lmstudio_agent.mcp import MCPServers
 
         return MCPServers(json.loads(text), allow_stdio=False, connect_timeout=10.0)
-    except (ValueError, AgentError, ModuleNotFoundError) as exc:  # never the secret's text: only what is wrong
+    except ModuleNotFoundError:
+        logger.error("MCP_CONFIG_SECRET is set but the artifact has no MCP SDK: build it with LAMBDA_MCP=1")
+        raise AgentError(ErrorCode.INTERNAL_ERROR,
+                         "The endpoint is misconfigured: MCP servers are configured but not in this build") from None
+    except (ValueError, AgentError) as exc:  # never the secret's text: only what is wrong
         reason = exc.message if isinstance(exc, AgentError) else type(exc).__name__
         logger.error("invalid MCP configuration", extra={"reason": reason})
         raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid MCP configuration") from None

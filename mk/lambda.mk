@@ -25,9 +25,11 @@ $(SAM_VENV)/.installed: $(PY)
 lambda-deps: $(STAMPS)/lambda ## the Lambda handler's dependencies, moto and the SAM CLI
 
 # Lint the template (cfn-lint through SAM), then build the artifact with the makefile builder (no Docker).
-lambda-build: lambda-deps ## sam validate --lint && sam build (no Docker)
+# LAMBDA_MCP=1 adds the MCP SDK to the artifact (for McpConfigSecretName; docs/readme/mcp.md).
+LAMBDA_MCP ?= 0
+lambda-build: lambda-deps ## sam validate --lint && sam build (no Docker; LAMBDA_MCP=1 adds the MCP SDK)
 	$(SAM) validate --lint --template-file template.yaml
-	LAMBDA_PYTHON="$(abspath $(PY))" $(SAM) build --template-file template.yaml
+	LAMBDA_PYTHON="$(abspath $(PY))" LAMBDA_MCP="$(LAMBDA_MCP)" $(SAM) build --template-file template.yaml
 
 $(LITELLM_VENV)/.installed: $(PY)
 	@echo "Installing LiteLLM into $(LITELLM_VENV) (the benchmarks compare against it; about a minute, the first time only) ..."

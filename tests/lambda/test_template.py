@@ -113,7 +113,12 @@ def test_least_privilege_iam(template):
     assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue",
                             "lambda:InvokeFunction"}
     assert actions["dynamodb:GetItem"] == [{"GetAtt": "RunsTable.Arn"}]  # the last statement naming it
-    assert len(actions["secretsmanager:GetSecretValue"]) == 2
+    secrets = actions["secretsmanager:GetSecretValue"]
+    assert len(secrets) == 3
+    # The third, the optional mcp.json secret, is granted only when its name is set.
+    assert secrets[2]["If"][0] == "HasMcpConfig" and secrets[2]["If"][2] == {"Ref": "AWS::NoValue"}
+    assert template["Conditions"]["HasMcpConfig"] == {"Not": [{"Equals": [{"Ref": "McpConfigSecretName"}, ""]}]}
+    assert template["Parameters"]["McpConfigSecretName"]["Default"] == ""
     assert actions["lambda:InvokeFunction"] == [{"GetAtt": "RunnerFunction.Arn"}]  # only the runner
 
 
@@ -138,4 +143,4 @@ def test_no_secret_in_the_template(template):
     assert "SecretString" not in text and "sk-lm-" not in text
     env = template["Resources"]["AgentFunction"]["Properties"]["Environment"]["Variables"]
     assert "LM_STUDIO_TOKEN" not in env and "CLIENT_API_KEY" not in env  # only the secrets' names travel
-    assert {"CLIENT_API_KEY_SECRET", "LM_STUDIO_TOKEN_SECRET", "CACHE_TABLE"} <= set(env)
+    assert {"CLIENT_API_KEY_SECRET", "LM_STUDIO_TOKEN_SECRET", "CACHE_TABLE", "MCP_CONFIG_SECRET"} <= set(env)

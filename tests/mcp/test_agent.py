@@ -81,15 +81,20 @@ async def test_a_raising_mcp_tool_is_fed_back_to_the_model(openai_stub):
     assert transcript[-1].code == ErrorCode.NO_ANSWER.value and "Sorry, that failed." in transcript[-1].content
 
 
-async def test_a_server_that_exits_mid_run_is_an_error_the_run_survives(openai_stub):
+async def test_a_server_that_exits_mid_run_is_an_error_the_run_survives_and_the_next_run_restarts_it(openai_stub):
     openai_stub.enqueue(tool_call("crash", {}), tool_call("add", {"a": 1, "b": 2}), text("The tools are down."))
     async with make_agent(openai_stub, "native", max_rounds=4) as agent:
         await agent.aload_model()
         transcript = await agent.aact("Crash it, then add", tools=["crash", "add", "extract_data"])
-    errors = [m for m in transcript if m.type == "error" and m.tool]
-    assert [(e.tool, e.code) for e in errors] == [("crash", "TOOL_EXECUTION_FAILED"), ("add", "TOOL_EXECUTION_FAILED")]
-    assert "MCP server 'weather' went away" in errors[0].content and "not available" in errors[1].content
-    assert transcript[-1].code == ErrorCode.NO_ANSWER.value and "The tools are down." in transcript[-1].content
+        errors = [m for m in transcript if m.type == "error" and m.tool]
+        assert [(e.tool, e.code) for e in errors] == [("crash", "TOOL_EXECUTION_FAILED"),
+                                                      ("add", "TOOL_EXECUTION_FAILED")]
+        assert "MCP server 'weather' went away" in errors[0].content and "not available" in errors[1].content
+        assert transcript[-1].code == ErrorCode.NO_ANSWER.value and "The tools are down." in transcript[-1].content
+        # The next run starts the server again.
+        openai_stub.enqueue(tool_call("add", {"a": 1, "b": 2}), text("3"))
+        transcript = await agent.aact("Add 1 and 2", tools=["add"])
+        assert transcript[1].type == "result" and transcript[1].content == "3"
 
 
 def test_the_sync_api_starts_and_stops_the_servers_for_each_call(openai_stub):

@@ -101,3 +101,12 @@ async def test_bridge_agent_offers_mcp_tools_and_stops_its_servers_on_sigterm(op
         raise AssertionError(f"the MCP server {mcp_pid} outlived the agent")
     logs = agent.stderr.read()
     assert "MCP server weather" in logs and ENV_SECRET not in logs  # debug logs, and still no secret
+
+
+def test_without_the_mcp_extra_the_flag_says_what_to_install(tmp_path):
+    code = ("import sys; sys.modules['mcp'] = None;"  # as if the SDK were not installed
+            "from lmstudio_agent.cli import main;"
+            f"sys.argv = ['lmstudio-agent', 'run', 'hi', '--mcp-config', {write_config(tmp_path)!r}]; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pip install 'lmstudio-agent[mcp]'" in proc.stderr and "Traceback" not in proc.stderr

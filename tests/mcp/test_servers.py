@@ -18,7 +18,7 @@ from lmstudio_agent.mcp import MCPConfigError, MCPServers, MCPTool
 from .conftest import ENV_SECRET, HTTP_TOKEN, stdio_entry
 
 SERVER_TOOLS = {"forecast", "add", "save_note", "send_email", "purge_cache", "fail", "crash", "slow", "lookup",
-                "pid", "env_is_set"}
+                "pid", "env_is_set", "terminate"}
 
 
 def config(**servers):
@@ -116,6 +116,13 @@ async def test_duplicate_names_get_their_servers_prefix(http_server):
         assert await servers.tools.get("alpha_lookup").call({"key": "k"}) == "alpha:k"
         assert await servers.tools.get("beta_lookup").call({"key": "k"}) == "beta:k"
         assert servers.tools.get("wx_forecast").remote_name == "forecast"
+
+
+async def test_a_tool_named_like_the_loops_terminate_is_prefixed():
+    async with MCPServers(config(alpha=stdio_entry(allowedTools=["terminate", "add"]))) as servers:
+        assert servers.tools.names() == ["alpha_terminate", "add"]
+        assert await servers.tools.get("alpha_terminate").call({"message": "m"}) == "server got: m"
+        assert not servers.tools.get("alpha_terminate").terminal
 
 
 async def test_annotations_map_onto_the_side_effect_flag():

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
@@ -95,10 +96,10 @@ def run(
         agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
                               tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout, mcp_config=mcp_config)
     except AgentError as exc:  # an unusable mcp.json
-        err_console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        err_console.print(f"[bold red]{exc.code.value}[/]: {escape(exc.message)}")
         raise typer.Exit(2) from None
-    except ModuleNotFoundError as exc:
-        err_console.print(f"[bold red]error[/]: {exc}")
+    except ModuleNotFoundError as exc:  # --mcp-config without the mcp extra
+        err_console.print(f"[bold red]error[/]: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
     async def main() -> None:
@@ -125,7 +126,7 @@ def run(
     try:
         asyncio.run(main())
     except AgentError as exc:
-        err_console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        err_console.print(f"[bold red]{exc.code.value}[/]: {escape(exc.message)}")
         if exc.code is ErrorCode.CONNECTION_FAILED:
             err_console.print(CONNECT_HINT)
         raise typer.Exit(2) from None

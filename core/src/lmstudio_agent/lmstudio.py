@@ -187,12 +187,13 @@ class LMStudioAgent:
     # ------------------------------------------------------------------------------------- lifetime
 
     async def astart_mcp(self) -> None:
-        """Start the configured MCP servers (if any, and not running yet); their tools join :attr:`tools`.
+        """Start the configured MCP servers (if any) unless they run; restart them if one has gone away (a
+        long-lived agent serving a hub outlives a crashed server). Their tools join :attr:`tools`.
 
         Raises CONNECTION_FAILED when a server does not start (the others are stopped again).
         """
-        if self.mcp_servers is not None and not self.mcp_servers.running:
-            await self.mcp_servers.start(reserved=self.registry.names())
+        if self.mcp_servers is not None and not self.mcp_servers.healthy:
+            await self.mcp_servers.restart_if_unhealthy(reserved=self.registry.names())
 
     async def astop_mcp(self) -> None:
         """Stop the MCP servers: stdio processes are ended, HTTP sessions closed."""

@@ -30,7 +30,7 @@ class Note(BaseModel):
 
 
 def build(name: str) -> FastMCP:
-    app = FastMCP(name, log_level="WARNING")
+    app = FastMCP(name, log_level="CRITICAL")  # quiet: the SDK logs a session's normal end as an error
     notes: list[str] = []
 
     @app.tool(annotations=READ_ONLY)
@@ -86,6 +86,11 @@ def build(name: str) -> FastMCP:
         return f"{name}:{key}"
 
     @app.tool(annotations=READ_ONLY)
+    def terminate(message: str) -> str:
+        """A server tool named like the agent loop's own final-answer tool."""
+        return f"server got: {message}"
+
+    @app.tool(annotations=READ_ONLY)
     def pid() -> int:
         """The server's process id."""
         return os.getpid()
@@ -124,6 +129,7 @@ async def serve_http(app: FastMCP, port: int = 0) -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
+    sock.listen(128)  # listening before the port is announced: a client may connect at once
     config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     print(f"PORT {sock.getsockname()[1]}", flush=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
+from ..agent import TERMINATE
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
 from ..schema import inline_refs
@@ -80,8 +81,10 @@ def _hint_tags(annotations: Any) -> list[str]:
     return tags
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException | None) -> str:
     """The first leaf of an exception (group), as one short line."""
+    if exc is None:
+        return "it ended"
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, httpx.HTTPStatusError):
@@ -255,7 +258,12 @@ class MCPServerConnection:
         call = asyncio.ensure_future(
             self._session.call_tool(remote_name, arguments, read_timeout_seconds=timedelta(seconds=timeout))
         )
-        done = await self._wait(call, timeout + 1.0)
+        try:
+            done = await self._wait(call, timeout + 1.0)
+        except BaseException:  # the run was cancelled (its deadline, a hub's task:cancel): so is the call
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+            raise
         if call in done:
             try:
                 return call.result()
@@ -353,7 +361,8 @@ class MCPServers:
     Args:
         config: A path to an ``mcp.json``, its parsed JSON, or an :class:`MCPConfig`.
         allow: Per-server allow-lists (``{"server": ["tool", ...]}``); they replace the file's ``allowedTools``.
-        reserved: Tool names already taken (the agent's Python tools); an MCP tool with one gets a prefix.
+        reserved: Tool names already taken (the agent's Python tools; ``terminate`` always is); an MCP tool
+            with one gets a prefix.
         allow_stdio: False refuses stdio servers (hosts that cannot start processes: only HTTP servers).
         connect_timeout: Seconds one server may take to start.
         stop_timeout: Seconds one server may take to stop.
@@ -380,7 +389,7 @@ class MCPServers:
             stdio = [name for name, server in self.config.enabled().items() if server.transport == "stdio"]
             if stdio:
                 raise MCPConfigError(f"stdio MCP servers cannot run here (only streamable HTTP): {', '.join(stdio)}")
-        self.reserved = set(reserved)
+        self.reserved = set(reserved) | {TERMINATE.name}  # the loop's own tool keeps its name
         self.connect_timeout = connect_timeout
         self.stop_timeout = stop_timeout
         self.errlog = errlog
@@ -403,12 +412,9 @@ class MCPServers:
         return self._started and all(c.running for c in self.connections.values())
 
     async def restart_if_unhealthy(self, reserved: Iterable[str] = ()) -> ToolRegistry:
-        """Start the servers, or stop and start them again when one has gone away (a long-lived endpoint)."""
-        if self._started and not self.healthy:
-            gone = [name for name, c in self.connections.items() if not c.running]
-            logger.warning("restarting MCP servers; gone: %s", ", ".join(gone))
-            await self.stop()
-        return await self.start(reserved)
+        """Start the servers, or stop and start them again when one has gone away (a long-lived agent or
+        endpoint outlives a crashed server)."""
+        return await self.start(reserved, restart_unhealthy=True)
 
     async def __aenter__(self) -> "MCPServers":
         await self.start()
@@ -417,19 +423,24 @@ class MCPServers:
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
 
-    async def start(self, reserved: Iterable[str] = ()) -> ToolRegistry:
+    async def start(self, reserved: Iterable[str] = (), *, restart_unhealthy: bool = False) -> ToolRegistry:
         """Start every enabled server at once and build :attr:`tools`; idempotent while running.
 
-        ``reserved`` adds taken names to the constructor's. If any server fails to start, the others are
+        ``reserved`` adds taken names to the constructor's; ``restart_unhealthy`` stops and starts them again
+        when one has gone away. If any server fails to start, the others are
         stopped and the first failure is raised (CONNECTION_FAILED; UNKNOWN_TOOL for an allow-list naming a
         tool the server does not offer).
         """
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:  # the sync API runs each call in a new loop
             self._lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._lock:  # concurrent runs of one agent start the servers once
-            if self._started:
+        async with self._lock:  # concurrent runs of one agent start (or restart) the servers once
+            if self._started and (self.healthy or not restart_unhealthy):
                 return self.tools
+            if self._started:
+                gone = [name for name, c in self.connections.items() if not c.running]
+                logger.warning("restarting MCP servers; gone: %s", ", ".join(gone))
+                await self.stop()
             self.connections = {
                 name: MCPServerConnection(name, server, connect_timeout=self.connect_timeout,
                                           stop_timeout=self.stop_timeout, errlog=self.errlog)
