@@ -216,7 +216,7 @@ async def test_an_identical_call_runs_once_and_the_model_is_steered_to_finish(op
     assert [(m.type, m.tool, m.content) for m in transcript if m.type == "result"] == [
         ("result", "count_words", "2"), ("result", "count_words", "2"), ("result", None, "There are 2 words.")]
     steer = openai_stub.chat_requests[2]["messages"][-1]["content"]
-    assert "already called count_words with these arguments" in steer
+    assert "same as before: count_words is done" in steer
     offered = {v["properties"]["tool"]["const"] for v in openai_stub.chat_requests[2]["response_format"]["json_schema"]["schema"]["anyOf"]}
     assert "count_words" not in offered and "terminate" in offered
 

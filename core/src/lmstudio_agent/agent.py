@@ -29,6 +29,7 @@ logger = logging.getLogger("lmstudio_agent.agent")
 
 OnMessage = Callable[[AgentMessage], Any]
 MAX_RESULT_CHARS = 4000
+FINAL_MAX_TOKENS = 160  # the forced final answer is a few sentences, never a page (a tiny model rambles on)
 
 
 @dataclass(frozen=True)
@@ -111,21 +112,13 @@ class Environment:
 
 
 def is_words(text: str | None) -> bool:
-    """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not a bare
-    JSON object or list."""
+    """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not JSON
+    (nor the start of it)."""
     stripped = (text or "").strip()
-    if not stripped:
+    if not stripped or stripped[0] in "[{":  # JSON, or a fragment of it (a reply cut off at the token cap)
         return False
     parsed = parse_tool_calls(stripped)
-    if parsed.calls or parsed.errors:
-        return False
-    if stripped[0] in "[{":
-        try:
-            json.loads(stripped)
-        except ValueError:
-            return True
-        return False
-    return True
+    return not (parsed.calls or parsed.errors)
 
 
 def call_key(call: ToolCall) -> tuple[str, str]:
@@ -133,8 +126,9 @@ def call_key(call: ToolCall) -> tuple[str, str]:
     return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
 
 
-REPEAT_NOTE = ("(You already called {tool} with these arguments: this is the same result, and {tool} will not be "
-               "offered again. Use the result: call another tool, or give the final answer.)")
+# Said to the model with a repeated call's result. Kept to a few words: a tiny model copies the latest text into
+# its next values, so a full sentence here ("... give the final answer") came back as the final answer itself.
+REPEAT_NOTE = "(same as before: {tool} is done)"
 NOT_WORDS = "Your final answer must be a short sentence for the user in plain words, not a tool call or JSON."
 
 
@@ -229,10 +223,11 @@ class Agent:
     # ------------------------------------------------------------------------------------------ one round
 
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
-                   deadline: Deadline | None, documents: dict[str, str] | None = None) -> Turn:
+                   deadline: Deadline | None, documents: dict[str, str] | None = None,
+                   max_tokens: int | None = None) -> Turn:
         extra = strategy.request(tools, messages, documents=documents) if documents else strategy.request(tools, messages)
         response = await self.client.chat(
-            messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **extra
+            messages, model=self.model, max_tokens=max_tokens or self.max_tokens, deadline=deadline, **extra
         )
         return strategy.read(response, tools)
 
@@ -351,7 +346,8 @@ class Agent:
             messages = [self.system_message(strategy, round_tools, documents)] + memory.to_chat_messages()
             if last_round and round_index > 0:
                 messages.append({"role": "user", "content": "Give your final answer now, in plain words."})
-            turn = await self._ask(strategy, messages, round_tools, deadline, documents)
+            turn = await self._ask(strategy, messages, round_tools, deadline, documents,
+                                   min(self.max_tokens, FINAL_MAX_TOKENS) if last_round else None)
             memory.add_message("assistant", turn.assistant_message)
 
             if last_round:
@@ -404,7 +400,7 @@ class Agent:
                                             code=ErrorCode.TOOL_EXECUTION_FAILED.value))
                 content = outcome.for_model()
                 if repeated:
-                    content = f"{content}\n{REPEAT_NOTE.format(tool=call.name)}"
+                    content = f"{REPEAT_NOTE.format(tool=call.name)} {content}"
                 memory.add_message("environment", strategy.result_message(call, content))
 
     async def _perform(self, call: ToolCall, tools: Sequence[Tool], documents: dict[str, str],
