@@ -263,3 +263,18 @@ async def test_an_answer_with_no_call_at_all_is_a_success(openai_stub):
     openai_stub.enqueue(text("Hello! How can I help?"))
     transcript = await agent_for(openai_stub, mode="native").run("hi")
     assert answered(transcript) and final_answer(transcript) == "Hello! How can I help?"
+
+
+def test_cli_exits_1_when_the_run_has_no_answer_and_0_with_one(openai_stub):
+    from typer.testing import CliRunner
+
+    from lmstudio_agent.cli import app
+
+    args = ["run", "Weather in Rome", "--base-url", openai_stub.base_url, "--model", "scripted-model",
+            "--mode", "native", "--max-rounds", "2", "--json"]
+    openai_stub.enqueue(tool_call("weather_now", {"city": "Rome"}), text("Rome is sunny."))  # its only call failed
+    failed = CliRunner().invoke(app, args)
+    assert failed.exit_code == 1, failed.output
+    assert '"code": "NO_ANSWER"' in failed.output
+    openai_stub.enqueue(text("It is sunny in Rome."))
+    assert CliRunner().invoke(app, args).exit_code == 0

@@ -19,7 +19,7 @@ from rich.text import Text
 from .client import DEFAULT_BASE_URL, DEFAULT_MODEL
 from .errors import AgentError
 from .lmstudio import LMStudioAgent
-from .messages import AgentMessage
+from .messages import AgentMessage, answered
 from .modes import ToolMode
 
 app = typer.Typer(help="Tool-using agents on small local models (LM Studio or any OpenAI-compatible server).",
@@ -55,7 +55,9 @@ def run(
     timeout: float = typer.Option(300.0, "--timeout", help="Deadline for the whole run, in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print events as JSON lines."),
 ) -> None:
-    """Run INSTRUCTION with the built-in tools and stream the agent's events."""
+    """Run INSTRUCTION with the built-in tools and stream the agent's events.
+
+    Exit status: 0 with an answer, 1 when the run ended without one (NO_ANSWER), 2 on an error."""
     agent = LMStudioAgent(model_name=model, base_url=base_url or DEFAULT_BASE_URL, api_key=api_key,
                           tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout)
 
@@ -65,22 +67,24 @@ def run(
         else:
             console.print(render_message(message))
 
-    async def main() -> None:
+    async def main() -> list[AgentMessage]:
         try:
             with console.status(f"Connecting to {agent.client.base_url} ...", spinner="dots"):
                 await agent.aload_model()
             if not as_json:
                 console.print(Panel.fit(f"model [bold]{model}[/] · mode [bold]{agent.tool_mode.value}[/]",
                                         title="lmstudio-agent"))
-            await agent.aact(instruction, tools=tool or None, on_message=show)
+            return await agent.aact(instruction, tools=tool or None, on_message=show)
         finally:
             await agent.client.aclose()
 
     try:
-        asyncio.run(main())
+        transcript = asyncio.run(main())
     except AgentError as exc:
         err_console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
         raise typer.Exit(2) from None
+    if not answered(transcript):  # the run ended without an answer (NO_ANSWER): not a success
+        raise typer.Exit(1)
 
 
 @app.command()
