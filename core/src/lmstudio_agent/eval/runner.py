@@ -32,7 +32,8 @@ MAX_CONTENT_CHARS = 400
 class PlainStrategy(ConstrainedStrategy):
     """The plain-prompting baseline: the constrained prompt, but nothing constrains the reply."""
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[dict[str, Any]] = (),
+                documents: Any = None) -> dict[str, Any]:
         return {}
 
 
