@@ -18,8 +18,9 @@ from typing import Any, Mapping, Optional
 import httpx
 from pydantic import SecretStr
 
-from lmstudio_agent.bridge import BridgeHub, serve_agent
-from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_agent.bridge import serve_agent
+from lmstudio_hub import BridgeHub
+from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.contract import ExecuteOptions
 from lmstudio_agent.deadline import Deadline

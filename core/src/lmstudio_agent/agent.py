@@ -220,6 +220,21 @@ class Agent:
             parts.append(listing(documents))
         return {"role": "system", "content": "\n\n".join(parts) or "You are a helpful assistant."}
 
+    def first_messages(self, instruction: str, strategy: Strategy | ToolMode | str = ToolMode.CONSTRAINED,
+                       documents: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The messages of a run's first round: the system message (goals, the mode's tool listing) and the
+        request. Fine-tuning data is built from exactly these (nothing is sent).
+
+        Args:
+            instruction: The user's request.
+            strategy: The mode's strategy, or a concrete mode (not ``auto``).
+            documents: The run's documents (name -> text), listed by name for the model to pass by reference.
+        """
+        if not hasattr(strategy, "system_prompt"):
+            strategy = strategy_for(strategy)
+        return [self.system_message(strategy, self.offered_tools(), documents),
+                {"role": "user", "content": instruction}]
+
     # ------------------------------------------------------------------------------------------ one round
 
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
@@ -254,7 +269,7 @@ class Agent:
         mode = strategy.mode
         tools = self.offered_tools()
         documents = with_long_input(instruction, check_documents(documents))
-        messages = [self.system_message(strategy, tools, documents), {"role": "user", "content": instruction}]
+        messages = self.first_messages(instruction, strategy, documents)
         turn = await self._ask(strategy, messages, tools, deadline, documents)
         checked = []
         for call in turn.calls:

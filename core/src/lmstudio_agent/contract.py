@@ -14,15 +14,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Mapping, Optional, Protocol, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Mapping, Optional, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
-from .deadline import Deadline
+from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
 from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
 from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from .errors import AgentError, ErrorCode
+from .jsonsafe import loads as _safe_loads
 from .messages import AgentMessage, answered
 
 logger = logging.getLogger("lmstudio_agent.contract")
@@ -30,7 +31,6 @@ logger = logging.getLogger("lmstudio_agent.contract")
 MAX_BODY_BYTES = 64 * 1024
 MAX_INSTRUCTION_CHARS = 16_000
 MAX_TOOLS_PER_REQUEST = 32
-DEFAULT_DEADLINE_SECONDS = 25.0
 
 CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Origin": "*",
@@ -110,7 +110,13 @@ class HttpResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> str:
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+        """The body as JSON text; always encodable as UTF-8 (a lone surrogate that slipped in is escaped)."""
+        text = json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(self.body, separators=(",", ":"))
+        return text
 
     def all_headers(self) -> dict[str, str]:
         return {"Content-Type": "application/json", **CORS_HEADERS, **self.headers}
@@ -129,9 +135,41 @@ def health_response() -> HttpResponse:
 # ----------------------------------------------------------------------------------------------- auth
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+CREDENTIAL_HEADERS = ("authorization", "x-api-key")
+
+
+def header_map(headers: Headers) -> dict[str, str]:
+    """Headers as a dict with lower-case names. Accepts a mapping or (name, value) pairs; a name that repeats
+    gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    combined: dict[str, str] = {}
+    for name, value in pairs:
+        key = str(name).lower()
+        combined[key] = f"{combined[key]}, {value}" if key in combined else str(value)
+    return combined
+
+
+def credential_headers(headers: Headers) -> dict[str, str]:
+    """:func:`header_map`, after the one rule for a credential sent twice that every server here applies.
+
+    A credential header (``Authorization``, ``X-Api-Key``) that repeats, as two headers or as one whose value
+    is a comma-joined list (how proxies and the Fetch API pass repeats on), is ambiguous: AgentError
+    (UNAUTHORIZED). Keys never hold a comma (a bearer token's alphabet has none), so a comma means two values.
+    """
+    lowered = header_map(headers)
+    for name in CREDENTIAL_HEADERS:
+        if "," in lowered.get(name, ""):
+            raise AgentError(
+                ErrorCode.UNAUTHORIZED, f"Ambiguous credentials: send the {name.title()} header once, with one key"
+            )
+    return lowered
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any; AgentError(UNAUTHORIZED)
+    for a credential sent twice (:func:`credential_headers`)."""
+    lowered = credential_headers(headers)
     auth = lowered.get("authorization", "").strip()
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
@@ -139,12 +177,15 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return key or None
 
 
-def authorize(headers: Mapping[str, str], expected_key: str | None) -> HttpResponse | None:
+def authorize(headers: Headers, expected_key: str | None) -> HttpResponse | None:
     """None when the request carries the expected key; otherwise the 401/403 response to send.
 
     Compared in constant time. With no key configured the endpoint refuses everything (fails closed).
     """
-    key = presented_key(headers)
+    try:
+        key = presented_key(headers)
+    except AgentError as exc:
+        return error_response(exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
     if key is None:
         return error_response(
             ErrorCode.UNAUTHORIZED,
@@ -164,10 +205,16 @@ def authorize(headers: Mapping[str, str], expected_key: str | None) -> HttpRespo
 
 @dataclass(frozen=True)
 class ToolSelection:
-    """The server-registered tools a request selected."""
+    """The server-registered tools a request selected.
+
+    ``owner`` names who may serve this selection when that is not the whole deployment (the bridge hub: the
+    agent identities allowed to offer these tools); it is part of the cache key, so one owner's answers are
+    never served for another's.
+    """
 
     names: tuple[str, ...]
     has_side_effects: bool
+    owner: str = ""
 
 
 class ExecuteBackend(Protocol):
@@ -208,15 +255,19 @@ Body = Union[bytes, str, None]
 
 def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> ExecuteRequest:
     """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message."""
-    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if isinstance(body, str):
+        try:
+            raw = body.encode()
+        except UnicodeEncodeError:  # a str body from an event whose JSON carried a lone surrogate escape
+            raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is not valid Unicode (it holds a lone surrogate)") from None
+    else:
+        raw = body or b""
     if len(raw) > max_body_bytes:
         raise AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {max_body_bytes} bytes")
     if not raw.strip():
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is empty: expected a JSON object")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AgentError(ErrorCode.INVALID_REQUEST, f"Request body is not valid JSON: {exc}") from None
+    # Invalid UTF-8, deep nesting and lone surrogates (in any string, keys included) are 400s here.
+    data = _safe_loads(raw)
     if not isinstance(data, dict):
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body must be a JSON object")
     instruction = data.get("instruction")
@@ -254,10 +305,9 @@ async def execute(
     selection = backend.select_tools(request.tools)
     model = request.model or backend.default_model
     use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
-    key = cache_key(
-        instruction=request.instruction, tools=list(selection.names), model=model, scope=backend.cache_scope(),
-        documents=request.documents,
-    )
+    scope = backend.cache_scope() + (f"|owner:{selection.owner}" if selection.owner else "")
+    key = cache_key(instruction=request.instruction, tools=list(selection.names), model=model, scope=scope,
+                    documents=request.documents)
     if use_cache:
         hit = await _cache_get(cache, key)
         if hit is not None:
@@ -307,7 +357,7 @@ async def _cache_put(cache: CacheStore, key: str, transcript: list[AgentMessage]
 
 async def handle_execute(
     body: Body,
-    headers: Mapping[str, str],
+    headers: Headers,
     backend: ExecuteBackend,
     *,
     cache: CacheStore | None = None,
@@ -315,6 +365,7 @@ async def handle_execute(
 ) -> HttpResponse:
     """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception."""
     options = options or ExecuteOptions()
+    headers = header_map(headers)
     try:
         request = parse_execute_request(body, options.max_body_bytes)
         response = await execute(request, backend, headers=headers, cache=cache, options=options)
@@ -330,19 +381,30 @@ async def handle_execute(
     return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
 
 
+# The client key a deployment expects: the key itself, or a function that looks it up (a secret store), called
+# only for a keyed route so that /health never reads a secret. AgentError from it is answered with its code.
+KeySource = Union[str, None, Callable[[], Optional[str]]]
+
+
 async def handle_request(
     method: str,
     path: str,
-    headers: Mapping[str, str],
+    headers: Headers,
     body: Body,
     *,
     backend: ExecuteBackend,
-    api_key: str | None,
+    api_key: KeySource,
     cache: CacheStore | None = None,
     options: ExecuteOptions | None = None,
+    authenticated: bool = False,
 ) -> HttpResponse:
-    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405."""
-    method = method.upper()
+    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405.
+
+    ``authenticated``: the platform already authenticated the caller (a Lambda invoked directly, which IAM
+    authorised), so no client key is asked for. Methods are case-sensitive (RFC 9110): ``post`` is not
+    ``POST`` and gets a 405.
+    """
+    headers = header_map(headers)
     path = "/" + path.strip("/")
     routes = {"/health": "GET", "/execute": "POST"}
     if path not in routes:
@@ -353,7 +415,12 @@ async def handle_request(
         return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
     if path == "/health":
         return health_response()
-    refused = authorize(headers, api_key)
-    if refused is not None:
-        return refused
+    if not authenticated:
+        try:
+            expected = api_key() if callable(api_key) else api_key
+        except AgentError as exc:
+            return error_response(exc.code, exc.message)
+        refused = authorize(headers, expected)
+        if refused is not None:
+            return refused
     return await handle_execute(body, headers, backend, cache=cache, options=options)

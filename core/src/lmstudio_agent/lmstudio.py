@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 
 from .agent import Agent, Goal, OnMessage
 from .builtins import analyze_sentiment, builtin_registry, extract_data
-from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
+from .client import ChatClient
+from .connection import resolve
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .llm import LLM
@@ -20,7 +22,10 @@ from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 if TYPE_CHECKING:
     import httpx
 
+    from .mcp import MCPServers
+
 T = TypeVar("T")
+logger = logging.getLogger("lmstudio_agent.bridge.agent")
 
 DEFAULT_BRIDGE_URL = "ws://localhost:65028"
 DEFAULT_GOALS = (
@@ -40,17 +45,46 @@ def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
                        "(aload_model / aact) instead")
 
 
+async def ensure_model(client: ChatClient, model: str, deadline: Deadline) -> None:
+    """Check that the server is reachable and serves ``model`` (asking LM Studio to load it where it can).
+
+    Raises :class:`AgentError` with CONNECTION_FAILED, or MODEL_NOT_LOADED naming the models the server has and
+    the ``--model`` option (``model_name=`` in Python) that chooses one.
+    """
+    try:
+        models = await client.list_models(deadline=deadline)
+    except AgentError as exc:
+        if exc.code is ErrorCode.UPSTREAM_ERROR:
+            raise AgentError(ErrorCode.CONNECTION_FAILED, f"The model server is not usable: {exc.message}") from None
+        raise
+    if model in models:
+        return
+    info = await client.model_info(model, deadline=deadline)
+    if info is None or not await client.request_load(model, deadline=deadline):
+        shown = ", ".join(models[:10]) or "none"
+        raise AgentError(ErrorCode.MODEL_NOT_LOADED,
+                         f"Model '{model}' is not available on {client.base_url} (it serves: {shown}). Choose one "
+                         f"of those with --model on the command line (model_name= in Python), or load the model "
+                         f"in LM Studio.", details={"model": model, "available": models[:10]})
+
+
 class LMStudioAgent:
     """A tool-using agent on a model served by LM Studio (or any OpenAI-compatible server).
 
-    The server URL and token come from the arguments or from ``LM_STUDIO_API_BASE`` and ``LM_API_TOKEN``
-    (default ``http://localhost:1234/v1``). The agent starts with the built-in tools; add your own with
-    :meth:`register_tool` or pass them to :meth:`act`.
+    The server URL, token and model come from the arguments, else ``LM_STUDIO_API_BASE``, ``LM_API_TOKEN`` and
+    ``LM_STUDIO_MODEL``, else the server file a running ``make serve-model`` wrote (:mod:`lmstudio_agent.connection`),
+    else ``http://localhost:1234/v1`` and the API reference's ``lmstudio-community/LFM2-350M-Instruct-GGUF``.
+    The agent starts with the built-in tools; add your own with :meth:`register_tool` or pass them to :meth:`act`.
+
+    ``mcp_config`` (an ``mcp.json`` path, its parsed JSON, or an :class:`~lmstudio_agent.mcp.MCPServers`)
+    adds MCP servers' tools beside the Python ones (the ``mcp`` extra). The servers start with the agent
+    (:meth:`aload_model`, ``async with agent``, or the first :meth:`aact`) and stop with :meth:`aclose`, when
+    :meth:`connect_to_bridge` ends, or, with the sync API, at the end of each call.
     """
 
     def __init__(
         self,
-        model_name: str = DEFAULT_MODEL,
+        model_name: str | None = None,
         bridge_url: str = DEFAULT_BRIDGE_URL,
         agent_id: str = "lm-studio-agent",
         *,
@@ -67,16 +101,18 @@ class LMStudioAgent:
         capabilities: Sequence[str] = ("llm", "tool-use"),
         bridge_token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        mcp_config: Any = None,
     ) -> None:
-        self.model_name = model_name
+        connection = resolve(base_url, api_key, model_name)
+        model_name = self.model_name = connection.model
         self.bridge_url = bridge_url
         self.agent_id = agent_id
         self.capabilities = list(capabilities)
         self.run_timeout = run_timeout
         self._bridge_token = bridge_token if bridge_token is not None else os.environ.get("BRIDGE_TOKEN")
         self.client = ChatClient(
-            base_url or os.environ.get("LM_STUDIO_API_BASE") or DEFAULT_BASE_URL,
-            api_key if api_key is not None else os.environ.get("LM_API_TOKEN"),
+            connection.base_url,
+            connection.api_key,
             model_name,
             timeout=request_timeout,
             transport=transport,
@@ -91,6 +127,11 @@ class LMStudioAgent:
                             model=model_name, max_rounds=max_rounds, max_tokens=max_tokens,
                             context=context if context is not None else {})
         self._loaded = False
+        self.mcp_servers: MCPServers | None = None
+        if mcp_config is not None:
+            from .mcp import MCPServers  # the SDK is imported only when MCP servers are configured
+
+            self.mcp_servers = mcp_config if isinstance(mcp_config, MCPServers) else MCPServers(mcp_config)
 
     def __repr__(self) -> str:
         return f"LMStudioAgent(model_name={self.model_name!r}, agent_id={self.agent_id!r}, base_url={self.client.base_url!r})"
@@ -109,28 +150,58 @@ class LMStudioAgent:
         """Add a tool to this agent (options as :func:`tool_from_function`)."""
         return self.registry.register(func, **options)
 
+    @property
+    def tools(self) -> ToolRegistry:
+        """Every tool a run may use: the registry's Python tools, then the running MCP servers' tools."""
+        if self.mcp_servers is None or not self.mcp_servers.running:
+            return self.registry
+        combined = self.registry.copy()
+        for item in self.mcp_servers.tools:
+            if item.name not in combined:
+                combined.register(item)
+        return combined
+
+    # ------------------------------------------------------------------------------------- lifetime
+
+    async def astart_mcp(self) -> None:
+        """Start the configured MCP servers (if any, and not running yet); their tools join :attr:`tools`.
+
+        Raises CONNECTION_FAILED when a server does not start (the others are stopped again).
+        """
+        if self.mcp_servers is not None and not self.mcp_servers.running:
+            await self.mcp_servers.start(reserved=self.registry.names())
+
+    async def astop_mcp(self) -> None:
+        """Stop the MCP servers: stdio processes are ended, HTTP sessions closed."""
+        if self.mcp_servers is not None:
+            await self.mcp_servers.stop()
+
+    async def aclose(self) -> None:
+        """Stop the MCP servers and close the connection pool to the model server."""
+        try:
+            await self.astop_mcp()
+        finally:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> "LMStudioAgent":
+        await self.astart_mcp()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
     # ------------------------------------------------------------------------------------------ loading
 
     async def aload_model(self) -> None:
-        """Check that the server is reachable and has the model (asking LM Studio to load it where it can).
+        """Check that the server is reachable and has the model (asking LM Studio to load it where it can),
+        then start the configured MCP servers.
 
         Raises ``RuntimeError`` (an :class:`AgentError`) with CONNECTION_FAILED or MODEL_NOT_LOADED.
         """
         deadline = Deadline(self.run_timeout)
-        try:
-            models = await self.client.list_models(deadline=deadline)
-        except AgentError as exc:
-            if exc.code is ErrorCode.UPSTREAM_ERROR:
-                raise AgentError(ErrorCode.CONNECTION_FAILED, f"The model server is not usable: {exc.message}") from None
-            raise
-        if self.model_name not in models:
-            info = await self.client.model_info(self.model_name, deadline=deadline)
-            if info is None or not await self.client.request_load(self.model_name, deadline=deadline):
-                shown = ", ".join(models[:10]) or "none"
-                raise AgentError(ErrorCode.MODEL_NOT_LOADED,
-                                 f"Model '{self.model_name}' is not available on {self.client.base_url} "
-                                 f"(available: {shown}). Load it in LM Studio or pass model_name.")
+        await ensure_model(self.client, self.model_name, deadline)
         await self._agent.resolve_mode(deadline)
+        await self.astart_mcp()
         self._loaded = True
 
     def load_model(self) -> None:
@@ -140,10 +211,11 @@ class LMStudioAgent:
     # ------------------------------------------------------------------------------------------- acting
 
     def _run_registry(self, tools: Iterable[Callable[..., Any] | Tool | str] | None) -> ToolRegistry:
+        available = self.tools
         if tools is None:
-            return self.registry
+            return available
         names = [t for t in tools if isinstance(t, str)]
-        selected = self.registry.select(names) if names else ToolRegistry()
+        selected = available.select(names) if names else ToolRegistry()
         for item in tools:
             if isinstance(item, Tool):
                 selected.register(item, replace=True)
@@ -169,6 +241,7 @@ class LMStudioAgent:
             raise AgentError(ErrorCode.MODEL_NOT_LOADED, "Call load_model() before act()")
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+        await self.astart_mcp()
         registry = self._run_registry(tools)
         return await self._agent.run(instruction, on_message=on_message, tools=registry,
                                      deadline=Deadline(self.run_timeout),
@@ -186,11 +259,12 @@ class LMStudioAgent:
         return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message, documents=documents)))
 
     async def _closing(self, coro: Awaitable[T]) -> T:
-        # The sync API runs each call in its own event loop; the connection pool must not outlive it.
+        # The sync API runs each call in its own event loop; the connection pool and the MCP servers' sessions
+        # must not outlive it.
         try:
             return await coro
         finally:
-            await self.client.aclose()
+            await self.aclose()
 
     # ---------------------------------------------------------------------------- the built-in tools
 
@@ -217,7 +291,8 @@ class LMStudioAgent:
         """Connect to the AI Bridge at ``bridge_url``, register, and serve tasks until cancelled.
 
         Each task runs :meth:`aact` with the tools it names; the hub sends only tasks whose tools this agent
-        registered, and the agent refuses any other (UNKNOWN_TOOL). ``max_concurrency`` tasks run at once; ``options`` go to
+        registered (its Python tools and its MCP servers' tools), and the agent refuses any other
+        (UNKNOWN_TOOL). The MCP servers start before it registers and stop when it stops serving. ``max_concurrency`` tasks run at once; ``options`` go to
         :class:`~lmstudio_agent.bridge.agent_client.BridgeAgent` (timeouts, backoff, frame limit).
         Raises ``ConnectionError`` (CONNECTION_FAILED) when the bridge cannot be reached at the first connect.
         """
@@ -227,17 +302,25 @@ class LMStudioAgent:
                          documents: Mapping[str, str] | None = None) -> list[AgentMessage]:
             return await self.aact(instruction, tool_names or None, documents=documents)
 
-        if not self._loaded:
-            await self.aload_model()
-        await serve_agent(
-            runner,
-            bridge_url=self.bridge_url,
-            agent_id=self.agent_id,
-            token=self._bridge_token,
-            capabilities=self.capabilities,
-            model=self.model_name,
-            tools=self.registry.names(),
-            side_effect_tools=[tool.name for tool in self.registry if tool.side_effects],
-            max_concurrency=max_concurrency,
-            **options,
-        )
+        try:
+            if not self._loaded:
+                await self.aload_model()
+            await self.astart_mcp()
+            offered = self.tools
+            mode = self.tool_mode.value if self.tool_mode else "auto"
+            logger.info("agent %s: model %s on %s (tool mode %s); connecting to %s", self.agent_id, self.model_name,
+                        self.client.base_url, mode, self.bridge_url)
+            await serve_agent(
+                runner,
+                bridge_url=self.bridge_url,
+                agent_id=self.agent_id,
+                token=self._bridge_token,
+                capabilities=self.capabilities,
+                model=self.model_name,
+                tools=offered.names(),
+                side_effect_tools=[tool.name for tool in offered if tool.side_effects],
+                max_concurrency=max_concurrency,
+                **options,
+            )
+        finally:
+            await self.astop_mcp()  # the agent stops serving (cancelled or failed): so do its MCP servers

@@ -123,37 +123,42 @@ class ParsedStrategy(NativeStrategy):
 
 
 class ConstrainedStrategy:
+    """Grammar-constrained JSON (:mod:`.constrained`): each reply is one call, or an answer in words
+    (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
+    round) only the answer can be written."""
+
     mode = ToolMode.CONSTRAINED
 
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
-        return constrained.system_prompt(tools) if tools else None
+        return constrained.system_prompt(tools)
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 documents: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md); the
-        # run's document references ("@doc:NAME") are copy candidates for string arguments too.
-        sources = constrained.copy_sources(messages)
-        if not tools:
-            return {}
-        if documents:
-            return {"response_format": constrained.response_format(tools, sources, references(documents))}
-        return {"response_format": constrained.response_format(tools, sources)}
+        # run's document references ("@doc:NAME") are copy candidates for string arguments too. With no
+        # tools (the last round) the grammar offers only the answer.
+        sources = constrained.copy_sources(messages) if tools else ()
+        refs = references(documents) if tools and documents else ()
+        return {"response_format": constrained.response_format(tools, sources, refs)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
-        if not tools:
+        answer = constrained.read_answer(response.content)
+        if answer is not None:
+            return Turn([], answer, [], message, response, {"answer": True})
+        if not tools:  # the last round: whatever came back is the answer (a server that ignored the grammar)
             return Turn([], response.content.strip(), [], message, response)
         parsed = parse_tool_calls(response.content)
         if parsed.calls:
             return Turn(_ensure_ids(parsed.calls[:1]), "", parsed.errors, message, response)
         reason = "it was cut off" if response.finish_reason == "length" else "it is not a JSON tool call"
-        error = f"Your reply could not be read as a tool call ({reason}). Reply with one JSON object: " \
-                '{"tool": "<tool name>", "arguments": {...}}.'
+        error = f"Your reply could not be read as a tool call or an answer ({reason}). Reply with one JSON " \
+                'object: {"tool": "<tool name>", "arguments": {...}}, or ' + constrained.format_answer("...") + "."
         return Turn([], "", [error], message, response)
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
         # A user turn, not the tool role: many small models' templates accept only user/assistant.
-        return {"role": "user", "content": f"Result of {call.name}: {content}"}
+        return {"role": "user", "content": constrained.format_result(call.name, content)}
 
 
 STRATEGIES: dict[ToolMode, Strategy] = {

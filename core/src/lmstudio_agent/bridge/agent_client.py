@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from typing import Any, Awaitable, Callable, Iterable, NoReturn, Sequence
 
 from pydantic import TypeAdapter, ValidationError
@@ -161,6 +162,7 @@ class BridgeAgent:
             raise BridgeConnectionError(f"Invalid AI Bridge URL {self.bridge_url!r}: {exc}") from None
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
             self._connect_failed(first, _describe(exc))
+        logger.info("agent %s connected to %s; registering", self.agent_id, self.bridge_url)
         try:
             await self._register(conn, first=first)
         except BaseException:
@@ -196,7 +198,8 @@ class BridgeAgent:
             self._connect_failed(first, f"connection closed while registering ({_describe(exc)})")
         self.registrations += 1
         self.registered.set()
-        logger.info("agent %s registered with %s", self.agent_id, self.bridge_url)
+        logger.info("agent %s registered with %s (tools: %s; up to %d task(s) at once); waiting for tasks",
+                    self.agent_id, self.bridge_url, ", ".join(sorted(self.tools)) or "none", self.registration.max_concurrency)
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter: half fixed, half random, so a crowd of agents spreads out."""
@@ -264,6 +267,10 @@ class BridgeAgent:
 
     async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str],
                         documents: dict[str, str] | None = None) -> None:
+        # The instruction itself is the client's data: only its size is logged.
+        logger.info("agent %s: task %s received (%d characters, tools: %s)", self.agent_id, task_id,
+                    len(instruction), ", ".join(tools) or "all")
+        started = time.monotonic()
         async with self._slots:
             try:
                 ran = self.runner(instruction, tools, documents) if documents else self.runner(instruction, tools)
@@ -283,6 +290,8 @@ class BridgeAgent:
             text = encode(TaskResultMessage(data=_error_result(task_id, error)))
         await self._send_text(conn, text)
         self.tasks_done += 1
+        outcome = result.status if result.status == "success" else f"{result.status} ({result.code})"
+        logger.info("agent %s: task %s done in %.1f s: %s", self.agent_id, task_id, time.monotonic() - started, outcome)
 
     async def _send_result(self, conn: ClientConnection, result: TaskResultData) -> None:
         await self._send_text(conn, encode(TaskResultMessage(data=result)))

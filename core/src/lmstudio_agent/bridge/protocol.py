@@ -11,7 +11,6 @@ of ``agent:register``, the optional ``documents`` of ``task:execute`` and the op
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from ..documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
 from ..documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode
+from ..jsonsafe import loads as safe_loads
 from ..messages import AgentMessage, WebSocketMessage
 
 DEFAULT_BRIDGE_PORT = 65028
@@ -235,15 +235,17 @@ def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
 
 def _describe(raw: str | bytes, exc: ValidationError) -> AgentError:
     try:
-        frame = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        return AgentError(ErrorCode.INVALID_REQUEST, f"Frame is not valid JSON: {err}")
+        # Deep nesting and lone surrogates are errors here too, never an exception that closes the connection.
+        frame = safe_loads(raw, what="Frame")
+    except AgentError as err:
+        return err
     if not isinstance(frame, dict):
         return AgentError(ErrorCode.INVALID_REQUEST, "Frame must be a JSON object with 'type' and 'data'")
     kind = frame.get("type")
     data = frame.get("data")
     task_id = data.get("task_id") if isinstance(data, dict) else None
-    details = {"type": kind if isinstance(kind, str) else None, "task_id": task_id if isinstance(task_id, str) else None}
+    details = {"type": kind[:64] if isinstance(kind, str) else None,
+               "task_id": task_id[:MAX_ID_CHARS] if isinstance(task_id, str) else None}
     if not isinstance(kind, str) or not kind:
         return AgentError(ErrorCode.INVALID_REQUEST, "Frame has no 'type' (a non-empty string)", details=details)
     if kind not in MESSAGE_TYPES:

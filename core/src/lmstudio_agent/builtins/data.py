@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from ..constrained import bounded
 from ..errors import AgentError, ErrorCode
@@ -40,7 +42,8 @@ def schema_from_field_types(fields: dict[str, str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(fields), "additionalProperties": False}
 
 
-async def extract_data(action_context: ActionContext, text: str, schema: dict[str, str]) -> dict[str, Any]:
+async def extract_data(action_context: ActionContext, text: str,
+                       schema: Annotated[dict[str, str], Field(min_length=1)]) -> dict[str, Any]:
     """Extract structured data from text.
 
     Args:

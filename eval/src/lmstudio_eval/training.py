@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .. import constrained
-from ..agent import Goal
-from ..client import ChatClient
-from ..lmstudio import DEFAULT_GOALS
-from ..modes import ToolMode, strategy_for
-from ..tools import ToolRegistry
+from lmstudio_agent import constrained
+from lmstudio_agent.agent import Goal
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.lmstudio import DEFAULT_GOALS
+from lmstudio_agent.modes import ToolMode
+from lmstudio_agent.tools import ToolRegistry
 from .runner import build_agent
 from .suite import Task, tools_for
 
@@ -48,8 +48,7 @@ def first_round_messages(task: Task, registry: ToolRegistry | None = None, *, mo
                          goals: Sequence[Goal] = DEFAULT_GOALS) -> list[dict[str, Any]]:
     """The messages of the agent's first round for ``task`` (what :meth:`Agent.first_turn` sends)."""
     agent = build_agent(ChatClient(_OFFLINE_URL), tools_for(task, registry), mode, goals)
-    strategy = strategy_for(ToolMode.CONSTRAINED if mode == "plain" else mode)
-    return [agent.system_message(strategy, agent.offered_tools()), {"role": "user", "content": task.instruction}]
+    return agent.first_messages(task.instruction, ToolMode.CONSTRAINED if mode == "plain" else mode)
 
 
 def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,

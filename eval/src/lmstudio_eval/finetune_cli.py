@@ -24,8 +24,8 @@ from typing import Any, Iterator, Optional
 import typer
 from rich.console import Console
 
-from ..client import ChatClient
-from ..errors import AgentError, ErrorCode
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.errors import AgentError, ErrorCode
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import TaskResult, run_suite, spread
 from .suite import builtin_suite_path, load_suite
@@ -54,7 +54,8 @@ def run_training_job(python: Path, job: dict[str, Any], job_path: Path, timeout_
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled",
            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     try:
-        subprocess.run([str(python), "-m", "lmstudio_agent.eval.finetune_job", str(job_path)], env=env,
+        # By file path: the fine-tuning environment has the core and the fine-tuner, not this package.
+        subprocess.run([str(python), str(Path(__file__).with_name("finetune_job.py")), str(job_path)], env=env,
                        timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise AgentError(ErrorCode.FINE_TUNING_FAILED, f"fine-tuning took longer than {timeout_s:g} s") from None
