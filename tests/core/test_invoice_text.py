@@ -99,4 +99,5 @@ def test_an_extracted_invoice_with_letters_beyond_ascii_is_offered_to_store_invo
     extracted = {"invoice_number": "RE-2023-118", "vendor": {"name": "Müller & Söhne GmbH"}}
     store = builtin_registry().get("store_invoice")
     schema = call_schema([store], ["Process the invoice.", f"Result of extract_invoice_data: {json.dumps(extracted)}"])
-    assert schema["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [extracted]}
+    (branch,) = [b for b in schema["anyOf"] if b["properties"].get("tool", {}).get("const") == "store_invoice"]
+    assert branch["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [extracted]}
