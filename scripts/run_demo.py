@@ -112,7 +112,8 @@ async def demo(base_url: str, api_key: str | None, model: str) -> bool:
     storage = CountingStorage()
     registry = builtin_registry().select(tags=["invoices"])
     invoice_agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key, tools=registry,
-                                  goals=INVOICE_GOALS, context={"invoice_storage": storage}, max_rounds=4)
+                                  goals=INVOICE_GOALS, context={"invoice_storage": storage}, max_rounds=6,
+                                  request_timeout=300, run_timeout=900)
     general = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key)
     try:
         await invoice_agent.aload_model()
