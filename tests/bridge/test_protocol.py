@@ -10,6 +10,7 @@ from lmstudio_agent.bridge.protocol import (
     ErrorMessage,
     RegisterMessage,
     RegistrationSuccessMessage,
+    TaskExecuteData,
     TaskExecuteMessage,
     TaskResultMessage,
     encode,
@@ -160,3 +161,17 @@ def test_task_event_frames_carry_one_run_event():
         with pytest.raises(AgentError) as info:
             parse_frame(json.dumps({"type": "task:event", "data": {"task_id": "t", "event": bad}}))
         assert info.value.code is ErrorCode.INVALID_REQUEST and info.value.details["type"] == "task:event"
+
+
+def test_task_execute_carries_documents_only_when_there_are_some():
+    plain = TaskExecuteMessage(data=TaskExecuteData(task_id="t1", instruction="Process the invoice."))
+    assert "documents" not in json.loads(encode(plain))["data"]  # older agents never see the field
+    frame = {"type": "task:execute", "data": {"task_id": "t2", "instruction": "Process it.", "tools": [],
+                                              "documents": {"invoice": "ACME Ltd ..."}}}
+    parsed = parse_frame(json.dumps(frame))
+    assert parsed.data.documents == {"invoice": "ACME Ltd ..."}
+    assert json.loads(encode(parsed)) == frame
+    bad = {**frame, "data": {**frame["data"], "documents": {"bad name": "x"}}}
+    with pytest.raises(AgentError) as info:
+        parse_frame(json.dumps(bad))
+    assert info.value.code is ErrorCode.INVALID_REQUEST and "documents" in info.value.message

@@ -244,7 +244,7 @@ async def test_an_identical_call_runs_once_and_the_model_is_steered_to_finish(op
     assert [(m.type, m.tool, m.content) for m in transcript if m.type == "result"] == [
         ("result", "count_words", "2"), ("result", "count_words", "2"), ("result", None, "There are 2 words.")]
     steer = openai_stub.chat_requests[2]["messages"][-1]["content"]
-    assert "already called count_words with these arguments" in steer
+    assert "same as before: count_words is done" in steer
     branches = openai_stub.chat_requests[2]["response_format"]["json_schema"]["schema"]["anyOf"]
     offered = {v["properties"]["tool"]["const"] for v in branches if "tool" in v["properties"]}
     assert "count_words" not in offered and constrained.answer_schema() in branches
@@ -292,3 +292,18 @@ async def test_an_answer_with_no_call_at_all_is_a_success(openai_stub):
     openai_stub.enqueue(text("Hello! How can I help?"))
     transcript = await agent_for(openai_stub, mode="native").run("hi")
     assert answered(transcript) and final_answer(transcript) == "Hello! How can I help?"
+
+
+def test_cli_exits_1_when_the_run_has_no_answer_and_0_with_one(openai_stub):
+    from typer.testing import CliRunner
+
+    from lmstudio_agent.cli import app
+
+    args = ["run", "Weather in Rome", "--base-url", openai_stub.base_url, "--model", "scripted-model",
+            "--mode", "native", "--max-rounds", "2", "--json"]
+    openai_stub.enqueue(tool_call("weather_now", {"city": "Rome"}), text("Rome is sunny."))  # its only call failed
+    failed = CliRunner().invoke(app, args)
+    assert failed.exit_code == 1, failed.output
+    assert '"code": "NO_ANSWER"' in failed.output
+    openai_stub.enqueue(text("It is sunny in Rome."))
+    assert CliRunner().invoke(app, args).exit_code == 0

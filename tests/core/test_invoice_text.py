@@ -1,6 +1,8 @@
 """What an invoice's text offers to copy: numbers and dates as people write them, and the candidates of each
 field on invoices of several layouts (no model involved)."""
 
+import json
+
 import pytest
 
 from lmstudio_agent.builtins.invoice_text import (
@@ -88,3 +90,14 @@ def test_a_document_with_no_candidates_still_gets_a_bounded_schema():
     schema = extraction_schema(find_candidates("nothing useful here at all"))
     assert schema["properties"]["invoice_number"]["maxLength"] == 40
     assert "line_items" not in schema and "currency" not in schema
+
+
+def test_an_extracted_invoice_with_letters_beyond_ascii_is_offered_to_store_invoice():
+    from lmstudio_agent.builtins import builtin_registry
+    from lmstudio_agent.constrained import call_schema
+
+    extracted = {"invoice_number": "RE-2023-118", "vendor": {"name": "Müller & Söhne GmbH"}}
+    store = builtin_registry().get("store_invoice")
+    schema = call_schema([store], ["Process the invoice.", f"Result of extract_invoice_data: {json.dumps(extracted)}"])
+    (branch,) = [b for b in schema["anyOf"] if b["properties"].get("tool", {}).get("const") == "store_invoice"]
+    assert branch["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [extracted]}

@@ -10,6 +10,7 @@ from lmstudio_agent.contract import ExecuteResponse
 from tests.endpoints.conftest import CLIENT_KEY
 from tests.endpoints.drivers import EndpointConfig
 from tests.endpoints.drivers.lambda_driver import LambdaContext, LambdaDriver, proxy_event, response_of
+from tests.support.model_runs import assert_sentiment_run
 
 
 @pytest.mark.model
@@ -20,15 +21,17 @@ def test_execute_against_the_embedded_model(embedded_model):
                             tool_mode="auto")
     driver = LambdaDriver(config)
     try:
-        payload = {"instruction": "Say hello to the user in one short sentence.", "tools": ["prompt_expert"]}
+        payload = {"instruction": "What is the sentiment of: the service was slow and the food was cold.",
+                   "tools": ["analyze_sentiment"]}
         event = proxy_event("POST", "/execute", headers={"Authorization": f"Bearer {CLIENT_KEY}"},
                             body=json.dumps(payload))
         # A CPU-only 135M model is slow on two cores: give this invocation the room a real deploy would not.
         first = response_of(driver.invoke(event, LambdaContext(timeout_seconds=150.0)))
         assert first.status == 200, first.text
         answer = ExecuteResponse.model_validate(first.json)
-        assert answer.cached is False and answer.result
-        assert answer.result[-1].type in {"result", "error"}
+        assert answer.cached is False
+        # The right tool ran, found the right label, and the answer says it in words.
+        assert_sentiment_run(first.json["result"], "negative")
         # The same request again is a cache hit served from DynamoDB, byte for byte the same transcript.
         second = response_of(driver.invoke(event, LambdaContext(timeout_seconds=150.0)))
         assert second.json["cached"] is True and second.json["result"] == first.json["result"]

@@ -82,3 +82,13 @@ def stored_view(invoice: dict[str, Any]) -> dict[str, Any]:
         "line_items": [(i.get("description"), i.get("quantity"), i.get("unit_price"), i.get("total"))
                        for i in invoice.get("line_items") or []],
     }
+
+
+class CountingStorage(dict):
+    """An invoice storage that counts its writes (a right run stores the invoice once)."""
+
+    writes = 0
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)

@@ -36,6 +36,7 @@ MAX_RESULT_CHARS = 4000
 # Set inside :meth:`Agent.astream`'s run: where the rounds and the model's text deltas go.
 _EVENT_SINK: contextvars.ContextVar[Callable[[RunEvent], None] | None] = contextvars.ContextVar(
     "lmstudio_agent_event_sink", default=None)
+FINAL_MAX_TOKENS = 160  # the forced final answer is a few sentences, never a page (a tiny model rambles on)
 
 
 @dataclass(frozen=True)
@@ -110,21 +111,13 @@ class Environment:
 
 
 def is_words(text: str | None) -> bool:
-    """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not a bare
-    JSON object or list."""
+    """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not JSON
+    (nor the start of it)."""
     stripped = (text or "").strip()
-    if not stripped:
+    if not stripped or stripped[0] in "[{":  # JSON, or a fragment of it (a reply cut off at the token cap)
         return False
     parsed = parse_tool_calls(stripped)
-    if parsed.calls or parsed.errors:
-        return False
-    if stripped[0] in "[{":
-        try:
-            json.loads(stripped)
-        except ValueError:
-            return True
-        return False
-    return True
+    return not (parsed.calls or parsed.errors)
 
 
 def call_key(call: ToolCall) -> tuple[str, str]:
@@ -132,8 +125,9 @@ def call_key(call: ToolCall) -> tuple[str, str]:
     return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
 
 
-REPEAT_NOTE = ("(You already called {tool} with these arguments: this is the same result, and {tool} will not be "
-               "offered again. Use the result: call another tool, or give the final answer.)")
+# Said to the model with a repeated call's result. Kept to a few words: a tiny model copies the latest text into
+# its next values, so a full sentence here ("... give the final answer") came back as the final answer itself.
+REPEAT_NOTE = "(same as before: {tool} is done)"
 NOT_WORDS = "Your final answer must be a short sentence for the user in plain words, not a tool call or JSON."
 
 
@@ -255,19 +249,21 @@ class Agent:
     # ------------------------------------------------------------------------------------------ one round
 
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
-                   deadline: Deadline | None, documents: dict[str, str] | None = None) -> Turn:
+                   deadline: Deadline | None, documents: dict[str, str] | None = None,
+                   max_tokens: int | None = None) -> Turn:
         extra = strategy.request(tools, messages, documents=documents) if documents else strategy.request(tools, messages)
         sink = _EVENT_SINK.get()
         if sink is not None:
-            return await self._ask_streaming(sink, strategy, messages, tools, deadline, extra)
+            return await self._ask_streaming(sink, strategy, messages, tools, deadline, extra,
+                                             max_tokens or self.max_tokens)
         response = await self.client.chat(
-            messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **extra
+            messages, model=self.model, max_tokens=max_tokens or self.max_tokens, deadline=deadline, **extra
         )
         return strategy.read(response, tools)
 
     async def _ask_streaming(self, sink: Callable[[RunEvent], None], strategy: Strategy,
                              messages: list[dict[str, Any]], tools: Sequence[Tool], deadline: Deadline | None,
-                             extra: dict[str, Any]) -> Turn:
+                             extra: dict[str, Any], max_tokens: int) -> Turn:
         """One round inside :meth:`astream`: announce the step and, where the text is prose (native calls, or
         no tools offered), stream the model's text as it comes. Parsed and constrained rounds with tools
         write call markup or JSON, so they are asked in one piece."""
@@ -275,11 +271,11 @@ class Agent:
         self._step_counter.set(self._step_counter.get() + 1)
         # Constrained replies are JSON even on the last round (the answer branch), so never streamed as text.
         if strategy.mode is ToolMode.CONSTRAINED or (tools and strategy.mode is not ToolMode.NATIVE):
-            response = await self.client.chat(messages, model=self.model, max_tokens=self.max_tokens,
+            response = await self.client.chat(messages, model=self.model, max_tokens=max_tokens,
                                               deadline=deadline, **extra)
             return strategy.read(response, tools)
         final = None
-        async for item in self.client.chat_stream(messages, model=self.model, max_tokens=self.max_tokens,
+        async for item in self.client.chat_stream(messages, model=self.model, max_tokens=max_tokens,
                                                   deadline=deadline, **extra):
             if isinstance(item, str):
                 sink(RunEvent.text(item))
@@ -454,7 +450,8 @@ class Agent:
             messages = [self.system_message(strategy, round_tools, documents)] + memory.to_chat_messages()
             if last_round and round_index > 0:
                 messages.append(constrained.agent_note("Give your final answer now, in plain words."))
-            turn = await self._ask(strategy, messages, round_tools, deadline, documents)
+            turn = await self._ask(strategy, messages, round_tools, deadline, documents,
+                                   min(self.max_tokens, FINAL_MAX_TOKENS) if last_round else None)
             memory.add_message("assistant", turn.assistant_message)
 
             if last_round:
@@ -507,7 +504,7 @@ class Agent:
                                             code=ErrorCode.TOOL_EXECUTION_FAILED.value))
                 content = outcome.for_model()
                 if repeated:
-                    content = f"{content}\n{REPEAT_NOTE.format(tool=call.name)}"
+                    content = f"{REPEAT_NOTE.format(tool=call.name)} {content}"
                 memory.add_message("environment", strategy.result_message(call, content))
 
     async def _perform(self, call: ToolCall, tools: Sequence[Tool], documents: dict[str, str],

@@ -21,7 +21,7 @@ from .connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, e
 from .errors import AgentError, ErrorCode
 from .events import RunEvent
 from .lmstudio import LMStudioAgent
-from .messages import AgentMessage
+from .messages import AgentMessage, answered
 from .modes import ToolMode
 
 app = typer.Typer(help="Tool-using agents on small local models (LM Studio or any OpenAI-compatible server).",
@@ -91,7 +91,10 @@ def run(
         None, "--mcp-config", help="An mcp.json (LM Studio's format): its servers' tools join the built-in ones "
                                    "(needs the mcp extra)."),
 ) -> None:
-    """Run INSTRUCTION with the built-in tools (and any MCP servers' tools) ; the model's text and the agent's steps show as they happen."""
+    """Run INSTRUCTION with the built-in tools (and any MCP servers' tools); the model's text and the agent's
+    steps show as they happen.
+
+    Exit status: 0 with an answer, 1 when the run ended without one (NO_ANSWER), 2 on an error."""
     try:
         agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
                               tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout, mcp_config=mcp_config)
@@ -102,7 +105,7 @@ def run(
         err_console.print(f"[bold red]error[/]: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
-    async def main() -> None:
+    async def main() -> list[AgentMessage]:
         try:
             with console.status(f"Connecting to {agent.client.base_url} ...", spinner="dots"):
                 await agent.aload_model()
@@ -112,24 +115,29 @@ def run(
                 mode = agent.tool_mode.value if agent.tool_mode is not None else "auto"
                 console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{mode}[/]{mcp}",
                                         title="lmstudio-agent"))
+            transcript: list[AgentMessage] = []
             view = StreamView(console)
             async for event in agent.astream(instruction, tools=tool or None):
-                if as_json:
-                    if event.type == "message" and event.message is not None:
+                if event.type == "message" and event.message is not None:
+                    transcript.append(event.message)
+                    if as_json:
                         print(json.dumps(event.message.to_dict(), ensure_ascii=False), flush=True)
-                else:
+                if not as_json:
                     view.show(event)
             view.end()
+            return transcript
         finally:
             await agent.aclose()  # MCP servers stopped, connections closed
 
     try:
-        asyncio.run(main())
+        transcript = asyncio.run(main())
     except AgentError as exc:
         err_console.print(f"[bold red]{exc.code.value}[/]: {escape(exc.message)}")
         if exc.code is ErrorCode.CONNECTION_FAILED:
             err_console.print(CONNECT_HINT)
         raise typer.Exit(2) from None
+    if not answered(transcript):  # the run ended without an answer (NO_ANSWER): not a success
+        raise typer.Exit(1)
 
 
 @app.command()

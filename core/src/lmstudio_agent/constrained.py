@@ -307,7 +307,10 @@ def json_objects(sources: Sequence[str]) -> list[dict[str, Any]]:
             except ValueError:
                 index = text.find("{", index + 1)
                 continue
-            if isinstance(value, dict) and value and value not in found and '\\' not in json.dumps(value):
+            # No escapes the grammar converter could get wrong (quotes, backslashes, control characters);
+            # letters beyond ASCII are fine (written as \\uXXXX, which the grammar reads as the letter).
+            if isinstance(value, dict) and value and value not in found \
+                    and '\\' not in json.dumps(value, ensure_ascii=False):
                 found.append(value)
             index = text.find("{", end)
     return found

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from ..tools import ToolRegistry
 from .data import analyze_sentiment, extract_data, label_distribution, schema_from_field_types
-from .invoices import INVOICE_SCHEMA, InvoiceStorage, JsonFileInvoiceStorage, extract_invoice_data, store_invoice
+from .invoices import (
+    INVOICE_GOALS, INVOICE_INSTRUCTION, INVOICE_SCHEMA, InvoiceStorage, JsonFileInvoiceStorage, extract_invoice_data,
+    store_invoice,
+)
 from .personas import (
     design_test_suite,
     generate_technical_documentation,
@@ -14,7 +17,7 @@ from .personas import (
 )
 
 __all__ = [
-    "INVOICE_SCHEMA", "InvoiceStorage", "JsonFileInvoiceStorage", "analyze_sentiment", "builtin_registry",
+    "INVOICE_GOALS", "INVOICE_INSTRUCTION", "INVOICE_SCHEMA", "InvoiceStorage", "JsonFileInvoiceStorage", "analyze_sentiment", "builtin_registry",
     "design_test_suite", "extract_data", "extract_invoice_data", "generate_technical_documentation",
     "label_distribution", "perform_code_review", "prompt_expert", "schema_from_field_types", "store_invoice",
     "write_feature_announcement",

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..agent import Goal
 from ..llm import prompt_llm_for_json
 from ..tools import ActionContext
 from .invoice_text import extraction_schema, find_candidates, finish_invoice
@@ -54,6 +55,18 @@ Extract the invoice data from:
 <invoice>
 {document_text}
 </invoice>"""
+
+# The notebook's create_invoice_agent() goals, worded as steps a small model can follow; the invoice itself goes
+# to the run as a document (documents={"invoice": text}) and to extract_invoice_data as "@doc:invoice".
+INVOICE_GOALS = (
+    Goal(name="Persona", description="You are an Invoice Processing Agent, specialized in handling and storing "
+                                     "invoice data."),
+    Goal(name="Process Invoices", description="For the invoice: 1. extract its data with extract_invoice_data; "
+                                              "2. store the extracted data with store_invoice; 3. finish with a "
+                                              "short sentence confirming what was stored."),
+)
+INVOICE_INSTRUCTION = "Process the invoice: extract its data and store it."
+
 
 @runtime_checkable
 class InvoiceStorage(Protocol):
