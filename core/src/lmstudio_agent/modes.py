@@ -130,7 +130,8 @@ class ConstrainedStrategy:
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md).
         sources = constrained.copy_sources(messages) if tools else ()
-        return {"response_format": constrained.response_format(tools, sources)}
+        answer = not tools or constrained.answer_offered(tools, messages)
+        return {"response_format": constrained.response_format(tools, sources, answer=answer)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
