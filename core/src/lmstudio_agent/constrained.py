@@ -262,19 +262,6 @@ def json_objects(sources: Sequence[str]) -> list[dict[str, Any]]:
     return found
 
 
-# Units written as a name or a symbol; an enum value matches a mention of any name in its group.
-_UNIT_GROUPS = [
-    {"km", "kilometer", "kilometers", "kilometre", "kilometres"}, {"m", "meter", "meters", "metre", "metres"},
-    {"cm", "centimeter", "centimeters", "centimetre", "centimetres"}, {"mm", "millimeter", "millimeters"},
-    {"mi", "mile", "miles"}, {"ft", "foot", "feet"}, {"in", "inch", "inches"}, {"yd", "yard", "yards"},
-    {"kg", "kilogram", "kilograms", "kilo", "kilos"}, {"g", "gram", "grams"}, {"mg", "milligram", "milligrams"},
-    {"lb", "lbs", "pound", "pounds"}, {"oz", "ounce", "ounces"}, {"t", "ton", "tons", "tonne", "tonnes"},
-    {"l", "liter", "liters", "litre", "litres"}, {"ml", "milliliter", "milliliters", "millilitre", "millilitres"},
-    {"gal", "gallon", "gallons"}, {"c", "°c", "celsius", "centigrade"}, {"f", "°f", "fahrenheit"},
-    {"k", "kelvin"}, {"s", "sec", "secs", "second", "seconds"}, {"min", "mins", "minute", "minutes"},
-    {"h", "hr", "hrs", "hour", "hours"}, {"d", "day", "days"}, {"wk", "week", "weeks"}, {"mo", "month", "months"},
-    {"yr", "year", "years"}, {"mph", "miles per hour"}, {"kmh", "km/h", "kph", "kilometers per hour"},
-]
 _GLUED_UNIT = re.compile(r"\d(?:[\d,.]*\d)?\s?(°?[A-Za-z]+(?:/[A-Za-z]+)?)\b")
 
 
@@ -294,7 +281,7 @@ def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapp
             continue
         low = option.lower()
         phrase = re.sub(r"[_\-]+", " ", low).strip()
-        group = next((g for g in _UNIT_GROUPS if low in g), set())
+        group = values.unit_group(low) or set()
         if low in words or option.upper() in codes and len(option) >= 2 \
                 or (" " in phrase and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered)) \
                 or any(name in units or (len(name) > 2 and (name in words or " " in name and name in lowered))
@@ -314,8 +301,8 @@ def _stem(word: str) -> str:
 # through for numbers / strings (still checked against the schema), instead of only copied ones.
 FREE_NUMBERS = False
 FREE_STRINGS = False
-_FRACTION_HINTS = ("fraction", "decimal", "ratio", "between 0 and 1", "0-1", "0 to 1", "0..1", "probability",
-                   "rate")
+_FRACTION_HINTS = ("fraction", "decimal", "ratio", "between 0 and 1", "0-1", "0 to 1", "0..1", "probability")
+_RATE_HINTS = ("rate",)
 _PERCENT_HINTS = ("percent", "percentage", "%")
 _DATE_FORMATS = {"date": "%Y-%m-%d", "date-time": "%Y-%m-%dT%H:%M:%S", "time": "%H:%M:%S"}
 
@@ -345,20 +332,35 @@ class _Copy:
     # -------------------------------------------------------------------------------- one value
 
     def number_options(self, spec: dict[str, Any], name: str = "") -> list[int | float]:
-        """The numbers this argument may take: each one written, a scaled value, and for a percentage the
-        number or the fraction as the argument's name and description ask (both when they do not say)."""
+        """The numbers this argument may take. Each one written (and its scaled value), narrowed by what the
+        argument's name and description say: a percentage argument takes the percentages written, a
+        fraction (or a rate) their fractions; an argument in a unit ("Weight in kilograms", ``height_m``)
+        takes the numbers written with that unit, and never one written with another unit."""
         hint = f"{name.replace('_', ' ')} {spec.get('description') or ''}".lower()
         maximum = spec.get("maximum")
-        fraction = any(h in hint for h in _FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
-        percent = any(h in hint for h in _PERCENT_HINTS)
+        says = lambda hints: any(re.search(rf"(?<![a-z]){re.escape(h)}(?![a-z])", hint) for h in hints)
+        fraction = says(_FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
+        percent = says(_PERCENT_HINTS)
+        rate = says(_RATE_HINTS)
+        units = values.units_named(name, str(spec.get("description") or ""))
+        mentions = self.mentions
+        if not says(("year", "years", "month", "day", "date", "hour", "minute", "minutes", "time")):
+            mentions = [m for m in mentions if not m.in_date]  # "August 16, 2022" is no party of 16
+        if (percent or fraction or rate) and any(m.percent for m in mentions):
+            mentions = [m for m in mentions if m.percent]
+        if units:
+            same = [m for m in mentions if m.unit and values.unit_group(m.unit) in units]
+            mentions = same or [m for m in mentions if not m.unit]
         found: list[int | float] = []
-        for mention in self.mentions:
+        for mention in mentions:
             if mention.percent:
-                choices = [mention.value] if percent else [values.fraction(mention.value)] if fraction else [
+                choices = [mention.value] if percent else [values.fraction(mention.value)] if (fraction or rate) else [
                     mention.value, values.fraction(mention.value)]
             else:
                 choices = [mention.value] + ([mention.scaled] if mention.scaled is not None else [])
             found.extend(c for c in choices if c not in found)
+        if fraction:
+            found = [n for n in found if abs(n) <= 1] or found
         kind = spec.get("type")
         return [int(n) if kind == "integer" else n for n in found
                 if (kind != "integer" or float(n).is_integer()) and not values.out_of_bounds(n, spec)]
