@@ -242,3 +242,36 @@ def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(
     assert branches("Order three pizzas", history)[-1] == "answer"
     monkeypatch.setattr(constrained, "ANSWER_FIRST_ROUND", "always")  # a model trained to hold back decides
     assert branches("Order three pizzas")[-1] == "answer"
+
+
+def test_an_argument_in_a_unit_takes_the_numbers_written_with_that_unit():
+    bmi = _tool("calculate_bmi", {"weight_kg": {"type": "number", "description": "Weight in kilograms."},
+                                  "height_m": {"type": "number", "description": "Height in meters."}})
+    allowed = args_of(bmi, "I am 1.82 m tall and weigh 95 kg")["properties"]
+    assert allowed["weight_kg"]["enum"] == [95] and allowed["height_m"]["enum"] == [1.82]
+    rent = _tool("estimate_rent", {"bedrooms": {"type": "integer"}, "square_meters": {"type": "number"}})
+    assert args_of(rent, "a 2 bedroom, 75 m² flat")["properties"]["square_meters"]["enum"] == [75]
+    # a compound unit is not its first part; "acceleration" is no "ratio"
+    motion = _tool("final_velocity", {"acceleration": {"type": "number", "description": "Acceleration in m/s^2."},
+                                      "time": {"type": "number", "description": "Time in seconds."}})
+    allowed = args_of(motion, "accelerates at 3 m/s^2 for 10 seconds")["properties"]
+    assert 3 in allowed["acceleration"]["enum"] and allowed["time"]["enum"] == [10]
+
+
+def test_percent_and_fraction_arguments_take_the_percentages_written():
+    allowed = args_of(TIP, "Split $120 between four people with an 18% tip")["properties"]
+    assert allowed["tip_percent"]["enum"] == [18] and 4 in allowed["people"]["enum"]
+    loan = _tool("loan", {"principal": {"type": "number"},
+                          "annual_rate": {"type": "number", "description": "Annual interest rate as a fraction."},
+                          "years": {"type": "integer"}})
+    allowed = args_of(loan, "A $250,000 mortgage at 6.5% over thirty years")["properties"]
+    assert allowed["annual_rate"]["enum"] == [0.065] and 30 in allowed["years"]["enum"]
+
+
+def test_numbers_inside_a_date_are_not_counts():
+    allowed = args_of(BOOK_FOR, "Book a table for 4 at Chez Panisse on August 16, 2022")["properties"]
+    assert allowed["party_size"]["enum"] == [4]
+
+
+BOOK_FOR = _tool("book_restaurant", {"restaurant": {"type": "string"}, "party_size": {"type": "integer"},
+                                     "date": {"type": "string", "format": "date"}})
