@@ -275,3 +275,10 @@ def test_numbers_inside_a_date_are_not_counts():
 
 BOOK_FOR = _tool("book_restaurant", {"restaurant": {"type": "string"}, "party_size": {"type": "integer"},
                                      "date": {"type": "string", "format": "date"}})
+
+
+def test_a_plain_amount_takes_neither_percentages_nor_numbers_with_units():
+    allowed = args_of(INTEREST, "Grow 2,000,000 at an annual rate of 3.5 percent over twenty years")["properties"]
+    assert allowed["principal"]["enum"] == [2000000] and allowed["rate"]["enum"] == [0.035]
+    temperature = _tool("convert", {"value": {"type": "number"}})
+    assert args_of(temperature, "Convert 100 degrees Fahrenheit")["properties"]["value"]["enum"] == [100]

@@ -325,6 +325,7 @@ class _Copy:
                 code for kind in ("currency", "country", "state", "language") for code in self.codes[kind]]
             self.spans += [n for n in normal if n not in self.spans]
         self.numbers = values.numbers(self.sources)
+        self.claimed: set[frozenset[str]] = set()  # the units the arguments of the tool at hand are in
 
     def definitions(self) -> dict[str, Any]:
         return {_SPAN_DEF: {"type": "string", "enum": self.spans}} if self.use_spans else {}
@@ -348,9 +349,13 @@ class _Copy:
             mentions = [m for m in mentions if not m.in_date]  # "August 16, 2022" is no party of 16
         if (percent or fraction or rate) and any(m.percent for m in mentions):
             mentions = [m for m in mentions if m.percent]
+        elif not (percent or fraction or rate):
+            mentions = [m for m in mentions if not m.percent] or mentions  # "8%" is a rate, not an amount
         if units:
             same = [m for m in mentions if m.unit and values.unit_group(m.unit) in units]
             mentions = same or [m for m in mentions if not m.unit]
+        else:  # "5 years" is no principal when another argument is in years
+            mentions = [m for m in mentions if not (m.unit and values.unit_group(m.unit) in self.claimed)] or mentions
         found: list[int | float] = []
         for mention in mentions:
             if mention.percent:
@@ -434,6 +439,15 @@ class _Copy:
         properties = schema.get("properties")
         if not isinstance(properties, dict):
             return schema
+        outer, self.claimed = self.claimed, set().union(*(
+            values.units_named(name, str(spec.get("description") or "")) for name, spec in properties.items()
+            if isinstance(spec, dict) and _numeric(spec)))
+        try:
+            return self._arguments(schema, properties)
+        finally:
+            self.claimed = outer
+
+    def _arguments(self, schema: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
         required = set(schema.get("required") or [])
         copied: dict[str, Any] = {}
         for name, spec in properties.items():

@@ -56,7 +56,7 @@ UNIT_GROUPS: list[frozenset[str]] = [frozenset(g) for g in (
     {"pa", "pascal", "pascals"}, {"kpa"}, {"bar"}, {"mol", "mole", "moles"}, {"m²", "m2", "sqm", "square meters", "square metres"},
     {"°", "degree", "degrees"}, {"w", "watt", "watts"}, {"kw", "kilowatt", "kilowatts"}, {"kwh"},
     {"gb", "gigabyte", "gigabytes"}, {"mb", "megabyte", "megabytes"}, {"px", "pixel", "pixels"},
-    {"people", "persons", "guests", "person"}, {"night", "nights"},
+    {"people", "persons", "guests", "person", "passengers", "travelers", "travellers", "adults"}, {"night", "nights"},
 )]
 _UNIT_OF = {name: group for group in UNIT_GROUPS for name in group}
 
