@@ -282,3 +282,26 @@ def test_a_plain_amount_takes_neither_percentages_nor_numbers_with_units():
     assert allowed["principal"]["enum"] == [2000000] and allowed["rate"]["enum"] == [0.035]
     temperature = _tool("convert", {"value": {"type": "number"}})
     assert args_of(temperature, "Convert 100 degrees Fahrenheit")["properties"]["value"]["enum"] == [100]
+
+
+def test_a_from_to_pair_follows_the_words_to_and_in():
+    def convert(value: float, from_scale: Literal["celsius", "fahrenheit", "kelvin"],
+                to_scale: Literal["celsius", "fahrenheit", "kelvin"]) -> None:
+        """Convert a temperature."""
+
+    tool = tool_from_function(convert)
+    allowed = args_of(tool, "Convert 100 degrees Fahrenheit to Celsius")["properties"]
+    assert allowed["from_scale"]["enum"] == ["fahrenheit"] and allowed["to_scale"]["enum"] == ["celsius"]
+    allowed = args_of(tool, "What is 300 kelvin in celsius?")["properties"]
+    assert allowed["from_scale"]["enum"] == ["kelvin"] and allowed["to_scale"]["enum"] == ["celsius"]
+    unclear = args_of(tool, "celsius or kelvin for 300?")["properties"]  # the text does not say: both stay open
+    assert unclear["from_scale"]["enum"] == ["celsius", "kelvin"] == unclear["to_scale"]["enum"]
+
+
+def test_an_optional_number_the_request_writes_is_not_left_out():
+    assert args_of(FOOD, "Order three portions of pasta carbonara")["required"] == ["dish", "quantity"]
+    assert args_of(FOOD, "Get me a margherita pizza")["required"] == ["dish"]  # nothing written: the default
+    hotel = _tool("search_hotels", {"city": {"type": "string"}, "nights": {"type": "integer"},
+                                    "guests": {"type": "integer", "default": 2}}, ["city", "nights"])
+    assert args_of(hotel, "Hotels in Oslo, 2 nights, 4 guests")["required"] == ["city", "nights", "guests"]
+    assert "guests" not in args_of(hotel, "Hotels in Oslo for three nights")["properties"]

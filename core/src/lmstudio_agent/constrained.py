@@ -450,11 +450,17 @@ class _Copy:
     def _arguments(self, schema: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
         required = set(schema.get("required") or [])
         copied: dict[str, Any] = {}
+        numeric = [name for name, spec in properties.items() if _numeric(spec)]
         for name, spec in properties.items():
-            if name not in required and _numeric(spec) and not (isinstance(spec, dict) and self.number_options(
-                    next((o for o in spec.get("anyOf") or spec.get("oneOf") or [spec]
-                          if isinstance(o, dict) and o.get("type") in ("number", "integer")), spec), name)):
-                continue  # nothing to copy: an optional number keeps its default
+            if name not in required and _numeric(spec) and isinstance(spec, dict):
+                number = next((o for o in spec.get("anyOf") or spec.get("oneOf") or [spec]
+                               if isinstance(o, dict) and o.get("type") in ("number", "integer")), spec)
+                options = self.number_options(number, name)
+                if not options:
+                    continue  # nothing to copy: an optional number keeps its default
+                units = values.units_named(name, str(number.get("description") or ""))
+                if numeric == [name] or any(m.unit and values.unit_group(m.unit) in units for m in self.mentions):
+                    required.add(name)  # the tool's one number, or one written in its unit: never left out
             copied[name] = self.value(spec, name) if isinstance(spec, dict) else spec
         # enum values the sources mention, when they mention one for every argument sharing that enum
         groups: dict[tuple, list[str]] = {}
@@ -468,6 +474,8 @@ class _Copy:
                 for name in names:
                     copied[name] = {**copied[name], "enum": hits}
                     required.add(name)  # a value the request names is never left out
+                for name, value in _source_and_target(names, hits, self.sources).items():
+                    copied[name] = {**copied[name], "enum": [value]}
             elif not hits:
                 for name in names:
                     if name not in required:
@@ -479,6 +487,27 @@ class _Copy:
 
 
 MAX_KEYS = 40
+_TARGET_NAME = re.compile(r"(?:^|_)(?:to|target|dest|destination|into|output)(?:_|$)")
+_SOURCE_NAME = re.compile(r"(?:^|_)(?:from|source|src|base|origin|input)(?:_|$)")
+
+
+def _source_and_target(names: Sequence[str], hits: Sequence[Any], sources: Sequence[str]) -> dict[str, Any]:
+    """For a from/to pair of arguments sharing an enum (``from_unit``/``to_unit``, ``base``/``target``) with
+    two values mentioned: the value written after "to", "into" or "in" is the target, the other the source
+    ("100 degrees Fahrenheit to Celsius", "300 kelvin in celsius"). Empty when the text does not say."""
+    if len(names) != 2 or len(hits) != 2:
+        return {}
+    target = next((n for n in names if _TARGET_NAME.search(n)), None)
+    source = next((n for n in names if _SOURCE_NAME.search(n)), None)
+    if target is None or source is None or target == source:
+        return {}
+    text = " ".join(sources[:1]).lower()
+    after_to = [h for h in hits if isinstance(h, str) and re.search(
+        rf"\b(?:to|into|in)\s+(?:\w+\s+)?{re.escape(h.lower().replace('_', ' '))}", text)]
+    if len(after_to) != 1:
+        return {}
+    return {target: after_to[0], source: next(h for h in hits if h != after_to[0])}
+
 
 
 def _grammar_safe(spec: dict[str, Any]) -> dict[str, Any]:
