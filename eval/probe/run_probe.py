@@ -44,7 +44,8 @@ def tools_of(task: dict) -> list[Tool]:
 
 
 async def run(base_url: str, api_key: str | None, model: str, tasks: list[dict]) -> list[dict]:
-    client = ChatClient(base_url, api_key=api_key, model=model)
+    # one request at a time, never re-sent: a local server still busy with a retried request only falls behind
+    client = ChatClient(base_url, api_key=api_key, model=model, timeout=400.0, max_retries=0)
     results = []
     for task in tasks:
         tools = tools_of(task)
