@@ -22,6 +22,7 @@ from lmstudio_agent import constrained
 from lmstudio_agent.agent import Agent
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
 from lmstudio_agent.tools import Tool
 
@@ -43,20 +44,29 @@ def tools_of(task: dict) -> list[Tool]:
 
 
 async def run(base_url: str, api_key: str | None, model: str, tasks: list[dict]) -> list[dict]:
-    client = ChatClient(base_url, api_key=api_key, model=model)
+    # one request at a time, never re-sent: a local server still busy with a retried request only falls behind
+    client = ChatClient(base_url, api_key=api_key, model=model, timeout=400.0, max_retries=0)
     results = []
     for task in tasks:
         tools = tools_of(task)
         agent = Agent(client=client, tools=tools, goals=DEFAULT_GOALS, mode="constrained", max_tokens=256)
         started = time.perf_counter()
-        outcome = await agent.first_turn(task["instruction"], deadline=Deadline(180))
+        try:
+            outcome = await agent.first_turn(task["instruction"], deadline=Deadline(400))
+        except AgentError as exc:  # a reply that never came counts against the task, the run goes on
+            results.append({"id": task["id"], "negative": task["expected"] is None, "ok": False, "name_ok": False,
+                            "called": None, "arguments": None, "reason": f"{exc.code.value}: {exc.message}",
+                            "content": "", "latency_s": round(time.perf_counter() - started, 3)})
+            print("BAD " + task["id"], "error", exc.code.value, flush=True)
+            continue
         latency = time.perf_counter() - started
         expected = task["expected"]
         checked = outcome.checked[0] if outcome.checked else None
         called = checked.call.name if checked else None
         arguments = to_plain(checked.call.arguments) if checked else None
-        if expected is None:
-            ok, name_ok, reason = called is None, called is None, "" if called is None else f"called {called}"
+        if expected is None:  # the built-in final-answer tool (before the answer branch) also calls nothing
+            held = called in (None, "terminate")
+            ok, name_ok, reason = held, held, "" if held else f"called {called}"
         elif checked is None:
             ok, name_ok, reason = False, False, "no call"
         else:

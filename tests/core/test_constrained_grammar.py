@@ -250,3 +250,84 @@ def test_the_agents_own_notes_are_never_copied_from():
                 agent_note("Your reply could not be read as a tool call or an answer."),
                 {"role": "user", "content": "Result of get_weather: 21 degrees"}]
     assert copy_sources(messages) == ["Weather in Oslo", "Result of get_weather: 21 degrees"]
+
+
+def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(monkeypatch):
+    strategy = ConstrainedStrategy()
+    tools = [BMI, FOOD, TERMINATE]
+    branches = lambda request, history=(): [
+        v["properties"].get("tool", v["properties"]["type"])["const"]
+        for v in strategy.request(tools, [{"role": "user", "content": request}, *history])[
+            "response_format"]["json_schema"]["schema"]["anyOf"]]
+    assert constrained.related("Order three pizzas", tools) and not constrained.related("Write a haiku", tools)
+    assert constrained.related("Compute the BMI for 70kg", tools)
+    assert branches("Order three pizzas") == ["calculate_bmi", "order_food"]
+    assert branches("Write a haiku about rain") == ["calculate_bmi", "order_food", "answer"]
+    # after a tool result the model may always finish in words
+    history = [{"role": "assistant", "content": "{}"}, {"role": "user", "content": "Result of order_food: ok"}]
+    assert branches("Order three pizzas", history)[-1] == "answer"
+    monkeypatch.setattr(constrained, "ANSWER_FIRST_ROUND", "always")  # a model trained to hold back decides
+    assert branches("Order three pizzas")[-1] == "answer"
+
+
+def test_an_argument_in_a_unit_takes_the_numbers_written_with_that_unit():
+    bmi = _tool("calculate_bmi", {"weight_kg": {"type": "number", "description": "Weight in kilograms."},
+                                  "height_m": {"type": "number", "description": "Height in meters."}})
+    allowed = args_of(bmi, "I am 1.82 m tall and weigh 95 kg")["properties"]
+    assert allowed["weight_kg"]["enum"] == [95] and allowed["height_m"]["enum"] == [1.82]
+    rent = _tool("estimate_rent", {"bedrooms": {"type": "integer"}, "square_meters": {"type": "number"}})
+    assert args_of(rent, "a 2 bedroom, 75 m² flat")["properties"]["square_meters"]["enum"] == [75]
+    # a compound unit is not its first part; "acceleration" is no "ratio"
+    motion = _tool("final_velocity", {"acceleration": {"type": "number", "description": "Acceleration in m/s^2."},
+                                      "time": {"type": "number", "description": "Time in seconds."}})
+    allowed = args_of(motion, "accelerates at 3 m/s^2 for 10 seconds")["properties"]
+    assert 3 in allowed["acceleration"]["enum"] and allowed["time"]["enum"] == [10]
+
+
+def test_percent_and_fraction_arguments_take_the_percentages_written():
+    allowed = args_of(TIP, "Split $120 between four people with an 18% tip")["properties"]
+    assert allowed["tip_percent"]["enum"] == [18] and 4 in allowed["people"]["enum"]
+    loan = _tool("loan", {"principal": {"type": "number"},
+                          "annual_rate": {"type": "number", "description": "Annual interest rate as a fraction."},
+                          "years": {"type": "integer"}})
+    allowed = args_of(loan, "A $250,000 mortgage at 6.5% over thirty years")["properties"]
+    assert allowed["annual_rate"]["enum"] == [0.065] and 30 in allowed["years"]["enum"]
+
+
+def test_numbers_inside_a_date_are_not_counts():
+    allowed = args_of(BOOK_FOR, "Book a table for 4 at Chez Panisse on August 16, 2022")["properties"]
+    assert allowed["party_size"]["enum"] == [4]
+
+
+BOOK_FOR = _tool("book_restaurant", {"restaurant": {"type": "string"}, "party_size": {"type": "integer"},
+                                     "date": {"type": "string", "format": "date"}})
+
+
+def test_a_plain_amount_takes_neither_percentages_nor_numbers_with_units():
+    allowed = args_of(INTEREST, "Grow 2,000,000 at an annual rate of 3.5 percent over twenty years")["properties"]
+    assert allowed["principal"]["enum"] == [2000000] and allowed["rate"]["enum"] == [0.035]
+    temperature = _tool("convert", {"value": {"type": "number"}})
+    assert args_of(temperature, "Convert 100 degrees Fahrenheit")["properties"]["value"]["enum"] == [100]
+
+
+def test_a_from_to_pair_follows_the_words_to_and_in():
+    def convert(value: float, from_scale: Literal["celsius", "fahrenheit", "kelvin"],
+                to_scale: Literal["celsius", "fahrenheit", "kelvin"]) -> None:
+        """Convert a temperature."""
+
+    tool = tool_from_function(convert)
+    allowed = args_of(tool, "Convert 100 degrees Fahrenheit to Celsius")["properties"]
+    assert allowed["from_scale"]["enum"] == ["fahrenheit"] and allowed["to_scale"]["enum"] == ["celsius"]
+    allowed = args_of(tool, "What is 300 kelvin in celsius?")["properties"]
+    assert allowed["from_scale"]["enum"] == ["kelvin"] and allowed["to_scale"]["enum"] == ["celsius"]
+    unclear = args_of(tool, "celsius or kelvin for 300?")["properties"]  # the text does not say: both stay open
+    assert unclear["from_scale"]["enum"] == ["celsius", "kelvin"] == unclear["to_scale"]["enum"]
+
+
+def test_an_optional_number_the_request_writes_is_not_left_out():
+    assert args_of(FOOD, "Order three portions of pasta carbonara")["required"] == ["dish", "quantity"]
+    assert args_of(FOOD, "Get me a margherita pizza")["required"] == ["dish"]  # nothing written: the default
+    hotel = _tool("search_hotels", {"city": {"type": "string"}, "nights": {"type": "integer"},
+                                    "guests": {"type": "integer", "default": 2}}, ["city", "nights"])
+    assert args_of(hotel, "Hotels in Oslo, 2 nights, 4 guests")["required"] == ["city", "nights", "guests"]
+    assert "guests" not in args_of(hotel, "Hotels in Oslo for three nights")["properties"]

@@ -153,8 +153,10 @@ def test_an_optional_number_with_nothing_to_copy_is_left_to_its_default():
 
 
 def test_enum_values_are_narrowed_to_those_mentioned_when_enough_are():
-    both = constrained.call_schema([CURRENCY], ["How much is 20 gbp in EUR?"], answer=False)["properties"]["arguments"]["properties"]
+    both = constrained.call_schema([CURRENCY], ["Is 20 gbp more than 25 EUR?"], answer=False)["properties"]["arguments"]["properties"]
     assert both["from_currency"]["enum"] == ["EUR", "GBP"] == both["to_currency"]["enum"]
+    pinned = constrained.call_schema([CURRENCY], ["How much is 20 gbp in EUR?"], answer=False)["properties"]["arguments"]["properties"]
+    assert pinned["from_currency"]["enum"] == ["GBP"] and pinned["to_currency"]["enum"] == ["EUR"]  # "in EUR": target
     one = constrained.call_schema([CURRENCY], ["How much is 20 of those in EUR?"], answer=False)["properties"]["arguments"]["properties"]
     assert one["from_currency"]["enum"] == ["USD", "EUR", "GBP"]  # one mention for two arguments: no narrowing
     unit = constrained.call_schema([WEATHER], ["Weather in Oslo in Fahrenheit"], answer=False)["properties"]["arguments"]["properties"]

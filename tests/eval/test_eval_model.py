@@ -15,6 +15,8 @@ from lmstudio_agent.client import ChatClient
 from lmstudio_eval.cli import eval_app
 from lmstudio_eval.runner import concrete_mode, run_suite, spread
 from lmstudio_eval.suite import builtin_suite_path, load_suite, tools_for
+from lmstudio_agent.modes import ConstrainedStrategy
+from lmstudio_agent.schema import inline_refs, validate
 from lmstudio_agent.toolcalls import parse_tool_calls
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -28,26 +30,38 @@ async def test_auto_picks_constrained_and_the_grammar_always_yields_a_readable_c
         results = await run_suite(client, TASKS, "constrained")
     assert len(results) == len(TASKS)
     for result in results:
-        assert result.called in [*result.offered, "terminate"], result  # never chat, never an unknown tool
+        # a call to an offered tool, or an answer in words read as no call: never an unreadable reply
+        assert result.called in result.offered or (
+            result.called is None and constrained.read_answer(result.content) is not None), result
         assert result.latency_s > 0 and result.completion_tokens > 0
 
 
-async def test_copied_values_are_spans_of_the_request_on_the_real_grammar(embedded_model):
+async def test_copied_values_are_what_the_schema_allows_on_the_real_grammar(embedded_model):
     async with ChatClient(embedded_model.base_url, embedded_model.api_key, embedded_model.model) as client:
         for task in TASKS[:4]:
             tools = [*tools_for(task), TERMINATE]
+            schema = constrained.call_schema(tools, [task.instruction], answer=False)
             response = await client.chat(
                 [{"role": "system", "content": constrained.system_prompt(tools)},
                  {"role": "user", "content": task.instruction}],
-                response_format=constrained.response_format(tools, [task.instruction]), max_tokens=200)
+                response_format=constrained.response_format(tools, [task.instruction], answer=False), max_tokens=200)
             (call,) = parse_tool_calls(response.content).calls
-            if call.name == TERMINATE.name:
-                continue
-            spans = set(constrained.spans([task.instruction]))
-            for value in call.arguments.values():
-                if isinstance(value, str):
-                    assert value in spans or value in json.dumps(next(
-                        t.parameters for t in tools if t.name == call.name)), (task.instruction, call)
+            assert call.name in [t.name for t in tools_for(task)]  # the built-in terminate is not offered
+            assert not validate(json.loads(response.content), inline_refs(schema)), response.content
+
+
+async def test_the_last_round_answers_in_words_on_the_real_grammar(embedded_model):
+    tools = tools_for(TASKS[0])
+    async with ChatClient(embedded_model.base_url, embedded_model.api_key, embedded_model.model) as client:
+        response = await client.chat(
+            [{"role": "system", "content": constrained.system_prompt([])},
+             {"role": "user", "content": TASKS[0].instruction},
+             {"role": "user", "content": "Give your final answer now, in plain words."}],
+            **ConstrainedStrategy().request([], []), max_tokens=96)
+    turn = ConstrainedStrategy().read(response, [])
+    assert not turn.calls and turn.text and constrained.read_answer(response.content) == turn.text
+    assert not parse_tool_calls(turn.text).calls  # words, never a serialized call
+    assert tools  # the task's tools were withdrawn for this round
 
 
 def test_the_cli_measures_several_modes_on_the_real_model(embedded_model, tmp_path):

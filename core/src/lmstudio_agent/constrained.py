@@ -316,19 +316,6 @@ def json_objects(sources: Sequence[str]) -> list[dict[str, Any]]:
     return found
 
 
-# Units written as a name or a symbol; an enum value matches a mention of any name in its group.
-_UNIT_GROUPS = [
-    {"km", "kilometer", "kilometers", "kilometre", "kilometres"}, {"m", "meter", "meters", "metre", "metres"},
-    {"cm", "centimeter", "centimeters", "centimetre", "centimetres"}, {"mm", "millimeter", "millimeters"},
-    {"mi", "mile", "miles"}, {"ft", "foot", "feet"}, {"in", "inch", "inches"}, {"yd", "yard", "yards"},
-    {"kg", "kilogram", "kilograms", "kilo", "kilos"}, {"g", "gram", "grams"}, {"mg", "milligram", "milligrams"},
-    {"lb", "lbs", "pound", "pounds"}, {"oz", "ounce", "ounces"}, {"t", "ton", "tons", "tonne", "tonnes"},
-    {"l", "liter", "liters", "litre", "litres"}, {"ml", "milliliter", "milliliters", "millilitre", "millilitres"},
-    {"gal", "gallon", "gallons"}, {"c", "°c", "celsius", "centigrade"}, {"f", "°f", "fahrenheit"},
-    {"k", "kelvin"}, {"s", "sec", "secs", "second", "seconds"}, {"min", "mins", "minute", "minutes"},
-    {"h", "hr", "hrs", "hour", "hours"}, {"d", "day", "days"}, {"wk", "week", "weeks"}, {"mo", "month", "months"},
-    {"yr", "year", "years"}, {"mph", "miles per hour"}, {"kmh", "km/h", "kph", "kilometers per hour"},
-]
 _GLUED_UNIT = re.compile(r"\d(?:[\d,.]*\d)?\s?(°?[A-Za-z]+(?:/[A-Za-z]+)?)\b")
 
 
@@ -348,7 +335,7 @@ def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapp
             continue
         low = option.lower()
         phrase = re.sub(r"[_\-]+", " ", low).strip()
-        group = next((g for g in _UNIT_GROUPS if low in g), set())
+        group = values.unit_group(low) or set()
         if low in words or option.upper() in codes and len(option) >= 2 \
                 or (" " in phrase and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered)) \
                 or any(name in units or (len(name) > 2 and (name in words or " " in name and name in lowered))
@@ -368,8 +355,8 @@ def _stem(word: str) -> str:
 # through for numbers / strings (still checked against the schema), instead of only copied ones.
 FREE_NUMBERS = False
 FREE_STRINGS = False
-_FRACTION_HINTS = ("fraction", "decimal", "ratio", "between 0 and 1", "0-1", "0 to 1", "0..1", "probability",
-                   "rate")
+_FRACTION_HINTS = ("fraction", "decimal", "ratio", "between 0 and 1", "0-1", "0 to 1", "0..1", "probability")
+_RATE_HINTS = ("rate",)
 _PERCENT_HINTS = ("percent", "percentage", "%")
 _DATE_FORMATS = {"date": "%Y-%m-%d", "date-time": "%Y-%m-%dT%H:%M:%S", "time": "%H:%M:%S"}
 
@@ -396,6 +383,7 @@ class _Copy:
                 code for kind in ("currency", "country", "state", "language") for code in self.codes[kind]]
             self.spans += [n for n in normal if n not in self.spans]
         self.numbers = values.numbers(self.sources)
+        self.claimed: set[frozenset[str]] = set()  # the units the arguments of the tool at hand are in
 
     def definitions(self) -> dict[str, Any]:
         if not self.use_spans:
@@ -405,20 +393,39 @@ class _Copy:
     # -------------------------------------------------------------------------------- one value
 
     def number_options(self, spec: dict[str, Any], name: str = "") -> list[int | float]:
-        """The numbers this argument may take: each one written, a scaled value, and for a percentage the
-        number or the fraction as the argument's name and description ask (both when they do not say)."""
+        """The numbers this argument may take. Each one written (and its scaled value), narrowed by what the
+        argument's name and description say: a percentage argument takes the percentages written, a
+        fraction (or a rate) their fractions; an argument in a unit ("Weight in kilograms", ``height_m``)
+        takes the numbers written with that unit, and never one written with another unit."""
         hint = f"{name.replace('_', ' ')} {spec.get('description') or ''}".lower()
         maximum = spec.get("maximum")
-        fraction = any(h in hint for h in _FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
-        percent = any(h in hint for h in _PERCENT_HINTS)
+        says = lambda hints: any(re.search(rf"(?<![a-z]){re.escape(h)}(?![a-z])", hint) for h in hints)
+        fraction = says(_FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
+        percent = says(_PERCENT_HINTS)
+        rate = says(_RATE_HINTS)
+        units = values.units_named(name, str(spec.get("description") or ""))
+        mentions = self.mentions
+        if not says(("year", "years", "month", "day", "date", "hour", "minute", "minutes", "time")):
+            mentions = [m for m in mentions if not m.in_date]  # "August 16, 2022" is no party of 16
+        if (percent or fraction or rate) and any(m.percent for m in mentions):
+            mentions = [m for m in mentions if m.percent]
+        elif not (percent or fraction or rate):
+            mentions = [m for m in mentions if not m.percent] or mentions  # "8%" is a rate, not an amount
+        if units:
+            same = [m for m in mentions if m.unit and values.unit_group(m.unit) in units]
+            mentions = same or [m for m in mentions if not m.unit]
+        else:  # "5 years" is no principal when another argument is in years
+            mentions = [m for m in mentions if not (m.unit and values.unit_group(m.unit) in self.claimed)] or mentions
         found: list[int | float] = []
-        for mention in self.mentions:
+        for mention in mentions:
             if mention.percent:
-                choices = [mention.value] if percent else [values.fraction(mention.value)] if fraction else [
+                choices = [mention.value] if percent else [values.fraction(mention.value)] if (fraction or rate) else [
                     mention.value, values.fraction(mention.value)]
             else:
                 choices = [mention.value] + ([mention.scaled] if mention.scaled is not None else [])
             found.extend(c for c in choices if c not in found)
+        if fraction:
+            found = [n for n in found if abs(n) <= 1] or found
         kind = spec.get("type")
         return [int(n) if kind == "integer" else n for n in found
                 if (kind != "integer" or float(n).is_integer()) and not values.out_of_bounds(n, spec)]
@@ -496,13 +503,28 @@ class _Copy:
         properties = schema.get("properties")
         if not isinstance(properties, dict):
             return schema
+        outer, self.claimed = self.claimed, set().union(*(
+            values.units_named(name, str(spec.get("description") or "")) for name, spec in properties.items()
+            if isinstance(spec, dict) and _numeric(spec)))
+        try:
+            return self._arguments(schema, properties)
+        finally:
+            self.claimed = outer
+
+    def _arguments(self, schema: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
         required = set(schema.get("required") or [])
         copied: dict[str, Any] = {}
+        numeric = [name for name, spec in properties.items() if _numeric(spec)]
         for name, spec in properties.items():
-            if name not in required and _numeric(spec) and not (isinstance(spec, dict) and self.number_options(
-                    next((o for o in spec.get("anyOf") or spec.get("oneOf") or [spec]
-                          if isinstance(o, dict) and o.get("type") in ("number", "integer")), spec), name)):
-                continue  # nothing to copy: an optional number keeps its default
+            if name not in required and _numeric(spec) and isinstance(spec, dict):
+                number = next((o for o in spec.get("anyOf") or spec.get("oneOf") or [spec]
+                               if isinstance(o, dict) and o.get("type") in ("number", "integer")), spec)
+                options = self.number_options(number, name)
+                if not options:
+                    continue  # nothing to copy: an optional number keeps its default
+                units = values.units_named(name, str(number.get("description") or ""))
+                if numeric == [name] or any(m.unit and values.unit_group(m.unit) in units for m in self.mentions):
+                    required.add(name)  # the tool's one number, or one written in its unit: never left out
             copied[name] = self.value(spec, name) if isinstance(spec, dict) else spec
         # enum values the sources mention, when they mention one for every argument sharing that enum
         groups: dict[tuple, list[str]] = {}
@@ -516,6 +538,8 @@ class _Copy:
                 for name in names:
                     copied[name] = {**copied[name], "enum": hits}
                     required.add(name)  # a value the request names is never left out
+                for name, value in _source_and_target(names, hits, self.sources).items():
+                    copied[name] = {**copied[name], "enum": [value]}
             elif not hits:
                 for name in names:
                     if name not in required:
@@ -527,6 +551,27 @@ class _Copy:
 
 
 MAX_KEYS = 40
+_TARGET_NAME = re.compile(r"(?:^|_)(?:to|target|dest|destination|into|output)(?:_|$)")
+_SOURCE_NAME = re.compile(r"(?:^|_)(?:from|source|src|base|origin|input)(?:_|$)")
+
+
+def _source_and_target(names: Sequence[str], hits: Sequence[Any], sources: Sequence[str]) -> dict[str, Any]:
+    """For a from/to pair of arguments sharing an enum (``from_unit``/``to_unit``, ``base``/``target``) with
+    two values mentioned: the value written after "to", "into" or "in" is the target, the other the source
+    ("100 degrees Fahrenheit to Celsius", "300 kelvin in celsius"). Empty when the text does not say."""
+    if len(names) != 2 or len(hits) != 2:
+        return {}
+    target = next((n for n in names if _TARGET_NAME.search(n)), None)
+    source = next((n for n in names if _SOURCE_NAME.search(n)), None)
+    if target is None or source is None or target == source:
+        return {}
+    text = " ".join(sources[:1]).lower()
+    after_to = [h for h in hits if isinstance(h, str) and re.search(
+        rf"\b(?:to|into|in)\s+(?:\w+\s+)?{re.escape(h.lower().replace('_', ' '))}", text)]
+    if len(after_to) != 1:
+        return {}
+    return {target: after_to[0], source: next(h for h in hits if h != after_to[0])}
+
 
 
 def _grammar_safe(spec: dict[str, Any]) -> dict[str, Any]:
@@ -575,6 +620,52 @@ def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
         "required": [TOPIC_KEY, ANSWER_KEY],
         "additionalProperties": False,
     }
+
+
+# When the answer branch is offered on a run's first round (before any tool result; afterwards always):
+# "unrelated": only when the request shares no content word with any offered tool (its name, description,
+# argument names and descriptions, enum values); the base SmolLM2-135M otherwise answers in words for most
+# requests a tool fits (docs/readme/eval.md, "Lever 1, round 2"). "always": a model trained to hold back
+# (the tool adapter) decides alone.
+ANSWER_FIRST_ROUND = "unrelated"
+_PLAIN_WORDS = frozenset("""a an the my your his her its our their this that these those some any of in on at to for
+from with by and or but into about as via per than which who whose if so is are was were be am do does did me we
+you he she it they them what whats how much many when where why please can could would will should tell give show
+get make want need like there here all out just now one also very really""".split())
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z][a-z0-9]+", text.lower().replace("_", " "))
+            if len(w) > 2 and w not in _PLAIN_WORDS]
+
+
+def _tool_words(tool: Tool) -> set[str]:
+    parts = [tool.name, tool.description or ""]
+    for name, spec in ((tool.parameters or {}).get("properties") or {}).items():
+        parts.append(name)
+        if isinstance(spec, dict):
+            parts.append(str(spec.get("description") or ""))
+            parts.extend(str(v) for v in spec.get("enum") or [])
+    return {_stem(w) for w in _content_words(" ".join(parts))}
+
+
+def related(request: str, tools: Iterable[Tool]) -> bool:
+    """True when the request shares a content word with an offered tool (same stem, or the same first five
+    letters: "invest" and "investment")."""
+    known = set().union(*(_tool_words(t) for t in callable_tools(tools))) if tools else set()
+    for word in _content_words(request):
+        stem = _stem(word)
+        if stem in known or (len(stem) >= 5 and any(len(k) >= 5 and k[:5] == stem[:5] for k in known)):
+            return True
+    return False
+
+
+def answer_offered(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether this round's grammar offers the answer in words (see :data:`ANSWER_FIRST_ROUND`)."""
+    if ANSWER_FIRST_ROUND == "always" or any(m.get("role") == "assistant" for m in messages):
+        return True
+    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    return not isinstance(request, str) or not related(request, tools)
 
 
 def callable_tools(tools: Iterable[Tool]) -> list[Tool]:

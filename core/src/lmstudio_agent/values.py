@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 __all__ = [
-    "Mention", "codes", "fraction", "out_of_bounds", "dates", "date_times", "number_mentions", "numbers", "times", "words_to_number",
+    "Mention", "UNIT_GROUPS", "unit_group", "units_named", "codes", "fraction", "out_of_bounds", "dates", "date_times", "number_mentions", "numbers", "times", "words_to_number",
     "CURRENCIES", "COUNTRIES", "US_STATES", "LANGUAGES",
 ]
 
@@ -35,16 +35,66 @@ class Mention:
     value: Number
     percent: bool = False
     scaled: Number | None = None
+    unit: str | None = None  # the unit written with it ("70kg", "10 seconds"), one of UNIT_GROUPS' names
+    in_date: bool = False  # a part of a date or a clock time ("August 16, 2022", "7:30")
 
 
 # ---------------------------------------------------------------------------------------------- numbers
+
+# Units written as a name or a symbol: one group per unit.
+UNIT_GROUPS: list[frozenset[str]] = [frozenset(g) for g in (
+    {"km", "kilometer", "kilometers", "kilometre", "kilometres"}, {"m", "meter", "meters", "metre", "metres"},
+    {"cm", "centimeter", "centimeters", "centimetre", "centimetres"}, {"mm", "millimeter", "millimeters"},
+    {"mi", "mile", "miles"}, {"ft", "foot", "feet"}, {"in", "inch", "inches"}, {"yd", "yard", "yards"},
+    {"kg", "kilogram", "kilograms", "kilo", "kilos"}, {"g", "gram", "grams"}, {"mg", "milligram", "milligrams"},
+    {"lb", "lbs", "pound", "pounds"}, {"oz", "ounce", "ounces"}, {"t", "ton", "tons", "tonne", "tonnes"},
+    {"l", "liter", "liters", "litre", "litres"}, {"ml", "milliliter", "milliliters", "millilitre", "millilitres"},
+    {"gal", "gallon", "gallons"}, {"c", "°c", "celsius", "centigrade"}, {"f", "°f", "fahrenheit"},
+    {"k", "kelvin"}, {"s", "sec", "secs", "second", "seconds"}, {"min", "mins", "minute", "minutes"},
+    {"h", "hr", "hrs", "hour", "hours"}, {"d", "day", "days"}, {"wk", "week", "weeks"}, {"mo", "month", "months"},
+    {"yr", "yrs", "year", "years"}, {"mph"}, {"kmh", "km/h", "kph"}, {"atm", "atmosphere", "atmospheres"},
+    {"pa", "pascal", "pascals"}, {"kpa"}, {"bar"}, {"mol", "mole", "moles"}, {"m²", "m2", "sqm", "square meters", "square metres"},
+    {"°", "degree", "degrees"}, {"w", "watt", "watts"}, {"kw", "kilowatt", "kilowatts"}, {"kwh"},
+    {"gb", "gigabyte", "gigabytes"}, {"mb", "megabyte", "megabytes"}, {"px", "pixel", "pixels"},
+    {"people", "persons", "guests", "person", "passengers", "travelers", "travellers", "adults"}, {"night", "nights"},
+)]
+_UNIT_OF = {name: group for group in UNIT_GROUPS for name in group}
+
+
+def unit_group(word: str) -> frozenset[str] | None:
+    """The group of unit names ``word`` belongs to (``"kilograms"``: kg, kilogram, ...), or None."""
+    return _UNIT_OF.get(word.lower().strip(".,;:!?()"))
+
+
+def units_named(name: str, description: str = "") -> set[frozenset[str]]:
+    """The unit groups an argument's name and description name ("Weight in kilograms", ``height_m``,
+    "square meters"). A one- or two-letter unit counts only as a part of the name (``height_m``), never as a
+    word of the description ("in", "m")."""
+    square = lambda text: re.sub(r"\bsquare[ _](?:meters?|metres?)\b|\bsq\.? ?m\b", "m²", text.lower())
+    parts = set(square(name).split("_"))
+    out = set()
+    for word in re.findall(r"[a-z°²³]+(?:/[a-z0-9^²³]+)?", square(f"{name.replace('_', ' ')} {description}")):
+        group = unit_group(word)
+        if group is not None and (len(word) >= 3 or word in parts):
+            out.add(group)
+    return out
+
+
+def _unit_after(text: str, end: int) -> str | None:
+    """The unit named right after a number ending at ``end`` ("10 seconds", "75 m²"); a compound unit such
+    as ``m/s`` is a unit of its own, not meters."""
+    following = re.match(r"[ \t]*(°?[A-Za-z²³]+(?:/[A-Za-z²³^0-9]+)?)", text[end:])
+    if following and unit_group(following.group(1)):
+        return following.group(1).lower()
+    return None
+
 
 _SCALES = {"thousand": 1_000, "k": 1_000, "million": 1_000_000, "mn": 1_000_000, "m": 1_000_000,
            "billion": 1_000_000_000, "bn": 1_000_000_000, "b": 1_000_000_000, "trillion": 1_000_000_000_000}
 _NUM = re.compile(
     r"(?<![\w.\-])(?P<sign>[-−])?(?P<cur>[$€£¥₹])?\s?"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-    r"(?P<unit>[A-Za-z°µ%]+)?(?![\w])"
+    r"(?P<unit>[A-Za-z°µ%²]+)?(?![\w])"
     r"(?P<after>\s*(?:%|percent\b|per cent\b|thousand\b|million\b|billion\b|trillion\b|bn\b|mn\b))?",
     re.IGNORECASE,
 )
@@ -91,10 +141,17 @@ def number_mentions(text: str) -> list[Mention]:
         scale = _SCALES.get(after) or (_SCALES.get(unit) if raw_unit in ("k", "bn", "mn") or (
             unit in ("k", "m", "b") and match.group("cur")) else None)  # 298K is kelvin; $3K, 3k are thousands
         scaled = _tidy(value * scale) if scale else None
-        found.append((match.start(), Mention(value, percent, scaled)))
+        unit_name = None
+        if raw_unit and unit_group(raw_unit):
+            unit_name = raw_unit.lower()
+        elif not raw_unit and not after:
+            unit_name = _unit_after(text, match.end())
+        found.append((match.start(), Mention(value, percent, scaled, unit_name)))
     found.extend(_word_numbers(text))
     found.sort(key=lambda item: item[0])
-    return [mention for _, mention in found]
+    spans = [(m.start(), m.end()) for form in (*_DATE_FORMS, _TIME) for m in form.finditer(text)]
+    return [Mention(m.value, m.percent, m.scaled, m.unit, True) if any(a <= start < b for a, b in spans) else m
+            for start, m in found]
 
 
 def _word_numbers(text: str) -> list[tuple[int, Mention]]:
@@ -120,7 +177,7 @@ def _word_numbers(text: str) -> list[tuple[int, Mention]]:
         value, used = words_to_number([w for _, _, w in words[index:index + 8]])
         if used:
             # "a hundred and five": the words must be next to each other in the text (only spaces or "and" between)
-            out.append((start, Mention(value)))
+            out.append((start, Mention(value, unit=_unit_after(text, words[index + used - 1][1]))))
             index += used
         else:
             if word in _ORDINALS:
