@@ -55,7 +55,7 @@ class Default(WorkerEntrypoint):
         try:
             if is_runs_path(request):
                 return await forward_to_run(request, self.env)
-            result = await handle(request, self.env)
+            return to_response(await handle(request, self.env))
         except Exception:  # never a stack trace to a client, never the runtime's own error page
             logger.exception("unexpected error in the Worker")
         try:

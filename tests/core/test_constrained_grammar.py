@@ -255,10 +255,11 @@ def test_the_agents_own_notes_are_never_copied_from():
 def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(monkeypatch):
     strategy = ConstrainedStrategy()
     tools = [BMI, FOOD, TERMINATE]
-    branches = lambda request, history=(): [
-        v["properties"].get("tool", v["properties"]["type"])["const"]
-        for v in strategy.request(tools, [{"role": "user", "content": request}, *history])[
-            "response_format"]["json_schema"]["schema"]["anyOf"]]
+    def branches(request, history=()):
+        return [
+            v["properties"].get("tool", v["properties"]["type"])["const"]
+            for v in strategy.request(tools, [{"role": "user", "content": request}, *history])[
+                "response_format"]["json_schema"]["schema"]["anyOf"]]
     assert constrained.related("Order three pizzas", tools) and not constrained.related("Write a haiku", tools)
     assert constrained.related("Compute the BMI for 70kg", tools)
     assert branches("Order three pizzas") == ["calculate_bmi", "order_food"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.endpoints.conftest import CLIENT_KEY
 from tests.endpoints.test_contract_scenarios import CACHEABLE, OK, assert_error, chat_calls, execute

@@ -335,7 +335,7 @@ def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapp
             continue
         low = option.lower()
         phrase = re.sub(r"[_\-]+", " ", low).strip()
-        group = values.unit_group(low) or set()
+        group: frozenset[str] | set[str] = values.unit_group(low) or set()
         if low in words or option.upper() in codes and len(option) >= 2 \
                 or (" " in phrase and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered)) \
                 or any(name in units or (len(name) > 2 and (name in words or " " in name and name in lowered))
@@ -399,7 +399,10 @@ class _Copy:
         takes the numbers written with that unit, and never one written with another unit."""
         hint = f"{name.replace('_', ' ')} {spec.get('description') or ''}".lower()
         maximum = spec.get("maximum")
-        says = lambda hints: any(re.search(rf"(?<![a-z]){re.escape(h)}(?![a-z])", hint) for h in hints)
+
+        def says(hints: Iterable[str]) -> bool:
+            return any(re.search(rf"(?<![a-z]){re.escape(h)}(?![a-z])", hint) for h in hints)
+
         fraction = says(_FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
         percent = says(_PERCENT_HINTS)
         rate = says(_RATE_HINTS)

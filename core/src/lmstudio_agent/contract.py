@@ -355,7 +355,7 @@ async def execute(
     await prepare(backend)
     plan = plan_execute(request, backend, headers=headers, cache=cache)
     selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
-    if use_cache:
+    if use_cache and cache is not None:
         hit = await _cache_get(cache, key)
         if hit is not None:
             return ExecuteResponse(result=hit, cached=True)
@@ -376,7 +376,7 @@ async def execute(
     failed = no_answer_error(transcript)
     if failed is not None:
         raise failed
-    if use_cache:
+    if use_cache and cache is not None:
         await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
     return ExecuteResponse(result=transcript, cached=False)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import inspect
 import logging
+import os
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 
@@ -26,7 +25,7 @@ from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 if TYPE_CHECKING:
     import httpx
 
-    from .mcp import MCPServers
+    from .mcp.servers import MCPServers as MCPServersType
 
 T = TypeVar("T")
 logger = logging.getLogger("lmstudio_agent.bridge.agent")
@@ -150,7 +149,7 @@ class LMStudioAgent:
                             model=model_name, max_rounds=max_rounds, max_tokens=max_tokens,
                             context=context if context is not None else {})
         self._loaded = False
-        self.mcp_servers: MCPServers | None = None
+        self.mcp_servers: MCPServersType | None = None
         if mcp_config is not None:
             from .mcp import MCPServers  # the SDK is imported only when MCP servers are configured
 

@@ -33,11 +33,11 @@ def openapi_document() -> dict[str, Any]:
     statuses = sorted(set(HTTP_STATUS.values()) - {404, 405})
     codes_by_status = {s: sorted(c.value for c, st in HTTP_STATUS.items() if st == s) for s in statuses}
     execute_errors = {str(s): error("Error codes: " + ", ".join(codes_by_status[s])) for s in statuses}
-    keyed = [{"bearer": []}, {"apiKey": []}]
+    keyed: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
     run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^run_[0-9a-f]{32}$"}}
     not_found = {"404": error("NOT_FOUND: no such run for this key (or it expired)")}
     auth_errors = {"401": error("UNAUTHORIZED"), "403": error("FORBIDDEN")}
-    event_stream = {
+    event_stream: dict[str, Any] = {
         "description": (
             f"Server-Sent Events in the Vercel AI SDK UI message stream protocol (AI SDK 5; header "
             f"x-vercel-ai-ui-message-stream: {PROTOCOL_VERSION}). Each event is `data: <chunk JSON>`: start, "

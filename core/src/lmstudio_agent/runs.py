@@ -23,6 +23,7 @@ Runs expire ``ttl_seconds`` after they were created.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -227,7 +228,7 @@ class RunService:
         self.follow_events = follow_events
         self.new_run_id = new_run_id or (lambda: f"run_{uuid.uuid4().hex}")
         self.clock = clock
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
 
     # ------------------------------------------------------------------------------------------ routing
 
@@ -377,7 +378,10 @@ class RunService:
             return
         task = asyncio.ensure_future(self.execute(run_id))
         self._tasks[run_id] = task
-        task.add_done_callback(lambda _t, r=run_id: self._tasks.pop(r, None))
+        task.add_done_callback(functools.partial(self._forget_task, run_id))
+
+    def _forget_task(self, run_id: str, _task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(run_id, None)
 
     async def execute(self, run_id: str, *, deadline_seconds: float | None = None) -> RunState | None:
         """Run a queued run to its end, writing its events to the store as they come. A run that is not

@@ -167,9 +167,9 @@ class UIMessageStream:
             return self._whole_text(message.content or "")
         if message.type == "action":
             self._calls += 1
-            call_id = f"call-{self._calls}"
-            self._pending.append((call_id, message.tool or ""))
-            return self._close_text() + [{"type": "tool-input-available", "toolCallId": call_id,
+            new_id = f"call-{self._calls}"
+            self._pending.append((new_id, message.tool or ""))
+            return self._close_text() + [{"type": "tool-input-available", "toolCallId": new_id,
                                           "toolName": message.tool or "", "input": message.args or {}}]
         if message.type == "result" and message.tool:
             call_id = self._take_call(message.tool)

@@ -70,7 +70,10 @@ def units_named(name: str, description: str = "") -> set[frozenset[str]]:
     """The unit groups an argument's name and description name ("Weight in kilograms", ``height_m``,
     "square meters"). A one- or two-letter unit counts only as a part of the name (``height_m``), never as a
     word of the description ("in", "m")."""
-    square = lambda text: re.sub(r"\bsquare[ _](?:meters?|metres?)\b|\bsq\.? ?m\b", "m²", text.lower())
+
+    def square(text: str) -> str:
+        return re.sub(r"\bsquare[ _](?:meters?|metres?)\b|\bsq\.? ?m\b", "m²", text.lower())
+
     parts = set(square(name).split("_"))
     out = set()
     for word in re.findall(r"[a-z°²³]+(?:/[a-z0-9^²³]+)?", square(f"{name.replace('_', ' ')} {description}")):

@@ -18,7 +18,6 @@ up. Three guards close that:
 from __future__ import annotations
 
 import contextvars
-import json
 import threading
 from typing import Any
 
