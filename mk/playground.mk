@@ -13,7 +13,6 @@ $(STAMPS)/browser: $(STAMPS)/core mk/playground.mk
 	$(PIP) install -q 'playwright==$(PLAYWRIGHT_VERSION)'
 	@mkdir -p $(STAMPS) && touch $@
 
-browser-deps: $(STAMPS)/browser
-
-test-playground: $(STAMPS)/browser
+browser-deps: $(STAMPS)/browser ## Debian's Chromium and Playwright (no browser download), for the playground test
+test-playground: $(STAMPS)/browser ## the hub's playground page in real headless Chromium
 	$(PY) -m pytest -q tests/playground

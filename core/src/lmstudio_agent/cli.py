@@ -45,7 +45,11 @@ def render_message(message: AgentMessage) -> Text:
 
 class StreamView:
     """Prints a run's events as they come: the model's text as it is written, then each message as a line
-    (a thought or answer that was just streamed is not printed twice: its label closes the streamed text)."""
+    (a thought or answer that was just streamed is not printed twice: its label closes the streamed text).
+
+    Args:
+        out: The console to print on.
+    """
 
     def __init__(self, out: Console) -> None:
         self.out = out

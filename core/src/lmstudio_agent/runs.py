@@ -124,7 +124,12 @@ class RunStore(Protocol):
 
 
 class MemoryRunStore:
-    """An in-process :class:`RunStore` (the hub's): runs live in this process and expire by ``expires_at``."""
+    """An in-process :class:`RunStore` (the hub's): runs live in this process and expire by ``expires_at``.
+
+    Args:
+        clock: The time in seconds since the epoch (tests pass their own).
+        max_runs: How many runs it keeps at most: past that, expired runs go first, then the oldest.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time, max_runs: int = 10_000) -> None:
         self._runs: dict[str, RunState] = {}

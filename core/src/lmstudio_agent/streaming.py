@@ -70,7 +70,11 @@ STREAM_HEADERS: dict[str, str] = {
 
 class UIMessageStream:
     """Turns :class:`RunEvent` s into UI message stream chunks (plain dicts), keeping the parts well nested:
-    a step is open around its text and tool parts, a text part is closed before a tool part or a new step."""
+    a step is open around its text and tool parts, a text part is closed before a tool part or a new step.
+
+    Args:
+        message_id: The assistant message's id in the ``start`` chunk (default: a new random one).
+    """
 
     def __init__(self, message_id: str | None = None) -> None:
         self.message_id = message_id or f"msg-{uuid.uuid4().hex[:16]}"

@@ -146,6 +146,7 @@ class RequestBodyMiddleware:
         model_alias: The model name the server answers to.
         max_body_bytes: The largest request body accepted.
         max_request_seconds: Seconds one request may take, generation included.
+        n_vocab: The model's vocabulary size: token ids in the body (``logit_bias``) must be below it (None: not checked).
     """
 
     def __init__(

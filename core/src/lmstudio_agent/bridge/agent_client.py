@@ -85,6 +85,8 @@ class BridgeAgent:
         backoff_initial: The first reconnect delay, in seconds; it doubles, with jitter, up to ``backoff_max``.
         backoff_max: The longest reconnect delay, in seconds.
         max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE.
+        streamer: Runs a task sent with ``stream: true`` and yields its events, each sent as a ``task:event``
+            frame before the result (None: such tasks run through ``runner``, with no events).
     """
 
     def __init__(
