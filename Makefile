@@ -49,7 +49,7 @@ venv: $(PY) ## create .venv (python3 -m venv), nothing installed yet
 
 # The core library with its CLI, bridge and MCP extras, the hub and the eval harness above it, and the test tools.
 $(STAMPS)/core: $(PY) core/pyproject.toml hub/pyproject.toml eval/pyproject.toml requirements/dev.txt requirements/fuzz.txt
-	$(PIP) install -q -e 'core[cli,bridge,mcp]' -e hub -e eval -r requirements/dev.txt -r requirements/fuzz.txt requirements/fuzz.txt
+	$(PIP) install -q -e 'core[cli,bridge,mcp]' -e hub -e eval -r requirements/dev.txt -r requirements/fuzz.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 core: $(STAMPS)/core ## the core library, its CLI (lmstudio-agent) and the test tools, in .venv
