@@ -332,3 +332,18 @@ def test_an_optional_number_the_request_writes_is_not_left_out():
                                     "guests": {"type": "integer", "default": 2}}, ["city", "nights"])
     assert args_of(hotel, "Hotels in Oslo, 2 nights, 4 guests")["required"] == ["city", "nights", "guests"]
     assert "guests" not in args_of(hotel, "Hotels in Oslo for three nights")["properties"]
+
+
+def test_a_tool_is_never_offered_its_own_result_as_input():
+    """store_invoice just answered {"status": "success", ...}: that object is no invoice to store again; the
+    extracted invoice still is."""
+    from lmstudio_agent.builtins import builtin_registry
+
+    tools = list(builtin_registry().select(tags=["invoices"]))
+    invoice = {"invoice_number": "RE-1", "date": "2023-11-07"}
+    sources = ["Process the invoice", constrained.format_result("extract_invoice_data", json.dumps(invoice)),
+               constrained.format_result("store_invoice", '{"status": "success", "invoice_number": "RE-1"}')]
+    schema = constrained.call_schema(tools, sources)
+    (store,) = [v for v in schema["anyOf"] if v["properties"].get("tool", {}).get("const") == "store_invoice"]
+    assert store["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [invoice]}
+    assert constrained.result_owner(sources[2]) == "store_invoice" and constrained.result_owner(sources[0]) is None

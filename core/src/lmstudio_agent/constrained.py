@@ -373,7 +373,12 @@ class _Copy:
         self.spans = spans(self.sources, max_words=max_words, limit=MAX_SPANS) if max_words > 0 else []
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
         self.mentions = [m for text in self.sources for m in values.number_mentions(text)]
-        self.objects = json_objects(self.sources)
+        self.all_objects = json_objects(self.sources)
+        # Which tool's result each object came from: a tool is never offered its own output as input (a
+        # store_invoice that was just told {"status": "success", ...} would store that).
+        self.owners = {json.dumps(o, sort_keys=True): owner for text in self.sources
+                       if (owner := result_owner(text)) is not None for o in json_objects([text])}
+        self.objects = self.all_objects
         self.dates = values.dates(self.sources, today)
         self.times = values.times(self.sources)
         self.date_times = values.date_times(self.sources, today) if self.dates or self.times else []
@@ -384,6 +389,11 @@ class _Copy:
             self.spans += [n for n in normal if n not in self.spans]
         self.numbers = values.numbers(self.sources)
         self.claimed: set[frozenset[str]] = set()  # the units the arguments of the tool at hand are in
+
+    def for_tool(self, tool_name: str) -> "_Copy":
+        """Offer ``tool_name`` only the objects that did not come from its own results."""
+        self.objects = [o for o in self.all_objects if self.owners.get(json.dumps(o, sort_keys=True)) != tool_name]
+        return self
 
     def definitions(self) -> dict[str, Any]:
         if not self.use_spans:
@@ -701,7 +711,7 @@ def _call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references:
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
         arguments.setdefault("type", "object")
         if copy is not None and not tool.terminal:
-            if not copy.objects and _needs_object(arguments):
+            if not copy.for_tool(tool.name).objects and _needs_object(arguments):
                 waiting.append(tool)  # its data must come from somewhere: a later round, once a tool returns it
                 continue
             arguments = copy.arguments(arguments)
@@ -743,6 +753,12 @@ def format_answer(text: str) -> str:
 def format_result(tool_name: str, content: str) -> str:
     """The text of the message that carries a tool's result (or ``Error: ...``) back to the model."""
     return f"Result of {tool_name}: {content}"
+
+
+def result_owner(text: str) -> str | None:
+    """The tool whose result ``text`` carries (:func:`format_result`), or None for any other message."""
+    match = re.match(r"Result of ([A-Za-z0-9_.:-]{1,128}): ", text)
+    return match.group(1) if match else None
 
 
 def read_answer(content: str | None) -> str | None:
