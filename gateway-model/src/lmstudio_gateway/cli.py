@@ -37,6 +37,9 @@ def serve_command(
     model_alias: Annotated[str, typer.Option(help="The model id clients see.")] = DEFAULT_MODEL_ALIAS,
     verbose: Annotated[bool, typer.Option(help="llama.cpp's own load and timing logs.")] = False,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True, help="Stop when the parent process dies.")] = False,
+    lora: Annotated[Optional[Path], typer.Option(help="GGUF LoRA adapter to apply [default: the shipped tool adapter "
+                                                      "for the embedded model, none for --model]")] = None,
+    bare: Annotated[bool, typer.Option("--bare", help="Serve the model without any adapter.")] = False,
 ) -> None:
     """Serve the model on HOST:PORT; every route but GET /health needs 'Authorization: Bearer <key>'."""
     key = api_key or os.environ.get(API_KEY_ENV)
@@ -46,7 +49,7 @@ def serve_command(
         typer.echo(f"API key (send as 'Authorization: Bearer <key>'): {key}")
     config = GatewayConfig(
         api_key=key, model_path=model, model_alias=model_alias, host=host, port=port,
-        n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, exit_with_parent=exit_with_parent,
+        n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, exit_with_parent=exit_with_parent, lora_path=lora, bare=bare,
     )
     try:
         serve(config)

@@ -114,10 +114,13 @@ def run_in_background(
     n_ctx: int = DEFAULT_N_CTX,
     n_threads: int | None = None,
     log_path: str | os.PathLike[str] | None = None,
+    lora_path: str | os.PathLike[str] | None = None,
+    bare: bool = False,
 ) -> Iterator[RunningServer]:
     """Start ``python -m lmstudio_gateway serve`` and yield it once ``/health`` answers.
 
-    ``port=0`` picks a free port; ``api_key=None`` generates one. The key travels in the child's
+    ``port=0`` picks a free port; ``api_key=None`` generates one. The embedded model is served with the shipped
+    tool adapter unless ``bare``; ``lora_path`` applies another GGUF LoRA adapter. The key travels in the child's
     environment, never on its command line (visible in ``ps``). The server's output goes to a log file
     whose tail is in the error if start-up fails. The process is always stopped on exit.
     """
@@ -133,6 +136,10 @@ def run_in_background(
         options += ["--model", os.fspath(model_path)]
     if n_threads:
         options += ["--n-threads", str(n_threads)]
+    if lora_path is not None:
+        options += ["--lora", os.fspath(lora_path)]
+    if bare:
+        options += ["--bare"]
     # A free port can be taken between picking it and binding it: with port=0, pick again.
     for attempt in range(1 if port else PORT_ATTEMPTS):
         chosen_port = port or free_port(host)
