@@ -159,7 +159,13 @@ def unseen_groups(seed: int = SEED) -> set[str]:
     rng = random.Random(seed)
     entities = sorted(e.key for e in ENTITIES)
     calculators = sorted(c.name for c in CALCULATORS)
-    return set(rng.sample(entities, UNSEEN_ENTITIES)) | set(rng.sample(calculators, UNSEEN_CALCULATORS))
+    kinds = {e.key: {a.kind if isinstance(a.kind, str) else "enum" for a in e.attrs} for e in ENTITIES}
+    needed = {"date", "time", "datetime", "flag", "enum", "address", "currency", "state", "country", "weight_kg"}
+    while True:  # drawn again until the held-out entities cover every value kind the split is judged on
+        held = rng.sample(entities, UNSEEN_ENTITIES)
+        if needed <= set().union(*(kinds[key] for key in held)):
+            break
+    return set(held) | set(rng.sample(calculators, UNSEEN_CALCULATORS))
 
 
 def split_tools(split: CorpusSplit, seed: int = SEED) -> list[CorpusTool]:
