@@ -38,7 +38,17 @@ $(STAMPS)/finetune: $(STAMPS)/core $(STAMPS)/gateway finetune/pyproject.toml fin
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py
 	@mkdir -p $(STAMPS) && touch $@
 
-finetune-deps: $(STAMPS)/finetune
+# llama.cpp's LoRA -> GGUF converter (uses convert_hf_to_gguf.py and gguf-py beside it), from the same sdist.
+FT_LORA_CONVERTER := $(FT_LLAMA_CPP)/convert_lora_to_gguf.py
+$(FT_LORA_CONVERTER): $(STAMPS)/finetune
+	test -f $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz || $(FT_PIP) download -q --no-deps \
+		--no-binary :all: -d $(WHEEL_CACHE) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	tar -xzf $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(FT_LLAMA_CPP) --strip-components=3 \
+		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py
+	touch $@
+
+finetune-deps: $(STAMPS)/finetune $(FT_LORA_CONVERTER)
+
 
 # The fine-tuning tests, the CPU end-to-end run on SmolLM2-135M included (a few minutes on 2 cores).
 finetune-test: $(STAMPS)/finetune
