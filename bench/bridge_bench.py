@@ -15,13 +15,14 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "bridge.json"
 TOKEN = "bench-agent-token-0123456789"
@@ -89,8 +90,8 @@ async def bench(args: argparse.Namespace) -> dict:
     import httpx
     import websockets
 
-    from lmstudio_agent.bridge import BridgeHub
-    from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+    from lmstudio_hub import BridgeHub
+    from lmstudio_hub.http import HubHttpApp, HubHttpServer
 
     hub = BridgeHub(TOKEN, max_queue=10_000, max_agent_concurrency=256)
     await hub.start("127.0.0.1", 0)
@@ -144,11 +145,7 @@ async def bench(args: argparse.Namespace) -> dict:
             "agents_process": "separate process, loopback WebSocket", "compression": "off",
             "tasks_per_run": args.tasks, "warmup_tasks": args.warmup,
         },
-        "machine": {
-            "python": platform.python_version(), "websockets": websockets.__version__,
-            "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_average_1m_at_end": round(os.getloadavg()[0], 2), "label": args.machine,
-        },
+        "machine": {**describe(args.machine), "websockets": websockets.__version__},
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

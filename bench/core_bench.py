@@ -1,6 +1,7 @@
 """Core benchmarks: cold import of lmstudio_agent against LiteLLM, and the agent loop's overhead per round.
 
-Run with `make bench-core`; figures go to bench/results/core.json. Not a test: figures are recorded, not asserted.
+Run with `make bench-core` (figures printed beside their targets; `make bench-core RECORD=1` writes
+bench/results/core.json). Not a test: figures are recorded, not asserted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,9 @@ import httpx
 from lmstudio_agent.agent import Agent
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.tools import ToolRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "core.json"
 
@@ -86,17 +91,18 @@ def main() -> None:
     parser.add_argument("--litellm-python", help="an interpreter with litellm installed, to compare imports")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON figures.")
     args = parser.parse_args()
-    figures: dict = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-                     "python": platform.python_version()}
+    figures: dict = {"machine": describe(), "python": platform.python_version(),
+                     "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     figures["import_lmstudio_agent_ms"] = round(cold_import_ms(sys.executable, "lmstudio_agent", args.runs), 1)
     if args.litellm_python:
         figures["import_litellm_ms"] = round(cold_import_ms(args.litellm_python, "litellm", args.runs), 1)
         figures["import_ratio"] = round(figures["import_lmstudio_agent_ms"] / figures["import_litellm_ms"], 3)
     figures["loop_overhead_per_round"] = loop_overhead(args.rounds)
     figures["targets"] = {"import_ms": 300, "import_ratio_max": 0.1, "loop_p50_ms": 1.0}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 

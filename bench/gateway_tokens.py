@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
+import sys
 import statistics
 import time
 from datetime import datetime, timezone
@@ -27,6 +27,9 @@ from rich.table import Table
 from lmstudio_gateway.models import default_model_path
 from lmstudio_gateway.process import run_in_background
 from lmstudio_gateway.server import DEFAULT_N_CTX
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway_tokens.json"
 TARGET_RATIO = 0.95
@@ -97,7 +100,7 @@ def main(
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model_path.name,
         "llama_cpp_python": llama_cpp.__version__,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": describe(),
         "settings": {"prompt": PROMPT, "runs": runs, "n_threads": n_threads, "n_ctx": DEFAULT_N_CTX, **params},
         "same_output_every_run": len(texts) == 1,
         "gateway": {

@@ -1,8 +1,10 @@
 """AWS Lambda entry point: a thin adapter from API Gateway (or a direct invoke) to the shared contract.
 
-Every rule (body limits, validation, auth, the tool allow-list, the cache rules, the deadline, the error shape)
-lives in ``lmstudio_agent.contract``; this module only translates events, reads secrets and wires the
-DynamoDB cache store. Heavy imports (boto3, the agent loop) wait for the first request that needs them.
+Every request, whatever its shape, takes one path: the event becomes one ``contract.handle_request`` call and
+its answer a proxy result, as in the Worker. Every rule (routing, body limits, validation, auth, the tool
+allow-list, the cache rules, the deadline, the error shape) lives in ``lmstudio_agent.contract``; this module
+only translates events, reads secrets and wires the DynamoDB cache store. Heavy imports (boto3, the agent
+loop) wait for the first request that needs them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import warnings
 from typing import Any, Mapping
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,15 +37,8 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 SECRET_MAX_AGE_SECONDS = int(os.environ.get("SECRET_MAX_AGE_SECONDS", "300"))
 # Time kept back from the function's remaining time: core's backstop (+1 s) and writing the response.
 DEADLINE_MARGIN_SECONDS = 3.0
-
-app = APIGatewayRestResolver(
-    cors=CORSConfig(
-        allow_origin=contract.CORS_HEADERS["Access-Control-Allow-Origin"],
-        allow_headers=[h.strip() for h in contract.CORS_HEADERS["Access-Control-Allow-Headers"].split(",")],
-        max_age=600,
-    ),
-    debug=False,  # never the traceback page, whatever POWERTOOLS_DEV says
-)
+# Statuses whose responses carry no body (a preflight's 204).
+NULL_BODY_STATUSES = frozenset({204, 304})
 
 
 # ------------------------------------------------------------------------------------------ the runtime
@@ -52,7 +46,9 @@ app = APIGatewayRestResolver(
 
 @dataclasses.dataclass
 class _Runtime:
-    """What one container builds once: the settings, the backend and the cache store."""
+    """What one container keeps between invocations: the endpoint service (settings, tools, detected modes),
+    one backend over it (a container runs one request at a time, on one event loop, so its connection pool
+    is reused) and the cache store."""
 
     settings: Any
     backend: Any
@@ -63,7 +59,6 @@ class _Runtime:
 _runtime: _Runtime | None = None
 _secrets: Any = None
 _loop: asyncio.AbstractEventLoop | None = None
-_current_context: Any = None
 
 
 def _run(coroutine: Any) -> Any:
@@ -96,10 +91,23 @@ def _secret(env_name: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def _client_key() -> str | None:
+    return _secret("CLIENT_API_KEY_SECRET")
+
+
 def _get_runtime() -> _Runtime:
-    """The container's runtime; rebuilt only when the LM Studio token changed (a rotated secret)."""
+    """The container's runtime; rebuilt only when the LM Studio token changed (a rotated secret).
+
+    A bad configuration (a secret that cannot be read, an invalid setting) is core's policy: the backend answers
+    every authenticated execute with INTERNAL_ERROR naming the problem, and ``/health`` keeps working.
+    """
     global _runtime
-    token = _secret("LM_STUDIO_TOKEN_SECRET")
+    from lmstudio_agent.service import EndpointService, UnconfiguredBackend, load_settings
+
+    try:
+        token = _secret("LM_STUDIO_TOKEN_SECRET")
+    except AgentError as exc:
+        return _Runtime(None, UnconfiguredBackend(exc), None, "")
     digest = hashlib.sha256((token or "").encode()).hexdigest()
     if _runtime is not None and _runtime.token_digest == digest:
         return _runtime
@@ -107,29 +115,27 @@ def _get_runtime() -> _Runtime:
     from pydantic import SecretStr
 
     from dynamo_cache import DynamoCacheStore
-    from lmstudio_agent.service import AgentBackend, EndpointSettings
 
     # The token comes from Secrets Manager only; an LM_STUDIO_TOKEN variable is never trusted here.
     try:
-        settings = EndpointSettings.from_env(os.environ, lm_studio_token=SecretStr(token) if token else None)
-    except ValueError as exc:  # pydantic's ValidationError: a bad variable in the template's parameters
-        logger.error("invalid endpoint settings", extra={"errors": str(exc)})
-        raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: invalid settings") from None
+        settings = load_settings(os.environ, lm_studio_token=SecretStr(token) if token else None)
+    except AgentError as exc:
+        return _Runtime(None, UnconfiguredBackend(exc), None, "")
     table = os.environ.get("CACHE_TABLE")
-    _runtime = _Runtime(settings, AgentBackend(settings), DynamoCacheStore(table) if table else None, digest)
+    _runtime = _Runtime(settings, EndpointService(settings).backend(), DynamoCacheStore(table) if table else None,
+                        digest)
     return _runtime
 
 
-def _options(settings: Any) -> contract.ExecuteOptions:
+def _options(settings: Any, context: Any) -> contract.ExecuteOptions:
     """The settings' limits, with the deadline cut to what this invocation has left."""
-    options = settings.options()
-    if _current_context is not None:
-        left = _current_context.get_remaining_time_in_millis() / 1000.0 - DEADLINE_MARGIN_SECONDS
-        options = dataclasses.replace(options, deadline_seconds=max(1.0, min(options.deadline_seconds, left)))
-    return options
+    if settings is None:
+        return contract.ExecuteOptions()
+    left = context.get_remaining_time_in_millis() / 1000.0 - DEADLINE_MARGIN_SECONDS if context is not None else None
+    return settings.options(limit_seconds=left)
 
 
-# --------------------------------------------------------------------------------------- execute
+# ---------------------------------------------------------------------------------------- events
 
 
 def _event_body(event: Mapping[str, Any]) -> bytes | str | None:
@@ -145,19 +151,32 @@ def _event_body(event: Mapping[str, Any]) -> bytes | str | None:
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is flagged base64 but is not valid base64") from None
 
 
-def _execute(event: Mapping[str, Any], headers: Mapping[str, str], *, key_required: bool) -> contract.HttpResponse:
-    """``POST /execute``: auth (unless IAM already authorised a direct invoke), then core's handle_execute."""
-    if key_required:
-        refused = contract.authorize(headers, _secret("CLIENT_API_KEY_SECRET"))
-        if refused is not None:
-            _count(refused)
-            return refused
-    body = _event_body(event)
+def _headers(event: Mapping[str, Any]) -> dict[str, str]:
+    headers = event.get("headers")
+    return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+
+
+def _handle(event: Any, context: Any) -> contract.HttpResponse:
+    """Any event through ``contract.handle_request``: an API Gateway REST proxy event as sent, anything else
+    as the API reference's direct invoke, ``{"body": "..."}``: ``POST /execute`` already authorised by IAM."""
+    if isinstance(event, dict) and "httpMethod" in event:
+        method, path, authenticated = str(event["httpMethod"]), str(event["path"]), False
+    elif isinstance(event, dict):
+        logger.set_correlation_id(getattr(context, "aws_request_id", None))
+        method, path, authenticated = "POST", "/execute", True
+    else:
+        return contract.error_response(ErrorCode.INVALID_REQUEST, 'The event must be an object like {"body": "..."}')
+    try:
+        body = _event_body(event)
+    except AgentError as exc:
+        return contract.error_response(exc.code, exc.message)
     runtime = _get_runtime()
-    response = _run(
-        contract.handle_execute(body, headers, runtime.backend, cache=runtime.cache, options=_options(runtime.settings))
-    )
-    _count(response)
+    response = _run(contract.handle_request(
+        method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
+        cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
+    ))
+    if "/" + path.strip("/") == "/execute":
+        _count(response)
     return response
 
 
@@ -175,82 +194,24 @@ def _count(response: contract.HttpResponse) -> None:
                                            "cached": response.body.get("cached")})
 
 
-# ------------------------------------------------------------------------------------------ routes
-
-
-def _to_powertools(response: contract.HttpResponse) -> Response:
-    # The contract's headers (CORS included, as the API reference shows) on every answer; for a browser's
-    # request (an Origin header) Powertools' CORSConfig then sets the same keys, so nothing is sent twice.
-    headers = {k: v for k, v in response.all_headers().items() if k.lower() != "content-type"}
-    return Response(status_code=response.status, content_type="application/json", body=response.json(),
-                    headers=headers)
-
-
-@app.get("/health")
-def health() -> Response:
-    return _to_powertools(contract.health_response())
-
-
-@app.post("/execute")
-def execute() -> Response:
-    event = app.current_event
-    return _to_powertools(_execute(event.raw_event, dict(event.headers or {}), key_required=True))
-
-
-@app.not_found
-def no_route(_exc: Exception) -> Response:
-    """Core answers unrouted requests (404, 405 with Allow, HEAD /health). With ``api_key=None`` core fails
-    closed before any backend use, so the backend is never needed here."""
-    event = app.current_event
-    answer = _run(
-        contract.handle_request(event.http_method, event.path, dict(event.headers or {}), None,
-                                backend=None, api_key=None)  # type: ignore[arg-type]
-    )
-    return _to_powertools(answer)
-
-
-@app.exception_handler(AgentError)
-def agent_error(exc: AgentError) -> Response:
-    _count(contract.error_response(exc.code, exc.message))
-    return _to_powertools(contract.error_response(exc.code, exc.message))
-
-
-@app.exception_handler(Exception)
-def unexpected_error(exc: Exception) -> Response:
-    logger.exception("unhandled error in a route")
-    return _to_powertools(contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error"))
+def _result(response: contract.HttpResponse) -> dict[str, Any]:
+    """The proxy result (the shape API Gateway and a direct invoke's caller both read)."""
+    headers = response.all_headers()
+    if response.status in NULL_BODY_STATUSES:
+        headers.pop("Content-Type", None)
+        return {"statusCode": response.status, "headers": headers, "body": ""}
+    return {"statusCode": response.status, "headers": headers, "body": response.json()}
 
 
 # --------------------------------------------------------------------------------------- entry point
 
 
-def _direct_invoke(event: Any) -> dict[str, Any]:
-    """The API reference's ``{"body": "..."}`` event: ``POST /execute`` already authorised by IAM."""
-    if not isinstance(event, dict):
-        response = contract.error_response(ErrorCode.INVALID_REQUEST, 'The event must be an object like {"body": "..."}')
-    else:
-        headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
-        try:
-            response = _execute(event, {str(k): str(v) for k, v in headers.items()}, key_required=False)
-        except AgentError as exc:
-            response = contract.error_response(exc.code, exc.message)
-    return {"statusCode": response.status, "headers": response.all_headers(), "body": response.json()}
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    """API Gateway REST proxy events go through the resolver; anything else is a direct invoke."""
-    global _current_context
-    _current_context = context
+    """API Gateway REST proxy events and direct invokes, each through the contract's one request handler."""
     try:
-        if isinstance(event, dict) and "httpMethod" in event:
-            return app.resolve(event, context)
-        logger.set_correlation_id(getattr(context, "aws_request_id", None))
-        return _direct_invoke(event)
+        return _result(_handle(event, context))
     except Exception:  # a malformed event must still get the contract's shape, never Lambda's error page
-        logger.exception("unhandled error outside the routes")
-        response = contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error")
-        return {"statusCode": response.status, "headers": response.all_headers(), "body": response.json()}
-    finally:
-        _current_context = None
+        logger.exception("unhandled error")
+        return _result(contract.error_response(ErrorCode.INTERNAL_ERROR, "Internal error"))

@@ -1,4 +1,4 @@
-# Tool-calling evaluation (core/src/lmstudio_agent/eval): the project's held-out suite on the embedded model.
+# Tool-calling evaluation (eval/src/lmstudio_eval): the project's held-out suite on the embedded model.
 #
 #   make eval                         the default embedded set-up (SmolLM2-135M + the shipped tool adapter, auto mode:
 #                                     constrained) on the held-out and unseen-tool splits, and the bare model in every
@@ -19,21 +19,21 @@ FINETUNE_TOOLS_ARGS ?= --device cpu --max-steps 120
 FINETUNE_TOOLS_REPORT ?= reports/eval/finetune
 TOOL_ADAPTER := gateway-model/src/lmstudio_gateway/adapters/smollm2-135m-tools.lora.gguf
 
-eval: $(STAMPS)/core $(STAMPS)/gateway
-	$(PY) -m lmstudio_agent.eval eval --embedded $(foreach m,$(EVAL_MODES),--mode $(m)) \
+eval: $(STAMPS)/core $(STAMPS)/gateway ## tool calling: embedded model + adapter, and bare in every mode, held-out + unseen-tool splits
+	$(PY) -m lmstudio_eval eval --embedded $(foreach m,$(EVAL_MODES),--mode $(m)) \
 		$(foreach m,$(EVAL_BARE_MODES),--bare-mode $(m)) --bare-limit $(EVAL_BARE_LIMIT) \
 		$(foreach s,$(EVAL_SPLITS),--split $(s)) --report-dir $(EVAL_REPORT) $(EVAL_ARGS)
 
 # Regenerate the suite's and the corpus's JSONL files (package data); tests/eval checks they match the generators.
-eval-suite: $(STAMPS)/core
-	$(PY) -m lmstudio_agent.eval.suite
-	$(PY) -m lmstudio_agent.eval.corpus
+eval-suite: $(STAMPS)/core ## regenerate the suite's and the tool corpus's JSONL files from their generators
+	$(PY) -m lmstudio_eval.suite
+	$(PY) -m lmstudio_eval.corpus
 
 # Training runs in the fine-tuning venv (FT_PY, mk/finetune.mk); serving and measuring in the main one. The adapter
 # and its recipe (TOOL_ADAPTER, .json beside it) land in gateway-model, which serves them by default; the base
 # model's answers to the plain-chat rows are cached in the report directory (greedy, so the rows are reproducible).
-finetune-tools: $(STAMPS)/finetune $(STAMPS)/gateway $(VENV)/finetune/share/llama.cpp/convert_lora_to_gguf.py
+finetune-tools: $(STAMPS)/finetune $(STAMPS)/gateway $(VENV)/finetune/share/llama.cpp/convert_lora_to_gguf.py ## train the shipped tool adapter (GGUF LoRA) on the corpus
 	AXOLOTL_DO_NOT_TRACK=1 WANDB_MODE=disabled HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-		$(PY) -m lmstudio_agent.eval finetune-tools --finetune-python $(FT_PY) --adapter-out $(TOOL_ADAPTER) \
+		$(PY) -m lmstudio_eval finetune-tools --finetune-python $(FT_PY) --adapter-out $(TOOL_ADAPTER) \
 		--chat-cache $(FINETUNE_TOOLS_REPORT)/base_chat_answers.json --no-measure \
 		--report-dir $(FINETUNE_TOOLS_REPORT) $(FINETUNE_TOOLS_ARGS)

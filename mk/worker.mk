@@ -11,10 +11,10 @@ $(STAMPS)/worker: $(STAMPS)/core $(WORKER_DIR)/package.json $(WORKER_DIR)/packag
 	$(PIP) install -q --no-deps '$(WORKERS_RUNTIME_SDK)'
 	@mkdir -p $(STAMPS) && touch $@
 
-worker-deps: $(STAMPS)/worker
+worker-deps: $(STAMPS)/worker ## wrangler and Node 22 (npm ci) and the Workers Python SDK
 
 # Place the core package into cloudflare/python_modules/ (pywrangler's vendor folder), run
 # `wrangler deploy --dry-run --outdir cloudflare/dist` (failing on any error), then check the bundle carries
 # src/entry.py and an exact copy of the core package.
-worker-build: $(STAMPS)/worker
+worker-build: $(STAMPS)/worker ## wrangler deploy --dry-run, with the core package in the bundle
 	$(PY) $(WORKER_DIR)/bundle.py build --outdir $(WORKER_DIR)/dist

@@ -10,6 +10,14 @@ import pytest
 from tests.support.openai_stub import ScriptedOpenAIServer
 
 
+@pytest.fixture(autouse=True)
+def _no_running_server_file(tmp_path_factory, monkeypatch) -> None:
+    """Tests never pick up the server file of a `make serve-model` the developer has running."""
+    from lmstudio_agent.connection import ENV_SERVER_FILE
+
+    monkeypatch.setenv(ENV_SERVER_FILE, str(tmp_path_factory.getbasetemp() / "no-server.env"))
+
+
 @pytest.fixture
 def openai_stub() -> Iterator[ScriptedOpenAIServer]:
     """A started scripted OpenAI-protocol server on 127.0.0.1 (no token required)."""

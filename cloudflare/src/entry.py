@@ -7,18 +7,16 @@ is Worker-specific is reading ``self.env`` (vars, secrets, the KV binding) and t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
 from workers import Response, WorkerEntrypoint
 
 from kv_cache import KVCacheStore
 from lmstudio_agent import contract
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.service import AgentBackend, EndpointSettings
+from lmstudio_agent.service import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
 
 logger = logging.getLogger("lmstudio_agent.worker")
 
@@ -72,24 +70,35 @@ async def handle(request: Any, env: Any) -> contract.HttpResponse:
             await close()
 
 
-def build_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOptions]:
-    """The agent backend and limits from the Worker's vars and secrets.
+# What lives as long as the isolate: the service built from the current settings (the tool registry, the
+# detected tool-call mode of each model). Rebuilt only when the settings change.
+_service: EndpointService | None = None
 
-    Built per request: one isolate serves concurrent requests, and a Worker may not use one request's I/O
-    objects in another. A configuration error does not break ``/health`` and is reported only to an
-    authenticated client, naming the settings but never their values (a secret may be among them).
+
+def service_for(settings: EndpointSettings) -> EndpointService:
+    """The isolate's service for ``settings``: the one already built when the settings are the same."""
+    global _service
+    if _service is None or _service.settings != settings:
+        _service = EndpointService(settings)
+    return _service
+
+
+def build_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOptions]:
+    """This request's backend and limits from the Worker's vars and secrets.
+
+    The HTTP client is per request (one isolate serves concurrent requests, and a Worker may not use one
+    request's I/O objects in another); the service behind it lives as long as the isolate. A configuration
+    error does not break ``/health`` and is reported only to an authenticated client, naming the settings but
+    never their values (core's policy, :func:`lmstudio_agent.service.load_settings`).
     """
     try:
-        settings = EndpointSettings.from_env(EnvView(env))
-    except ValidationError as exc:
-        problem = "invalid " + ", ".join(sorted({".".join(map(str, e["loc"])) or "settings" for e in exc.errors()}))
-        logger.error("the Worker's configuration is invalid: %s", problem)
-        return UnconfiguredBackend(problem), contract.ExecuteOptions()
-    options = settings.options()
-    if options.deadline_seconds > MAX_DEADLINE_SECONDS:
+        settings = load_settings(EnvView(env))
+    except AgentError as exc:
+        return UnconfiguredBackend(exc), contract.ExecuteOptions()
+    options = settings.options(limit_seconds=MAX_DEADLINE_SECONDS)
+    if options.deadline_seconds < settings.deadline_seconds:
         logger.warning("EXECUTE_DEADLINE_SECONDS capped at %gs on Workers", MAX_DEADLINE_SECONDS)
-        options = dataclasses.replace(options, deadline_seconds=MAX_DEADLINE_SECONDS)
-    return AgentBackend(settings), options
+    return service_for(settings).backend(), options
 
 
 class EnvView:
@@ -153,22 +162,3 @@ def to_response(result: contract.HttpResponse) -> Response:
         headers.pop("Content-Type", None)
         return Response(None, status=result.status, headers=headers)
     return Response(result.json(), status=result.status, headers=headers)
-
-
-class UnconfiguredBackend:
-    """Stands in for the agent when the Worker's vars are invalid: every execute answers INTERNAL_ERROR."""
-
-    default_model = ""
-
-    def __init__(self, problem: str) -> None:
-        self._problem = problem
-
-    def cache_scope(self) -> str:
-        return "unconfigured"
-
-    def select_tools(self, names: list[str]) -> contract.ToolSelection:
-        raise AgentError(ErrorCode.INTERNAL_ERROR, f"The Worker is not configured: {self._problem}")
-
-    async def run(self, *args: Any, **kwargs: Any) -> list:
-        raise AgentError(ErrorCode.INTERNAL_ERROR, f"The Worker is not configured: {self._problem}")
-

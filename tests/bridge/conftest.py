@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from lmstudio_agent.bridge import BridgeHub
+from lmstudio_hub import BridgeHub
 
 from .helpers import TOKEN, Agents, hub_options
 
@@ -17,7 +17,8 @@ async def make_hub() -> AsyncIterator[Callable[..., Awaitable[BridgeHub]]]:
     hubs: list[BridgeHub] = []
 
     async def make(port: int = 0, **overrides: Any) -> BridgeHub:
-        hub = BridgeHub(TOKEN, **hub_options(**overrides))
+        # With identities of its own the hub gets no shared token unless they carry one.
+        hub = BridgeHub(None if "identities" in overrides else TOKEN, **hub_options(**overrides))
         await hub.start("127.0.0.1", port)
         hubs.append(hub)
         return hub

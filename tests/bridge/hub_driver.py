@@ -18,8 +18,9 @@ from typing import Any, Mapping, Optional
 import httpx
 from pydantic import SecretStr
 
-from lmstudio_agent.bridge import BridgeHub, serve_agent
-from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_agent.bridge import serve_agent
+from lmstudio_hub import BridgeHub
+from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.contract import ExecuteOptions
 from lmstudio_agent.deadline import Deadline
@@ -78,8 +79,10 @@ class HubDriver:
         backend = AgentBackend(settings)
         self.backends.append(backend)
 
-        async def runner(instruction: str, tools: list[str]) -> list[AgentMessage]:
-            return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds))
+        async def runner(instruction: str, tools: list[str],
+                         documents: Optional[dict[str, str]] = None) -> list[AgentMessage]:
+            return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
+                                     documents=documents)
 
         registry = backend.registry
         self.serving.append(

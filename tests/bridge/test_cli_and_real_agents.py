@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.cache import MemoryCacheStore
 from lmstudio_agent.lmstudio import LMStudioAgent
 from tests.support.openai_stub import MODEL_ID, text, tool_call
@@ -73,8 +73,9 @@ def hub_process():
 
 def test_serve_refuses_weak_or_missing_secrets():
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    missing = subprocess.run([*CLI, "bridge", "serve"], env=env, capture_output=True, text=True, timeout=30)
-    assert missing.returncode == 2 and "--token" in missing.stderr
+    missing = subprocess.run([*CLI, "bridge", "serve", "--api-key", HUB_KEY], env=env, capture_output=True, text=True,
+                             timeout=30)
+    assert missing.returncode == 2 and "--token" in missing.stderr and "--agents-file" in missing.stderr
     weak = subprocess.run([*CLI, "bridge", "serve", "--token", "short", "--api-key", HUB_KEY], env=env,
                           capture_output=True, text=True, timeout=30)
     assert weak.returncode == 2 and "at least 16 characters" in weak.stderr

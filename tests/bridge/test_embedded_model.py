@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from lmstudio_agent.bridge.http import HubHttpApp, HubHttpServer
+from lmstudio_hub.http import HubHttpApp, HubHttpServer
 from lmstudio_agent.contract import ExecuteOptions
 from lmstudio_agent.lmstudio import LMStudioAgent
 

@@ -63,7 +63,7 @@ async def test_auth_refused_in_the_handshake(hub, token, status, code):
 
 
 async def test_a_hub_without_a_token_refuses_to_exist():
-    from lmstudio_agent.bridge import BridgeHub
+    from lmstudio_hub import BridgeHub
 
     with pytest.raises(ValueError, match="token"):
         BridgeHub("")
@@ -239,7 +239,7 @@ async def test_bad_frames_get_an_error_and_everything_keeps_working(make_hub, ra
     error = await recv_json(bad)
     assert error["type"] == "error"
     assert error["data"]["code"] == code and fragment in error["data"]["error"]
-    assert any(r.name == "lmstudio_agent.bridge.hub" and r.levelname == "WARNING" for r in caplog.records)  # logged
+    assert any(r.name == "lmstudio_hub.hub" and r.levelname == "WARNING" for r in caplog.records)  # logged
     # The same connection still works: a heartbeat is answered and a task is dispatched to it.
     await send_json(bad, {"type": "heartbeat", "data": {"ts": 1.5}})
     assert await recv_json(bad) == {"type": "heartbeat:ack", "data": {"ts": 1.5}}
@@ -375,13 +375,56 @@ async def test_late_first_result_wins_and_the_retry_is_cancelled(make_hub):
 
 async def test_attempts_are_bounded(make_hub):
     hub = await make_hub(task_timeout=0.2, max_attempts=2)
-    mute = await raw_agent(hub.url, "mute")
+    mutes = [await raw_agent(hub.url, name) for name in ("mute-1", "mute-2")]
     with pytest.raises(AgentError) as info:
         await hub.submit("never answered", deadline=Deadline(5))
     assert info.value.code is ErrorCode.UPSTREAM_TIMEOUT
     assert "after 2 attempt(s)" in info.value.message and "gave no result within 0.2s" in info.value.message
-    frames = [await recv_json(mute) for _ in range(4)]
-    assert [f["type"] for f in frames] == ["task:execute", "task:cancel", "task:execute", "task:cancel"]
+    for mute in mutes:  # one attempt each, each cancelled: never the same connection twice
+        frames = [await recv_json(mute) for _ in range(2)]
+        assert [f["type"] for f in frames] == ["task:execute", "task:cancel"]
+        await mute.close()
+
+
+async def test_a_timed_out_task_waits_for_an_agent_that_has_not_tried_it(make_hub):
+    # "retried" goes to the silent agent; when its attempt times out the other agent is busy and the silent
+    # one has a free slot. The retry must wait for the other agent, never go back to the silent one.
+    hub = await make_hub(task_timeout=0.3)
+    silent = await raw_agent(hub.url, "silent")
+    worker = await raw_agent(hub.url, "worker")
+    retried = asyncio.create_task(hub.submit("retried", deadline=Deadline(5)))
+    retried_id = (await recv_json(silent))["data"]["task_id"]
+    occupy = asyncio.create_task(hub.submit("occupy", deadline=Deadline(5)))
+    occupy_id = (await recv_json(worker))["data"]["task_id"]
+    assert (await recv_json(silent))["type"] == "task:cancel"  # retried's attempt timed out; worker still busy
+    # occupy's attempt times out next and goes to the silent agent (it has not tried occupy); the worker,
+    # now free, gets the retry of "retried".
+    assert (await recv_json(worker))["type"] == "task:cancel"
+    again = await recv_json(worker)
+    assert again["type"] == "task:execute" and again["data"]["task_id"] == retried_id
+    await answer(worker, retried_id, "worker did it")
+    assert (await retried)[0].content == "worker did it"
+    seen = await recv_json(silent)
+    assert seen["type"] == "task:execute" and seen["data"]["task_id"] == occupy_id  # never retried_id again
+    await answer(silent, occupy_id, "silent woke up")
+    assert (await occupy)[0].content == "silent woke up"
+    await silent.close()
+    await worker.close()
+
+
+async def test_a_lone_silent_agent_is_not_sent_its_task_again(make_hub):
+    hub = await make_hub(task_timeout=0.2, max_attempts=3)
+    mute = await raw_agent(hub.url, "mute")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(AgentError) as info:
+        await hub.submit("never answered", deadline=Deadline(1.0))
+    elapsed = asyncio.get_running_loop().time() - started
+    assert info.value.code is ErrorCode.UPSTREAM_TIMEOUT and "gave no result within 0.2s" in info.value.message
+    assert 0.9 <= elapsed < 3.0  # it waited for another agent until the deadline, and not past it
+    frames = [await recv_json(mute) for _ in range(2)]
+    assert [f["type"] for f in frames] == ["task:execute", "task:cancel"]
+    with pytest.raises(asyncio.TimeoutError):
+        await recv_json(mute, timeout=0.2)
     await mute.close()
 
 

@@ -142,3 +142,18 @@ async def test_headers_from_a_raw_js_headers_object_are_read() -> None:
     # Older runtimes hand fetch() the JS Request itself, whose Headers iterate as [name, value] pairs.
     assert entry.header_dict([["x-api-key", "k"], ["content-type", "application/json"]]) == {
         "x-api-key": "k", "content-type": "application/json"}
+
+
+async def test_the_isolate_keeps_the_service_and_detects_the_mode_once(openai_stub: ScriptedOpenAIServer) -> None:
+    env = make_env(openai_stub.base_url, LM_TOOL_MODE="auto")
+    openai_stub.enqueue(text("4"), text("5"))
+    for instruction in ("What is 2 + 2?", "What is 2 + 3?"):
+        status, _, _ = await fetch(env, "POST", "/execute", headers=AUTH, body=execute_body(instruction))
+        assert status == 200
+    listings = [r for r in openai_stub.requests if r["method"] == "GET" and "models" in r["path"]]
+    assert len(listings) == 1
+    first, _ = entry.build_backend(env)
+    second, _ = entry.build_backend(env)
+    assert first.service is second.service and first.client is not second.client
+    changed, _ = entry.build_backend(make_env(openai_stub.base_url, LM_TOOL_MODE="native"))
+    assert changed.service is not first.service

@@ -1,14 +1,16 @@
 """The agent loop's edge cases against a scripted loopback upstream."""
 
 import asyncio
+import json
 
 import pytest
 
+from lmstudio_agent import constrained
 from lmstudio_agent.agent import Agent, Goal
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.messages import final_answer
+from lmstudio_agent.messages import answered, final_answer
 from lmstudio_agent.tools import ToolRegistry
 from tests.support.openai_stub import ScriptedOpenAIServer, garbage, http_error, json_content, text, tool_call
 
@@ -70,8 +72,10 @@ async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
     assert final_answer(transcript) == "21 degrees in Paris"
     first = openai_stub.chat_requests[0]
     schema = first["response_format"]["json_schema"]["schema"]
-    assert {v["properties"]["tool"]["const"] for v in schema["anyOf"]} == {"get_weather", "count_words", "explode",
-                                                                          "terminate"}
+    # one branch per tool, then the answer without a tool, which takes the built-in terminate's place
+    assert [v["properties"].get("tool", {}).get("const") for v in schema["anyOf"]] == [
+        "get_weather", "count_words", "explode", None]
+    assert schema["anyOf"][-1]["properties"]["type"] == {"const": "answer"}
     # String arguments are copied from the conversation: the grammar offers the request's words, not free text.
     weather = next(v for v in schema["anyOf"] if v["properties"]["tool"]["const"] == "get_weather")
     assert weather["properties"]["arguments"]["properties"]["city"] == {"$ref": "#/$defs/copied_text"}
@@ -114,7 +118,9 @@ async def test_unknown_tool_becomes_a_message_and_the_run_goes_on(openai_stub):
     assert "get_weather" in error.content
     sent_back = openai_stub.chat_requests[1]["messages"][-1]
     assert sent_back["role"] == "tool" and "Unknown tool" in sent_back["content"]
-    assert final_answer(transcript) == "Sorry, I cannot."
+    # Its only call failed, so the run has no answer: it says so, quoting what the model wrote.
+    assert final_answer(transcript) is None
+    assert transcript[-1].code == ErrorCode.NO_ANSWER.value and "Sorry, I cannot." in transcript[-1].content
 
 
 async def test_invalid_arguments_never_reach_the_function(openai_stub):
@@ -146,11 +152,13 @@ async def test_garbage_reply_is_reported_and_the_model_retries(openai_stub):
 async def test_rounds_are_bounded_and_tools_withdrawn_on_the_last(openai_stub):
     openai_stub.default = json_content({"name": "count_words", "arguments": {"text": "again"}})
     openai_stub.enqueue(*[json_content({"name": "count_words", "arguments": {"text": "again"}})] * 2,
-                        text("Final words."))
+                        json_content({"type": "answer", "answer": "Final words."}))
     transcript = await agent_for(openai_stub, max_rounds=3).run("loop forever")
     assert len(openai_stub.chat_requests) == 3
     assert "response_format" in openai_stub.chat_requests[1]
-    assert "response_format" not in openai_stub.chat_requests[2] and "tools" not in openai_stub.chat_requests[2]
+    # the last round: no tools, and the grammar offers only the answer in words
+    last = openai_stub.chat_requests[2]
+    assert "tools" not in last and last["response_format"]["json_schema"]["schema"] == constrained.answer_schema()
     assert final_answer(transcript) == "Final words."
 
 
@@ -200,3 +208,87 @@ async def test_auto_mode_picks_constrained_without_tool_use_and_native_with_it()
         assert (await agent_for(server, mode="auto").resolve_mode()).value == "constrained"
     with ScriptedOpenAIServer(capabilities=["tool_use"]) as server:
         assert (await agent_for(server, mode="auto").resolve_mode()).value == "native"
+
+
+async def test_constrained_answer_without_a_tool_ends_the_run_with_its_words(openai_stub):
+    openai_stub.enqueue(json_content({"type": "answer", "answer": "None of my tools can write a poem."}))
+    transcript = await agent_for(openai_stub).run("Write a poem about autumn")
+    assert calls == []  # nothing ran
+    assert [m.type for m in transcript] == ["result"]
+    assert final_answer(transcript) == "None of my tools can write a poem."
+    assert len(openai_stub.chat_requests) == 1
+    # the system prompt lists the answer as a choice, in the same form as the tools
+    system = openai_stub.chat_requests[0]["messages"][0]["content"]
+    assert constrained.format_answer("...") in system and '"tool": "terminate"' not in system
+
+
+async def test_constrained_answer_after_a_tool_result_finishes_in_words(openai_stub):
+    openai_stub.enqueue(json_content({"type": "weather", "tool": "get_weather", "arguments": {"city": "Paris"}}),
+                        json_content({"type": "answer", "answer": "It is 21 degrees in Paris."}))
+    transcript = await agent_for(openai_stub).run("Weather in Paris?")
+    assert calls == [("get_weather", "Paris", "celsius")]
+    assert final_answer(transcript) == "It is 21 degrees in Paris."
+    second = openai_stub.chat_requests[1]["messages"]
+    assert second[-1] == {"role": "user", "content": constrained.format_result("get_weather", second[-1]["content"][
+        len("Result of get_weather: "):])}
+
+
+# ------------------------------------------------------------------------ repeated calls, honest outcomes
+
+
+async def test_an_identical_call_runs_once_and_the_model_is_steered_to_finish(openai_stub):
+    again = json_content({"type": "words", "tool": "count_words", "arguments": {"text": "a b"}})
+    openai_stub.enqueue(again, again, json_content({"type": "answer", "answer": "There are 2 words."}))
+    transcript = await agent_for(openai_stub).run("How many words in: a b")
+    assert calls == [("count_words", "a b")]  # the repeat was not run again
+    assert [(m.type, m.tool, m.content) for m in transcript if m.type == "result"] == [
+        ("result", "count_words", "2"), ("result", "count_words", "2"), ("result", None, "There are 2 words.")]
+    steer = openai_stub.chat_requests[2]["messages"][-1]["content"]
+    assert "already called count_words with these arguments" in steer
+    branches = openai_stub.chat_requests[2]["response_format"]["json_schema"]["schema"]["anyOf"]
+    offered = {v["properties"]["tool"]["const"] for v in branches if "tool" in v["properties"]}
+    assert "count_words" not in offered and constrained.answer_schema() in branches
+
+
+async def test_identical_calls_in_one_native_response_run_once(openai_stub):
+    openai_stub.enqueue(tool_call("", {}, calls=[("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Oslo"})]),
+                        text("21 degrees in Oslo."))
+    transcript = await agent_for(openai_stub, mode="native").run("Weather in Oslo")
+    assert calls == [("get_weather", "Oslo", "celsius")]
+    assert final_answer(transcript) == "21 degrees in Oslo."
+
+
+async def test_a_serialized_call_is_never_the_final_answer(openai_stub):
+    blob = json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}})
+    openai_stub.enqueue(json_content({"tool": "get_weather", "arguments": {"city": "Paris"}}),
+                        json_content({"tool": "terminate", "arguments": {"message": blob}}),
+                        json_content({"tool": "terminate", "arguments": {"message": "It is 21 degrees in Paris."}}))
+    transcript = await agent_for(openai_stub).run("Weather in Paris?")
+    refused = next(m for m in transcript if m.type == "error")
+    assert refused.code == "MODEL_OUTPUT_INVALID" and "plain words" in refused.content
+    assert final_answer(transcript) == "It is 21 degrees in Paris."
+
+
+async def test_rounds_running_out_without_words_end_with_no_answer(openai_stub):
+    openai_stub.enqueue(tool_call("get_weather", {"city": "Rome"}),
+                        text('{"name": "get_weather", "arguments": {"city": "Rome"}}'))
+    seen = []
+    transcript = await agent_for(openai_stub, mode="native", max_rounds=2).run("Weather in Rome", on_message=seen.append)
+    assert not answered(transcript) and final_answer(transcript) is None
+    assert transcript[-1].type == "error" and transcript[-1].code == ErrorCode.NO_ANSWER.value
+    assert "rounds ran out" in transcript[-1].content and seen == transcript
+
+
+async def test_a_run_whose_every_call_failed_has_no_answer(openai_stub):
+    openai_stub.enqueue(tool_call("explode", {"reason": "x"}), tool_call("explode", {"reason": "x"}),
+                        text("Done, all good."))
+    transcript = await agent_for(openai_stub, mode="native").run("explode it")
+    assert transcript[-1].code == ErrorCode.NO_ANSWER.value
+    assert "every tool call failed" in transcript[-1].content and "Done, all good." in transcript[-1].content
+    assert not answered(transcript)
+
+
+async def test_an_answer_with_no_call_at_all_is_a_success(openai_stub):
+    openai_stub.enqueue(text("Hello! How can I help?"))
+    transcript = await agent_for(openai_stub, mode="native").run("hi")
+    assert answered(transcript) and final_answer(transcript) == "Hello! How can I help?"

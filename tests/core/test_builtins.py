@@ -77,12 +77,21 @@ async def test_json_output_gets_one_repair_round_then_a_clear_error(openai_stub)
 
 
 async def test_invoice_extraction_and_pluggable_storage(openai_stub, tmp_path):
-    invoice = {"invoice_number": "INV-42", "date": "2024-03-01", "total_amount": 1250.5}
-    openai_stub.enqueue(json_content(invoice))
+    document = "Globex Ltd\nInvoice #INV-42\nDate: 2024-03-01\nDescription Qty Price Total\nWidget 1 1,250.50 1,250.50\nTotal: $1,250.50"
+    reply = {"invoice_number": "INV-42", "date": "2024-03-01", "vendor": {"name": "Globex Ltd"},
+             "line_items": [{"description": "Widget", "quantity": 1, "unit_price": 1250.5, "total": 1250.5}],
+             "total_amount": 1250.5, "currency": "USD"}
+    openai_stub.enqueue(json_content(reply))
     context = context_for(openai_stub, invoice_storage=JsonFileInvoiceStorage(tmp_path / "invoices.json"))
-    extracted = await extract_invoice_data(context, "Invoice #INV-42 ... Total: $1,250.50")
+    extracted = await extract_invoice_data(context, document)
+    invoice = {"invoice_number": "INV-42", "date": "2024-03-01", "total_amount": 1250.5, "currency": "USD",
+               "vendor": {"name": "Globex Ltd"}, "line_items": reply["line_items"]}
     assert extracted == invoice
-    assert openai_stub.chat_requests[0]["response_format"]["json_schema"]["schema"]["required"] == INVOICE_SCHEMA["required"]
+    schema = openai_stub.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    # The grammar writes every field, each value one copied from the document.
+    assert set(INVOICE_SCHEMA["required"]) <= set(schema["required"])
+    assert schema["properties"]["invoice_number"] == {"enum": ["INV-42"]}
+    assert schema["properties"]["total_amount"] == {"enum": [1250.5]}
     assert store_invoice(context, extracted)["invoice_number"] == "INV-42"
     assert json.loads((tmp_path / "invoices.json").read_text())["INV-42"] == invoice
     with pytest.raises(ValueError, match="invoice number"):
@@ -107,3 +116,15 @@ def test_builtin_registry_contents_and_side_effects():
             "write_feature_announcement"} == set(registry.names())
     assert registry.get("store_invoice").side_effects and not registry.get("extract_data").side_effects
     assert "action_context" not in json.dumps(registry.to_openai_tools())
+
+
+async def test_sentiment_label_is_the_most_probable_under_the_distribution(openai_stub):
+    # The sampled token starts "positive" (0.35), but "neg" (0.30) and " negative" (0.25) both start
+    # "negative": under the distribution negative is the most probable label, and that is the answer.
+    tokens = [('{"sentiment":', -0.01, {}), (' "', -0.01, {}),
+              ("pos", math.log(0.35), {"pos": math.log(0.35), "neg": math.log(0.30), "negative": math.log(0.25),
+                                       "neutral": math.log(0.10)}),
+              ("itive", -0.001, {}), ('"}', -0.01, {})]
+    openai_stub.enqueue(text('{"sentiment": "positive"}', logprobs=logprobs_for(tokens)))
+    result = await analyze_sentiment(context_for(openai_stub), "Cold and bland.")
+    assert result == {"sentiment": "negative", "confidence": pytest.approx(0.55, abs=1e-3)}

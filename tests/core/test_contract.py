@@ -7,6 +7,7 @@ import pytest
 
 from lmstudio_agent.cache import MemoryCacheStore, cache_key, wants_fresh
 from lmstudio_agent.contract import ExecuteOptions, handle_request
+from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.openapi import openapi_json
 from lmstudio_agent.service import AgentBackend, EndpointSettings
 from lmstudio_agent.tools import ToolRegistry
@@ -154,3 +155,25 @@ def test_cache_key_normalises_instruction_and_tool_order():
 def test_committed_openapi_document_is_current():
     committed = Path(__file__).resolve().parents[2] / "core" / "openapi.json"
     assert committed.read_text() == openapi_json(), "core/openapi.json is stale: run `lmstudio-agent openapi -o core/openapi.json`"
+
+
+async def test_a_key_source_is_read_only_for_keyed_routes_and_its_failure_keeps_its_code(backend):
+    reads = []
+
+    def key() -> str:
+        reads.append(1)
+        raise AgentError(ErrorCode.INTERNAL_ERROR, "The endpoint is misconfigured: a secret could not be read")
+
+    health = await handle_request("GET", "/health", {}, None, backend=backend, api_key=key)
+    assert health.status == 200 and reads == []
+    refused = await handle_request("POST", "/execute", {"Authorization": f"Bearer {KEY}"}, '{"instruction": "x"}',
+                                   backend=backend, api_key=key)
+    assert refused.status == 500 and "misconfigured" in refused.body["error"] and reads == [1]
+
+
+async def test_a_caller_the_platform_authenticated_needs_no_key(backend, openai_stub):
+    openai_stub.enqueue(json_content({"tool": "echo", "arguments": {"text": "hi"}}))
+    response = await handle_request("POST", "/execute", {}, json.dumps({"instruction": "Echo hi", "tools": ["echo"]}),
+                                    backend=backend, api_key=None, authenticated=True)
+    assert response.status == 200, response.body
+    assert (await handle_request("POST", "/execute", {}, "{}", backend=backend, api_key=None)).status == 401

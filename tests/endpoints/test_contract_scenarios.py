@@ -14,7 +14,7 @@ import pytest
 
 from tests.endpoints.conftest import CLIENT_KEY, UPSTREAM_TOKEN
 from tests.endpoints.drivers import DriverResponse, EndpointDriver
-from tests.support.openai_stub import garbage, http_error, text, tool_call
+from tests.support.openai_stub import garbage, http_error, json_content, text, tool_call
 
 OK = {"instruction": "What is 2 + 3?", "tools": []}
 CACHEABLE = {"instruction": "Summarise: cats are great pets", "tools": ["analyze_sentiment"]}
@@ -180,6 +180,15 @@ CLIENT_ERRORS = [
                  id="tools-not-list"),
     pytest.param({"payload": {"instruction": "x", "tools": ["rm_rf"]}}, 400, "UNKNOWN_TOOL", id="unknown-tool"),
     pytest.param({"payload": {"instruction": "x" * (70 * 1024)}}, 413, "PAYLOAD_TOO_LARGE", id="oversized-body"),
+    pytest.param({"payload": {"instruction": "x", "documents": ["a"]}}, 400, "INVALID_REQUEST", id="documents-not-object"),
+    pytest.param({"payload": {"instruction": "x", "documents": {"bad name!": "a"}}}, 400, "INVALID_REQUEST",
+                 id="document-bad-name"),
+    pytest.param({"payload": {"instruction": "x", "documents": {"a": 42}}}, 400, "INVALID_REQUEST",
+                 id="document-not-string"),
+    pytest.param({"payload": {"instruction": "x", "documents": {f"d{i}": "a" for i in range(9)}}}, 400,
+                 "INVALID_REQUEST", id="too-many-documents"),
+    pytest.param({"payload": {"instruction": "x", "documents": {"a": "y" * 60_001}}}, 400, "INVALID_REQUEST",
+                 id="document-too-long"),
 ]
 
 
@@ -224,3 +233,66 @@ def test_upstream_garbage(endpoint, openai_stub):
 def test_upstream_rejects_a_wrong_token(make_endpoint):
     endpoint = make_endpoint(upstream_token="sk-lm-wrong")
     assert_error(execute(endpoint, OK), 500, "UPSTREAM_ERROR")
+
+
+# ------------------------------------------------------------------------------------ documents by reference
+
+NOTE = "Ada Lovelace wrote the first program for the Analytical Engine in 1843. " * 4
+
+
+def test_a_document_reaches_the_tool_by_reference(endpoint, openai_stub):
+    openai_stub.enqueue(tool_call("extract_data", {"text": "@doc:note", "schema": {"name": "string"}}),
+                        json_content({"name": "Ada Lovelace"}), text("The note is about Ada Lovelace."))
+    payload = {"instruction": "Who is the note about?", "tools": ["extract_data"], "documents": {"note": NOTE}}
+    response = execute(endpoint, payload)
+    assert response.status == 200, response.text
+    assert response.json["success"] is True
+    result = response.json["result"]
+    assert result[0] == {"type": "action", "tool": "extract_data", "args": {"text": "@doc:note", "schema": {"name": "string"}}}
+    assert result[1]["tool"] == "extract_data" and "Ada Lovelace" in result[1]["content"]
+    assert result[-1] == {"type": "result", "content": "The note is about Ada Lovelace."}
+    first, extraction = openai_stub.chat_requests[0], openai_stub.chat_requests[1]
+    # The model was told about the document and how to pass it, not given its text ...
+    assert NOTE not in json.dumps(first["messages"])
+    assert '"@doc:note"' in first["messages"][0]["content"]
+    # ... and the tool received the full text.
+    assert NOTE.strip() in extraction["messages"][-1]["content"]
+
+
+def test_documents_are_part_of_the_cache_key(endpoint, openai_stub):
+    openai_stub.enqueue(text("first"), text("second"), text("third"))
+    payload = {**CACHEABLE, "documents": {"note": "one"}}
+    assert execute(endpoint, payload).json["cached"] is False
+    assert execute(endpoint, {**payload, "documents": {"note": "two"}}).json["cached"] is False
+    assert execute(endpoint, CACHEABLE).json["cached"] is False
+    assert execute(endpoint, payload).json["cached"] is True
+    assert chat_calls(openai_stub) == 3
+
+
+def test_unknown_document_is_a_tool_error_and_the_run_has_no_answer(endpoint, openai_stub):
+    openai_stub.enqueue(tool_call("extract_data", {"text": "@doc:missing", "schema": {"name": "string"}}),
+                        text("I could not read it."))
+    payload = {"instruction": "Who is the note about?", "tools": ["extract_data"], "documents": {"note": NOTE}}
+    response = execute(endpoint, payload)
+    assert_error(response, 422, "NO_ANSWER")
+    errors = [m for m in response.json["result"] if m["type"] == "error"]
+    assert errors[0]["code"] == "TOOL_EXECUTION_FAILED" and "Unknown document '@doc:missing'" in errors[0]["content"]
+    assert "@doc:note" in errors[0]["content"]  # the message names the documents the run has
+    # The error went back to the model.
+    assert "Unknown document" in json.dumps(openai_stub.chat_requests[1]["messages"][-1])
+
+
+# ---------------------------------------------------------------------------------------- honest outcomes
+
+
+def test_a_run_without_an_answer_is_not_a_success_and_never_cached(endpoint, openai_stub):
+    # Every round asks for a tool that fails; the last round's reply is a call, not words.
+    openai_stub.default = tool_call("extract_data", {"text": "x", "schema": {}})
+    payload = {"instruction": "Extract the data from: x", "tools": ["extract_data"]}
+    response = execute(endpoint, payload)
+    assert_error(response, 422, "NO_ANSWER")
+    assert response.json["result"][-1]["code"] == "NO_ANSWER"
+    assert endpoint.cache_entries() == 0
+    openai_stub.default = text("There is nothing to extract.")
+    again = execute(endpoint, payload)
+    assert again.status == 200 and again.json["cached"] is False and again.json["success"] is True

@@ -8,10 +8,10 @@ import json
 from typer.testing import CliRunner
 
 from lmstudio_agent.cli import app as main_app
-from lmstudio_agent.eval.cli import eval_app
-from lmstudio_agent.eval.report import PLOT_FILE, REPORT_FILE
-from lmstudio_agent.eval.suite import Task, write_suite
-from lmstudio_agent.eval.suite_tools import suite_registry
+from lmstudio_eval.cli import eval_app
+from lmstudio_eval.report import PLOT_FILE, REPORT_FILE
+from lmstudio_eval.suite import Task, write_suite
+from lmstudio_eval.suite_tools import suite_registry
 from tests.support.openai_stub import MODEL_ID, json_content, text
 
 REGISTRY = suite_registry()
@@ -80,3 +80,11 @@ def test_bad_input_is_a_clear_error(tmp_path, dead_upstream_url):
                                       "--mode", "constrained", "--report-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "connection_failed" in result.output.lower()
     assert not (tmp_path / "r" / REPORT_FILE).exists()
+
+
+def test_a_model_the_server_does_not_have_is_an_error_not_a_zero_score(openai_stub, tmp_path):
+    result = runner.invoke(eval_app, ["eval", "--suite", str(small_suite(tmp_path)), "--base-url", openai_stub.base_url,
+                                      "--model", "lfm2-350m", "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "MODEL_NOT_LOADED" in result.output and "--model" in result.output and MODEL_ID in result.output
+    assert openai_stub.chat_requests == [] and not (tmp_path / "r").exists()

@@ -50,21 +50,25 @@ TOOLS = [WEATHER, CURRENCY, FLIGHTS, INVOICE, TERMINATE]
 
 
 def variant(schema, name):
-    return next(v for v in schema.get("anyOf", [schema]) if v["properties"][constrained.NAME_KEY]["const"] == name)
+    return next(v for v in schema.get("anyOf", [schema]) if v["properties"].get(constrained.NAME_KEY, {}).get("const") == name)
 
 
 def test_each_tool_is_one_object_topic_then_name_then_its_own_arguments():
     schema = constrained.call_schema(TOOLS)
+    # one branch per tool but the built-in final-answer tool, whose place the answer branch takes (last)
     assert len(schema["anyOf"]) == len(TOOLS)
+    assert schema["anyOf"][-1] == constrained.answer_schema()
+    assert "terminate" not in {v["properties"].get("tool", {}).get("const") for v in schema["anyOf"]}
     weather = variant(schema, "get_weather")
     assert list(weather["properties"]) == ["type", "tool", "arguments"]
     assert weather["required"] == ["type", "tool", "arguments"] and weather["additionalProperties"] is False
     assert weather["properties"]["type"] == {"const": "weather"}
     assert weather["properties"]["arguments"]["properties"]["unit"]["enum"] == ["celsius", "fahrenheit"]
     assert weather["properties"]["arguments"]["additionalProperties"] is False  # an extra argument cannot be written
-    assert constrained.call_schema([WEATHER])["properties"]["tool"] == {"const": "get_weather"}  # one tool: no anyOf
+    assert constrained.call_schema([WEATHER], answer=False)["properties"]["tool"] == {"const": "get_weather"}
+    assert constrained.call_schema([]) == constrained.answer_schema()  # no tools: only the answer
     with pytest.raises(ValueError):
-        constrained.call_schema([])
+        constrained.call_schema([], answer=False)
 
 
 def test_topics_are_the_tools_object_words():
@@ -90,7 +94,9 @@ def test_the_prompt_shows_each_tool_as_description_and_call_shape():
     prompt = constrained.system_prompt(TOOLS)
     assert "Get the current weather for a city.\n" in prompt
     assert '{"type": "weather", "tool": "get_weather", "arguments": {"city": "...", "unit": "celsius"}}' in prompt
-    assert constrained.FINAL_SUMMARY in prompt  # the final-answer tool says when it is for
+    assert constrained.FINAL_SUMMARY not in prompt and '"tool": "terminate"' not in prompt
+    assert prompt.index('"tool": "search_flights"') < prompt.index(
+        constrained.ANSWER_SUMMARY + '\n{"type": "answer", "answer": "..."}')  # the answer: last, same form
     assert "Copy values from the request exactly." in prompt
 
 
@@ -106,7 +112,8 @@ def test_strings_and_arrays_are_bounded():
 
 def test_spans_are_whole_words_of_the_request_without_its_leading_verb_or_quotes():
     spans = constrained.spans(["Translate 'Where is the station?' into German."])
-    assert {"Where is the station?", "Where is the station", "German", "German.", "station"} <= set(spans)
+    assert {"Where is the station?", "Where is the station", "German", "German."} <= set(spans)
+    assert "station" not in spans and "the station" not in spans  # a quotation is copied whole
     assert not [s for s in spans if s.startswith("Translate")]
     assert "tation" not in spans  # whole words only
     assert constrained.spans(['Say "hi" to C:\\temp now']) and not [
@@ -122,8 +129,8 @@ def test_copied_strings_numbers_and_objects_in_the_schema():
     assert flights["passengers"]["enum"] == [3]  # "A-1" is a code, not the number 1; 9.5 is no integer
     invoice = variant(schema, "store_invoice")["properties"]["arguments"]["properties"]["invoice_data"]
     assert invoice == {"enum": [{"invoice_number": "A-1", "total": 9.5}]}
-    # the final answer stays free text
-    assert variant(schema, "terminate")["properties"]["arguments"]["properties"]["message"]["type"] == "string"
+    # the answer stays free text
+    assert schema["anyOf"][-1]["properties"]["answer"]["type"] == "string"
     # a correct call validates against the copy-constrained schema; an invented value does not
     good = {"type": "flights", "tool": "search_flights", "arguments": {"origin": "Oslo", "destination": "Lima", "passengers": 3}}
     invented = {**good, "arguments": {**good["arguments"], "origin": "Bergen"}}
@@ -134,35 +141,35 @@ def test_copied_strings_numbers_and_objects_in_the_schema():
 
 def test_numbers_copied_keep_their_type():
     assert constrained.numbers(["Convert 2044.02 CHF, a 5-minute timer, -3 degrees, v1.2"]) == [2044.02, 5, -3]
-    schema = constrained.call_schema([FLIGHTS], ["Flights from Oslo to Lima for 2.5 or 4 people"])
+    schema = constrained.call_schema([FLIGHTS], ["Flights from Oslo to Lima for 2.5 or 4 people"], answer=False)
     assert schema["properties"]["arguments"]["properties"]["passengers"] == {"type": "integer", "enum": [4]}
 
 
 def test_an_optional_number_with_nothing_to_copy_is_left_to_its_default():
-    schema = constrained.call_schema([FLIGHTS], ["Find flights from Oslo to Lima"])
+    schema = constrained.call_schema([FLIGHTS], ["Find flights from Oslo to Lima"], answer=False)
     assert "passengers" not in schema["properties"]["arguments"]["properties"]
-    required_number = constrained.call_schema([CURRENCY], ["Convert some USD to EUR"])
+    required_number = constrained.call_schema([CURRENCY], ["Convert some USD to EUR"], answer=False)
     assert required_number["properties"]["arguments"]["properties"]["amount"] == {"type": "number"}
 
 
 def test_enum_values_are_narrowed_to_those_mentioned_when_enough_are():
-    both = constrained.call_schema([CURRENCY], ["How much is 20 gbp in EUR?"])["properties"]["arguments"]["properties"]
+    both = constrained.call_schema([CURRENCY], ["How much is 20 gbp in EUR?"], answer=False)["properties"]["arguments"]["properties"]
     assert both["from_currency"]["enum"] == ["EUR", "GBP"] == both["to_currency"]["enum"]
-    one = constrained.call_schema([CURRENCY], ["How much is 20 pounds in EUR?"])["properties"]["arguments"]["properties"]
+    one = constrained.call_schema([CURRENCY], ["How much is 20 of those in EUR?"], answer=False)["properties"]["arguments"]["properties"]
     assert one["from_currency"]["enum"] == ["USD", "EUR", "GBP"]  # one mention for two arguments: no narrowing
-    unit = constrained.call_schema([WEATHER], ["Weather in Oslo in Fahrenheit"])["properties"]["arguments"]["properties"]
+    unit = constrained.call_schema([WEATHER], ["Weather in Oslo in Fahrenheit"], answer=False)["properties"]["arguments"]["properties"]
     assert unit["unit"]["enum"] == ["fahrenheit"]
 
 
 def test_an_optional_enum_the_request_names_is_required_and_one_it_does_not_name_keeps_its_default():
-    named = constrained.call_schema([WEATHER], ["Weather in Oslo in Fahrenheit"])["properties"]["arguments"]
+    named = constrained.call_schema([WEATHER], ["Weather in Oslo in Fahrenheit"], answer=False)["properties"]["arguments"]
     assert named["required"] == ["city", "unit"] and named["properties"]["unit"]["enum"] == ["fahrenheit"]
-    unnamed = constrained.call_schema([WEATHER], ["Weather in Oslo"])["properties"]["arguments"]
+    unnamed = constrained.call_schema([WEATHER], ["Weather in Oslo"], answer=False)["properties"]["arguments"]
     assert "unit" not in unnamed["properties"] and unnamed["required"] == ["city"]
 
 
 def test_a_tool_that_needs_an_object_waits_until_the_conversation_holds_one():
-    names = lambda schema: {v["properties"][constrained.NAME_KEY]["const"] for v in schema.get("anyOf", [schema])}
+    names = lambda schema: {v["properties"].get(constrained.NAME_KEY, {}).get("const") for v in schema.get("anyOf", [schema])} - {None}
     assert names(constrained.call_schema([WEATHER, INVOICE], ["Store the invoice INV-1 from ACME"])) == {"get_weather"}
     found = constrained.call_schema([WEATHER, INVOICE], ['Result of extract: {"invoice_number": "INV-1"}'])
     assert names(found) == {"get_weather", "store_invoice"}
@@ -180,7 +187,7 @@ def test_spans_stop_once_past_the_limit():
 
 def test_too_much_text_to_copy_leaves_strings_free(monkeypatch):
     monkeypatch.setattr(constrained, "MAX_SPANS", 10)
-    schema = constrained.call_schema([WEATHER], ["a b c d e f g h i j k l m n o p"])
+    schema = constrained.call_schema([WEATHER], ["a b c d e f g h i j k l m n o p"], answer=False)
     assert "$defs" not in schema
     assert schema["properties"]["arguments"]["properties"]["city"]["type"] == "string"
 

@@ -10,14 +10,14 @@ import pytest
 
 from lmstudio_agent import constrained
 from lmstudio_agent.client import ChatClient
-from lmstudio_agent.eval.corpus import (
+from lmstudio_eval.corpus import (
     GENERATOR_VERSION, all_tools, corpus_path, generate_corpus, split_tools, unseen_groups,
 )
-from lmstudio_agent.eval.corpus_values import COUNTRIES, CURRENCIES, STATES
-from lmstudio_agent.eval.report import summarize
-from lmstudio_agent.eval.runner import run_task
-from lmstudio_agent.eval.suite import Task, load_suite, tools_for
-from lmstudio_agent.eval.training import answer_content, task_rows
+from lmstudio_eval.corpus_values import COUNTRIES, CURRENCIES, STATES
+from lmstudio_eval.report import summarize
+from lmstudio_eval.runner import run_task
+from lmstudio_eval.suite import Task, load_suite, tools_for
+from lmstudio_eval.training import answer_content, task_rows
 from lmstudio_agent.modes import ConstrainedStrategy
 from lmstudio_agent.toolcalls import ToolCall, parse_tool_calls
 from lmstudio_agent.tools import ToolRegistry

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from lmstudio_agent import constrained
 from lmstudio_agent.agent import TERMINATE
 from lmstudio_agent.client import ChatClient
-from lmstudio_agent.eval.cli import eval_app
-from lmstudio_agent.eval.runner import concrete_mode, run_suite, spread
-from lmstudio_agent.eval.suite import builtin_suite_path, load_suite, tools_for
+from lmstudio_eval.cli import eval_app
+from lmstudio_eval.runner import concrete_mode, run_suite, spread
+from lmstudio_eval.suite import builtin_suite_path, load_suite, tools_for
 from lmstudio_agent.toolcalls import parse_tool_calls
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

@@ -7,8 +7,8 @@ import enum
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmstudio_agent.eval.scoring import compare_arguments, score_call, to_plain, values_equal, with_defaults
-from lmstudio_agent.eval.suite_tools import suite_registry
+from lmstudio_eval.scoring import compare_arguments, score_call, to_plain, values_equal, with_defaults
+from lmstudio_eval.suite_tools import suite_registry
 
 REGISTRY = suite_registry()
 WEATHER = REGISTRY.get("get_weather").parameters

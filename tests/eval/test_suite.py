@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.eval.phrasings import PHRASINGS
-from lmstudio_agent.eval.suite import (
+from lmstudio_eval.phrasings import PHRASINGS
+from lmstudio_eval.suite import (
     Task,
     builtin_suite_path,
     generate_tasks,
@@ -17,7 +17,7 @@ from lmstudio_agent.eval.suite import (
     tools_for,
     write_suite,
 )
-from lmstudio_agent.eval.suite_tools import SUITE_BUILTINS, suite_registry
+from lmstudio_eval.suite_tools import SUITE_BUILTINS, suite_registry
 
 REGISTRY = suite_registry()
 HELDOUT = load_suite(builtin_suite_path("heldout"))
@@ -73,7 +73,7 @@ def test_the_committed_files_are_what_the_generator_writes(tmp_path):
     for split in ("train", "heldout"):
         fresh = write_suite(generate_tasks(split), tmp_path / f"{split}.jsonl")
         assert fresh.read_text() == builtin_suite_path(split).read_text(), (
-            f"regenerate with: python -m lmstudio_agent.eval.suite ({split} differs)")
+            f"regenerate with: python -m lmstudio_eval.suite ({split} differs)")
 
 
 def test_a_tool_unknown_to_the_registry_is_built_from_the_suite_object():

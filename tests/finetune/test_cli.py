@@ -20,10 +20,11 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def test_bad_row_exits_2_naming_it_before_any_training(tmp_path):
     data = tmp_path / "rows.jsonl"
-    data.write_text('{"instruction": "q", "response": "a"}\n{"instruction": "q"}\n')
+    data.write_text('{"instruction": "q", "response": "a"}\n\n{"instruction": "q"}\n')
     done = cli("run", "--data", str(data), "--output-dir", str(tmp_path / "out"), timeout=60)
     assert done.returncode == 2
-    assert "INVALID_REQUEST: row 1: response: Field required" in done.stderr
+    # Counted as an editor counts lines (the blank line included), from 1.
+    assert f"INVALID_REQUEST: line 3 of {data} (row 2): response: Field required" in done.stderr.replace("\n", "")
     assert not (tmp_path / "out").exists()
 
 

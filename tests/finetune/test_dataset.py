@@ -141,8 +141,8 @@ def test_a_bad_row_is_named_and_nothing_is_written(tuner, bad, problem):
     error = caught.value
     assert isinstance(error, AgentError) and isinstance(error, ValueError)
     assert error.code is ErrorCode.INVALID_REQUEST
-    assert error.row == 2
-    assert error.message.startswith("row 2: ")
+    assert error.row == 3  # the third row, counted from 1
+    assert error.message.startswith("row 3: ")
     assert problem in error.message
     assert tuner.last_error is error
     assert target.read_text(encoding="utf-8") == "previous\n"  # untouched

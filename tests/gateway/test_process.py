@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from lmstudio_agent.connection import ServerInfo, read_server_file, server_file_path
 from lmstudio_gateway.process import GatewayStartError, free_port, run_in_background, stop
 from lmstudio_gateway.server import API_KEY_ENV
 
@@ -39,6 +41,21 @@ def test_server_process_is_gone_after_the_block(tmp_path: Path) -> None:
     assert _gone(server.pid)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.root_url}/health", timeout=5)
+
+
+def test_the_temporary_log_is_removed_unless_kept(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        with run_in_background() as server:
+            assert server.log_path.parent == tmp_path and server.log_path.exists()
+        assert not server.log_path.exists()
+        with run_in_background(keep_log=True) as kept:
+            pass
+        assert kept.log_path.exists() and "Uvicorn running" in kept.log_path.read_text()
+        assert not server_file_path().exists()  # a background server never writes the server file
+    finally:
+        tempfile.tempdir = None
 
 
 def test_server_process_is_stopped_when_the_block_raises() -> None:
@@ -102,13 +119,20 @@ def test_cli_prints_a_generated_key_once_and_requires_it(tmp_path: Path) -> None
                 pass
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.2)
-        [line] = [line for line in out.read_text().splitlines() if line.startswith("API key")]
-        key = line.rsplit(" ", 1)[1]
+        # The banner: the export lines, the generated key in them (once), and the server file with the same values.
+        text = out.read_text()
+        [line] = [line for line in text.splitlines() if line.strip().startswith("export LM_API_TOKEN=")]
+        key = line.split("=", 1)[1]
         assert key.startswith("sk-gw-")
+        assert f"export LM_STUDIO_API_BASE=http://127.0.0.1:{port}/v1" in text
+        assert "export LM_STUDIO_MODEL=smollm2-135m-instruct" in text
+        assert read_server_file() == ServerInfo(f"http://127.0.0.1:{port}/v1", key, "smollm2-135m-instruct", proc.pid)
         assert httpx.get(f"{root}/v1/models", timeout=10).status_code == 401
         assert httpx.get(f"{root}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
     finally:
         stop(proc)
+    assert proc.returncode is not None
+    assert not server_file_path().exists()  # removed on SIGTERM
     assert out.read_text().count(key) == 1
 
 

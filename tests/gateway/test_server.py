@@ -270,6 +270,26 @@ def test_oversized_body_is_413(embedded_model) -> None:
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions", "/embeddings"])
+def test_a_model_the_gateway_does_not_serve_is_refused_openai_style(embedded_model, path: str) -> None:
+    body = {"chat": _chat_body(embedded_model, model="lfm2-350m"),
+            "comp": {"model": "lfm2-350m", "prompt": "Hi", "max_tokens": 4},
+            "embe": {"model": "lfm2-350m", "input": "Hi"}}[path[1:5]]
+    response = httpx.post(f"{embedded_model.base_url}{path}", json=body, headers=_auth(embedded_model.api_key),
+                          timeout=TIMEOUT)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    assert "lfm2-350m" in error["message"] and embedded_model.model in error["message"]
+
+
+def test_the_openai_client_gets_not_found_for_another_model(embedded_model) -> None:
+    client = openai.OpenAI(base_url=embedded_model.base_url, api_key=embedded_model.api_key, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    assert caught.value.code == "model_not_found"
+
+
 def test_a_request_without_model_is_answered_by_the_served_model(embedded_model) -> None:
     body = _chat_body(embedded_model)
     del body["model"]

@@ -52,6 +52,22 @@ def test_generated_execute_event_with_a_key(handler, openai_stub):
     assert openai_stub.chat_requests[0]["messages"][-1]["content"] == sent["instruction"]
 
 
+def test_the_keyed_event_the_docs_give_to_sam_local_is_authorised(handler, openai_stub, tmp_path):
+    # scripts/keyed_event.py, as docs/readme/lambda.md runs it: the key from CLIENT_KEY, the event on stdout.
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "keyed_event.py"
+    done = subprocess.run([sys.executable, str(script), str(script.parents[1] / "lambda" / "events" / "execute.json")],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "CLIENT_KEY": CLIENT_KEY})
+    assert done.returncode == 0, done.stderr
+    assert CLIENT_KEY not in done.stderr
+    openai_stub.enqueue(text("5"))
+    response = response_of(handler.invoke(json.loads(done.stdout)))
+    assert response.status == 200, response.text
+
+
 def test_generated_execute_event_without_a_key_is_401(handler, openai_stub):
     response = response_of(handler.invoke(sample_event("execute")))
     assert response.status == 401 and response.json["code"] == "UNAUTHORIZED"
@@ -278,5 +294,8 @@ def test_invalid_settings_are_a_clean_500(make_lambda):
     handler = make_lambda(extra_env={"LM_TOOL_MODE": "telepathy"})
     response = handler.request("POST", "/execute", headers=AUTH, body=json.dumps({"instruction": "a"}))
     assert response.status == 500 and response.json["code"] == "INTERNAL_ERROR"
-    assert response.json["error"] == "The endpoint is misconfigured: invalid settings"
+    # Core's policy, as on the Worker: the bad setting is named, never its value.
+    assert response.json["error"] == "The endpoint is misconfigured: invalid tool_mode"
     assert handler.request("GET", "/health").status == 200  # health does not depend on the settings
+    unauthenticated = handler.request("POST", "/execute", body=json.dumps({"instruction": "a"}))
+    assert unauthenticated.status == 401  # the problem is told to authenticated clients only

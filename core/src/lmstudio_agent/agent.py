@@ -17,11 +17,12 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from .client import ChatClient
 from .deadline import Deadline
+from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
 from .errors import AgentError, ErrorCode
 from .llm import LLM
 from .messages import AgentMessage
 from .modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
-from .toolcalls import ToolCall
+from .toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 logger = logging.getLogger("lmstudio_agent.agent")
@@ -109,6 +110,34 @@ class Environment:
             return ToolOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=tb)
 
 
+def is_words(text: str | None) -> bool:
+    """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not a bare
+    JSON object or list."""
+    stripped = (text or "").strip()
+    if not stripped:
+        return False
+    parsed = parse_tool_calls(stripped)
+    if parsed.calls or parsed.errors:
+        return False
+    if stripped[0] in "[{":
+        try:
+            json.loads(stripped)
+        except ValueError:
+            return True
+        return False
+    return True
+
+
+def call_key(call: ToolCall) -> tuple[str, str]:
+    """What makes two calls identical: the tool and its arguments (key order does not matter)."""
+    return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
+
+
+REPEAT_NOTE = ("(You already called {tool} with these arguments: this is the same result, and {tool} will not be "
+               "offered again. Use the result: call another tool, or give the final answer.)")
+NOT_WORDS = "Your final answer must be a short sentence for the user in plain words, not a tool call or JSON."
+
+
 def render_result(result: Any) -> str:
     """A tool result as text for the model, cut to a size small models can take."""
     text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
@@ -140,7 +169,10 @@ class Agent:
 
     ``mode`` is ``auto`` (detected once per agent from the backend), ``native``, ``parsed`` or ``constrained``.
     ``max_rounds`` bounds the model calls of a run; on the last round the tools are withdrawn, so the model
-    must answer in words.
+    must answer in words. Within a run an identical call (same tool, same arguments) is never run twice: the
+    first result is reused and the tool withdrawn. A run that ends without an answer (the rounds ran out
+    without words, or every tool call failed) ends with an ``error`` event coded NO_ANSWER instead of a
+    ``result``.
     """
 
     def __init__(
@@ -182,20 +214,40 @@ class Agent:
             tools.append(TERMINATE)
         return tools
 
-    def system_message(self, strategy: Strategy, tools: Sequence[Tool]) -> dict[str, Any]:
+    def system_message(self, strategy: Strategy, tools: Sequence[Tool],
+                       documents: dict[str, str] | None = None) -> dict[str, Any]:
+        """The system prompt: goals, the mode's tool listing, and (when tools are offered) the run's documents."""
         sep = "\n-------------------\n"
         parts = [f"{g.name}:{sep}{g.description.strip()}{sep}" for g in self.goals]
         extra = strategy.system_prompt(tools)
         if extra:
             parts.append(extra)
+        if tools and documents:
+            parts.append(listing(documents))
         return {"role": "system", "content": "\n\n".join(parts) or "You are a helpful assistant."}
+
+    def first_messages(self, instruction: str, strategy: Strategy | ToolMode | str = ToolMode.CONSTRAINED,
+                       documents: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The messages of a run's first round: the system message (goals, the mode's tool listing) and the
+        request. Fine-tuning data is built from exactly these (nothing is sent).
+
+        Args:
+            instruction: The user's request.
+            strategy: The mode's strategy, or a concrete mode (not ``auto``).
+            documents: The run's documents (name -> text), listed by name for the model to pass by reference.
+        """
+        if not hasattr(strategy, "system_prompt"):
+            strategy = strategy_for(strategy)
+        return [self.system_message(strategy, self.offered_tools(), documents),
+                {"role": "user", "content": instruction}]
 
     # ------------------------------------------------------------------------------------------ one round
 
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
-                   deadline: Deadline | None) -> Turn:
+                   deadline: Deadline | None, documents: dict[str, str] | None = None) -> Turn:
+        extra = strategy.request(tools, messages, documents=documents) if documents else strategy.request(tools, messages)
         response = await self.client.chat(
-            messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **strategy.request(tools, messages)
+            messages, model=self.model, max_tokens=self.max_tokens, deadline=deadline, **extra
         )
         return strategy.read(response, tools)
 
@@ -212,17 +264,28 @@ class Agent:
             return CheckedCall(call, tool, None, exc.message)
 
     async def first_turn(self, instruction: str, *, deadline: Deadline | None = None,
-                         strategy: Strategy | None = None) -> FirstTurn:
+                         strategy: Strategy | None = None, documents: dict[str, str] | None = None) -> FirstTurn:
         """Run only the first round of :meth:`run` (same prompt, same extraction, same validation).
 
-        ``strategy`` replaces the mode's (the evaluation's plain-prompting baseline uses it)."""
+        ``strategy`` replaces the mode's (the evaluation's plain-prompting baseline uses it). Calls are checked
+        with their document references resolved."""
         if strategy is None:
             strategy = strategy_for(await self.resolve_mode(deadline))
         mode = strategy.mode
         tools = self.offered_tools()
-        messages = [self.system_message(strategy, tools), {"role": "user", "content": instruction}]
-        turn = await self._ask(strategy, messages, tools, deadline)
-        return FirstTurn(mode, turn, [self.check(c, tools) for c in turn.calls], messages)
+        documents = with_long_input(instruction, check_documents(documents))
+        messages = self.first_messages(instruction, strategy, documents)
+        turn = await self._ask(strategy, messages, tools, deadline, documents)
+        checked = []
+        for call in turn.calls:
+            try:
+                resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id)
+            except UnknownDocumentError as exc:
+                checked.append(CheckedCall(call, next((t for t in tools if t.name == call.name), None), None,
+                                           exc.message))
+                continue
+            checked.append(self.check(resolved, tools))
+        return FirstTurn(mode, turn, checked, messages)
 
     async def next_turn(self, previous: FirstTurn, result: str, *, deadline: Deadline | None = None,
                         strategy: Strategy | None = None) -> FirstTurn:
@@ -248,10 +311,19 @@ class Agent:
         memory: Memory | None = None,
         deadline: Deadline | None = None,
         tools: ToolRegistry | None = None,
+        documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
-        """Run the loop for ``instruction``; stream events to ``on_message`` and return the transcript."""
+        """Run the loop for ``instruction``; stream events to ``on_message`` and return the transcript.
+
+        ``documents`` (name -> text) are passed to tools by reference: a string argument ``"@doc:NAME"`` is
+        replaced by that document's text (:mod:`.documents`). An instruction longer than
+        ``documents.LONG_INPUT_CHARS`` is also the document ``input``. The transcript ends with a final
+        ``result``, or with an ``error`` coded NO_ANSWER when the run ended without an answer
+        (:func:`~lmstudio_agent.messages.answered` tells which).
+        """
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+        documents = with_long_input(instruction, check_documents(documents))
         transcript: list[AgentMessage] = []
 
         async def emit(message: AgentMessage) -> None:
@@ -274,59 +346,104 @@ class Agent:
             agent=self,
             memory=memory,
         )
-        system = self.system_message(strategy, offered)
         memory.add_message("user", {"role": "user", "content": instruction})
 
         try:
-            await self._loop(strategy, offered, system, memory, context, emit, deadline)
+            await self._loop(strategy, offered, documents, memory, context, emit, deadline)
         except AgentError as exc:
             await emit(AgentMessage(type="error", code=exc.code.value, content=exc.message))
             raise
         return transcript
 
-    async def _loop(self, strategy: Strategy, offered: list[Tool], system: dict[str, Any], memory: Memory,
+    async def _loop(self, strategy: Strategy, offered: list[Tool], documents: dict[str, str], memory: Memory,
                     context: ActionContext, emit: Callable[[AgentMessage], Awaitable[None]],
                     deadline: Deadline | None) -> None:
+        done: dict[tuple[str, str], ToolOutcome] = {}  # identical calls run once per run
+        withdrawn: set[str] = set()  # tools called twice with the same arguments: not offered again
+        attempted = succeeded = 0  # calls to non-terminal tools, and those that returned a result
+
+        async def no_answer(reason: str) -> None:
+            await emit(AgentMessage(type="error", code=ErrorCode.NO_ANSWER.value,
+                                    content=f"The run ended without an answer: {reason}"))
+
+        async def finish(text: str) -> None:
+            if attempted and not succeeded:
+                shown = text.strip()
+                said = f' The model said: "{shown[:200]}"' if shown else ""
+                await no_answer(f"every tool call failed ({attempted}).{said}")
+            else:
+                await emit(AgentMessage(type="result", content=text.strip()))
+
         for round_index in range(self.max_rounds):
             last_round = round_index == self.max_rounds - 1
-            round_tools = [] if last_round else offered
-            messages = [system if round_tools else self.system_message(strategy, [])] + memory.to_chat_messages()
+            round_tools = [] if last_round else [t for t in offered if t.name not in withdrawn]
+            messages = [self.system_message(strategy, round_tools, documents)] + memory.to_chat_messages()
             if last_round and round_index > 0:
                 messages.append({"role": "user", "content": "Give your final answer now, in plain words."})
-            turn = await self._ask(strategy, messages, round_tools, deadline)
+            turn = await self._ask(strategy, messages, round_tools, deadline, documents)
             memory.add_message("assistant", turn.assistant_message)
 
             if last_round:
-                # No tools were offered: whatever came back is the answer, call markup included.
-                text = turn.text if not turn.calls else (turn.response.content.strip() if turn.response else turn.text)
-                await emit(AgentMessage(type="result", content=text))
+                # No tools were offered: only words count as the answer, never call markup.
+                if turn.calls or not is_words(turn.text):
+                    await no_answer(f"the {self.max_rounds} rounds ran out without a final answer in words.")
+                    return
+                await finish(turn.text)
                 return
             if not turn.calls:
-                if turn.errors:
-                    await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value,
-                                            content=turn.errors[0]))
-                    memory.add_message("environment", {"role": "user", "content": turn.errors[0]})
+                problem = turn.errors[0] if turn.errors else (None if is_words(turn.text) else NOT_WORDS)
+                if problem is not None:
+                    await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value, content=problem))
+                    memory.add_message("environment", {"role": "user", "content": problem})
                     continue
-                await emit(AgentMessage(type="result", content=turn.text))
+                await finish(turn.text)
                 return
 
             if turn.text:
                 await emit(AgentMessage(type="thought", content=turn.text))
             for call in turn.calls:
                 await emit(AgentMessage(type="action", tool=call.name, args=call.arguments))
-                checked = self.check(call, round_tools)
-                if checked.error is not None:
-                    outcome = ToolOutcome(ok=False, error=checked.error)
+                tool = next((t for t in round_tools if t.name == call.name), None)
+                key = call_key(call)
+                repeated = key in done and tool is not None and not tool.terminal
+                if repeated:
+                    outcome = done[key]
+                    withdrawn.add(call.name)
                 else:
-                    outcome = await self.environment.execute(checked.tool, call.arguments, context)
-                terminal = outcome.ok and checked.tool is not None and checked.tool.terminal
+                    outcome = await self._perform(call, round_tools, documents, context)
+                terminal = outcome.ok and tool is not None and tool.terminal
                 if terminal:
-                    await emit(AgentMessage(type="result", content=render_result(outcome.result)))
+                    answer = render_result(outcome.result)
+                    if not is_words(answer):
+                        await emit(AgentMessage(type="error", tool=call.name, content=NOT_WORDS,
+                                                code=ErrorCode.MODEL_OUTPUT_INVALID.value))
+                        memory.add_message("environment", strategy.result_message(call, f"Error: {NOT_WORDS}"))
+                        continue
+                    await finish(answer)
                     return
+                if tool is None or not tool.terminal:
+                    if not repeated:
+                        attempted += 1
+                        succeeded += outcome.ok
+                        done[key] = outcome
                 if outcome.ok:
                     await emit(AgentMessage(type="result", tool=call.name, content=render_result(outcome.result)))
                 else:
                     await emit(AgentMessage(type="error", tool=call.name, content=outcome.error,
                                             code=ErrorCode.TOOL_EXECUTION_FAILED.value))
-                memory.add_message("environment", strategy.result_message(call, outcome.for_model()))
+                content = outcome.for_model()
+                if repeated:
+                    content = f"{content}\n{REPEAT_NOTE.format(tool=call.name)}"
+                memory.add_message("environment", strategy.result_message(call, content))
 
+    async def _perform(self, call: ToolCall, tools: Sequence[Tool], documents: dict[str, str],
+                       context: ActionContext) -> ToolOutcome:
+        """Resolve the call's document references, check it against ``tools``, and run it."""
+        try:
+            resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id)
+        except UnknownDocumentError as exc:
+            return ToolOutcome(ok=False, error=exc.message)
+        checked = self.check(resolved, tools)
+        if checked.error is not None:
+            return ToolOutcome(ok=False, error=checked.error)
+        return await self.environment.execute(checked.tool, resolved.arguments, context)

@@ -1,6 +1,8 @@
 """Result-cache rules shared by every endpoint: key derivation, when to read or write, and the store protocol.
 
 The adapters differ only in the store (DynamoDB for the Lambda, KV for the Worker); the rules live here once.
+Only a run that ended with an answer is ever written (``contract.execute`` checks ``messages.answered``): a
+NO_ANSWER run is never cached.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ def normalise_instruction(instruction: str) -> str:
     return " ".join(instruction.split())
 
 
-def cache_key(*, instruction: str, tools: list[str], model: str, scope: str) -> str:
+def cache_key(*, instruction: str, tools: list[str], model: str, scope: str,
+              documents: Mapping[str, str] | None = None) -> str:
     """The cache key of a normalised request.
 
     ``scope`` names the server configuration the answer depends on (upstream URL, tool mode, allow-list),
-    so two deployments sharing a table never serve each other's answers.
+    so two deployments sharing a table never serve each other's answers. ``documents`` are part of the key
+    exactly as sent (a request without any keeps the key it always had).
     """
     material = {
         "v": CACHE_KEY_VERSION,
@@ -41,6 +45,8 @@ def cache_key(*, instruction: str, tools: list[str], model: str, scope: str) -> 
         "model": model,
         "scope": scope,
     }
+    if documents:
+        material["documents"] = dict(sorted(documents.items()))
     digest = hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     return f"execute:{digest}"
 

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from .client import DEFAULT_BASE_URL, DEFAULT_MODEL
-from .errors import AgentError
+from .connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, export_lines, read_server_file, server_file_path
+from .errors import AgentError, ErrorCode
 from .lmstudio import LMStudioAgent
 from .messages import AgentMessage
 from .modes import ToolMode
@@ -44,11 +44,9 @@ def render_message(message: AgentMessage) -> Text:
 @app.command()
 def run(
     instruction: str = typer.Argument(..., help="What the agent should do."),
-    base_url: str = typer.Option(None, "--base-url", envvar="LM_STUDIO_API_BASE",
-                                 help=f"OpenAI-compatible base URL [default: {DEFAULT_BASE_URL}]"),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LM_API_TOKEN", show_default=False,
-                                          help="Bearer token for the model server."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", envvar="LM_STUDIO_MODEL"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", show_default=False, help=BASE_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
+    model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     mode: ToolMode = typer.Option(ToolMode.AUTO, "--mode", help="How tool calls are obtained."),
     tool: list[str] = typer.Option([], "--tool", "-t", help="A built-in tool to offer (repeat); default: all."),
     max_rounds: int = typer.Option(6, "--max-rounds", min=1, max=50),
@@ -56,7 +54,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print events as JSON lines."),
 ) -> None:
     """Run INSTRUCTION with the built-in tools and stream the agent's events."""
-    agent = LMStudioAgent(model_name=model, base_url=base_url or DEFAULT_BASE_URL, api_key=api_key,
+    agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
                           tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout)
 
     def show(message: AgentMessage) -> None:
@@ -70,7 +68,7 @@ def run(
             with console.status(f"Connecting to {agent.client.base_url} ...", spinner="dots"):
                 await agent.aload_model()
             if not as_json:
-                console.print(Panel.fit(f"model [bold]{model}[/] · mode [bold]{agent.tool_mode.value}[/]",
+                console.print(Panel.fit(f"model [bold]{agent.model_name}[/] · mode [bold]{agent.tool_mode.value}[/]",
                                         title="lmstudio-agent"))
             await agent.aact(instruction, tools=tool or None, on_message=show)
         finally:
@@ -80,6 +78,8 @@ def run(
         asyncio.run(main())
     except AgentError as exc:
         err_console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        if exc.code is ErrorCode.CONNECTION_FAILED:
+            err_console.print(CONNECT_HINT)
         raise typer.Exit(2) from None
 
 
@@ -96,20 +96,41 @@ def openapi(output: Optional[str] = typer.Option(None, "--output", "-o", help="W
         sys.stdout.write(text)
 
 
+@app.command("server-env")
+def server_env() -> None:
+    """Print the export lines for the model server `make serve-model` is running (eval "$(lmstudio-agent server-env)")."""
+    info = read_server_file()
+    if info is None:
+        err_console.print(f"No model server is running (no live server file at {server_file_path()}): "
+                          "start one with `make serve-model`.")
+        raise typer.Exit(1)
+    sys.stdout.write(export_lines(info))
+
+
+PLUGIN_GROUP = "lmstudio_agent.cli"
+
+
 def _mount_optional() -> None:
-    """Sub-commands whose modules need optional extras: mounted when importable."""
+    """Sub-commands that need optional extras or other distributions, mounted when installed.
+
+    ``bridge agent`` is the core's (the ``bridge`` extra); other distributions contribute commands through the
+    ``lmstudio_agent.cli`` entry-point group, each a ``register(app)`` callable: ``lmstudio-hub`` adds
+    ``bridge serve``, ``lmstudio-eval`` adds ``eval`` and ``finetune-tools``.
+    """
+    from importlib.metadata import entry_points
+
     try:
         from .bridge.cli import app as bridge_app
     except ModuleNotFoundError:  # the extra is not installed
         pass
     else:
         app.add_typer(bridge_app, name="bridge", help="The AI Bridge: WebSocket hub and agents.")
-    try:
-        from .eval.cli import register as register_eval
-    except ModuleNotFoundError:  # the extra is not installed
-        pass
-    else:
-        register_eval(app)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            register = entry.load()
+        except ModuleNotFoundError:  # a contributing distribution whose own extras are missing
+            continue
+        register(app)
 
 
 _mount_optional()

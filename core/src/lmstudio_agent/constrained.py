@@ -10,24 +10,32 @@ SmolLM2-135M (docs/readme/eval.md has the numbers):
   whose first token (``get``, ``set``) says little; and ``"tool"`` reads as a tool name where ``"name"``
   reads as a person's or a city's. The reader (``toolcalls.parse_tool_calls``) accepts ``"tool"`` as the
   name key and ignores ``"type"``.
-- The system prompt lists each tool as its one-line description followed by the exact shape of a call.
+- Or no call at all: the last ``anyOf`` branch is an answer in words, ``{"type": "answer", "answer": "..."}``
+  (:func:`format_answer`), for a request no offered tool fits and to finish after a tool result. It takes the
+  place of the built-in final-answer tool (``terminate``), which this mode neither lists nor offers; a run's
+  last round offers only this branch, so the final answer is always words, never a serialized call.
+- The system prompt lists each tool as its one-line description followed by the exact shape of a call, and
+  the answer last, in the same form.
 - With ``sources`` (the request and the latest user and tool texts), argument values are copied, not invented:
   a free string must be a span of words from the sources, a number one that appears there, an enum value
   one the sources mention (when they mention enough of them; an optional enum argument is then required,
   and left out when they mention none), a free-form object one of the JSON objects in the sources; an
   optional number with nothing to copy is left to its default, and a tool that needs a free-form object
   while the sources hold none (``store_invoice`` before anything was extracted) is left out of the round's
-  grammar. Small models otherwise "correct" values they should copy (Prague becomes Czechoslovakia). Terminal tools (the final answer)
-  stay free.
+  grammar. Small models otherwise "correct" values they should copy (Prague becomes Czechoslovakia). The answer
+  and terminal tools stay free.
 - Strings and arrays get upper bounds: a tiny model can loop inside a string until the token cap.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import values
+from .schema import validate as schema_errors
 from .tools import Tool
 
 DEFAULT_MAX_STRING = 600
@@ -46,11 +54,17 @@ LEADING_VERBS = frozenset({
 })
 FINAL_TOPIC = "final answer"
 FINAL_SUMMARY = "Give the final answer, only after a tool result."
+# The "answer without a tool" branch: {"type": "answer", "answer": "<words for the user>"}. It replaces the
+# built-in final-answer tool (``terminate``) in this mode: no call, the reply is the answer.
+ANSWER_TOPIC = "answer"
+ANSWER_KEY = "answer"
+ANSWER_SUMMARY = "No tool fits the request, or a tool's result already answers it: answer in words."
+BUILTIN_FINAL_TOOL = "terminate"
+DEFAULT_MAX_ANSWER = 600
 MAX_SPAN_WORDS = 24
 MAX_SPANS = 1500
 COPY_RECENT = 6
 _WORD = re.compile(r"\S+")
-_NUMBER = re.compile(r"(?<![\w.-])-?\d+(?:\.\d+)?(?![\w])")
 _LEADING = "'\"([{<"
 _CLOSING = "'\")]}>"
 _TRAILING = ".,;:!?" + _CLOSING
@@ -71,6 +85,8 @@ def bounded(schema: dict[str, Any], max_string: int = DEFAULT_MAX_STRING, max_it
         out.setdefault("maxItems", max_items)
         if "items" in out:
             out["items"] = bounded(out["items"], max_string, max_items)
+    if "object" in kinds and isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = bounded(out["additionalProperties"], max_string, max_items)
     if "object" in kinds and "properties" in out:
         out["properties"] = {k: bounded(v, max_string, max_items) for k, v in out["properties"].items()}
         out.setdefault("additionalProperties", False)
@@ -111,20 +127,86 @@ def copy_sources(messages: Iterable[Mapping[str, Any]], recent: int = COPY_RECEN
     return texts if len(texts) <= recent + 1 else [texts[0], *texts[-recent:]]
 
 
+# Words a copied value never ends with, and (but for articles and possessives) never starts with: a value is
+# "Buenos Aires" or "the plants", not "in Buenos" or "plants at".
+_ARTICLES = frozenset({"a", "an", "the", "my", "your", "his", "her", "its", "our", "their", "this", "these",
+                       "those", "some", "any"})
+_LINKS = frozenset({"of", "in", "on", "at", "to", "for", "from", "with", "by", "and", "or", "but", "into", "onto",
+                    "about", "as", "via", "per", "than", "that", "which", "who", "whose", "whom", "if", "so", "nor",
+                    "between", "during", "until", "till", "within", "is", "are", "was", "were", "be", "am"})
+# Lowercase words inside a capitalised name ("Rio de Janeiro", "Bank of America").
+_NAME_LINKS = frozenset({"of", "de", "la", "le", "du", "del", "da", "do", "dos", "das", "der", "den", "von", "van",
+                         "y", "al", "el", "di", "upon"})
+_QUOTED = re.compile(r"(?<![\w])(['\"“‘«])(.+?)(['\"”’»])(?![\w])")
+_SENTENCE_END = (".", "!", "?", ":", ";")
+
+
+def _bare(word: str) -> str:
+    return word.strip(_TRAILING + _LEADING + "’‘“”").lower()
+
+
+def _name_groups(text: str, words: Sequence[tuple[int, int]]) -> list[int]:
+    """For each word, the index of the first word of the capitalised name it belongs to (itself when none).
+    A sentence's first word never joins the name after it ("Tell Anna Smith": "Anna Smith")."""
+    raw = [text[s:e] for s, e in words]
+    capital = [w.lstrip(_LEADING + "“‘")[:1].isupper() for w in raw]
+    starts = [i == 0 or raw[i - 1].endswith(_SENTENCE_END) for i in range(len(raw))]
+    group = list(range(len(raw)))
+    for i in range(1, len(raw)):
+        prev = raw[i - 1]
+        if not capital[i] or prev.rstrip("'’").endswith(tuple(_TRAILING)):
+            continue  # punctuation ends a name
+        if capital[i - 1] and not starts[i - 1]:
+            group[i] = group[i - 1]
+        elif prev.lower() in _NAME_LINKS and i >= 2 and capital[i - 2] and not starts[i - 2] \
+                and not raw[i - 2].endswith(tuple(_TRAILING)):
+            group[i] = group[i - 1] = group[i - 2]
+    return group
+
+
+def _quotations(text: str, words: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(first word, last word) of each quotation of two or more words."""
+    ranges = []
+    for match in _QUOTED.finditer(text):
+        inside = [i for i, (s, e) in enumerate(words) if s >= match.start() and e <= match.end()]
+        if len(inside) >= 2:
+            ranges.append((inside[0], inside[-1]))
+    return ranges
+
+
 def spans(sources: Sequence[str], max_words: int = MAX_SPAN_WORDS, max_length: int = DEFAULT_MAX_STRING,
           limit: int | None = None) -> list[str]:
-    """Every run of up to ``max_words`` whole words of the sources, also without surrounding quotes and
-    trailing punctuation. Runs that start a multi-word user request are left out: that is the request's
-    verb ("Translate ..."), which small models otherwise copy into every value. Spans holding ``"`` or
-    ``\\`` are left out too (llama.cpp's schema-to-grammar converter cannot escape them). With ``limit``,
-    stops as soon as there are more than ``limit`` (a long document would otherwise cost a second a round)."""
+    """Runs of up to ``max_words`` whole words of the sources that read as a value: whole names ("Buenos
+    Aires", never "Buenos"), whole quotations, no run that ends with an article, preposition or conjunction
+    or starts with a preposition or conjunction; each also without surrounding quotes and trailing
+    punctuation. Runs that start a multi-word user request are left out: that is the request's verb
+    ("Translate ..."), which small models otherwise copy into every value. Spans holding ``"`` or ``\\`` are
+    left out too (llama.cpp's schema-to-grammar converter cannot escape them). With ``limit``, stops as soon
+    as there are more than ``limit`` (a long document would otherwise cost a second a round)."""
     found: dict[str, None] = {}
     for text in sources:
         words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        short = len(words) <= 400
+        bare = [_bare(text[s:e]) for s, e in words]
+        names = _name_groups(text, words) if short else list(range(len(words)))
+        quotes = _quotations(text, words) if short else []
+        quote_starts = {first for first, _ in quotes}
+        quote_ends = {last for _, last in quotes}
         for i, (start, _) in enumerate(words):
+            if i > 0 and names[i] == names[i - 1]:
+                continue  # inside a name
+            if bare[i] in _LINKS and i not in quote_starts:
+                continue
+            if any(first < i <= last for first, last in quotes):
+                continue  # inside a quotation
             for j in range(i, min(len(words), i + max_words)):
-                raw = text[start:words[j][1]]
-                for span in _trimmed(raw):
+                if j + 1 < len(words) and names[j + 1] == names[j]:
+                    continue  # would cut a name
+                if (bare[j] in _LINKS or bare[j] in _ARTICLES) and j not in quote_ends:
+                    continue
+                if any(first <= j < last for first, last in quotes):
+                    continue  # would cut a quotation
+                for span in _trimmed(text[start:words[j][1]]):
                     if len(span) <= max_length and '"' not in span and "\\" not in span and _quotes_paired(span):
                         if i == 0 and len(words) > 1 and text.startswith(span):
                             continue
@@ -156,14 +238,10 @@ def _quotes_paired(span: str) -> bool:
 
 
 def numbers(sources: Sequence[str]) -> list[int | float]:
-    """The numbers written in the sources, in order, without repeats."""
-    found: list[int | float] = []
-    for text in sources:
-        for match in _NUMBER.finditer(text):
-            value: int | float = float(match.group()) if "." in match.group() else int(match.group())
-            if value not in found:
-                found.append(value)
-    return found
+    """The numbers written in the sources, in order, without repeats: in digits (also glued to a unit or
+    currency sign, with thousands separators or a scale word) or in words; for a percentage both the number
+    and the fraction (:func:`values.numbers`)."""
+    return values.numbers(sources)
 
 
 def json_objects(sources: Sequence[str]) -> list[dict[str, Any]]:
@@ -184,40 +262,179 @@ def json_objects(sources: Sequence[str]) -> list[dict[str, Any]]:
     return found
 
 
-def _mentioned(values: Sequence[Any], sources: Sequence[str]) -> list[Any]:
-    words = {w.strip(_TRAILING + _LEADING).lower() for text in sources for w in text.split()}
-    return [v for v in values if isinstance(v, str) and v.lower() in words]
+# Units written as a name or a symbol; an enum value matches a mention of any name in its group.
+_UNIT_GROUPS = [
+    {"km", "kilometer", "kilometers", "kilometre", "kilometres"}, {"m", "meter", "meters", "metre", "metres"},
+    {"cm", "centimeter", "centimeters", "centimetre", "centimetres"}, {"mm", "millimeter", "millimeters"},
+    {"mi", "mile", "miles"}, {"ft", "foot", "feet"}, {"in", "inch", "inches"}, {"yd", "yard", "yards"},
+    {"kg", "kilogram", "kilograms", "kilo", "kilos"}, {"g", "gram", "grams"}, {"mg", "milligram", "milligrams"},
+    {"lb", "lbs", "pound", "pounds"}, {"oz", "ounce", "ounces"}, {"t", "ton", "tons", "tonne", "tonnes"},
+    {"l", "liter", "liters", "litre", "litres"}, {"ml", "milliliter", "milliliters", "millilitre", "millilitres"},
+    {"gal", "gallon", "gallons"}, {"c", "°c", "celsius", "centigrade"}, {"f", "°f", "fahrenheit"},
+    {"k", "kelvin"}, {"s", "sec", "secs", "second", "seconds"}, {"min", "mins", "minute", "minutes"},
+    {"h", "hr", "hrs", "hour", "hours"}, {"d", "day", "days"}, {"wk", "week", "weeks"}, {"mo", "month", "months"},
+    {"yr", "year", "years"}, {"mph", "miles per hour"}, {"kmh", "km/h", "kph", "kilometers per hour"},
+]
+_GLUED_UNIT = re.compile(r"\d(?:[\d,.]*\d)?\s?(°?[A-Za-z]+(?:/[A-Za-z]+)?)\b")
+
+
+def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapping[str, list[str]] | None = None
+               ) -> list[Any]:
+    """The enum values the sources mention: as a word, as words (``high_priority``: "high priority"), by the
+    name of the code (``USD``: "US dollars"; ``CA``: "California") or of the unit (``kg``: "kilograms")."""
+    text = " ".join(sources)
+    lowered = text.lower()
+    words = {w.strip(_TRAILING + _LEADING).lower() for w in text.split()}
+    words |= {_stem(w) for w in words}  # "heating" names "heat", "cats" names "cat"
+    units = {m.group(1).lower() for m in _GLUED_UNIT.finditer(text)}
+    codes = {code.upper() for kind in (found_codes or values.codes(sources)).values() for code in kind}
+    out = []
+    for option in options:
+        if not isinstance(option, str) or not option.strip():
+            continue
+        low = option.lower()
+        phrase = re.sub(r"[_\-]+", " ", low).strip()
+        group = next((g for g in _UNIT_GROUPS if low in g), set())
+        if low in words or option.upper() in codes and len(option) >= 2 \
+                or (" " in phrase and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered)) \
+                or any(name in units or (len(name) > 2 and (name in words or " " in name and name in lowered))
+                       for name in group):
+            out.append(option)
+    return out
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+# Measured switches (docs/readme/eval.md, "Lever 1, round 2"): a value the model writes itself is let
+# through for numbers / strings (still checked against the schema), instead of only copied ones.
+FREE_NUMBERS = False
+FREE_STRINGS = False
+_FRACTION_HINTS = ("fraction", "decimal", "ratio", "between 0 and 1", "0-1", "0 to 1", "0..1", "probability",
+                   "rate")
+_PERCENT_HINTS = ("percent", "percentage", "%")
+_DATE_FORMATS = {"date": "%Y-%m-%d", "date-time": "%Y-%m-%dT%H:%M:%S", "time": "%H:%M:%S"}
 
 
 class _Copy:
-    """What the sources offer to copy; applied to each tool's argument schema."""
+    """What the sources offer to copy, normalised; applied to each tool's argument schema. ``references`` (the
+    run's documents, ``"@doc:NAME"``) are offered for every free string argument too, even where the spans are
+    too many."""
 
-    def __init__(self, sources: Sequence[str]) -> None:
+    def __init__(self, sources: Sequence[str], references: Sequence[str] = (), today: dt.date | None = None) -> None:
         self.sources = list(sources)
+        self.references = list(references)
         self.spans = spans(self.sources, limit=MAX_SPANS)
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
-        self.numbers = numbers(self.sources)
+        self.mentions = [m for text in self.sources for m in values.number_mentions(text)]
         self.objects = json_objects(self.sources)
+        self.dates = values.dates(self.sources, today)
+        self.times = values.times(self.sources)
+        self.date_times = values.date_times(self.sources, today) if self.dates or self.times else []
+        self.codes = values.codes(self.sources)
+        if self.use_spans:  # normal forms next to the words: ISO dates, 24-hour times, codes
+            normal = [d.isoformat() for d in self.dates] + [t.strftime("%H:%M") for t in self.times] + [
+                code for kind in ("currency", "country", "state", "language") for code in self.codes[kind]]
+            self.spans += [n for n in normal if n not in self.spans]
+        self.numbers = values.numbers(self.sources)
 
     def definitions(self) -> dict[str, Any]:
-        return {_SPAN_DEF: {"type": "string", "enum": self.spans}} if self.use_spans else {}
+        if not self.use_spans:
+            return {}
+        return {_SPAN_DEF: {"type": "string", "enum": self.spans + [r for r in self.references if r not in self.spans]}}
 
-    def value(self, spec: dict[str, Any]) -> dict[str, Any]:
+    # -------------------------------------------------------------------------------- one value
+
+    def number_options(self, spec: dict[str, Any], name: str = "") -> list[int | float]:
+        """The numbers this argument may take: each one written, a scaled value, and for a percentage the
+        number or the fraction as the argument's name and description ask (both when they do not say)."""
+        hint = f"{name.replace('_', ' ')} {spec.get('description') or ''}".lower()
+        maximum = spec.get("maximum")
+        fraction = any(h in hint for h in _FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
+        percent = any(h in hint for h in _PERCENT_HINTS)
+        found: list[int | float] = []
+        for mention in self.mentions:
+            if mention.percent:
+                choices = [mention.value] if percent else [values.fraction(mention.value)] if fraction else [
+                    mention.value, values.fraction(mention.value)]
+            else:
+                choices = [mention.value] + ([mention.scaled] if mention.scaled is not None else [])
+            found.extend(c for c in choices if c not in found)
+        kind = spec.get("type")
+        return [int(n) if kind == "integer" else n for n in found
+                if (kind != "integer" or float(n).is_integer()) and not values.out_of_bounds(n, spec)]
+
+    def string_options(self, spec: dict[str, Any]) -> list[str] | None:
+        """The strings this argument may take (None: the shared span list, unfiltered)."""
+        fmt = spec.get("format")
+        if fmt in _DATE_FORMATS:
+            moments = {"date": self.dates, "time": self.times, "date-time": self.date_times}[fmt]
+            options = [m.strftime(_DATE_FORMATS[fmt]) for m in moments]
+        elif fmt == "email":
+            options = [s for s in self.spans if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", s)] if self.use_spans else []
+        elif fmt in ("uri", "url"):
+            options = [s for s in self.spans if re.match(r"[a-z][a-z0-9+.-]*://\S+$", s)] if self.use_spans else []
+        elif not self.use_spans:
+            return []
+        elif not {"pattern", "minLength"} & set(spec) and spec.get("maxLength", DEFAULT_MAX_STRING) >= DEFAULT_MAX_STRING:
+            return None
+        else:
+            options = list(self.spans)
+        return [o for o in options if not schema_errors(o, {k: v for k, v in spec.items() if k != "format"})]
+
+    def value(self, spec: dict[str, Any], name: str = "") -> dict[str, Any]:
         kind = spec.get("type")
         if "enum" in spec or "const" in spec:
             return spec
-        if kind == "string" and self.use_spans and not {"pattern", "format"} & set(spec):
-            return {"$ref": f"#/$defs/{_SPAN_DEF}"}
-        if kind in ("number", "integer") and self.numbers:
-            fitting = [n for n in self.numbers if kind == "number" or float(n).is_integer()]
-            if fitting:
-                return {"type": kind, "enum": [int(n) if kind == "integer" else n for n in fitting]}
+        if kind == "string" and not FREE_STRINGS:
+            options = self.string_options(spec)
+            if options is None:
+                return {"$ref": f"#/$defs/{_SPAN_DEF}"}
+            refs = [] if {"pattern", "format"} & set(spec) else [r for r in self.references if r not in options]
+            if options:
+                return {"type": "string", "enum": options + refs}
+            if refs:
+                return {"anyOf": [{"type": "string", "enum": refs}, _grammar_safe(spec)]}
+            return _grammar_safe(spec)
+        if kind in ("number", "integer") and not FREE_NUMBERS:
+            options = self.number_options(spec, name)
+            if options:
+                return {"type": kind, "enum": options}
+        if kind == "array" and isinstance(spec.get("items"), dict):
+            return {**spec, "items": self.value(spec["items"], name)}
+        if kind == "object" and isinstance(spec.get("properties"), dict):
+            return self.arguments(spec)
         if _free_form_object(spec) and self.objects:
             return {"enum": self.objects}
+        if _keyed_object(spec) and (spec.get("minProperties") or 0) >= 1:
+            return self.keyed(spec)
         for key in ("anyOf", "oneOf"):
             if key in spec:
-                return {**spec, key: [self.value(option) for option in spec[key]]}
-        return spec
+                return {**spec, key: [self.value(option, name) for option in spec[key]]}
+        return _grammar_safe(spec) if kind == "string" else spec
+
+    def keyed(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """A map that needs at least one entry (``minProperties``, which llama.cpp's grammars cannot say):
+        one branch per key the sources offer (their words), each requiring that key."""
+        keys: list[str] = []
+        for number, text in enumerate(self.sources[:1] + self.sources[-1:]):
+            for index, word in enumerate(text.split()):
+                if number == 0 and index == 0:
+                    continue  # the request's verb
+                bare = word.strip(_TRAILING + _LEADING + "’‘“”")
+                if re.fullmatch(r"[A-Za-z][\w-]{1,40}", bare) and bare.lower() not in _LINKS | _ARTICLES \
+                        and bare not in keys:
+                    keys.append(bare)
+        extra = spec.get("additionalProperties")
+        entry = extra if isinstance(extra, dict) else {}
+        if not keys:
+            return spec
+        return {"anyOf": [{"type": "object", "properties": {key: entry}, "required": [key],
+                           "additionalProperties": extra if extra is not None else True} for key in keys[:MAX_KEYS]]}
 
     def arguments(self, schema: dict[str, Any]) -> dict[str, Any]:
         properties = schema.get("properties")
@@ -226,9 +443,11 @@ class _Copy:
         required = set(schema.get("required") or [])
         copied: dict[str, Any] = {}
         for name, spec in properties.items():
-            if name not in required and not self.numbers and _numeric(spec):
+            if name not in required and _numeric(spec) and not (isinstance(spec, dict) and self.number_options(
+                    next((o for o in spec.get("anyOf") or spec.get("oneOf") or [spec]
+                          if isinstance(o, dict) and o.get("type") in ("number", "integer")), spec), name)):
                 continue  # nothing to copy: an optional number keeps its default
-            copied[name] = self.value(spec) if isinstance(spec, dict) else spec
+            copied[name] = self.value(spec, name) if isinstance(spec, dict) else spec
         # enum values the sources mention, when they mention one for every argument sharing that enum
         groups: dict[tuple, list[str]] = {}
         for name, spec in copied.items():
@@ -236,7 +455,7 @@ class _Copy:
                     and "enum" in properties[name]:
                 groups.setdefault(tuple(json.dumps(v) for v in spec["enum"]), []).append(name)
         for key, names in groups.items():
-            hits = _mentioned([json.loads(v) for v in key], self.sources)
+            hits = _mentioned([json.loads(v) for v in key], self.sources, self.codes)
             if len(hits) >= len(names):
                 for name in names:
                     copied[name] = {**copied[name], "enum": hits}
@@ -249,6 +468,24 @@ class _Copy:
         if required:
             narrowed["required"] = [name for name in copied if name in required]
         return narrowed
+
+
+MAX_KEYS = 40
+
+
+def _grammar_safe(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` as llama.cpp's converter can compile it: a ``pattern`` must be anchored (``^...$``); one that
+    is not is left to the tool's validation."""
+    pattern = spec.get("pattern")
+    if isinstance(pattern, str) and not (pattern.startswith("^") and pattern.endswith("$")):
+        return {k: v for k, v in spec.items() if k != "pattern"}
+    return spec
+
+
+def _keyed_object(spec: Any) -> bool:
+    """A map with a declared value type (``dict[str, str]``) and no named properties."""
+    return (isinstance(spec, dict) and spec.get("type") == "object" and not spec.get("properties")
+            and "additionalProperties" in spec and spec["additionalProperties"] is not False)
 
 
 def _needs_object(arguments: dict[str, Any]) -> bool:
@@ -273,12 +510,31 @@ def _numeric(spec: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- schema
 
 
-def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON schema of one call to any of ``tools``: topic, name, then that tool's own arguments,
-    with values copied from ``sources`` when given (see the module docstring)."""
-    copy = _Copy(sources) if sources else None
+def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
+    """The "answer without a tool" branch: ``{"type": "answer", "answer": "<words>"}``."""
+    return {
+        "type": "object",
+        "properties": {TOPIC_KEY: {"const": ANSWER_TOPIC},
+                       ANSWER_KEY: {"type": "string", "minLength": 1, "maxLength": max_length}},
+        "required": [TOPIC_KEY, ANSWER_KEY],
+        "additionalProperties": False,
+    }
+
+
+def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
+    """The tools this mode lists and lets the model call: all but the built-in final-answer tool, whose
+    place the answer branch takes."""
+    return [t for t in tools if not (t.terminal and t.name == BUILTIN_FINAL_TOOL)]
+
+
+def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
+                answer: bool = True) -> dict[str, Any]:
+    """The JSON schema of one reply: a call to any of ``tools`` (topic, name, then that tool's own arguments,
+    with values copied from ``sources`` and document ``references`` when given; see the module docstring), or, with ``answer``, an answer
+    in words (:func:`answer_schema`). With no tools left, only the answer."""
+    copy = _Copy(sources, references) if sources or references else None
     variants, waiting = [], []
-    for tool in tools:
+    for tool in callable_tools(tools):
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
         arguments.setdefault("type", "object")
         if copy is not None and not tool.terminal:
@@ -292,25 +548,52 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str,
             "required": [TOPIC_KEY, NAME_KEY, ARGUMENTS_KEY],
             "additionalProperties": False,
         })
+    if not variants and waiting:  # no other tool to call: the waiting tools stay free
+        variants = call_schema(waiting, answer=False).get("anyOf") or [call_schema(waiting, answer=False)]
+    if answer:
+        variants.append(answer_schema())
     if not variants:
-        if waiting:  # nothing else to call: the waiting tools stay free
-            return call_schema(waiting)
-        raise ValueError("a constrained call needs at least one tool")
+        raise ValueError("a constrained call needs at least one tool, or the answer")
     schema = variants[0] if len(variants) == 1 else {"anyOf": variants}
     definitions = copy.definitions() if copy is not None else {}
     return {**schema, "$defs": definitions} if definitions else schema
 
 
-def response_format(tools: Iterable[Tool], sources: Sequence[str] = ()) -> dict[str, Any]:
-    """``response_format`` in the OpenAI/LM Studio ``json_schema`` form."""
-    return {"type": "json_schema",
-            "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(tools, sources)}}
+def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
+                    answer: bool = True) -> dict[str, Any]:
+    """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
+    return {"type": "json_schema", "json_schema": {
+        "name": "tool_call", "strict": True, "schema": call_schema(tools, sources, references, answer=answer)}}
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:
     """A call as the constrained model writes it (training data for fine-tuning uses exactly this)."""
     return json.dumps({TOPIC_KEY: topic(tool), NAME_KEY: tool.name, ARGUMENTS_KEY: dict(arguments)},
                       ensure_ascii=False)
+
+
+def format_answer(text: str) -> str:
+    """An answer without a tool call, as the constrained model writes it (training data uses exactly this)."""
+    return json.dumps({TOPIC_KEY: ANSWER_TOPIC, ANSWER_KEY: text}, ensure_ascii=False)
+
+
+def format_result(tool_name: str, content: str) -> str:
+    """The text of the message that carries a tool's result (or ``Error: ...``) back to the model."""
+    return f"Result of {tool_name}: {content}"
+
+
+def read_answer(content: str | None) -> str | None:
+    """The words of an answer-branch reply (:func:`format_answer`); None when ``content`` is not one."""
+    if not content:
+        return None
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and NAME_KEY not in value and isinstance(value.get(ANSWER_KEY), str) \
+            and value.get(TOPIC_KEY, ANSWER_TOPIC) == ANSWER_TOPIC:
+        return value[ANSWER_KEY].strip()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- prompt
@@ -331,14 +614,17 @@ def _placeholder(spec: Any) -> Any:
     return {"number": 1, "integer": 1, "boolean": True, "object": {}, "array": []}.get(kind if isinstance(kind, str) else "", "...")
 
 
-def describe_tools(tools: Iterable[Tool]) -> str:
-    """Each tool as its one-line description, then the exact shape of a call to it."""
+def describe_tools(tools: Iterable[Tool], *, answer: bool = True) -> str:
+    """Each tool as its one-line description, then the exact shape of a call to it; with ``answer``, the
+    answer branch last, in the same form."""
     blocks = []
-    for tool in tools:
+    for tool in callable_tools(tools):
         properties = (tool.parameters or {}).get("properties") or {}
         example = {name: _placeholder(spec) for name, spec in properties.items()}
         call = json.dumps({TOPIC_KEY: topic(tool), NAME_KEY: tool.name, ARGUMENTS_KEY: example}, ensure_ascii=False)
         blocks.append(f"{_summary(tool)}\n{call}")
+    if answer:
+        blocks.append(f"{ANSWER_SUMMARY}\n{format_answer('...')}")
     return "\n\n".join(blocks)
 
 
@@ -346,8 +632,15 @@ SYSTEM_PROMPT = """Tools, each with what it does and the shape of a call:
 
 {tools}
 
-Reply with one JSON call to the tool that fits the request. Copy values from the request exactly."""
+Reply with one JSON object: a call to the tool that fits the request, or an answer. Copy values from the request exactly."""
+
+ANSWER_ONLY_PROMPT = """Reply to the user in words, as one JSON object:
+{answer}"""
 
 
 def system_prompt(tools: Iterable[Tool]) -> str:
+    """The constrained mode's part of the system prompt; with no tools (a run's last round), the answer only."""
+    tools = list(tools)
+    if not callable_tools(tools):
+        return ANSWER_ONLY_PROMPT.format(answer=format_answer("..."))
     return SYSTEM_PROMPT.format(tools=describe_tools(tools))

@@ -14,21 +14,23 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional, Protocol, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Mapping, Optional, Protocol, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
-from .deadline import Deadline
+from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
+from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
+from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from .errors import AgentError, ErrorCode
-from .messages import AgentMessage
+from .jsonsafe import loads as _safe_loads
+from .messages import AgentMessage, answered
 
 logger = logging.getLogger("lmstudio_agent.contract")
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_INSTRUCTION_CHARS = 16_000
 MAX_TOOLS_PER_REQUEST = 32
-DEFAULT_DEADLINE_SECONDS = 25.0
 
 CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Origin": "*",
@@ -52,6 +54,15 @@ class ExecuteRequest(BaseModel):
         description="Names of server-registered tools to offer; empty means every tool on the allow-list.",
     )
     model: Optional[str] = Field(default=None, max_length=256, description="Model id; the server default if unset.")
+    documents: Optional[
+        Annotated[dict[Annotated[str, Field(pattern=DOCUMENT_NAME_PATTERN)],
+                       Annotated[str, Field(max_length=MAX_DOCUMENT_CHARS)]], Field(max_length=MAX_DOCUMENTS)]
+    ] = Field(
+        default=None,
+        description=f"Long inputs, name -> text (at most {MAX_DOCUMENTS}, each at most {MAX_DOCUMENT_CHARS} "
+                    "characters; names of 1 to 64 letters, digits, '_', '.', '-'). The model passes one to a tool "
+                    'by writing "@doc:NAME" as an argument\'s value; the tool receives the full text.',
+    )
 
     @field_validator("tools")
     @classmethod
@@ -76,6 +87,8 @@ class ErrorResponse(BaseModel):
     success: Literal[False] = False
     error: str = Field(description="A human-readable message; never a stack trace.")
     code: ErrorCode
+    result: Optional[list[AgentMessage]] = Field(
+        default=None, description="The transcript, for a run that ended without an answer (NO_ANSWER).")
 
 
 class HealthResponse(BaseModel):
@@ -97,14 +110,21 @@ class HttpResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> str:
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+        """The body as JSON text; always encodable as UTF-8 (a lone surrogate that slipped in is escaped)."""
+        text = json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(self.body, separators=(",", ":"))
+        return text
 
     def all_headers(self) -> dict[str, str]:
         return {"Content-Type": "application/json", **CORS_HEADERS, **self.headers}
 
 
-def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    body = ErrorResponse(error=message, code=code).model_dump(mode="json")
+def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None,
+                   result: list[AgentMessage] | None = None) -> HttpResponse:
+    body = ErrorResponse(error=message, code=code, result=result).model_dump(mode="json", exclude_none=True)
     return HttpResponse(status=code.http_status, body=body, headers=dict(headers or {}))
 
 
@@ -115,9 +135,41 @@ def health_response() -> HttpResponse:
 # ----------------------------------------------------------------------------------------------- auth
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+CREDENTIAL_HEADERS = ("authorization", "x-api-key")
+
+
+def header_map(headers: Headers) -> dict[str, str]:
+    """Headers as a dict with lower-case names. Accepts a mapping or (name, value) pairs; a name that repeats
+    gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    combined: dict[str, str] = {}
+    for name, value in pairs:
+        key = str(name).lower()
+        combined[key] = f"{combined[key]}, {value}" if key in combined else str(value)
+    return combined
+
+
+def credential_headers(headers: Headers) -> dict[str, str]:
+    """:func:`header_map`, after the one rule for a credential sent twice that every server here applies.
+
+    A credential header (``Authorization``, ``X-Api-Key``) that repeats, as two headers or as one whose value
+    is a comma-joined list (how proxies and the Fetch API pass repeats on), is ambiguous: AgentError
+    (UNAUTHORIZED). Keys never hold a comma (a bearer token's alphabet has none), so a comma means two values.
+    """
+    lowered = header_map(headers)
+    for name in CREDENTIAL_HEADERS:
+        if "," in lowered.get(name, ""):
+            raise AgentError(
+                ErrorCode.UNAUTHORIZED, f"Ambiguous credentials: send the {name.title()} header once, with one key"
+            )
+    return lowered
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any; AgentError(UNAUTHORIZED)
+    for a credential sent twice (:func:`credential_headers`)."""
+    lowered = credential_headers(headers)
     auth = lowered.get("authorization", "").strip()
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
@@ -125,12 +177,15 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return key or None
 
 
-def authorize(headers: Mapping[str, str], expected_key: str | None) -> HttpResponse | None:
+def authorize(headers: Headers, expected_key: str | None) -> HttpResponse | None:
     """None when the request carries the expected key; otherwise the 401/403 response to send.
 
     Compared in constant time. With no key configured the endpoint refuses everything (fails closed).
     """
-    key = presented_key(headers)
+    try:
+        key = presented_key(headers)
+    except AgentError as exc:
+        return error_response(exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
     if key is None:
         return error_response(
             ErrorCode.UNAUTHORIZED,
@@ -150,10 +205,16 @@ def authorize(headers: Mapping[str, str], expected_key: str | None) -> HttpRespo
 
 @dataclass(frozen=True)
 class ToolSelection:
-    """The server-registered tools a request selected."""
+    """The server-registered tools a request selected.
+
+    ``owner`` names who may serve this selection when that is not the whole deployment (the bridge hub: the
+    agent identities allowed to offer these tools); it is part of the cache key, so one owner's answers are
+    never served for another's.
+    """
 
     names: tuple[str, ...]
     has_side_effects: bool
+    owner: str = ""
 
 
 class ExecuteBackend(Protocol):
@@ -170,9 +231,11 @@ class ExecuteBackend(Protocol):
         ...
 
     async def run(
-        self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline
+        self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+        documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
-        """Run the instruction and return the transcript; raise AgentError on failure."""
+        """Run the instruction (with the request's ``documents``, passed only when it has some) and return the
+        transcript; raise AgentError on failure."""
         ...
 
 
@@ -192,15 +255,19 @@ Body = Union[bytes, str, None]
 
 def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> ExecuteRequest:
     """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message."""
-    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if isinstance(body, str):
+        try:
+            raw = body.encode()
+        except UnicodeEncodeError:  # a str body from an event whose JSON carried a lone surrogate escape
+            raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is not valid Unicode (it holds a lone surrogate)") from None
+    else:
+        raw = body or b""
     if len(raw) > max_body_bytes:
         raise AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {max_body_bytes} bytes")
     if not raw.strip():
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body is empty: expected a JSON object")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AgentError(ErrorCode.INVALID_REQUEST, f"Request body is not valid JSON: {exc}") from None
+    # Invalid UTF-8, deep nesting and lone surrogates (in any string, keys included) are 400s here.
+    data = _safe_loads(raw)
     if not isinstance(data, dict):
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body must be a JSON object")
     instruction = data.get("instruction")
@@ -208,6 +275,9 @@ def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> E
         raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+    documents = data.get("documents")
+    if documents is not None:
+        check_documents(documents)  # INVALID_REQUEST naming the bad document, before pydantic's generic message
     try:
         return ExecuteRequest.model_validate(data)
     except ValidationError as exc:
@@ -235,9 +305,9 @@ async def execute(
     selection = backend.select_tools(request.tools)
     model = request.model or backend.default_model
     use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
-    key = cache_key(
-        instruction=request.instruction, tools=list(selection.names), model=model, scope=backend.cache_scope()
-    )
+    scope = backend.cache_scope() + (f"|owner:{selection.owner}" if selection.owner else "")
+    key = cache_key(instruction=request.instruction, tools=list(selection.names), model=model, scope=scope,
+                    documents=request.documents)
     if use_cache:
         hit = await _cache_get(cache, key)
         if hit is not None:
@@ -246,14 +316,22 @@ async def execute(
     deadline = Deadline(options.deadline_seconds)
     try:
         # The backend honours the deadline call by call; this is the backstop for anything that does not.
+        extra = {"documents": request.documents} if request.documents else {}
         transcript = await asyncio.wait_for(
-            backend.run(request.instruction, selection, model, deadline), timeout=options.deadline_seconds + 1.0
+            backend.run(request.instruction, selection, model, deadline, **extra),
+            timeout=options.deadline_seconds + 1.0,
         )
     except asyncio.TimeoutError:
         raise AgentError(
             ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
         ) from None
 
+    if not answered(transcript):
+        # Never cached: the same request may well succeed on another try.
+        last = transcript[-1] if transcript else None
+        reason = last.content if last is not None and last.type == "error" and last.content else \
+            "The run ended without an answer."
+        raise AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
     if use_cache:
         await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
     return ExecuteResponse(result=transcript, cached=False)
@@ -279,7 +357,7 @@ async def _cache_put(cache: CacheStore, key: str, transcript: list[AgentMessage]
 
 async def handle_execute(
     body: Body,
-    headers: Mapping[str, str],
+    headers: Headers,
     backend: ExecuteBackend,
     *,
     cache: CacheStore | None = None,
@@ -287,13 +365,15 @@ async def handle_execute(
 ) -> HttpResponse:
     """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception."""
     options = options or ExecuteOptions()
+    headers = header_map(headers)
     try:
         request = parse_execute_request(body, options.max_body_bytes)
         response = await execute(request, backend, headers=headers, cache=cache, options=options)
     except AgentError as exc:
         if exc.http_status >= 500:
             logger.warning("execute failed: %s", exc)
-        return error_response(exc.code, exc.message)
+        transcript = exc.details.get("transcript") if exc.code is ErrorCode.NO_ANSWER else None
+        return error_response(exc.code, exc.message, result=transcript)
     except Exception:
         logger.exception("unexpected error in execute")
         return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
@@ -301,19 +381,30 @@ async def handle_execute(
     return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
 
 
+# The client key a deployment expects: the key itself, or a function that looks it up (a secret store), called
+# only for a keyed route so that /health never reads a secret. AgentError from it is answered with its code.
+KeySource = Union[str, None, Callable[[], Optional[str]]]
+
+
 async def handle_request(
     method: str,
     path: str,
-    headers: Mapping[str, str],
+    headers: Headers,
     body: Body,
     *,
     backend: ExecuteBackend,
-    api_key: str | None,
+    api_key: KeySource,
     cache: CacheStore | None = None,
     options: ExecuteOptions | None = None,
+    authenticated: bool = False,
 ) -> HttpResponse:
-    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405."""
-    method = method.upper()
+    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405.
+
+    ``authenticated``: the platform already authenticated the caller (a Lambda invoked directly, which IAM
+    authorised), so no client key is asked for. Methods are case-sensitive (RFC 9110): ``post`` is not
+    ``POST`` and gets a 405.
+    """
+    headers = header_map(headers)
     path = "/" + path.strip("/")
     routes = {"/health": "GET", "/execute": "POST"}
     if path not in routes:
@@ -324,7 +415,12 @@ async def handle_request(
         return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
     if path == "/health":
         return health_response()
-    refused = authorize(headers, api_key)
-    if refused is not None:
-        return refused
+    if not authenticated:
+        try:
+            expected = api_key() if callable(api_key) else api_key
+        except AgentError as exc:
+            return error_response(exc.code, exc.message)
+        refused = authorize(headers, expected)
+        if refused is not None:
+            return refused
     return await handle_execute(body, headers, backend, cache=cache, options=options)

@@ -6,6 +6,9 @@ import time
 
 from .errors import AgentError, ErrorCode
 
+# A run's deadline when a deployment sets none (EXECUTE_DEADLINE_SECONDS).
+DEFAULT_DEADLINE_SECONDS = 25.0
+
 
 class Deadline:
     """A point in monotonic time after which a run must stop.

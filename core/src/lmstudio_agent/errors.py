@@ -27,6 +27,8 @@ class ErrorCode(str, Enum):
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     MODEL_OUTPUT_INVALID = "MODEL_OUTPUT_INVALID"
+    # The run finished without an answer for the user: rounds ran out, or every tool call failed.
+    NO_ANSWER = "NO_ANSWER"
     NO_AGENT_AVAILABLE = "NO_AGENT_AVAILABLE"
     HUB_BUSY = "HUB_BUSY"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -55,6 +57,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UPSTREAM_TIMEOUT: 504,
     ErrorCode.UPSTREAM_ERROR: 500,
     ErrorCode.MODEL_OUTPUT_INVALID: 500,
+    # Not the client's mistake and not a crash: the request was understood but the agent could not complete it.
+    ErrorCode.NO_ANSWER: 422,
     ErrorCode.NO_AGENT_AVAILABLE: 503,
     ErrorCode.HUB_BUSY: 503,
     ErrorCode.INTERNAL_ERROR: 500,

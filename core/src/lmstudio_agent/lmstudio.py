@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 
 from .agent import Agent, Goal, OnMessage
 from .builtins import analyze_sentiment, builtin_registry, extract_data
-from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
+from .client import ChatClient
+from .connection import resolve
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .llm import LLM
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T")
+logger = logging.getLogger("lmstudio_agent.bridge.agent")
 
 DEFAULT_BRIDGE_URL = "ws://localhost:65028"
 DEFAULT_GOALS = (
@@ -40,17 +43,41 @@ def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
                        "(aload_model / aact) instead")
 
 
+async def ensure_model(client: ChatClient, model: str, deadline: Deadline) -> None:
+    """Check that the server is reachable and serves ``model`` (asking LM Studio to load it where it can).
+
+    Raises :class:`AgentError` with CONNECTION_FAILED, or MODEL_NOT_LOADED naming the models the server has and
+    the ``--model`` option (``model_name=`` in Python) that chooses one.
+    """
+    try:
+        models = await client.list_models(deadline=deadline)
+    except AgentError as exc:
+        if exc.code is ErrorCode.UPSTREAM_ERROR:
+            raise AgentError(ErrorCode.CONNECTION_FAILED, f"The model server is not usable: {exc.message}") from None
+        raise
+    if model in models:
+        return
+    info = await client.model_info(model, deadline=deadline)
+    if info is None or not await client.request_load(model, deadline=deadline):
+        shown = ", ".join(models[:10]) or "none"
+        raise AgentError(ErrorCode.MODEL_NOT_LOADED,
+                         f"Model '{model}' is not available on {client.base_url} (it serves: {shown}). Choose one "
+                         f"of those with --model on the command line (model_name= in Python), or load the model "
+                         f"in LM Studio.", details={"model": model, "available": models[:10]})
+
+
 class LMStudioAgent:
     """A tool-using agent on a model served by LM Studio (or any OpenAI-compatible server).
 
-    The server URL and token come from the arguments or from ``LM_STUDIO_API_BASE`` and ``LM_API_TOKEN``
-    (default ``http://localhost:1234/v1``). The agent starts with the built-in tools; add your own with
-    :meth:`register_tool` or pass them to :meth:`act`.
+    The server URL, token and model come from the arguments, else ``LM_STUDIO_API_BASE``, ``LM_API_TOKEN`` and
+    ``LM_STUDIO_MODEL``, else the server file a running ``make serve-model`` wrote (:mod:`lmstudio_agent.connection`),
+    else ``http://localhost:1234/v1`` and the API reference's ``lmstudio-community/LFM2-350M-Instruct-GGUF``.
+    The agent starts with the built-in tools; add your own with :meth:`register_tool` or pass them to :meth:`act`.
     """
 
     def __init__(
         self,
-        model_name: str = DEFAULT_MODEL,
+        model_name: str | None = None,
         bridge_url: str = DEFAULT_BRIDGE_URL,
         agent_id: str = "lm-studio-agent",
         *,
@@ -68,15 +95,16 @@ class LMStudioAgent:
         bridge_token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.model_name = model_name
+        connection = resolve(base_url, api_key, model_name)
+        model_name = self.model_name = connection.model
         self.bridge_url = bridge_url
         self.agent_id = agent_id
         self.capabilities = list(capabilities)
         self.run_timeout = run_timeout
         self._bridge_token = bridge_token if bridge_token is not None else os.environ.get("BRIDGE_TOKEN")
         self.client = ChatClient(
-            base_url or os.environ.get("LM_STUDIO_API_BASE") or DEFAULT_BASE_URL,
-            api_key if api_key is not None else os.environ.get("LM_API_TOKEN"),
+            connection.base_url,
+            connection.api_key,
             model_name,
             timeout=request_timeout,
             transport=transport,
@@ -117,19 +145,7 @@ class LMStudioAgent:
         Raises ``RuntimeError`` (an :class:`AgentError`) with CONNECTION_FAILED or MODEL_NOT_LOADED.
         """
         deadline = Deadline(self.run_timeout)
-        try:
-            models = await self.client.list_models(deadline=deadline)
-        except AgentError as exc:
-            if exc.code is ErrorCode.UPSTREAM_ERROR:
-                raise AgentError(ErrorCode.CONNECTION_FAILED, f"The model server is not usable: {exc.message}") from None
-            raise
-        if self.model_name not in models:
-            info = await self.client.model_info(self.model_name, deadline=deadline)
-            if info is None or not await self.client.request_load(self.model_name, deadline=deadline):
-                shown = ", ".join(models[:10]) or "none"
-                raise AgentError(ErrorCode.MODEL_NOT_LOADED,
-                                 f"Model '{self.model_name}' is not available on {self.client.base_url} "
-                                 f"(available: {shown}). Load it in LM Studio or pass model_name.")
+        await ensure_model(self.client, self.model_name, deadline)
         await self._agent.resolve_mode(deadline)
         self._loaded = True
 
@@ -156,25 +172,34 @@ class LMStudioAgent:
         instruction: str,
         tools: Iterable[Callable[..., Any] | Tool | str] | None = None,
         on_message: OnMessage | None = None,
+        *,
+        documents: Mapping[str, str] | None = None,
     ) -> list[AgentMessage]:
         """Run the agent on ``instruction``. ``tools``: functions, Tools or names of registered tools
-        (default: every registered tool). Messages stream to ``on_message``; the transcript is returned."""
+        (default: every registered tool). Messages stream to ``on_message``; the transcript is returned.
+
+        ``documents`` (name -> text) go to tools by reference: the model writes ``"@doc:NAME"`` as an
+        argument and the tool receives the full text (e.g. ``documents={"invoice": text}``). The transcript
+        ends with the final ``result``, or with an ``error`` coded NO_ANSWER when the run found no answer."""
         if not self._loaded:
             raise AgentError(ErrorCode.MODEL_NOT_LOADED, "Call load_model() before act()")
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
         registry = self._run_registry(tools)
         return await self._agent.run(instruction, on_message=on_message, tools=registry,
-                                     deadline=Deadline(self.run_timeout))
+                                     deadline=Deadline(self.run_timeout),
+                                     documents=dict(documents) if documents is not None else None)
 
     def act(
         self,
         instruction: str,
         tools: Iterable[Callable[..., Any] | Tool | str] | None = None,
         on_message: OnMessage | None = None,
+        *,
+        documents: Mapping[str, str] | None = None,
     ) -> list[AgentMessage]:
         """Sync :meth:`aact`. Results stream to ``on_message``; the transcript is also returned."""
-        return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message)))
+        return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message, documents=documents)))
 
     async def _closing(self, coro: Awaitable[T]) -> T:
         # The sync API runs each call in its own event loop; the connection pool must not outlive it.
@@ -214,11 +239,15 @@ class LMStudioAgent:
         """
         from .bridge.agent_client import serve_agent
 
-        async def runner(instruction: str, tool_names: list[str]) -> list[AgentMessage]:
-            return await self.aact(instruction, tool_names or None)
+        async def runner(instruction: str, tool_names: list[str],
+                         documents: Mapping[str, str] | None = None) -> list[AgentMessage]:
+            return await self.aact(instruction, tool_names or None, documents=documents)
 
         if not self._loaded:
             await self.aload_model()
+        mode = self.tool_mode.value if self.tool_mode else "auto"
+        logger.info("agent %s: model %s on %s (tool mode %s); connecting to %s", self.agent_id, self.model_name,
+                    self.client.base_url, mode, self.bridge_url)
         await serve_agent(
             runner,
             bridge_url=self.bridge_url,

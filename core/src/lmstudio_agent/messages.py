@@ -50,6 +50,18 @@ class WebSocketMessage(BaseModel):
     metadata: Optional[dict[str, Any]] = None
 
 
+def answered(transcript: list[AgentMessage]) -> bool:
+    """True when the run ended with a final answer (a ``result`` with no tool, with content).
+
+    A run that ended without one (its last event is an ``error``, e.g. NO_ANSWER when the rounds ran out or
+    every tool call failed) is not a success: the endpoints answer ``success: false`` and never cache it.
+    """
+    if not transcript:
+        return False
+    last = transcript[-1]
+    return last.type == "result" and last.tool is None and bool((last.content or "").strip())
+
+
 def final_answer(transcript: list[AgentMessage]) -> str | None:
     """The content of the last final ``result`` (one with no tool) of a transcript, if any."""
     for message in reversed(transcript):

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from . import constrained
 from .client import ChatClient, ChatResponse
 from .deadline import Deadline
+from .documents import references
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
 from .tools import Tool
 
@@ -50,8 +51,10 @@ class Strategy(Protocol):
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         """Text to add to the system prompt when ``tools`` are offered (None: nothing)."""
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages``."""
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages``
+        (``documents``: the run's documents, which tool calls may pass by reference)."""
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         """The calls and text in a response."""
@@ -73,7 +76,8 @@ class NativeStrategy:
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
         return None
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {"tools": [t.to_openai() for t in tools], "tool_choice": "auto"} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -107,7 +111,8 @@ class ParsedStrategy(NativeStrategy):
         example = format_lfm2_calls([ToolCall(name="tool_name", arguments={"arg": "value"})])
         return f"List of tools: <|tool_list_start|>{listing}<|tool_list_end|>\nTo call a tool, reply with {example}."
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -118,31 +123,42 @@ class ParsedStrategy(NativeStrategy):
 
 
 class ConstrainedStrategy:
+    """Grammar-constrained JSON (:mod:`.constrained`): each reply is one call, or an answer in words
+    (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
+    round) only the answer can be written."""
+
     mode = ToolMode.CONSTRAINED
 
     def system_prompt(self, tools: Sequence[Tool]) -> str | None:
-        return constrained.system_prompt(tools) if tools else None
+        return constrained.system_prompt(tools)
 
-    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-        # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md).
-        sources = constrained.copy_sources(messages)
-        return {"response_format": constrained.response_format(tools, sources)} if tools else {}
+    def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
+                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+        # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md); the
+        # run's document references ("@doc:NAME") are copy candidates for string arguments too. With no
+        # tools (the last round) the grammar offers only the answer.
+        sources = constrained.copy_sources(messages) if tools else ()
+        refs = references(documents) if tools and documents else ()
+        return {"response_format": constrained.response_format(tools, sources, refs)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
-        if not tools:
+        answer = constrained.read_answer(response.content)
+        if answer is not None:
+            return Turn([], answer, [], message, response, {"answer": True})
+        if not tools:  # the last round: whatever came back is the answer (a server that ignored the grammar)
             return Turn([], response.content.strip(), [], message, response)
         parsed = parse_tool_calls(response.content)
         if parsed.calls:
             return Turn(_ensure_ids(parsed.calls[:1]), "", parsed.errors, message, response)
         reason = "it was cut off" if response.finish_reason == "length" else "it is not a JSON tool call"
-        error = f"Your reply could not be read as a tool call ({reason}). Reply with one JSON object: " \
-                '{"tool": "<tool name>", "arguments": {...}}.'
+        error = f"Your reply could not be read as a tool call or an answer ({reason}). Reply with one JSON " \
+                'object: {"tool": "<tool name>", "arguments": {...}}, or ' + constrained.format_answer("...") + "."
         return Turn([], "", [error], message, response)
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
         # A user turn, not the tool role: many small models' templates accept only user/assistant.
-        return {"role": "user", "content": f"Result of {call.name}: {content}"}
+        return {"role": "user", "content": constrained.format_result(call.name, content)}
 
 
 STRATEGIES: dict[ToolMode, Strategy] = {

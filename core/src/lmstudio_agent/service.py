@@ -1,22 +1,43 @@
-"""The endpoint backend: settings shared by every deployment, and the agent loop as a contract backend."""
+"""The endpoint backend, split by lifetime.
+
+- :class:`EndpointSettings`: what a deployment is configured with (env vars and secrets).
+- :class:`EndpointService`: what lives for the process (a Lambda container, a Worker isolate): the settings, the
+  tool registry (its argument models built once) and the tool-call mode detected for each model.
+- :class:`AgentBackend`: what lives for one request, or one event loop: the HTTP client to the upstream.
+
+Both adapters share one settings-error policy (:func:`load_settings`, :class:`UnconfiguredBackend`) and one
+deadline clamp (:meth:`EndpointSettings.options`).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .agent import Agent, Goal
 from .builtins import builtin_registry
+from .cache import DEFAULT_TTL_SECONDS
 from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .contract import ExecuteOptions, ToolSelection
-from .deadline import Deadline
+from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
+from .errors import AgentError, ErrorCode
 from .messages import AgentMessage
-from .modes import ToolMode
+from .modes import ToolMode, detect_mode
 from .tools import ToolRegistry
 
 if TYPE_CHECKING:
     import httpx
+
+logger = logging.getLogger("lmstudio_agent.service")
+
+# The detected tool-call mode is remembered per model name, and the name comes from clients: keep a bounded
+# number (least recently used dropped), so a client cycling through names cannot grow the process.
+MAX_REMEMBERED_MODELS = 32
+# The shortest run deadline an adapter's clamp may leave (a Lambda close to its own timeout still tries).
+MIN_DEADLINE_SECONDS = 1.0
 
 ENDPOINT_GOALS = (
     Goal(name="Persona", description="You are an agent behind an API. You complete the request with the tools."),
@@ -32,8 +53,8 @@ class EndpointSettings(BaseModel):
     lm_studio_token: Optional[SecretStr] = None
     model: str = DEFAULT_MODEL
     tool_mode: ToolMode = ToolMode.AUTO
-    deadline_seconds: float = Field(default=25.0, gt=0, le=900)
-    cache_ttl_seconds: int = Field(default=3600, ge=60)
+    deadline_seconds: float = Field(default=DEFAULT_DEADLINE_SECONDS, gt=0, le=900)
+    cache_ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=60)
     max_rounds: int = Field(default=4, ge=1, le=20)
     max_tokens: int = Field(default=512, ge=16, le=8192)
     allowed_tools: Optional[list[str]] = None
@@ -67,15 +88,67 @@ class EndpointSettings(BaseModel):
         values.update(overrides)
         return cls.model_validate(values)
 
-    def options(self) -> ExecuteOptions:
-        return ExecuteOptions(deadline_seconds=self.deadline_seconds, cache_ttl_seconds=self.cache_ttl_seconds)
+    def options(self, *, limit_seconds: float | None = None) -> ExecuteOptions:
+        """The execute route's limits; the run's deadline cut to ``limit_seconds`` when the platform allows
+        less (what a Lambda invocation has left, a Worker's tunnel cut), but never below 1 s."""
+        deadline = self.deadline_seconds
+        if limit_seconds is not None and limit_seconds < deadline:
+            deadline = max(MIN_DEADLINE_SECONDS, limit_seconds)
+        return ExecuteOptions(deadline_seconds=deadline, cache_ttl_seconds=self.cache_ttl_seconds)
 
 
-class AgentBackend:
-    """Runs execute requests with the agent loop against the configured OpenAI-compatible upstream.
+def settings_problem(exc: ValidationError) -> str:
+    """The names of the invalid settings, never their values (a secret may be among them)."""
+    names = sorted({".".join(map(str, e["loc"])) or "settings" for e in exc.errors()})
+    return "invalid " + ", ".join(names)
 
-    Build it once per process (a Lambda container, a Worker isolate) and reuse it: it keeps the connection
-    pool and the detected tool-call mode of each model.
+
+def load_settings(env: Mapping[str, Any], **overrides: Any) -> EndpointSettings:
+    """:meth:`EndpointSettings.from_env`, with the adapters' one policy for a bad configuration: it is logged
+    and raised as INTERNAL_ERROR naming the bad settings (never their values)."""
+    try:
+        return EndpointSettings.from_env(env, **overrides)
+    except ValidationError as exc:
+        problem = settings_problem(exc)
+        logger.error("the endpoint's configuration is invalid: %s", problem)
+        raise AgentError(ErrorCode.INTERNAL_ERROR, f"The endpoint is misconfigured: {problem}") from None
+
+
+class UnconfiguredBackend:
+    """Stands in for the agent while the deployment is misconfigured: ``/health`` and auth keep working, and
+    every authenticated execute answers INTERNAL_ERROR with the reason (never a secret).
+
+    Args:
+        error: What to answer every execute with, e.g. the one :func:`load_settings` raised.
+    """
+
+    default_model = ""
+
+    def __init__(self, error: AgentError) -> None:
+        self.error = error
+
+    def cache_scope(self) -> str:
+        return "unconfigured"
+
+    def select_tools(self, names: list[str]) -> ToolSelection:
+        raise self.error
+
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
+        raise self.error
+
+
+class EndpointService:
+    """What an endpoint keeps for its whole process: the settings, the tool registry (the argument models of its
+    tools are built once) and the tool-call mode detected for each model (``LM_TOOL_MODE=auto``).
+
+    Build it once per process (a Worker keeps it at module level, a Lambda container once) and take a
+    :meth:`backend` for each request.
+
+    Args:
+        settings: The deployment's configuration.
+        registry: The tools to serve (default: the built-in ones), narrowed to ``settings.allowed_tools``.
+        context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
+        max_models: How many models' detected modes to remember (least recently used dropped).
     """
 
     def __init__(
@@ -83,40 +156,110 @@ class AgentBackend:
         settings: EndpointSettings,
         registry: ToolRegistry | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         context: dict[str, Any] | None = None,
+        max_models: int = MAX_REMEMBERED_MODELS,
     ) -> None:
         self.settings = settings
         registry = registry if registry is not None else builtin_registry()
         self.registry = registry.select(settings.allowed_tools) if settings.allowed_tools else registry
-        token = settings.lm_studio_token.get_secret_value() if settings.lm_studio_token else None
-        self.client = ChatClient(settings.lm_studio_url, token, settings.model,
-                                 timeout=settings.deadline_seconds, max_retries=2, transport=transport)
-        self._context = context if context is not None else {}
-        self._agents: dict[str, Agent] = {}
+        self.context = context if context is not None else {}
+        self.max_models = max_models
+        self._modes: OrderedDict[str, ToolMode] = OrderedDict()
+        self._scope = "|".join([settings.lm_studio_url.rstrip("/"), settings.tool_mode.value,
+                                str(settings.max_rounds), ",".join(sorted(self.registry.names()))])
 
     @property
     def default_model(self) -> str:
         return self.settings.model
 
     def cache_scope(self) -> str:
-        return "|".join([self.client.base_url, self.settings.tool_mode.value, str(self.settings.max_rounds),
-                         ",".join(sorted(self.registry.names()))])
+        return self._scope
 
     def select_tools(self, names: list[str]) -> ToolSelection:
         selected = self.registry.select(names) if names else self.registry
         return ToolSelection(tuple(selected.names()), any(t.side_effects for t in selected))
 
-    def _agent(self, model: str) -> Agent:
-        if model not in self._agents:
-            self._agents[model] = Agent(client=self.client, tools=self.registry, goals=ENDPOINT_GOALS,
-                                        mode=self.settings.tool_mode, model=model,
-                                        max_rounds=self.settings.max_rounds, max_tokens=self.settings.max_tokens,
-                                        context=self._context)
-        return self._agents[model]
+    async def mode_for(self, client: ChatClient, model: str, deadline: Deadline | None = None) -> ToolMode:
+        """The configured mode, or the one detected for ``model`` (once, then remembered)."""
+        if self.settings.tool_mode is not ToolMode.AUTO:
+            return self.settings.tool_mode
+        mode = self._modes.get(model)
+        if mode is None:
+            mode = await detect_mode(client, model, deadline=deadline)
+            logger.info("tool-call mode for %s: %s", model, mode.value)
+        self._modes[model] = mode
+        self._modes.move_to_end(model)
+        while len(self._modes) > self.max_models:
+            self._modes.popitem(last=False)
+        return mode
 
-    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
-        return await self._agent(model).run(instruction, deadline=deadline, tools=self.registry.select(tools.names))
+    def remembered_models(self) -> list[str]:
+        """The models whose mode is remembered, least recently used first."""
+        return list(self._modes)
+
+    def backend(self, *, transport: httpx.AsyncBaseTransport | None = None) -> AgentBackend:
+        """A backend for one request (or one event loop): a fresh HTTP client over this service."""
+        return AgentBackend(self, transport=transport)
+
+
+class AgentBackend:
+    """Runs execute requests with the agent loop against the configured OpenAI-compatible upstream.
+
+    It holds what lives for one request, or for one event loop: the HTTP client and its connection pool.
+    Everything that lives for the process is its :class:`EndpointService`. (A Worker may not share one
+    request's I/O objects with another, so it takes a backend per request; a Lambda container runs one request
+    at a time on one loop, so it keeps one.)
+
+    Args:
+        service: The process-wide part; given :class:`EndpointSettings`, a service is built from them.
+        registry: With settings only: the tools to serve (default: the built-in ones).
+        transport: The httpx transport to the upstream (tests); the default opens real connections.
+        context: With settings only: properties every tool run sees.
+    """
+
+    def __init__(
+        self,
+        service: EndpointService | EndpointSettings,
+        registry: ToolRegistry | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        if isinstance(service, EndpointSettings):
+            service = EndpointService(service, registry, context=context)
+        elif registry is not None or context is not None:
+            raise TypeError("registry and context belong to the EndpointService")
+        self.service = service
+        self.settings = service.settings
+        self.registry = service.registry
+        settings = service.settings
+        token = settings.lm_studio_token.get_secret_value() if settings.lm_studio_token else None
+        self.client = ChatClient(settings.lm_studio_url, token, settings.model,
+                                 timeout=settings.deadline_seconds, max_retries=2, transport=transport)
+
+    @property
+    def default_model(self) -> str:
+        return self.service.default_model
+
+    def cache_scope(self) -> str:
+        return self.service.cache_scope()
+
+    def select_tools(self, names: list[str]) -> ToolSelection:
+        return self.service.select_tools(names)
+
+    async def agent(self, model: str, deadline: Deadline | None = None) -> Agent:
+        """An agent for ``model`` on this backend's client, its tool-call mode already known (it holds
+        configuration only, so one per run costs nothing)."""
+        mode = await self.service.mode_for(self.client, model, deadline)
+        settings = self.settings
+        return Agent(client=self.client, tools=self.registry, goals=ENDPOINT_GOALS, mode=mode, model=model,
+                     max_rounds=settings.max_rounds, max_tokens=settings.max_tokens, context=self.service.context)
+
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        agent = await self.agent(model, deadline)
+        return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
+                               documents=documents)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -12,7 +12,7 @@ from lmstudio_agent.errors import AgentError, ErrorCode
 from rich.console import Console
 from rich.markup import escape
 
-from .dataset import DatasetError, read_jsonl
+from .dataset import DatasetError, read_jsonl_numbered
 from .models import DEFAULT_BASE_MODEL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -38,9 +38,25 @@ def _exit_for(error: AgentError) -> int:
     return EXIT_BAD_INPUT if error.code == ErrorCode.INVALID_REQUEST else EXIT_FAILED
 
 
-def _load_rows(data: Path) -> list[Any]:
+class Rows(list):
+    """The rows of a JSONL file, with the file line each came from (so errors name the line an editor shows)."""
+
+    def __init__(self, data: Path) -> None:
+        numbered = read_jsonl_numbered(data)
+        super().__init__(row for _, row in numbered)
+        self.path = data
+        self.lines = [number for number, _ in numbered]
+
+    def describe(self, exc: AgentError) -> str:
+        """The error's message, a bad row named by its line in the file."""
+        if isinstance(exc, DatasetError) and exc.row is not None and exc.message.startswith(f"row {exc.row}: "):
+            return f"line {self.lines[exc.row - 1]} of {self.path} (row {exc.row}): {exc.problem}"
+        return exc.message
+
+
+def _load_rows(data: Path) -> Rows:
     try:
-        return read_jsonl(data)
+        return Rows(data)
     except DatasetError as exc:
         err.print(f"[red]{exc.code.value}[/]: {escape(str(exc.message))} ({escape(str(data))})")
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -83,7 +99,7 @@ def run(
                                              overrides=overrides)
         err.print(f"Axolotl config -> {escape(str(config))}")
     except AgentError as exc:
-        err.print(f"[red]{exc.code.value}[/]: {escape(exc.message)}")
+        err.print(f"[red]{exc.code.value}[/]: {escape(rows.describe(exc))}")
         raise typer.Exit(_exit_for(exc)) from None
     if not tuner.run_fine_tuning(config, use_lm_studio_cli=lms_import):
         raise typer.Exit(EXIT_FAILED)
@@ -106,7 +122,7 @@ def prepare(
     try:
         path = LMStudioFineTuner(output_dir=str(output_dir), console=err).prepare_dataset(rows)
     except AgentError as exc:
-        err.print(f"[red]{exc.code.value}[/]: {escape(exc.message)}")
+        err.print(f"[red]{exc.code.value}[/]: {escape(rows.describe(exc))}")
         raise typer.Exit(_exit_for(exc)) from None
     out.print(str(path))
 

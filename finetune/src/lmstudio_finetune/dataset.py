@@ -42,7 +42,7 @@ __all__ = [
 
 
 class DatasetError(AgentError, ValueError):
-    """A training row (or a JSONL line) that cannot be used; ``row`` is its 0-based index."""
+    """A training row (or a JSONL line) that cannot be used; ``row`` is its number, counted from 1 like lines."""
 
     def __init__(self, row: int | None, problem: str, *, where: str = "row") -> None:
         self.row = row
@@ -140,22 +140,25 @@ def _pydantic_problem(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_row(row: Any, index: int) -> TrainingExample | ChatRow:
-    """One row as a :class:`TrainingExample` or a :class:`ChatRow`, or a :class:`DatasetError` naming it."""
+def validate_row(row: Any, number: int) -> TrainingExample | ChatRow:
+    """One row as a :class:`TrainingExample` or a :class:`ChatRow`, or a :class:`DatasetError` naming it.
+
+    ``number`` is the row's position counted from 1 (the first row is row 1), as the error reports it.
+    """
     if not isinstance(row, Mapping):
-        raise DatasetError(index, f"expected an object, got {type(row).__name__}")
+        raise DatasetError(number, f"expected an object, got {type(row).__name__}")
     if "messages" in row and ("instruction" in row or "response" in row):
-        raise DatasetError(index, "a row is either a transcript ('messages') or an instruction row, not both")
+        raise DatasetError(number, "a row is either a transcript ('messages') or an instruction row, not both")
     model: type[BaseModel] = ChatRow if "messages" in row else TrainingExample
     try:
         return model.model_validate(dict(row))  # type: ignore[return-value]
     except ValidationError as exc:
-        raise DatasetError(index, _pydantic_problem(exc)) from None
+        raise DatasetError(number, _pydantic_problem(exc)) from None
 
 
 def validate_rows(rows: Iterable[Any]) -> list[TrainingExample | ChatRow]:
     """Every row validated, in order; the first bad row raises. An empty dataset is an error too."""
-    validated = [validate_row(row, index) for index, row in enumerate(rows)]
+    validated = [validate_row(row, number) for number, row in enumerate(rows, start=1)]
     if not validated:
         raise DatasetError(None, "the dataset has no rows")
     return validated
@@ -205,6 +208,11 @@ def write_jsonl_atomic(objects: Iterable[Mapping[str, Any]], path: Path) -> Path
 
 def read_jsonl(path: Path) -> list[Any]:
     """The objects of a JSONL file (blank lines skipped); a line that is not JSON raises, naming the line."""
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: Path) -> list[tuple[int, Any]]:
+    """(line number from 1, object) for each non-blank line of a JSONL file, as :func:`read_jsonl` reads it."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -216,7 +224,7 @@ def read_jsonl(path: Path) -> list[Any]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise DatasetError(number, f"not valid JSON ({exc.msg} at column {exc.colno})", where="line") from None
     return rows

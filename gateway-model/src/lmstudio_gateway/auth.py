@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 
+from lmstudio_agent.contract import credential_headers
+from lmstudio_agent.errors import AgentError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lmstudio_gateway.errors import openai_error, send_json
@@ -17,12 +19,15 @@ OPEN_PATHS = frozenset({"/health"})
 
 
 def bearer_token(scope: Scope) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, if the request has one."""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+    """The token of an ``Authorization: Bearer <token>`` header, if the request has one.
+
+    Raises AgentError(UNAUTHORIZED) for an Authorization header sent twice: the core contract's one rule.
+    """
+    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+    value = credential_headers(pairs).get("authorization", "")
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
     return None
 
 
@@ -47,7 +52,12 @@ class BearerKeyMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or _is_cors_preflight(scope):
             await self.app(scope, receive, send)
             return
-        token = bearer_token(scope)
+        try:
+            token = bearer_token(scope)
+        except AgentError as exc:
+            body = openai_error(exc.message + ".", type_="invalid_request_error", code="invalid_api_key")
+            await send_json(send, 401, body, {"WWW-Authenticate": "Bearer"})
+            return
         if token is None:
             body = openai_error(
                 "Missing API key: send 'Authorization: Bearer <key>'.", type_="invalid_request_error", code="invalid_api_key"

@@ -116,22 +116,37 @@ def run_in_background(
     log_path: str | os.PathLike[str] | None = None,
     lora_path: str | os.PathLike[str] | None = None,
     bare: bool = False,
+    keep_log: bool = False,
+    max_request_seconds: float | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``python -m lmstudio_gateway serve`` and yield it once ``/health`` answers.
 
     ``port=0`` picks a free port; ``api_key=None`` generates one. The embedded model is served with the shipped
     tool adapter unless ``bare``; ``lora_path`` applies another GGUF LoRA adapter. The key travels in the child's
     environment, never on its command line (visible in ``ps``). The server's output goes to a log file
-    whose tail is in the error if start-up fails. The process is always stopped on exit.
+    whose tail is in the error if start-up fails. The process is always stopped on exit. Without
+    ``log_path`` the log is a temporary ``lmstudio-gateway-*.log`` file, removed once the server has
+    stopped unless ``keep_log``; a ``log_path`` you give is kept. The server does not write the server
+    file (``lmstudio_agent.connection``): a background server never replaces the one ``make serve-model`` runs.
     """
     key = api_key or generate_api_key()
+    temporary_log = log_path is None
     if log_path is None:
         handle, name = tempfile.mkstemp(prefix="lmstudio-gateway-", suffix=".log")
         os.close(handle)
         log_path = name
     log_file = Path(log_path)
+    try:
+        yield from _run(model_path, host, port, key, startup_timeout, model_alias, n_ctx, n_threads, log_file)
+    finally:
+        if temporary_log and not keep_log:
+            log_file.unlink(missing_ok=True)
+
+
+def _run(model_path: str | os.PathLike[str] | None, host: str, port: int, key: str, startup_timeout: float,
+         model_alias: str, n_ctx: int, n_threads: int | None, log_file: Path) -> Iterator[RunningServer]:
     env = {**os.environ, API_KEY_ENV: key, "PYTHONUNBUFFERED": "1"}
-    options = ["--model-alias", model_alias, "--n-ctx", str(n_ctx), "--exit-with-parent"]
+    options = ["--model-alias", model_alias, "--n-ctx", str(n_ctx), "--exit-with-parent", "--no-server-file"]
     if model_path is not None:
         options += ["--model", os.fspath(model_path)]
     if n_threads:
@@ -140,6 +155,8 @@ def run_in_background(
         options += ["--lora", os.fspath(lora_path)]
     if bare:
         options += ["--bare"]
+    if max_request_seconds is not None:
+        options += ["--max-request-seconds", f"{max_request_seconds:g}"]
     # A free port can be taken between picking it and binding it: with port=0, pick again.
     for attempt in range(1 if port else PORT_ATTEMPTS):
         chosen_port = port or free_port(host)

@@ -9,15 +9,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 from fastapi import FastAPI
+from llama_cpp.server import app as llama_server_app
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
+from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
 
 from lmstudio_gateway.auth import BearerKeyMiddleware
 from lmstudio_gateway.body import RequestBodyMiddleware
 from lmstudio_gateway.compat import ServedModel, lmstudio_router
+from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS, guard_llama
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_adapter_path, default_model_path
 
 API_KEY_ENV = "GATEWAY_API_KEY"
@@ -41,6 +45,8 @@ class GatewayConfig:
     n_ctx: int = DEFAULT_N_CTX
     n_threads: int | None = None
     verbose: bool = False
+    # Wall-clock limit of one request (generation is stopped there; the client gets a 504 if nothing was sent).
+    max_request_seconds: float = DEFAULT_MAX_REQUEST_SECONDS
     # Set by run_in_background: a server whose parent died (a killed test run) must not linger.
     exit_with_parent: bool = False
     # A GGUF LoRA adapter applied at load time. None: the shipped tool adapter when serving the embedded model
@@ -82,8 +88,13 @@ def build_app(config: GatewayConfig) -> FastAPI:
     server_settings = ServerSettings(host=config.host, port=config.port, api_key=config.api_key)
     app = create_app(server_settings=server_settings, model_settings=[model_settings])
     app.include_router(lmstudio_router(ServedModel(config.model_alias, model_path, config.n_ctx)))
+    # Generation stops at the next token once its request is cancelled (client gone, or past its time).
+    proxy = llama_server_app._llama_proxy
+    if proxy is not None and proxy._current_model is not None:
+        guard_llama(proxy._current_model)
     # add_middleware wraps outermost last: the key check runs first, then the body checks.
-    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias)
+    app.add_middleware(RequestBodyMiddleware, model_alias=config.model_alias,
+                       max_request_seconds=config.max_request_seconds)
     app.add_middleware(BearerKeyMiddleware, api_key=config.api_key)
     return app
 
@@ -94,9 +105,46 @@ def _watch_parent(parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
 
 
-def serve(config: GatewayConfig) -> None:
-    """Load the model and serve until interrupted (SIGINT/SIGTERM end it cleanly)."""
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_stopped`` at the end of its shutdown: uvicorn re-raises a captured
+    SIGTERM after shutting down, which ends the process before any ``finally`` around ``run()``."""
+
+    def __init__(self, config: uvicorn.Config, on_stopped: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_stopped = on_stopped
+
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if self._on_stopped is not None:
+                self._on_stopped()
+
+
+def _when_started(server: uvicorn.Server, on_started: Callable[[], None]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+    on_started()
+
+
+def serve(config: GatewayConfig, on_started: Callable[[], None] | None = None,
+          on_stopped: Callable[[], None] | None = None) -> None:
+    """Load the model and serve until interrupted (SIGINT/SIGTERM end it cleanly).
+
+    ``on_started`` runs (in a thread) once the server listens; ``on_stopped`` (idempotent) when it stops.
+    """
     if config.exit_with_parent:
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     app = build_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=5)
+    server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                                    timeout_graceful_shutdown=5, **uvicorn_limits()), on_stopped)
+    install_access_log_redaction()  # after uvicorn configured logging: never a query string (a key?) in the log
+    if on_started is not None:
+        threading.Thread(target=_when_started, args=(server, on_started), daemon=True, name="started").start()
+    try:
+        server.run()
+    finally:
+        if on_stopped is not None:
+            on_stopped()

@@ -3,7 +3,7 @@
 Boundaries: API Gateway and the Lambda runtime cannot run here (``sam local`` needs Docker), so the events are
 the ones ``sam local generate-event apigateway aws-proxy`` prints (kept in lambda/events/), the context object is
 a plain stand-in with the runtime's attributes, and DynamoDB and Secrets Manager are moto's in-process AWS.
-Everything else is real: Powertools' resolver, the DynamoDB cache store, core, and HTTP to a loopback upstream.
+Everything else is real: the handler with Powertools' logger and metrics, the DynamoDB cache store, core, and HTTP to a loopback upstream.
 """
 
 from __future__ import annotations

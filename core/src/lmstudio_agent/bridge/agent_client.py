@@ -1,7 +1,8 @@
 """The agent side of the AI Bridge: connect out to a hub, register, and serve its tasks until cancelled.
 
 The runner is any async callable ``(instruction, tool_names) -> list[AgentMessage]`` that raises AgentError on
-failure (``LMStudioAgent.connect_to_bridge()`` passes its own ``aact``). The first connection must succeed:
+failure (``LMStudioAgent.connect_to_bridge()`` passes its own ``aact``); a task that carries documents calls it
+as ``runner(instruction, tool_names, documents)``. The first connection must succeed:
 an unreachable hub raises :class:`~lmstudio_agent.errors.BridgeConnectionError` (a ``ConnectionError`` with
 CONNECTION_FAILED) and a refused token or agent_id raises :class:`BridgeRefusedError`. After that a lost
 connection is retried with capped exponential backoff and jitter, and the agent registers again.
@@ -13,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from typing import Any, Awaitable, Callable, Iterable, NoReturn, Sequence
 
 from pydantic import TypeAdapter, ValidationError
@@ -44,7 +46,7 @@ from .protocol import (
 
 logger = logging.getLogger("lmstudio_agent.bridge.agent")
 
-Runner = Callable[[str, list[str]], Awaitable[Sequence[AgentMessage]]]
+Runner = Callable[..., Awaitable[Sequence[AgentMessage]]]  # (instruction, tool_names[, documents])
 _TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
 
 
@@ -160,6 +162,7 @@ class BridgeAgent:
             raise BridgeConnectionError(f"Invalid AI Bridge URL {self.bridge_url!r}: {exc}") from None
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
             self._connect_failed(first, _describe(exc))
+        logger.info("agent %s connected to %s; registering", self.agent_id, self.bridge_url)
         try:
             await self._register(conn, first=first)
         except BaseException:
@@ -195,7 +198,8 @@ class BridgeAgent:
             self._connect_failed(first, f"connection closed while registering ({_describe(exc)})")
         self.registrations += 1
         self.registered.set()
-        logger.info("agent %s registered with %s", self.agent_id, self.bridge_url)
+        logger.info("agent %s registered with %s (tools: %s; up to %d task(s) at once); waiting for tasks",
+                    self.agent_id, self.bridge_url, ", ".join(sorted(self.tools)) or "none", self.registration.max_concurrency)
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter: half fixed, half random, so a crowd of agents spreads out."""
@@ -252,7 +256,8 @@ class BridgeAgent:
             )
             await self._send_result(conn, _error_result(data.task_id, error))
             return
-        running = asyncio.get_running_loop().create_task(self._run_task(conn, data.task_id, data.instruction, list(data.tools)))
+        running = asyncio.get_running_loop().create_task(
+            self._run_task(conn, data.task_id, data.instruction, list(data.tools), data.documents))
         self._running[data.task_id] = running
         running.add_done_callback(lambda done, task_id=data.task_id: self._forget(task_id, done))
 
@@ -260,10 +265,16 @@ class BridgeAgent:
         if self._running.get(task_id) is done:
             del self._running[task_id]
 
-    async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str]) -> None:
+    async def _run_task(self, conn: ClientConnection, task_id: str, instruction: str, tools: list[str],
+                        documents: dict[str, str] | None = None) -> None:
+        # The instruction itself is the client's data: only its size is logged.
+        logger.info("agent %s: task %s received (%d characters, tools: %s)", self.agent_id, task_id,
+                    len(instruction), ", ".join(tools) or "all")
+        started = time.monotonic()
         async with self._slots:
             try:
-                transcript = _TRANSCRIPT.validate_python(list(await self.runner(instruction, tools)))
+                ran = self.runner(instruction, tools, documents) if documents else self.runner(instruction, tools)
+                transcript = _TRANSCRIPT.validate_python(list(await ran))
                 result = TaskResultData(task_id=task_id, status="success", result=transcript)
             except AgentError as exc:
                 result = _error_result(task_id, exc)
@@ -279,6 +290,8 @@ class BridgeAgent:
             text = encode(TaskResultMessage(data=_error_result(task_id, error)))
         await self._send_text(conn, text)
         self.tasks_done += 1
+        outcome = result.status if result.status == "success" else f"{result.status} ({result.code})"
+        logger.info("agent %s: task %s done in %.1f s: %s", self.agent_id, task_id, time.monotonic() - started, outcome)
 
     async def _send_result(self, conn: ClientConnection, result: TaskResultData) -> None:
         await self._send_text(conn, encode(TaskResultMessage(data=result)))

@@ -5,17 +5,20 @@ as a JSON text frame. The API reference's messages are kept exactly (``agent:reg
 ``registration:success``, ``task:execute``, ``task:result``); the few a working hub needs are added and
 documented in docs/readme/bridge.md: ``registration:error``, ``task:cancel``, ``heartbeat`` /
 ``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
-of ``agent:register`` and the optional ``code`` of an error ``task:result``.
+of ``agent:register``, the optional ``documents`` of ``task:execute`` and the optional ``code`` of an error
+``task:result``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from ..documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
+from ..documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode
+from ..jsonsafe import loads as safe_loads
 from ..messages import AgentMessage, WebSocketMessage
 
 DEFAULT_BRIDGE_PORT = 65028
@@ -69,11 +72,16 @@ class RegistrationErrorData(_Data):
 
 
 class TaskExecuteData(_Data):
-    """``task:execute``: ``tools`` empty means every tool the agent registered."""
+    """``task:execute``: ``tools`` empty means every tool the agent registered; ``documents`` (optional, left
+    out when there are none) are the request's long inputs, which tool calls pass by reference."""
 
     task_id: _Id
     instruction: str = Field(min_length=1)
     tools: list[_Name] = Field(default_factory=list, max_length=MAX_TOOLS)
+    documents: Optional[
+        Annotated[dict[Annotated[str, Field(pattern=DOCUMENT_NAME_PATTERN)],
+                       Annotated[str, Field(max_length=MAX_DOCUMENT_CHARS)]], Field(max_length=MAX_DOCUMENTS)]
+    ] = None
 
 
 class TaskResultData(_Data):
@@ -227,15 +235,17 @@ def parse_frame(raw: str | bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
 
 def _describe(raw: str | bytes, exc: ValidationError) -> AgentError:
     try:
-        frame = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        return AgentError(ErrorCode.INVALID_REQUEST, f"Frame is not valid JSON: {err}")
+        # Deep nesting and lone surrogates are errors here too, never an exception that closes the connection.
+        frame = safe_loads(raw, what="Frame")
+    except AgentError as err:
+        return err
     if not isinstance(frame, dict):
         return AgentError(ErrorCode.INVALID_REQUEST, "Frame must be a JSON object with 'type' and 'data'")
     kind = frame.get("type")
     data = frame.get("data")
     task_id = data.get("task_id") if isinstance(data, dict) else None
-    details = {"type": kind if isinstance(kind, str) else None, "task_id": task_id if isinstance(task_id, str) else None}
+    details = {"type": kind[:64] if isinstance(kind, str) else None,
+               "task_id": task_id[:MAX_ID_CHARS] if isinstance(task_id, str) else None}
     if not isinstance(kind, str) or not kind:
         return AgentError(ErrorCode.INVALID_REQUEST, "Frame has no 'type' (a non-empty string)", details=details)
     if kind not in MESSAGE_TYPES:

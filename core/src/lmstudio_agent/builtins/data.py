@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from ..constrained import bounded
 from ..errors import AgentError, ErrorCode
@@ -40,7 +42,8 @@ def schema_from_field_types(fields: dict[str, str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(fields), "additionalProperties": False}
 
 
-async def extract_data(action_context: ActionContext, text: str, schema: dict[str, str]) -> dict[str, Any]:
+async def extract_data(action_context: ActionContext, text: str,
+                       schema: Annotated[dict[str, str], Field(min_length=1)]) -> dict[str, Any]:
     """Extract structured data from text.
 
     Args:
@@ -72,8 +75,11 @@ async def analyze_sentiment(action_context: ActionContext, text: str) -> dict[st
     label = _label_of(response.content)
     if response.logprobs:
         distribution = label_distribution(response.content, response.logprobs, SENTIMENTS)
-        if distribution and label in distribution:
-            return {"sentiment": label, "confidence": round(distribution[label], 4)}
+        if distribution:
+            # The label is the most probable one under the distribution reported, not the sampled one: the
+            # two differ when the grammar's first token splits the mass (e.g. "ne" of negative/neutral).
+            best = max(SENTIMENTS, key=lambda name: distribution.get(name, 0.0))
+            return {"sentiment": best, "confidence": round(distribution[best], 4)}
     # No log-probabilities from this backend: estimate by agreement over a few sampled answers.
     votes = [label]
     for _ in range(4):

@@ -1,4 +1,10 @@
-"""The notebook's invoice agent: ``extract_invoice_data`` and ``store_invoice`` into pluggable storage."""
+"""The notebook's invoice agent: ``extract_invoice_data`` and ``store_invoice`` into pluggable storage.
+
+``extract_invoice_data`` is shaped for very small models: the model writes the invoice as JSON under a strict
+grammar whose values are copied from the document (``invoice_text``): the invoice number one of the codes on
+the invoice-number line, the date one of the dates (written ISO), each number one written on the invoice, the
+vendor one of the names at its head. The model chooses among them; it cannot invent a value.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..llm import prompt_llm_for_json
 from ..tools import ActionContext
+from .invoice_text import extraction_schema, find_candidates, finish_invoice
 
 INVOICE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -18,6 +25,7 @@ INVOICE_SCHEMA: dict[str, Any] = {
         "invoice_number": {"type": "string"},
         "date": {"type": "string"},
         "total_amount": {"type": "number"},
+        "currency": {"type": "string"},
         "vendor": {"type": "object", "properties": {"name": {"type": "string"}, "address": {"type": "string"}}},
         "line_items": {
             "type": "array",
@@ -46,7 +54,6 @@ Extract the invoice data from:
 <invoice>
 {document_text}
 </invoice>"""
-
 
 @runtime_checkable
 class InvoiceStorage(Protocol):
@@ -92,8 +99,14 @@ async def extract_invoice_data(action_context: ActionContext, document_text: str
     Args:
         document_text: The text content of the invoice to process
     """
-    return await prompt_llm_for_json(action_context, INVOICE_SCHEMA,
-                                     EXTRACTION_PROMPT.format(document_text=document_text), max_tokens=700)
+    if not isinstance(document_text, str) or len(document_text.strip()) < 20:
+        raise ValueError("document_text must be the invoice's full text (pass the document by reference, "
+                         'e.g. "@doc:invoice")')
+    candidates = find_candidates(document_text)
+    schema = extraction_schema(candidates)
+    invoice = await prompt_llm_for_json(action_context, schema, EXTRACTION_PROMPT.format(document_text=document_text.strip()),
+                                        max_tokens=700)
+    return finish_invoice(invoice, candidates)
 
 
 def store_invoice(action_context: ActionContext, invoice_data: dict) -> dict:

@@ -1,6 +1,7 @@
 """The AI Bridge hub: a WebSocket server that agents connect out to, and the dispatcher of their tasks.
 
-Agents authenticate in the handshake (``Authorization: Bearer <token>``), register once per connection, and
+Agents authenticate in the handshake (``Authorization: Bearer <token>``: their own token from the identity
+list, see :mod:`lmstudio_hub.identities`, or the shared token), register once per connection, and
 receive ``task:execute`` frames. :meth:`BridgeHub.submit` is the one way in for work (the HTTP ``/execute``
 route and the benchmark use it): it picks a connected agent that has the model and tools, waits for its
 ``task:result``, and requeues the task to another agent when its agent disconnects, stops answering
@@ -22,11 +23,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from ..contract import authorize
-from ..deadline import Deadline
-from ..errors import AgentError, ErrorCode
-from ..messages import AgentMessage
-from .protocol import (
+from lmstudio_agent.contract import error_response, presented_key
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.bridge.protocol import (
     HARD_LIMIT_FACTOR,
     MAX_FRAME_BYTES,
     ErrorMessage,
@@ -48,7 +49,9 @@ from .protocol import (
     parse_frame,
 )
 
-logger = logging.getLogger("lmstudio_agent.bridge.hub")
+from .identities import AgentIdentity, IdentityError, Identities, IdentitySource
+
+logger = logging.getLogger("lmstudio_hub.hub")
 
 # The codes an agent may report for a failed task. Anything else (an auth or hub code, or a code this
 # version does not know) reaches the client as UPSTREAM_ERROR, so an agent cannot impersonate the hub.
@@ -64,6 +67,7 @@ AGENT_CODES = frozenset(
         ErrorCode.UPSTREAM_TIMEOUT,
         ErrorCode.UPSTREAM_ERROR,
         ErrorCode.MODEL_OUTPUT_INVALID,
+        ErrorCode.NO_ANSWER,
         ErrorCode.INTERNAL_ERROR,
     }
 )
@@ -105,6 +109,7 @@ class _Agent:
     tools: frozenset[str]
     side_effect_tools: frozenset[str]
     max_concurrency: int
+    identity: AgentIdentity | None = None
     active: dict[str, "_Task"] = field(default_factory=dict)
 
     def can_run(self, tools: tuple[str, ...], model: str) -> bool:
@@ -123,17 +128,21 @@ class _Task:
     model: str
     future: asyncio.Future[list[AgentMessage]]
     deadline: Deadline
+    documents: dict[str, str] | None = None
     attempts: int = 0
     agent: _Agent | None = None
     queued: bool = False
     tried: set[str] = field(default_factory=set)
+    sent_to: set[_Agent] = field(default_factory=set)  # the connections that had an attempt: never again
     failures: list[str] = field(default_factory=list)
     timed_out: bool = False
     timer: asyncio.TimerHandle | None = None
 
 
 class BridgeHub:
-    """The hub. ``token`` is the secret agents present; without one the hub refuses to start.
+    """The hub. Agents present their own token from ``identities`` (an :class:`Identities` or an
+    :class:`IdentitySource` whose file is re-read when it changes, see :meth:`reload_identities`), or the
+    shared ``token`` (the simple mode: any agent_id, any tools). With neither the hub refuses to start.
 
     ``task_timeout`` bounds one attempt on one agent, ``max_attempts`` the attempts of a task, and the
     caller's :class:`Deadline` (``default_deadline`` when none) the whole task, queueing included. An agent
@@ -145,8 +154,10 @@ class BridgeHub:
 
     def __init__(
         self,
-        token: str,
+        token: str | None = None,
         *,
+        identities: Identities | IdentitySource | None = None,
+        identity_poll_seconds: float = 2.0,
         default_model: str = "",
         max_attempts: int = 3,
         task_timeout: float = 60.0,
@@ -161,11 +172,22 @@ class BridgeHub:
         retry_after_seconds: int = 1,
         remember_finished: int = 10_000,
     ) -> None:
-        if not token:
-            raise ValueError("the bridge hub needs a token for its agents (BRIDGE_TOKEN)")
+        self._source = identities if isinstance(identities, IdentitySource) else None
+        if self._source is not None:
+            if token and not self._source.shared_token:
+                self._source.shared_token = token
+            loaded = self._source.load()
+        else:
+            loaded = identities or Identities()
+            if token:
+                loaded = Identities(loaded.agents, token)
+        if loaded.empty:
+            raise ValueError("the bridge hub needs agent identities (BRIDGE_AGENTS_FILE, BRIDGE_AGENTS) or a shared token (BRIDGE_TOKEN)")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self._token = token
+        self._identities = loaded
+        self.identity_poll_seconds = identity_poll_seconds
+        self._watch: asyncio.Task[None] | None = None
         self.default_model = default_model
         self.max_attempts = max_attempts
         self.task_timeout = task_timeout
@@ -207,11 +229,16 @@ class BridgeHub:
             close_timeout=self.close_timeout,
         )
         self._serving = True
+        if self._source is not None and self._source.agents_file is not None:
+            self._watch = asyncio.ensure_future(self._watch_identities())
         logger.info("bridge hub listening on ws://%s:%s", host, self.port)
 
     async def stop(self) -> None:
         """Fail what is pending (NO_AGENT_AVAILABLE: the hub is going away), close every connection."""
         self._serving = False
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         for task in list(self._tasks.values()):
             self._fail(task, AgentError(ErrorCode.NO_AGENT_AVAILABLE, "The bridge hub is shutting down"))
         if self._server is not None:
@@ -261,6 +288,77 @@ class BridgeHub:
     def queued(self) -> int:
         return len(self._queue)
 
+    def owner_of(self, tools: Iterable[str]) -> str:
+        """Who may serve a task naming ``tools`` (the agent identities allowed all of them): the cache keys
+        answers by it, so an agent's answers are only ever served for tasks that agent may run."""
+        return ",".join(self._identities.owners_of(tools))
+
+    # ------------------------------------------------------------------------------------ identities
+
+    @property
+    def identities(self) -> Identities:
+        return self._identities
+
+    def reload_identities(self) -> bool:
+        """Read the identity source again and apply it (see :meth:`set_identities`). A malformed list is
+        logged and ignored: the hub keeps the list it has. Returns whether the new list was applied."""
+        if self._source is None:
+            return False
+        try:
+            identities = self._source.load()
+        except IdentityError as exc:
+            logger.error("agent identities not reloaded, keeping the current ones: %s", exc)
+            return False
+        if identities.empty:
+            logger.error("agent identities not reloaded: the new list admits no agent")
+            return False
+        self.set_identities(identities)
+        return True
+
+    def set_identities(self, identities: Identities) -> list[str]:
+        """Admit ``identities`` from now on; close the connection of every agent that is no longer admitted as
+        it authenticated (revoked, token changed, or a registered tool no longer allowed). Returns their ids."""
+        self._identities = identities
+        revoked = []
+        for agent in list(self._agents.values()):
+            identity = agent.identity
+            if identity is None:
+                continue
+            still = identities.current(identity)
+            if still:
+                current = identities.get(identity.agent_id) if identity.agent_id else identities.shared()
+                still = current is not None and current.may_offer(agent.tools)
+            if not still:
+                revoked.append(agent.agent_id)
+                logger.warning("agent %s: its identity was revoked or changed; closing its connection", agent.agent_id)
+                self._close_soon(agent)
+        logger.info("agent identities applied: %d agent(s)%s", len(identities.agents),
+                    ", and the shared token" if identities.shared_token else "")
+        return revoked
+
+    def _close_soon(self, agent: _Agent) -> None:
+        close = asyncio.get_running_loop().create_task(agent.conn.close(CloseCode.POLICY_VIOLATION, "agent revoked"))
+        self._sends.add(close)
+        close.add_done_callback(self._sends.discard)
+
+    async def _watch_identities(self) -> None:
+        """Re-read the agents file whenever its mtime or size changes (SIGHUP reloads at once: see the CLI)."""
+        assert self._source is not None
+        stamp = self._source.stamp()
+        while True:
+            await asyncio.sleep(self.identity_poll_seconds)
+            now = self._source.stamp()
+            if now != stamp:
+                stamp = now
+                self.reload_identities()
+
+    def _identify(self, headers: Iterable[tuple[str, str]]) -> AgentIdentity | None:
+        try:
+            key = presented_key(headers)
+        except AgentError:
+            return None
+        return self._identities.authenticate(key) if key else None
+
     # ---------------------------------------------------------------------------------------- submit
 
     async def submit(
@@ -269,8 +367,11 @@ class BridgeHub:
         tools: Iterable[str] = (),
         model: str | None = None,
         deadline: Deadline | None = None,
+        *,
+        documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
-        """Run ``instruction`` on a connected agent that has ``model`` (any, if empty) and every tool named.
+        """Run ``instruction`` (with its ``documents``, sent in the ``task:execute`` frame) on a connected agent
+        that has ``model`` (any, if empty) and every tool named.
 
         Raises AgentError: NO_AGENT_AVAILABLE when no such agent is connected, HUB_BUSY when they are all at
         their limit and the queue is full (or stayed so until the deadline), UPSTREAM_TIMEOUT/UPSTREAM_ERROR
@@ -289,7 +390,8 @@ class BridgeHub:
                 details={"retry_after": self.retry_after_seconds},
             )
         loop = asyncio.get_running_loop()
-        task = _Task(uuid.uuid4().hex, instruction, names, model, loop.create_future(), deadline)
+        task = _Task(uuid.uuid4().hex, instruction, names, model, loop.create_future(), deadline,
+                     documents=dict(documents) if documents else None)
         agent = self._pick(task)
         if agent is None and len(self._queue) >= self.max_queue:
             self.stats.rejected_busy += 1
@@ -317,11 +419,16 @@ class BridgeHub:
     # -------------------------------------------------------------------------------------- dispatch
 
     def _pick(self, task: _Task) -> _Agent | None:
-        """The least loaded agent that can run the task and has a free slot, preferring untried agents."""
+        """The least loaded agent that can run the task and has a free slot, preferring untried agents.
+
+        A connection that already had an attempt never gets the task again (it timed out, dropped its result
+        or sent a bad one): a retry waits for another agent, until the deadline. An agent that reconnects
+        is a new connection and may take it.
+        """
         best: _Agent | None = None
         best_key: tuple[bool, int] | None = None
         for agent in self._agents.values():
-            if agent.free <= 0 or not agent.can_run(task.tools, task.model):
+            if agent.free <= 0 or agent in task.sent_to or not agent.can_run(task.tools, task.model):
                 continue
             key = (agent.agent_id not in task.tried, agent.free)
             if best_key is None or key > best_key:
@@ -333,6 +440,7 @@ class BridgeHub:
         task.agent = agent
         task.queued = False
         task.tried.add(agent.agent_id)
+        task.sent_to.add(agent)
         agent.active[task.task_id] = task
         left = task.deadline.remaining()
         # When the caller's deadline comes first, it ends the task (and cancels the attempt): no retry then.
@@ -341,7 +449,8 @@ class BridgeHub:
                 self.task_timeout, self._on_attempt_timeout, task, agent, task.attempts, self.task_timeout
             )
         frame = TaskExecuteMessage(
-            data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools))
+            data=TaskExecuteData(task_id=task.task_id, instruction=task.instruction, tools=list(task.tools),
+                                 documents=task.documents)
         )
         self._send_soon(agent, encode(frame))
 
@@ -438,6 +547,13 @@ class BridgeHub:
                 ErrorCode.UPSTREAM_TIMEOUT,
                 f"Agent {task.agent.agent_id!r} did not finish the task within the deadline of {seconds:g}s",
             )
+        if task.failures:
+            code = ErrorCode.UPSTREAM_TIMEOUT if task.timed_out else ErrorCode.UPSTREAM_ERROR
+            return AgentError(
+                code,
+                f"No other agent was free to retry the task within the deadline of {seconds:g}s, after "
+                f"{task.attempts} attempt(s): {'; '.join(task.failures)}",
+            )
         if any(agent.can_run(task.tools, task.model) for agent in self._agents.values()):
             self.stats.rejected_busy += 1
             return AgentError(
@@ -462,10 +578,20 @@ class BridgeHub:
     # ------------------------------------------------------------------------------------ connection
 
     def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
-        """The handshake check: the shared contract's constant-time key check, with its 401/403 bodies."""
-        refused = authorize(request.headers, self._token)
-        if refused is None:
-            return None
+        """The handshake check: the contract's rule for credentials (one, not repeated), then the token
+        compared in constant time with every admitted agent's; 401/403 with the contract's JSON bodies."""
+        try:
+            key = presented_key(request.headers.raw_items())
+        except AgentError as exc:
+            refused = error_response(exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
+        else:
+            if key is None:
+                refused = error_response(ErrorCode.UNAUTHORIZED, "Missing token: send 'Authorization: Bearer <token>'",
+                                         {"WWW-Authenticate": "Bearer"})
+            elif self._identities.authenticate(key) is None:
+                refused = error_response(ErrorCode.FORBIDDEN, "Invalid token")
+            else:
+                return None
         logger.warning("refused an agent connection from %s: %s", connection.remote_address, refused.body["code"])
         response = connection.respond(refused.status, refused.json())
         del response.headers["Content-Type"]
@@ -475,7 +601,11 @@ class BridgeHub:
         return response
 
     async def _handle(self, conn: ServerConnection) -> None:
-        agent = await self._register(conn)
+        identity = self._identify(conn.request.headers.raw_items()) if conn.request is not None else None
+        if identity is None:  # revoked between the handshake and now
+            await conn.close(CloseCode.POLICY_VIOLATION, "agent revoked")
+            return
+        agent = await self._register(conn, identity)
         if agent is None:
             return
         try:
@@ -490,7 +620,7 @@ class BridgeHub:
         finally:
             self._on_disconnect(agent, conn)
 
-    async def _register(self, conn: ServerConnection) -> _Agent | None:
+    async def _register(self, conn: ServerConnection, identity: AgentIdentity) -> _Agent | None:
         """Wait for a valid ``agent:register``; answer bad frames with errors until ``register_timeout``."""
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self.register_timeout
@@ -524,14 +654,25 @@ class BridgeHub:
                         )
                     )
                     continue
-                return await self._admit(conn, msg.data)
+                return await self._admit(conn, msg.data, identity)
         except ConnectionClosed:
             return None
 
-    async def _admit(self, conn: ServerConnection, data: RegisterData) -> _Agent | None:
+    async def _admit(self, conn: ServerConnection, data: RegisterData, identity: AgentIdentity) -> _Agent | None:
         if not self._serving:
             await conn.send(_registration_error(data.agent_id, ErrorCode.NO_AGENT_AVAILABLE, "The hub is shutting down"))
             await conn.close(CloseCode.GOING_AWAY, "hub shutting down")
+            return None
+        refusal = None
+        if identity.agent_id is not None and data.agent_id != identity.agent_id:
+            refusal = f"this token belongs to agent {identity.agent_id!r}, not {data.agent_id!r}"
+        elif not identity.may_offer(data.tools):
+            allowed = sorted(set(data.tools) - (identity.tools or frozenset()))
+            refusal = f"agent {data.agent_id!r} may not offer tool(s): {', '.join(allowed)}"
+        if refusal is not None:
+            logger.warning("refused a registration from %s: %s", conn.remote_address, refusal)
+            await conn.send(_registration_error(data.agent_id, ErrorCode.FORBIDDEN, refusal))
+            await conn.close(CloseCode.POLICY_VIOLATION, "registration not allowed")
             return None
         if data.agent_id in self._agents:
             logger.warning("refused a second connection for agent_id %r from %s", data.agent_id, conn.remote_address)
@@ -547,6 +688,7 @@ class BridgeHub:
             tools=frozenset(data.tools),
             side_effect_tools=frozenset(data.side_effect_tools),
             max_concurrency=min(data.max_concurrency, self.max_agent_concurrency),
+            identity=identity,
         )
         self._agents[agent.agent_id] = agent
         self._known_tools.update(agent.tools)

@@ -21,8 +21,8 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from ..errors import AgentError, ErrorCode
-from ..tools import Tool, ToolRegistry
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.tools import Tool, ToolRegistry
 from .phrasings import PHRASINGS, Phrasing
 from .suite_tools import suite_registry
 
@@ -123,7 +123,7 @@ def load_suite(path: str | Path) -> list[Task]:
 
 def builtin_suite_path(split: Split = "heldout") -> Path:
     """The project's own suite file for ``split`` (package data)."""
-    return Path(str(resources.files("lmstudio_agent") / "data" / SUITE_FILES[split]))
+    return Path(str(resources.files("lmstudio_eval") / "data" / SUITE_FILES[split]))
 
 
 def tools_for(task: Task, registry: ToolRegistry | None = None) -> list[Tool]:
@@ -192,7 +192,7 @@ def write_suite(tasks: Iterable[Task], path: str | Path) -> Path:
 
 
 def main() -> None:
-    """Regenerate the package's suite files (``python -m lmstudio_agent.eval.suite``)."""
+    """Regenerate the package's suite files (``python -m lmstudio_eval.suite``)."""
     for split in SPLITS:
         path = write_suite(generate_tasks(split), builtin_suite_path(split))
         print(f"{split}: {path}")

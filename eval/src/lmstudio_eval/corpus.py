@@ -1,6 +1,6 @@
 """The tool corpus: hundreds of generated tool schemas and tasks on them, split by tool.
 
-``python -m lmstudio_agent.eval.corpus`` writes the package's corpus files (a test checks they are what this
+``python -m lmstudio_eval.corpus`` writes the package's corpus files (a test checks they are what this
 generator writes):
 
 - ``tool_corpus_train.jsonl``: tasks on the training tools (what ``finetune-tools`` trains on);
@@ -409,7 +409,7 @@ def generate_corpus(split: CorpusSplit, *, count: int | None = None, seed: int =
 
 def _check(task: Task, pool: list[CorpusTool]) -> None:
     """A generator bug must not become a wrong "expected": each expected call validates against its tool."""
-    from ..tools import ToolRegistry
+    from lmstudio_agent.tools import ToolRegistry
     from .suite import tools_for
 
     tools = {t.name: t for t in tools_for(task, ToolRegistry())}
@@ -419,7 +419,7 @@ def _check(task: Task, pool: list[CorpusTool]) -> None:
 
 def corpus_path(split: CorpusSplit) -> Path:
     """The package's corpus file for ``split``."""
-    return Path(str(resources.files("lmstudio_agent") / "data" / CORPUS_FILES[split]))
+    return Path(str(resources.files("lmstudio_eval") / "data" / CORPUS_FILES[split]))
 
 
 def stats(tasks: list[Task]) -> dict[str, Any]:
@@ -432,7 +432,7 @@ def stats(tasks: list[Task]) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Regenerate the package's corpus files (``python -m lmstudio_agent.eval.corpus``)."""
+    """Regenerate the package's corpus files (``python -m lmstudio_eval.corpus``)."""
     for split in ("train", "unseen"):
         tasks = generate_corpus(split)  # type: ignore[arg-type]
         path = corpus_path(split)  # type: ignore[arg-type]

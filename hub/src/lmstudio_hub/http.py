@@ -16,14 +16,15 @@ from typing import Any, Awaitable, Callable, Iterator, MutableMapping
 
 import uvicorn
 
-from ..cache import CacheStore
-from ..contract import ExecuteOptions, HttpResponse, ToolSelection, error_response, handle_request
-from ..deadline import Deadline
-from ..errors import AgentError, ErrorCode
-from ..messages import AgentMessage
+from lmstudio_agent.cache import CacheStore
+from lmstudio_agent.contract import ExecuteOptions, HttpResponse, ToolSelection, error_response, handle_request
+from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.messages import AgentMessage
 from .hub import BridgeHub
 
-logger = logging.getLogger("lmstudio_agent.bridge.http")
+logger = logging.getLogger("lmstudio_hub.http")
 
 DEFAULT_HTTP_PORT = 65029
 BODY_READ_TIMEOUT = 10.0
@@ -57,10 +58,11 @@ class HubBackend:
             raise AgentError(
                 ErrorCode.UNKNOWN_TOOL, f"Unknown tool(s): {', '.join(unknown)}; the connected agents offer: {offered}"
             )
-        return ToolSelection(tuple(names), self.hub.has_side_effects(names))
+        return ToolSelection(tuple(names), self.hub.has_side_effects(names), owner=self.hub.owner_of(names))
 
-    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
-        return await self.hub.submit(instruction, tools.names, model, deadline)
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        return await self.hub.submit(instruction, tools.names, model, deadline, documents=documents)
 
 
 class HubHttpApp:
@@ -86,7 +88,8 @@ class HubHttpApp:
             return
         if scope["type"] != "http":
             return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        # (name, value) pairs, not a dict: the contract refuses a credential header sent twice.
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
         try:
             body = await asyncio.wait_for(_read_body(receive, self.options.max_body_bytes), BODY_READ_TIMEOUT)
         except TimeoutError:
@@ -99,7 +102,7 @@ class HubHttpApp:
                 return
         await _send_response(send, response, head=scope["method"] == "HEAD")
 
-    async def _respond(self, scope: Scope, headers: dict[str, str], body: bytes, receive: Receive) -> HttpResponse | None:
+    async def _respond(self, scope: Scope, headers: list[tuple[str, str]], body: bytes, receive: Receive) -> HttpResponse | None:
         """The contract's answer, or None when the client went away first (its task is then cancelled)."""
         handling = asyncio.ensure_future(
             handle_request(
@@ -201,9 +204,10 @@ class HubHttpServer:
             log_level="warning",
             access_log=False,
             server_header=False,
-            timeout_keep_alive=5,
             timeout_graceful_shutdown=5,
+            **uvicorn_limits(),  # slow request heads are cut off, heads are size-limited
         )
+        install_access_log_redaction()  # should anyone turn the access log on: never a query string in it
         self._server = _EmbeddedServer(config)
         self._serving = asyncio.ensure_future(self._server.serve(sockets=[sock]))
         while not self._server.started:

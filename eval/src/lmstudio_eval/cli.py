@@ -1,4 +1,4 @@
-"""``lmstudio-agent eval`` (and ``python -m lmstudio_agent.eval``): measure tool calling on a suite.
+"""``lmstudio-agent eval`` (and ``python -m lmstudio_eval``): measure tool calling on a suite.
 
 ``register(app)`` mounts the commands into the main CLI; :data:`eval_app` is the same commands standalone.
 """
@@ -14,8 +14,10 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 
-from ..client import DEFAULT_MODEL, ChatClient
-from ..errors import AgentError, ErrorCode
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, resolve
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
 from . import finetune_cli
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread
@@ -28,13 +30,14 @@ DEFAULT_REPORT_DIR = Path("reports/eval/latest")
 @contextlib.contextmanager
 def model_server(base_url: str | None, api_key: str | None, model: str | None, embedded: bool,
                  gguf: Path | None, bare: bool = False) -> Iterator[tuple[str, str | None, str]]:
-    """(base_url, api_key, model): the given server, or the embedded model started for the run (with the shipped
-    tool adapter unless ``bare``)."""
+    """(base_url, api_key, model): the given (or running) server, or the embedded model started for the run (with
+    the shipped tool adapter unless ``bare``)."""
     if not embedded:
-        if not base_url:
-            raise typer.BadParameter("give --base-url URL, or --embedded to start the embedded model", param_hint="--base-url")
-        yield base_url, api_key, model or DEFAULT_MODEL
+        connection = resolve(base_url, api_key, model)
+        yield connection.base_url, connection.api_key, connection.model
         return
+    if model:
+        raise typer.BadParameter("--embedded serves its own model (use --gguf to choose the file)", param_hint="--model")
     try:
         from lmstudio_gateway.process import run_in_background
     except ModuleNotFoundError:
@@ -69,11 +72,9 @@ def eval_command(
                                          help="Suite JSONL file [default: the --split files]"),
     split: list[str] = typer.Option(["heldout", "unseen"], "--split", "-s",
                                     help=f"Project split to measure (repeat): {'|'.join(SPLIT_CHOICES)}."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", envvar="LM_STUDIO_API_BASE",
-                                           help="OpenAI-compatible base URL of the model server."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LM_API_TOKEN", show_default=False,
-                                          help="Bearer token for the model server."),
-    model: Optional[str] = typer.Option(None, "--model", envvar="LM_STUDIO_MODEL", help="Model id."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", show_default=False, help=BASE_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
+    model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     mode: list[str] = typer.Option(["auto"], "--mode", "-m",
                                    help=f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."),
     embedded: bool = typer.Option(False, "--embedded", help="Start the embedded model (gateway-model) for the run."),
@@ -114,6 +115,8 @@ def eval_command(
                                                      timeout, multiple=len(task_sets) > 1)))
     except AgentError as exc:
         console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
+        if exc.code is ErrorCode.CONNECTION_FAILED and not embedded:
+            console.print(CONNECT_HINT + " --embedded starts the embedded model for the run.")
         raise typer.Exit(2) from None
     report = build_report(results, suite=", ".join(str(p) for p in suites.values()), model=model_id,
                           base_url=base_url or "(embedded)",
@@ -135,8 +138,13 @@ async def _evaluate(base_url: str, api_key: str | None, model: str, task_sets: d
                     label: str | None, max_tokens: int, timeout: float, multiple: bool) -> dict[str, list[TaskResult]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from lmstudio_agent.lmstudio import ensure_model
+
     results: dict[str, list[TaskResult]] = {}
     async with ChatClient(base_url, api_key, model, timeout=timeout) as client:
+        # As `run` does: a model the server does not have is an error, not a 0 % score.
+        with console.status(f"Checking {model} on {base_url} ...", spinner="dots"):
+            await ensure_model(client, model, Deadline(timeout))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[acc]}"),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
             for requested in modes:

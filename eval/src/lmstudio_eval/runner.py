@@ -12,17 +12,17 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..agent import Agent, FirstTurn, Goal
-from ..client import ChatClient
-from ..deadline import Deadline
-from ..errors import AgentError, ErrorCode
-from ..lmstudio import DEFAULT_GOALS
-from ..modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
-from ..tools import Tool, ToolRegistry
+from lmstudio_agent.agent import Agent, FirstTurn, Goal
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.deadline import Deadline
+from lmstudio_agent.errors import AgentError, ErrorCode
+from lmstudio_agent.lmstudio import DEFAULT_GOALS
+from lmstudio_agent.modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
+from lmstudio_agent.tools import Tool, ToolRegistry
 from .scoring import Score, score_call, to_plain
 from .suite import Task, tools_for
 
-logger = logging.getLogger("lmstudio_agent.eval")
+logger = logging.getLogger("lmstudio_eval")
 
 EVAL_MODES = ("plain", "native", "parsed", "constrained")
 MODE_CHOICES = ("auto", *EVAL_MODES, "all")

@@ -1,13 +1,14 @@
-"""``lmstudio-agent finetune-tools``: fine-tune a model on calls to your own tools, then measure it.
+"""``lmstudio-agent finetune-tools``: fine-tune a model on tool calls, export it, and measure it.
 
-1. Training rows from the suite's training split: the agent's exact first-round chat, answered with the right
-   call (:mod:`.training`), plus the base model's own answers to a few general questions (so plain chat
-   survives the training).
-2. The base model (the embedded model unless ``--base-gguf``) is measured on the held-out split.
-3. The ``finetune/`` pipeline runs in the fine-tuning environment (:mod:`.finetune_job`): LoRA, merge, GGUF,
-   quantize.
-4. The fine-tuned GGUF is served and measured on the same held-out tasks; a few general questions are asked
-   of both models. Report, plots (accuracy, training curve) and the final JSON line go to ``--report-dir``.
+1. Training rows (:mod:`.training`): tasks of the tool corpus's training split (:mod:`.corpus`: one call, no call,
+   two steps, with the tool results and final answers in words), tasks of the suite's training split, and the base
+   model's own answers to a few general questions (so plain chat survives the training).
+2. Unless ``--no-measure``, the base model is measured on the held-out and unseen-tool splits.
+3. The ``finetune/`` pipeline runs in the fine-tuning environment (:mod:`.finetune_job`): LoRA with Axolotl, then
+   either one GGUF LoRA adapter file (``--export lora``, the default: what gateway-model ships and applies to the
+   embedded model) with a recipe JSON beside it, or merged GGUF files (``--export merged``).
+4. Unless ``--no-measure``, the trained model is served and measured on the same tasks, and a few general
+   questions are asked of both models. Report, plots and the final JSON line go to ``--report-dir``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import Any, Iterator, Optional, Sequence
 import typer
 from rich.console import Console
 
-from ..client import ChatClient
-from ..errors import AgentError, ErrorCode
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.errors import AgentError, ErrorCode
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import TaskResult, run_suite, spread
 from .corpus import corpus_path
@@ -56,7 +57,8 @@ def run_training_job(python: Path, job: dict[str, Any], job_path: Path, timeout_
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled",
            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     try:
-        subprocess.run([str(python), "-m", "lmstudio_agent.eval.finetune_job", str(job_path)], env=env,
+        # By file path: the fine-tuning environment has the core and the fine-tuner, not this package.
+        subprocess.run([str(python), str(Path(__file__).with_name("finetune_job.py")), str(job_path)], env=env,
                        timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise AgentError(ErrorCode.FINE_TUNING_FAILED, f"fine-tuning took longer than {timeout_s:g} s") from None

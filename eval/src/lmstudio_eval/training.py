@@ -1,4 +1,5 @@
-"""Fine-tuning rows from suite tasks: the exact first-round chat the agent sends, answered with the right call.
+"""Fine-tuning rows from suite and corpus tasks: the exact chat the agent sends, answered with the right call (and,
+for corpus tasks, the tool's result and what comes next: the second call, or the answer in words).
 
 The system prompt and user turn are built by the agent itself (:meth:`Agent.system_message`,
 :meth:`Agent.offered_tools`, the mode's strategy), so a model trained on these rows sees at inference what it
@@ -11,13 +12,14 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .. import constrained
-from ..agent import TERMINATE, Goal
-from ..client import ChatClient
-from ..lmstudio import DEFAULT_GOALS
-from ..modes import ToolMode, strategy_for
-from ..toolcalls import ToolCall
-from ..tools import ToolRegistry
+from lmstudio_agent import constrained
+from lmstudio_agent.agent import TERMINATE, Goal
+from lmstudio_agent.client import ChatClient
+from lmstudio_agent.documents import with_long_input
+from lmstudio_agent.lmstudio import DEFAULT_GOALS
+from lmstudio_agent.modes import ToolMode, strategy_for
+from lmstudio_agent.toolcalls import ToolCall
+from lmstudio_agent.tools import ToolRegistry
 from .runner import build_agent
 from .suite import Task, tools_for
 
@@ -49,8 +51,8 @@ def first_round_messages(task: Task, registry: ToolRegistry | None = None, *, mo
                          goals: Sequence[Goal] = DEFAULT_GOALS) -> list[dict[str, Any]]:
     """The messages of the agent's first round for ``task`` (what :meth:`Agent.first_turn` sends)."""
     agent = build_agent(ChatClient(_OFFLINE_URL), tools_for(task, registry), mode, goals)
-    strategy = strategy_for(ToolMode.CONSTRAINED if mode == "plain" else mode)
-    return [agent.system_message(strategy, agent.offered_tools()), {"role": "user", "content": task.instruction}]
+    documents = with_long_input(task.instruction, None)  # as first_turn: a long request is passed by reference
+    return agent.first_messages(task.instruction, ToolMode.CONSTRAINED if mode == "plain" else mode, documents)
 
 
 def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,

@@ -13,8 +13,8 @@ import datetime as dt
 import operator
 from typing import Literal
 
-from ..builtins import builtin_registry
-from ..tools import ToolRegistry
+from lmstudio_agent.builtins import builtin_registry
+from lmstudio_agent.tools import ToolRegistry
 
 Unit = Literal["celsius", "fahrenheit"]
 Currency = Literal["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "CNY", "INR", "SEK"]

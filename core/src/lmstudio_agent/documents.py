@@ -1,0 +1,131 @@
+"""Long inputs by reference: a run carries named documents, and a tool call names one instead of retyping it.
+
+In any tool call, a string argument whose whole value is ``"@doc:NAME"`` is replaced by the full text of the
+run's document ``NAME`` before the arguments are validated. A 135M model cannot copy a 40-line invoice into
+an argument; it can write ``"@doc:invoice"``. The system prompt lists the documents (:func:`listing`), the
+constrained mode offers the references as copy candidates for string arguments, and a reference to a
+document the run does not have is a tool error the model reads (:class:`UnknownDocumentError`).
+
+A request whose own instruction is longer than :data:`LONG_INPUT_CHARS` also carries that text as the
+document ``input`` (:func:`with_long_input`), so a tool can take the whole request by reference.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from .errors import AgentError, ErrorCode
+
+PREFIX = "@doc:"
+INPUT_DOCUMENT = "input"
+LONG_INPUT_CHARS = 1000
+MAX_DOCUMENTS = 8
+MAX_DOCUMENT_CHARS = 60_000
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NAME = re.compile(NAME_PATTERN)
+_PREVIEW_CHARS = 60
+
+__all__ = [
+    "INPUT_DOCUMENT", "LONG_INPUT_CHARS", "MAX_DOCUMENTS", "MAX_DOCUMENT_CHARS", "NAME_PATTERN", "PREFIX",
+    "UnknownDocumentError", "check_documents", "listing", "reference", "references", "resolve", "with_long_input",
+]
+
+
+class UnknownDocumentError(AgentError):
+    """A call referred to a document the run does not carry; the message (for the model) names the known ones."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        shown = ", ".join(reference(n) for n in known) or "none"
+        super().__init__(ErrorCode.TOOL_EXECUTION_FAILED,
+                         f"Unknown document '{reference(name)}'. Documents of this run: {shown}.",
+                         details={"document": name, "known": known})
+        self.name = name
+
+
+def reference(name: str) -> str:
+    """The value that stands for document ``name`` in a tool call: ``"@doc:NAME"``."""
+    return f"{PREFIX}{name}"
+
+
+def references(documents: Mapping[str, str] | None) -> list[str]:
+    """The reference of every document, in order."""
+    return [reference(name) for name in documents or {}]
+
+
+def _referenced(value: str) -> str | None:
+    """The document name a string refers to, or None when it is not a reference."""
+    if not value.startswith(PREFIX):
+        return None
+    name = value[len(PREFIX):].strip()
+    return name or None
+
+
+def resolve(arguments: Any, documents: Mapping[str, str] | None) -> Any:
+    """``arguments`` with every string that is exactly a reference replaced by that document's text, at any
+    depth (objects and lists). Nothing else changes; the input is not modified.
+
+    Raises :class:`UnknownDocumentError` for a reference to a document that is not in ``documents``.
+    """
+    documents = documents or {}
+    if isinstance(arguments, str):
+        name = _referenced(arguments.strip())
+        if name is None:
+            return arguments
+        if name not in documents:
+            raise UnknownDocumentError(name, list(documents))
+        return documents[name]
+    if isinstance(arguments, dict):
+        return {key: resolve(value, documents) for key, value in arguments.items()}
+    if isinstance(arguments, list):
+        return [resolve(value, documents) for value in arguments]
+    return arguments
+
+
+def listing(documents: Mapping[str, str] | None) -> str:
+    """The system-prompt lines that name the run's documents, their sizes, and how to pass one ('' if none)."""
+    if not documents:
+        return ""
+    lines = []
+    for name, text in documents.items():
+        preview = " ".join(text.split())[:_PREVIEW_CHARS]
+        lines.append(f'- "{reference(name)}": {len(text)} characters, starting "{preview}"')
+    example = reference(next(iter(documents)))
+    return ("Documents of this task (their text is not shown here):\n" + "\n".join(lines)
+            + f'\nTo give a document to a tool, write its reference as the argument\'s whole value, e.g. "{example}"; '
+              "the tool receives the full text.")
+
+
+def check_documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
+    """A validated copy of a run's documents: at most :data:`MAX_DOCUMENTS`, names matching
+    :data:`NAME_PATTERN`, texts strings of at most :data:`MAX_DOCUMENT_CHARS`. Raises AgentError
+    (INVALID_REQUEST) naming the problem."""
+    if documents is None:
+        return {}
+    if not isinstance(documents, Mapping):
+        raise AgentError(ErrorCode.INVALID_REQUEST, "documents must be an object mapping names to texts")
+    if len(documents) > MAX_DOCUMENTS:
+        raise AgentError(ErrorCode.INVALID_REQUEST, f"At most {MAX_DOCUMENTS} documents per run (got {len(documents)})")
+    checked: dict[str, str] = {}
+    for name, text in documents.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise AgentError(ErrorCode.INVALID_REQUEST,
+                             f"Invalid document name {str(name)[:70]!r}: 1 to 64 letters, digits, '_', '.' or '-', "
+                             "starting with a letter or digit")
+        if not isinstance(text, str):
+            raise AgentError(ErrorCode.INVALID_REQUEST, f"Document '{name}' must be a string")
+        if len(text) > MAX_DOCUMENT_CHARS:
+            raise AgentError(ErrorCode.INVALID_REQUEST,
+                             f"Document '{name}' has {len(text)} characters; at most {MAX_DOCUMENT_CHARS}")
+        checked[name] = text
+    return checked
+
+
+def with_long_input(instruction: str, documents: Mapping[str, str] | None,
+                    threshold: int = LONG_INPUT_CHARS) -> dict[str, str]:
+    """The run's documents, plus the instruction itself as ``input`` when it is longer than ``threshold``
+    (unless the caller already named a document ``input``)."""
+    out = dict(documents or {})
+    if len(instruction) > threshold and INPUT_DOCUMENT not in out:
+        out[INPUT_DOCUMENT] = instruction
+    return out

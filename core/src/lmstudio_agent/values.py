@@ -1,0 +1,450 @@
+"""Values as people write them, in the forms a tool's schema wants: the normalised candidates the constrained
+mode offers next to the words it copies (:mod:`.constrained`).
+
+- numbers glued to units or currency signs (``70kg``, ``$25``, ``1.75m``, ``298K``), with thousands separators
+  (``2,000,000``), scale words (``2.5 million``, ``$3k``), percentages (``8%``: 8, and 0.08 where a fraction is
+  wanted) and number words (``three``, ``a dozen``, ``twenty-five``, ``from rest``: 0);
+- dates (``August 16, 2022``, ``16 Aug 2022``, ``08/16/2022``, ``tomorrow``, ``next Friday``) and times
+  (``3pm``, ``15:30``, ``noon``) in ISO form;
+- ISO codes for currency names (``US dollars``: USD), country names (``Japan``: JP / JPN), US state names
+  (``California``: CA) and language names (``German``: de), from small built-in tables.
+
+Pure functions of text; no dependency beyond the standard library (the core also runs under Pyodide).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+__all__ = [
+    "Mention", "codes", "fraction", "out_of_bounds", "dates", "date_times", "number_mentions", "numbers", "times", "words_to_number",
+    "CURRENCIES", "COUNTRIES", "US_STATES", "LANGUAGES",
+]
+
+Number = int | float
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A number as written: its value, whether it was a percentage, and its value after a scale word or
+    suffix (``2.5 million``: 2.5 and 2500000)."""
+
+    value: Number
+    percent: bool = False
+    scaled: Number | None = None
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+_SCALES = {"thousand": 1_000, "k": 1_000, "million": 1_000_000, "mn": 1_000_000, "m": 1_000_000,
+           "billion": 1_000_000_000, "bn": 1_000_000_000, "b": 1_000_000_000, "trillion": 1_000_000_000_000}
+_NUM = re.compile(
+    r"(?<![\w.\-])(?P<sign>[-−])?(?P<cur>[$€£¥₹])?\s?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?P<unit>[A-Za-z°µ%]+)?(?![\w])"
+    r"(?P<after>\s*(?:%|percent\b|per cent\b|thousand\b|million\b|billion\b|trillion\b|bn\b|mn\b))?",
+    re.IGNORECASE,
+)
+_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+             "ninth": 9, "tenth": 10, "twelfth": 12, "twentieth": 20}
+_WORD_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+# Fixed phrases for amounts (longest first when matching).
+_PHRASES = {"half a dozen": 6, "a dozen": 12, "dozen": 12, "a couple of": 2, "a couple": 2, "a pair of": 2,
+            "a pair": 2, "a half": 0.5, "half": 0.5,
+            "a quarter": 0.25, "quarter": 0.25, "once": 1, "twice": 2, "thrice": 3, "single": 1, "double": 2,
+            "triple": 3, "a score": 20, "noon": 12, "midnight": 0,
+            # implied values
+            "from rest": 0, "at rest": 0, "stationary": 0, "nothing": 0, "none": 0, "no one": 0, "free of charge": 0}
+_NUMBER_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+
+
+def _as_number(text: str) -> Number:
+    text = text.replace(",", "")
+    value = float(text)
+    return int(value) if "." not in text and value.is_integer() else value
+
+
+def _tidy(value: float) -> Number:
+    value = round(value, 10)
+    return int(value) if float(value).is_integer() and abs(value) < 1e15 else value
+
+
+def number_mentions(text: str) -> list[Mention]:
+    """Every number written in ``text`` in digits or words, in order (see the module docstring)."""
+    found: list[tuple[int, Mention]] = []
+    for match in _NUM.finditer(text):
+        value = _as_number(match.group("num"))
+        if match.group("sign"):
+            value = -value
+        unit = (match.group("unit") or "").lower()
+        after = (match.group("after") or "").strip().lower()
+        percent = unit == "%" or after in ("%", "percent", "per cent")
+        raw_unit = match.group("unit") or ""
+        scale = _SCALES.get(after) or (_SCALES.get(unit) if raw_unit in ("k", "bn", "mn") or (
+            unit in ("k", "m", "b") and match.group("cur")) else None)  # 298K is kelvin; $3K, 3k are thousands
+        scaled = _tidy(value * scale) if scale else None
+        found.append((match.start(), Mention(value, percent, scaled)))
+    found.extend(_word_numbers(text))
+    found.sort(key=lambda item: item[0])
+    return [mention for _, mention in found]
+
+
+def _word_numbers(text: str) -> list[tuple[int, Mention]]:
+    lowered = text.lower()
+    out: list[tuple[int, Mention]] = []
+    taken: list[tuple[int, int]] = []
+    for phrase in sorted(_PHRASES, key=len, reverse=True):
+        for match in re.finditer(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", lowered):
+            if any(a < match.end() and match.start() < b for a, b in taken):
+                continue
+            taken.append((match.start(), match.end()))
+            out.append((match.start(), Mention(_PHRASES[phrase])))
+    words = [(m.start(), m.end(), m.group()) for m in _NUMBER_WORD.finditer(lowered)]
+    # "a hundred", "a thousand": "a" is one there
+    words = [(s, e, "one" if w == "a" and k + 1 < len(words) and words[k + 1][2] in _WORD_SCALES else w)
+             for k, (s, e, w) in enumerate(words)]
+    index = 0
+    while index < len(words):
+        start, end, word = words[index]
+        if any(a <= start < b for a, b in taken):
+            index += 1
+            continue
+        value, used = words_to_number([w for _, _, w in words[index:index + 8]])
+        if used:
+            # "a hundred and five": the words must be next to each other in the text (only spaces or "and" between)
+            out.append((start, Mention(value)))
+            index += used
+        else:
+            if word in _ORDINALS:
+                out.append((start, Mention(_ORDINALS[word])))
+            index += 1
+    return out
+
+
+def words_to_number(words: Sequence[str]) -> tuple[Number, int]:
+    """The number that the leading number words of ``words`` spell (``["twenty-five", "people"]``: 25, 1 word
+    used); ``(0, 0)`` when they spell none."""
+    total, current, used, seen = 0, 0, 0, False
+    for position, word in enumerate(words):
+        parts = word.split("-")
+        if all(p in _UNITS or p in _TENS for p in parts) and len(parts) <= 2:
+            current += sum(_UNITS.get(p, 0) + _TENS.get(p, 0) for p in parts)
+        elif word in _WORD_SCALES and seen:
+            scale = _WORD_SCALES[word]
+            if scale == 100:
+                current = (current or 1) * 100
+            else:
+                total += (current or 1) * scale
+                current = 0
+        elif word == "and" and seen and position + 1 < len(words) and (
+                words[position + 1] in _UNITS or words[position + 1].split("-")[0] in _TENS):
+            used = position + 1
+            continue
+        else:
+            break
+        seen = True
+        used = position + 1
+    return (total + current, used) if seen else (0, 0)
+
+
+def fraction(percent: Number) -> Number:
+    """A percentage as a fraction (8 -> 0.08)."""
+    return _tidy(percent / 100)
+
+
+def out_of_bounds(value: Number, spec: dict) -> bool:
+    """True when ``value`` breaks the schema's ``minimum``/``maximum`` (or their exclusive forms)."""
+    checks = (("minimum", lambda b: value < b), ("maximum", lambda b: value > b),
+              ("exclusiveMinimum", lambda b: value <= b), ("exclusiveMaximum", lambda b: value >= b))
+    return any(isinstance(spec.get(key), (int, float)) and not isinstance(spec.get(key), bool) and broken(spec[key])
+               for key, broken in checks)
+
+
+def numbers(texts: Iterable[str], *, fractions: bool = True) -> list[Number]:
+    """The numbers the texts write, in order, without repeats: each as written, a scaled value after it
+    (``2.5 million``), and for a percentage, with ``fractions``, the fraction (``8%``: 8 and 0.08)."""
+    found: list[Number] = []
+
+    def add(value: Number) -> None:
+        if not any(value == v and type(value) is type(v) for v in found) and value not in found:
+            found.append(value)
+
+    for text in texts:
+        for mention in number_mentions(text):
+            add(mention.value)
+            if mention.scaled is not None:
+                add(mention.scaled)
+            if mention.percent and fractions:
+                add(_tidy(mention.value / 100))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- dates
+
+_MONTHS = {name: number for number, names in enumerate([
+    ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+    ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+    ("december", "dec")], start=1) for name in names}
+_WEEKDAYS = {name: number for number, names in enumerate([
+    ("monday", "mon"), ("tuesday", "tue", "tues"), ("wednesday", "wed"), ("thursday", "thu", "thurs"),
+    ("friday", "fri"), ("saturday", "sat"), ("sunday", "sun")]) for name in names}
+_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?P<year>\d{4})"
+_DATE_FORMS = [
+    re.compile(rf"\b{_YEAR}-(?P<m>\d{{1,2}})-(?P<d>\d{{1,2}})\b"),
+    re.compile(rf"\b{_MONTH}\s+{_DAY}(?:\s*,?\s*{_YEAR})?\b", re.IGNORECASE),
+    re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}(?:\s*,?\s*{_YEAR})?\b", re.IGNORECASE),
+    re.compile(rf"\b(?P<a>\d{{1,2}})/(?P<b>\d{{1,2}})/(?P<y>\d{{4}}|\d{{2}})\b"),
+]
+_RELATIVE = re.compile(r"\b(?P<word>today|tonight|tomorrow|yesterday|day after tomorrow)\b"
+                       r"|\b(?:(?P<which>next|this|coming|last)\s+)?(?P<weekday>"
+                       + "|".join(n for n in _WEEKDAYS if len(n) > 3) + r")\b"
+                       r"|\bin\s+(?P<count>\d+|[a-z]+)\s+(?P<unit>days?|weeks?)\b", re.IGNORECASE)
+
+
+def _valid(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def dates(texts: Iterable[str], today: dt.date | None = None) -> list[dt.date]:
+    """The calendar dates the texts name, in order, without repeats. A date without a year is the next one
+    from ``today``; ``tomorrow`` and weekday names count from ``today`` (default: the local date)."""
+    today = today or dt.date.today()
+    found: list[tuple[int, int, dt.date]] = []
+    for order, text in enumerate(texts):
+        for form in _DATE_FORMS:
+            for match in form.finditer(text):
+                groups = match.groupdict()
+                if groups.get("m"):
+                    value = _valid(int(groups["year"]), int(groups["m"]), int(groups["d"]))
+                elif groups.get("a"):
+                    a, b, year = int(groups["a"]), int(groups["b"]), int(groups["y"])
+                    year += 2000 if year < 100 else 0
+                    value = _valid(year, a, b) if a <= 12 else _valid(year, b, a)  # US order unless the first is a day
+                else:
+                    month = _MONTHS[groups["month"].lower().rstrip(".")]
+                    day = int(groups["day"])
+                    if groups.get("year"):
+                        value = _valid(int(groups["year"]), month, day)
+                    else:
+                        value = _valid(today.year, month, day)
+                        if value is not None and value < today:
+                            value = _valid(today.year + 1, month, day)
+                if value is not None:
+                    found.append((order, match.start(), value))
+        for match in _RELATIVE.finditer(text):
+            value = _relative(match, today)
+            if value is not None:
+                found.append((order, match.start(), value))
+    out: list[dt.date] = []
+    for _, _, value in sorted(found, key=lambda item: item[:2]):
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _relative(match: re.Match[str], today: dt.date) -> dt.date | None:
+    word = (match.group("word") or "").lower()
+    if word:
+        return today + dt.timedelta(days={"today": 0, "tonight": 0, "tomorrow": 1, "yesterday": -1,
+                                          "day after tomorrow": 2}[word])
+    if match.group("weekday"):
+        target = _WEEKDAYS[match.group("weekday").lower()]
+        ahead = (target - today.weekday()) % 7
+        which = (match.group("which") or "").lower()
+        if which == "last":
+            return today - dt.timedelta(days=(today.weekday() - target) % 7 or 7)
+        if ahead == 0 and which != "this":
+            ahead = 7
+        return today + dt.timedelta(days=ahead)
+    count_text = match.group("count").lower()
+    count = int(count_text) if count_text.isdigit() else words_to_number([count_text])[0] or \
+        _PHRASES.get(count_text, 0)
+    if not count:
+        return None
+    return today + dt.timedelta(days=int(count) * (7 if match.group("unit").lower().startswith("week") else 1))
+
+
+_TIME = re.compile(
+    r"\b(?P<h>[01]?\d|2[0-3])(?::(?P<m>[0-5]\d))?(?::(?P<s>[0-5]\d))?\s*(?P<ampm>[ap]\.?m\.?)(?![\w])"
+    r"|\b(?P<h24>[01]?\d|2[0-3]):(?P<m24>[0-5]\d)(?::(?P<s24>[0-5]\d))?\b"
+    r"|\b(?P<word>noon|midday|midnight)\b",
+    re.IGNORECASE,
+)
+
+
+def times(texts: Iterable[str]) -> list[dt.time]:
+    """The clock times the texts name (``3pm``, ``3:30 p.m.``, ``15:30``, ``noon``), in order, without repeats."""
+    out: list[dt.time] = []
+    for text in texts:
+        for match in _TIME.finditer(text):
+            if match.group("word"):
+                value = dt.time(0 if match.group("word").lower() == "midnight" else 12)
+            elif match.group("ampm"):
+                hour = int(match.group("h"))
+                if hour == 0 or hour > 12:
+                    continue
+                pm = match.group("ampm").lower().startswith("p")
+                hour = (hour % 12) + (12 if pm else 0)
+                value = dt.time(hour, int(match.group("m") or 0), int(match.group("s") or 0))
+            else:
+                value = dt.time(int(match.group("h24")), int(match.group("m24")), int(match.group("s24") or 0))
+            if value not in out:
+                out.append(value)
+    return out
+
+
+def date_times(texts: Sequence[str], today: dt.date | None = None) -> list[dt.datetime]:
+    """Each date named with each time named (a time alone is on ``today``; a date alone at midnight)."""
+    found_dates, found_times = dates(texts, today), times(texts)
+    if not found_dates and found_times:
+        found_dates = [today or dt.date.today()]
+    return [dt.datetime.combine(day, moment) for day in found_dates for moment in (found_times or [dt.time(0)])]
+
+
+# ---------------------------------------------------------------------------------------------- codes
+
+CURRENCIES: dict[str, tuple[str, ...]] = {
+    "USD": ("us dollar", "us dollars", "u.s. dollars", "american dollars", "dollar", "dollars", "bucks", "$", "usd"),
+    "EUR": ("euro", "euros", "€", "eur"),
+    "GBP": ("british pound", "british pounds", "pound sterling", "pounds sterling", "sterling", "pound", "pounds",
+            "quid", "£", "gbp"),
+    "JPY": ("japanese yen", "yen", "¥", "jpy"),
+    "CHF": ("swiss franc", "swiss francs", "franc", "francs", "chf"),
+    "CAD": ("canadian dollar", "canadian dollars", "cad"),
+    "AUD": ("australian dollar", "australian dollars", "aud"),
+    "NZD": ("new zealand dollar", "new zealand dollars", "nzd"),
+    "CNY": ("chinese yuan", "yuan", "renminbi", "rmb", "cny"),
+    "INR": ("indian rupee", "indian rupees", "rupee", "rupees", "₹", "inr"),
+    "SEK": ("swedish krona", "swedish kronor", "krona", "kronor", "sek"),
+    "NOK": ("norwegian krone", "norwegian kroner", "nok"),
+    "DKK": ("danish krone", "danish kroner", "dkk"),
+    "MXN": ("mexican peso", "mexican pesos", "peso", "pesos", "mxn"),
+    "BRL": ("brazilian real", "brazilian reais", "reais", "brl"),
+    "KRW": ("south korean won", "korean won", "won", "krw"),
+    "RUB": ("russian ruble", "russian rubles", "ruble", "rubles", "rouble", "roubles", "rub"),
+    "TRY": ("turkish lira", "lira", "try"),
+    "ZAR": ("south african rand", "rand", "zar"),
+    "SGD": ("singapore dollar", "singapore dollars", "sgd"),
+    "HKD": ("hong kong dollar", "hong kong dollars", "hkd"),
+    "PLN": ("polish zloty", "zloty", "pln"),
+    "THB": ("thai baht", "baht", "thb"),
+    "AED": ("uae dirham", "emirati dirham", "dirham", "dirhams", "aed"),
+    "ILS": ("israeli shekel", "shekel", "shekels", "ils"),
+    "CZK": ("czech koruna", "koruna", "czk"),
+    "HUF": ("hungarian forint", "forint", "huf"),
+    "IDR": ("indonesian rupiah", "rupiah", "idr"),
+    "PHP": ("philippine peso", "philippine pesos", "php"),
+    "ARS": ("argentine peso", "argentine pesos", "ars"),
+    "EGP": ("egyptian pound", "egyptian pounds", "egp"),
+    "NGN": ("nigerian naira", "naira", "ngn"),
+    "VND": ("vietnamese dong", "dong", "vnd"),
+    "BTC": ("bitcoin", "bitcoins", "btc"),
+}
+
+# name: (alpha-2, alpha-3); extra names point at the same codes
+COUNTRIES: dict[str, tuple[str, str]] = {
+    "united states": ("US", "USA"), "united states of america": ("US", "USA"), "usa": ("US", "USA"),
+    "america": ("US", "USA"), "the us": ("US", "USA"), "u.s.": ("US", "USA"),
+    "united kingdom": ("GB", "GBR"), "uk": ("GB", "GBR"), "great britain": ("GB", "GBR"), "britain": ("GB", "GBR"),
+    "england": ("GB", "GBR"), "canada": ("CA", "CAN"), "mexico": ("MX", "MEX"), "brazil": ("BR", "BRA"),
+    "argentina": ("AR", "ARG"), "chile": ("CL", "CHL"), "colombia": ("CO", "COL"), "peru": ("PE", "PER"),
+    "germany": ("DE", "DEU"), "france": ("FR", "FRA"), "spain": ("ES", "ESP"), "italy": ("IT", "ITA"),
+    "portugal": ("PT", "PRT"), "netherlands": ("NL", "NLD"), "the netherlands": ("NL", "NLD"),
+    "holland": ("NL", "NLD"), "belgium": ("BE", "BEL"), "switzerland": ("CH", "CHE"), "austria": ("AT", "AUT"),
+    "sweden": ("SE", "SWE"), "norway": ("NO", "NOR"), "denmark": ("DK", "DNK"), "finland": ("FI", "FIN"),
+    "iceland": ("IS", "ISL"), "ireland": ("IE", "IRL"), "poland": ("PL", "POL"), "czech republic": ("CZ", "CZE"),
+    "czechia": ("CZ", "CZE"), "hungary": ("HU", "HUN"), "greece": ("GR", "GRC"), "turkey": ("TR", "TUR"),
+    "russia": ("RU", "RUS"), "ukraine": ("UA", "UKR"), "romania": ("RO", "ROU"), "egypt": ("EG", "EGY"),
+    "nigeria": ("NG", "NGA"), "kenya": ("KE", "KEN"), "south africa": ("ZA", "ZAF"), "morocco": ("MA", "MAR"),
+    "ethiopia": ("ET", "ETH"), "israel": ("IL", "ISR"), "saudi arabia": ("SA", "SAU"),
+    "united arab emirates": ("AE", "ARE"), "uae": ("AE", "ARE"), "india": ("IN", "IND"),
+    "pakistan": ("PK", "PAK"), "bangladesh": ("BD", "BGD"), "china": ("CN", "CHN"), "japan": ("JP", "JPN"),
+    "south korea": ("KR", "KOR"), "korea": ("KR", "KOR"), "taiwan": ("TW", "TWN"), "vietnam": ("VN", "VNM"),
+    "thailand": ("TH", "THA"), "singapore": ("SG", "SGP"), "malaysia": ("MY", "MYS"),
+    "indonesia": ("ID", "IDN"), "philippines": ("PH", "PHL"), "the philippines": ("PH", "PHL"),
+    "australia": ("AU", "AUS"), "new zealand": ("NZ", "NZL"), "cuba": ("CU", "CUB"), "jamaica": ("JM", "JAM"),
+    "venezuela": ("VE", "VEN"), "iran": ("IR", "IRN"), "iraq": ("IQ", "IRQ"), "qatar": ("QA", "QAT"),
+    "nepal": ("NP", "NPL"), "sri lanka": ("LK", "LKA"), "croatia": ("HR", "HRV"), "serbia": ("RS", "SRB"),
+    "bulgaria": ("BG", "BGR"), "slovakia": ("SK", "SVK"), "slovenia": ("SI", "SVN"), "estonia": ("EE", "EST"),
+    "latvia": ("LV", "LVA"), "lithuania": ("LT", "LTU"), "luxembourg": ("LU", "LUX"), "ghana": ("GH", "GHA"),
+}
+
+US_STATES: dict[str, str] = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA", "colorado": "CO",
+    "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID",
+    "illinois": "IL", "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
+    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
+    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
+    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY", "north carolina": "NC",
+    "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR", "pennsylvania": "PA",
+    "rhode island": "RI", "south carolina": "SC", "south dakota": "SD", "tennessee": "TN", "texas": "TX",
+    "utah": "UT", "vermont": "VT", "virginia": "VA", "washington": "WA", "west virginia": "WV",
+    "wisconsin": "WI", "wyoming": "WY", "district of columbia": "DC", "washington dc": "DC", "washington d.c.": "DC",
+}
+
+LANGUAGES: dict[str, str] = {
+    "english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it", "portuguese": "pt",
+    "dutch": "nl", "swedish": "sv", "norwegian": "no", "danish": "da", "finnish": "fi", "polish": "pl",
+    "czech": "cs", "hungarian": "hu", "greek": "el", "turkish": "tr", "russian": "ru", "ukrainian": "uk",
+    "arabic": "ar", "hebrew": "he", "hindi": "hi", "bengali": "bn", "urdu": "ur", "chinese": "zh",
+    "mandarin": "zh", "japanese": "ja", "korean": "ko", "vietnamese": "vi", "thai": "th", "indonesian": "id",
+    "malay": "ms", "swahili": "sw", "romanian": "ro", "persian": "fa", "tagalog": "tl", "catalan": "ca",
+}
+
+
+def _names_in(lowered: str, names: Iterable[str]) -> list[tuple[int, str]]:
+    """(position, name) for every name found as whole words in ``lowered``; a name inside a longer one found
+    at the same place is left out (``dollars`` in ``canadian dollars``)."""
+    hits: list[tuple[int, int, str]] = []
+    for name in sorted(names, key=len, reverse=True):
+        pattern = re.escape(name) if not name[0].isalnum() else rf"(?<![\w]){re.escape(name)}(?![\w])"
+        for match in re.finditer(pattern, lowered):
+            if not any(a <= match.start() and match.end() <= b for a, b, _ in hits):
+                hits.append((match.start(), match.end(), name))
+    return sorted((start, name) for start, _, name in hits)
+
+
+def codes(texts: Iterable[str]) -> dict[str, list[str]]:
+    """The codes for what the texts name, in order of mention: ``currency`` (ISO 4217), ``country`` (ISO 3166
+    alpha-2 then alpha-3), ``state`` (US postal codes) and ``language`` (ISO 639-1)."""
+    out: dict[str, list[str]] = {"currency": [], "country": [], "state": [], "language": []}
+    currency_names = {name: code for code, names in CURRENCIES.items() for name in names}
+
+    def add(kind: str, code: str) -> None:
+        if code not in out[kind]:
+            out[kind].append(code)
+
+    for text in texts:
+        lowered = text.lower()
+        for _, name in _names_in(lowered, currency_names):
+            if name in ("try", "won", "rand", "dong", "php", "franc", "lira") and not _money_context(lowered, name):
+                continue  # common words (or a language) unless money is in sight
+            add("currency", currency_names[name])
+        for _, name in _names_in(lowered, COUNTRIES):
+            if name in ("us", "the us") and "the us" not in lowered:
+                continue
+            for code in COUNTRIES[name]:
+                add("country", code)
+        for _, name in _names_in(lowered, US_STATES):
+            add("state", US_STATES[name])
+        for _, name in _names_in(lowered, LANGUAGES):
+            add("language", LANGUAGES[name])
+    return out
+
+
+def _money_context(lowered: str, name: str) -> bool:
+    return bool(re.search(rf"\d[\d,.]*\s*(?:\w+\s+)?{re.escape(name)}\b|\b{re.escape(name)}\s+(?:to|into|in)\b",
+                          lowered))

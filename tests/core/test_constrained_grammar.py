@@ -1,0 +1,226 @@
+"""The constrained grammar: normalised values next to copied words, the answer without a tool, and the tool
+schema's own constraints (lmstudio_agent.constrained)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import Field
+
+from lmstudio_agent import constrained
+from lmstudio_agent.agent import TERMINATE
+from lmstudio_agent.builtins import builtin_registry
+from lmstudio_agent.client import ChatResponse, Usage
+from lmstudio_agent.modes import ConstrainedStrategy
+from lmstudio_agent.schema import validate
+from lmstudio_agent.tools import Tool, tool_from_function
+
+
+def _tool(name: str, properties: dict, required: list[str] | None = None, description: str = "A tool.") -> Tool:
+    return Tool(name=name, description=description, function=lambda **_: None, parameters={
+        "type": "object", "properties": properties,
+        "required": list(properties) if required is None else required})
+
+
+def args_of(tool: Tool, request: str) -> dict:
+    """The argument schema the grammar allows for ``tool`` given ``request``, with the span list inlined."""
+    schema = constrained.call_schema([tool], [request], answer=False)
+    spans = schema.get("$defs", {}).get("copied_text", {}).get("enum", [])
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("$ref") == "#/$defs/copied_text":
+                return {"type": "string", "enum": spans}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema["properties"]["arguments"])
+
+
+def allows(tool: Tool, request: str, arguments: dict) -> bool:
+    return not validate(arguments, args_of(tool, request))
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+BMI = _tool("calculate_bmi", {"weight_kg": {"type": "number"}, "height_m": {"type": "number"}})
+INTEREST = _tool("compound_interest", {
+    "principal": {"type": "number"}, "rate": {"type": "number", "description": "Annual rate as a decimal fraction."},
+    "years": {"type": "integer"}})
+TIP = _tool("split_bill", {"total": {"type": "number"}, "people": {"type": "integer"},
+                           "tip_percent": {"type": "number", "description": "Tip as a percentage, e.g. 15."}})
+BOOK = _tool("book_table", {"restaurant": {"type": "string"}, "date": {"type": "string", "format": "date"},
+                            "time": {"type": "string", "format": "time"}})
+TAX = _tool("sales_tax", {"state": {"type": "string", "pattern": "^[A-Z]{2}$"}, "amount": {"type": "number"}})
+FX = _tool("exchange_rate", {"base": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                             "target": {"type": "string", "pattern": "^[A-Z]{3}$"}})
+FOOD = _tool("order_food", {"dish": {"type": "string"}, "quantity": {"type": "integer", "default": 1}}, ["dish"])
+CITY = _tool("city_population", {"city": {"type": "string"}})
+
+
+def test_numbers_glued_to_units_and_signs_can_be_written():
+    assert allows(BMI, "I weigh 70kg and I'm 1.75m tall", {"weight_kg": 70, "height_m": 1.75})
+    assert allows(TAX, "Sales tax on $25 in California", {"state": "CA", "amount": 25})
+
+
+def test_thousands_separators_give_the_whole_number_not_its_parts():
+    allowed = args_of(INTEREST, "Grow 2,000,000 for 20 years at 3%")["properties"]["principal"]["enum"]
+    assert 2000000 in allowed and 0 not in allowed
+
+
+def test_a_percentage_is_a_fraction_or_a_percent_as_the_argument_says():
+    rate = args_of(INTEREST, "Invest $10,000 at 8% for 5 years")["properties"]["rate"]["enum"]
+    assert 0.08 in rate and 8 not in rate  # "as a decimal fraction"
+    tip = args_of(TIP, "Split $120 between 4 people with an 18% tip")["properties"]["tip_percent"]["enum"]
+    assert 18 in tip and 0.18 not in tip  # "as a percentage"
+
+
+def test_number_words_and_implied_values():
+    assert allows(FOOD, "Order three portions of pasta carbonara", {"dish": "pasta carbonara", "quantity": 3})
+    assert allows(FOOD, "A dozen chicken wings please", {"dish": "chicken wings", "quantity": 12})
+    velocity = _tool("final_velocity", {"initial_velocity": {"type": "number"}, "time": {"type": "number"}})
+    assert allows(velocity, "A car starts from rest; after 10 seconds?", {"initial_velocity": 0, "time": 10})
+
+
+def test_dates_and_times_in_the_schemas_format():
+    request = "Book Chez Panisse on August 16, 2022 at 7:30 pm"
+    allowed = args_of(BOOK, request)["properties"]
+    assert allowed["date"] == {"type": "string", "enum": ["2022-08-16"]}
+    assert allowed["time"] == {"type": "string", "enum": ["19:30:00"]}
+    assert allows(BOOK, request, {"restaurant": "Chez Panisse", "date": "2022-08-16", "time": "19:30:00"})
+    # nothing to copy: the format is left to the grammar (llama.cpp writes a valid date)
+    assert args_of(BOOK, "Book Chez Panisse")["properties"]["date"]["format"] == "date"
+
+
+def test_codes_for_names_pass_the_schemas_pattern():
+    assert args_of(TAX, "Sales tax on $25 in California")["properties"]["state"] == {"type": "string", "enum": ["CA"]}
+    assert allows(FX, "Rate from US dollars to euros", {"base": "USD", "target": "EUR"})
+    assert not allows(FX, "Rate from US dollars to euros", {"base": "US dollars", "target": "EUR"})
+
+
+def test_enum_values_are_found_by_name_code_unit_or_inflection():
+    def convert(value: float, from_unit: Literal["kg", "lb"], to_unit: Literal["kg", "lb"]) -> None:
+        """Convert a mass."""
+
+    def adopt(species: Literal["dog", "cat", "rabbit"]) -> None:
+        """Find a pet."""
+
+    units = args_of(tool_from_function(convert), "How many pounds is 70kg?")["properties"]
+    assert units["from_unit"]["enum"] == ["kg", "lb"] and units["value"]["enum"] == [70]
+    assert args_of(tool_from_function(adopt), "Show me cats for adoption")["properties"]["species"]["enum"] == ["cat"]
+
+
+def test_whole_names_and_quotations_are_spans_their_pieces_are_not():
+    spans = constrained.spans(["Find a hotel in Buenos Aires, then book Rio de Janeiro"])
+    assert {"Buenos Aires", "Rio de Janeiro"} <= set(spans)
+    assert not {"Buenos", "Aires", "Rio", "Janeiro", "Rio de"} & set(spans)
+    quoted = constrained.spans(["Save a note that says 'milk, eggs and bread' now"])
+    assert "milk, eggs and bread" in quoted and "eggs and bread" not in quoted and "milk" not in quoted
+    # no value ends with an article or preposition, none starts with a preposition
+    assert not [s for s in constrained.spans(["Remind me to water the plants at 12:15"])
+                if s.split()[-1] in ("the", "at", "to") or s.split()[0] in ("at", "to")]
+    assert allows(CITY, "How many people live in Rio de Janeiro?", {"city": "Rio de Janeiro"})
+    assert not allows(CITY, "How many people live in Rio de Janeiro?", {"city": "Rio"})
+
+
+def test_free_values_switches(monkeypatch):
+    monkeypatch.setattr(constrained, "FREE_NUMBERS", True)
+    assert args_of(BMI, "I weigh 70kg")["properties"]["weight_kg"] == {"type": "number"}
+    monkeypatch.setattr(constrained, "FREE_STRINGS", True)
+    assert args_of(CITY, "Population of Oslo")["properties"]["city"]["type"] == "string"
+    assert "enum" not in args_of(CITY, "Population of Oslo")["properties"]["city"]
+
+
+# ---------------------------------------------------------------------------------------------- constraints
+
+
+def test_string_constraints_filter_the_copied_words():
+    code = _tool("track", {"number": {"type": "string", "minLength": 10, "maxLength": 20}})
+    allowed = args_of(code, "Where is parcel 1Z999AA10123456784 sent on Monday")["properties"]["number"]["enum"]
+    assert "1Z999AA10123456784" in allowed and all(10 <= len(s) <= 20 for s in allowed)
+
+
+def test_an_unanchored_pattern_with_nothing_to_copy_is_left_to_validation():
+    tool = _tool("lookup", {"sku": {"type": "string", "pattern": "[0-9]{6}"}})
+    assert "pattern" not in args_of(tool, "Look up the blue chair")["properties"]["sku"]
+
+
+def test_arrays_copy_their_items_and_keep_their_bounds():
+    tool = _tool("recipes", {"ingredients": {"type": "array", "items": {"type": "string"}, "minItems": 1}})
+    allowed = args_of(tool, "Recipes with chicken, rice and broccoli")["properties"]["ingredients"]
+    assert allowed["minItems"] == 1 and allowed["maxItems"] == constrained.DEFAULT_MAX_ITEMS
+    assert {"chicken", "rice", "broccoli"} <= set(allowed["items"]["enum"])
+
+
+def test_nested_objects_are_closed_and_copied():
+    tool = _tool("ship", {"address": {"type": "object", "properties": {"city": {"type": "string"},
+                                                                      "zip": {"type": "string"}},
+                                      "required": ["city"]}})
+    address = args_of(tool, "Ship it to Lisbon 1000-001")["properties"]["address"]
+    assert address["additionalProperties"] is False and address["required"] == ["city"]
+    assert "Lisbon" in address["properties"]["city"]["enum"]
+
+
+def test_extract_data_cannot_be_called_with_an_empty_schema():
+    extract = builtin_registry().get("extract_data")
+    assert extract.parameters["properties"]["schema"]["minProperties"] == 1
+    request = "Extract the name and age from: John Smith is 42 years old"
+    allowed = args_of(extract, request)
+    assert validate({"text": "John Smith is 42 years old", "schema": {}}, allowed)
+    assert not validate({"text": "John Smith is 42 years old", "schema": {"name": "string", "age": "number"}}, allowed)
+
+
+def test_the_schema_compiles_with_llama_cpp_including_the_answer():
+    gbnf_module = pytest.importorskip("llama_cpp.llama_grammar")
+    tools = [BMI, INTEREST, TIP, BOOK, TAX, FX, FOOD, CITY, builtin_registry().get("extract_data"), TERMINATE]
+    request = "Book 'Chez Panisse' on August 16, 2022 at 7pm for three; 8% of $2,000 in California; extract name"
+    for schema in (constrained.call_schema(tools, [request]), constrained.call_schema([])):
+        assert "root ::=" in gbnf_module.json_schema_to_gbnf(json.dumps(schema))
+
+
+# ---------------------------------------------------------------------------------------------- the answer
+
+
+def _response(content: str) -> ChatResponse:
+    return ChatResponse(content, [], "stop", Usage(), None, 0.1, {})
+
+
+def test_the_grammar_has_an_answer_branch_and_the_reader_returns_no_call():
+    schema = constrained.call_schema([BMI, TERMINATE], ["Write a haiku"])
+    assert schema["anyOf"][-1] == constrained.answer_schema()
+    text = constrained.format_answer("I cannot write poems with these tools.")
+    assert json.loads(text) == {"type": "answer", "answer": "I cannot write poems with these tools."}
+    assert not validate(json.loads(text), schema["anyOf"][-1])
+    turn = ConstrainedStrategy().read(_response(text), [BMI, TERMINATE])
+    assert turn.calls == [] and turn.errors == [] and turn.text == "I cannot write poems with these tools."
+
+
+def test_the_last_round_offers_only_the_answer_in_words():
+    strategy = ConstrainedStrategy()
+    request = strategy.request([], [{"role": "user", "content": "Weather in Oslo?"}])
+    assert request["response_format"]["json_schema"]["schema"] == constrained.answer_schema()
+    assert constrained.format_answer("...") in strategy.system_prompt([])
+    # what comes back is words, never a serialized call
+    turn = strategy.read(_response(constrained.format_answer("It is sunny in Oslo.")), [])
+    assert turn.text == "It is sunny in Oslo." and not turn.calls
+
+
+def test_a_call_is_still_read_as_a_call():
+    turn = ConstrainedStrategy().read(_response(constrained.format_call(BMI, {"weight_kg": 70, "height_m": 1.75})),
+                                      [BMI, TERMINATE])
+    assert [(c.name, c.arguments) for c in turn.calls] == [("calculate_bmi", {"weight_kg": 70, "height_m": 1.75})]
+
+
+def test_first_messages_are_what_the_first_turn_sends():
+    from lmstudio_agent.agent import Agent
+    from lmstudio_agent.client import ChatClient
+
+    agent = Agent(client=ChatClient("http://127.0.0.1:9/v1"), tools=[BMI], mode="constrained")
+    system, user = agent.first_messages("What is my BMI?")
+    assert user == {"role": "user", "content": "What is my BMI?"}
+    assert constrained.describe_tools([BMI]) in system["content"]
+    assert constrained.format_answer("...") in system["content"]
