@@ -1,9 +1,9 @@
-"""The grammar probe: 60 tool-calling tasks on tools that are NOT in the project's suite, written to decide the
+"""The grammar probe: 66 tool-calling tasks on tools that are NOT in the project's suite, written to decide the
 constrained mode's value choices (docs/readme/eval.md, "Lever 1, round 2").
 
 Values are written the ways people write them (units glued to numbers, thousands separators, percentages,
-number words, dates in words, currency/country/state names, multi-word names, quotations) and a quarter of the
-tasks are negative: no offered tool fits, the right reply is an answer with no call (``expected`` is null).
+number words, dates in words, currency/country/state names, multi-word names, quotations) and 20 of the
+tasks are negative (5 of them near misses): no offered tool fits, the right reply is an answer with no call (``expected`` is null).
 
     python eval/probe/make_probe.py          # writes eval/probe/grammar_probe.jsonl
 """
@@ -215,6 +215,12 @@ TASKS = [
     ("neg13", ["bmi", "hotel", "temp"], "Play some jazz music in the living room.", None),
     ("neg14", ["crypto", "food"], "Send an email to my boss saying I'm sick.", None),
     ("neg15", ["interest", "pets", "taxi"], "Turn off the lights in the kitchen.", None),
+    # near misses: a tool's words, not its job
+    ("neg16", ["restaurant", "hotel"], "Book a flight from Boston to Denver.", None),
+    ("neg17", ["temp", "thermostat"], "Will it rain in Oslo tomorrow?", None),
+    ("neg18", ["fx", "tax"], "Convert 5 miles to kilometers.", None),
+    ("neg19", ["population", "holidays"], "What is the weather like in Madrid?", None),
+    ("neg20", ["food", "restaurant"], "Cancel my dinner reservation at Nobu.", None),
 ]
 
 

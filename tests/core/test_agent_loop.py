@@ -72,10 +72,12 @@ async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
     assert final_answer(transcript) == "21 degrees in Paris"
     first = openai_stub.chat_requests[0]
     schema = first["response_format"]["json_schema"]["schema"]
-    # one branch per tool, then the answer without a tool, which takes the built-in terminate's place
+    # one branch per tool (the built-in terminate is not one); a request a tool fits gets no answer branch
+    # on the first round, after a tool result the answer in words comes last
     assert [v["properties"].get("tool", {}).get("const") for v in schema["anyOf"]] == [
-        "get_weather", "count_words", "explode", None]
-    assert schema["anyOf"][-1]["properties"]["type"] == {"const": "answer"}
+        "get_weather", "count_words", "explode"]
+    after = openai_stub.chat_requests[1]["response_format"]["json_schema"]["schema"]
+    assert after["anyOf"][-1] == constrained.answer_schema()
     # String arguments are copied from the conversation: the grammar offers the request's words, not free text.
     weather = next(v for v in schema["anyOf"] if v["properties"]["tool"]["const"] == "get_weather")
     assert weather["properties"]["arguments"]["properties"]["city"] == {"$ref": "#/$defs/copied_text"}

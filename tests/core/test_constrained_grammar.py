@@ -224,3 +224,21 @@ def test_first_messages_are_what_the_first_turn_sends():
     assert user == {"role": "user", "content": "What is my BMI?"}
     assert constrained.describe_tools([BMI]) in system["content"]
     assert constrained.format_answer("...") in system["content"]
+
+
+def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(monkeypatch):
+    strategy = ConstrainedStrategy()
+    tools = [BMI, FOOD, TERMINATE]
+    branches = lambda request, history=(): [
+        v["properties"].get("tool", v["properties"]["type"])["const"]
+        for v in strategy.request(tools, [{"role": "user", "content": request}, *history])[
+            "response_format"]["json_schema"]["schema"]["anyOf"]]
+    assert constrained.related("Order three pizzas", tools) and not constrained.related("Write a haiku", tools)
+    assert constrained.related("Compute the BMI for 70kg", tools)
+    assert branches("Order three pizzas") == ["calculate_bmi", "order_food"]
+    assert branches("Write a haiku about rain") == ["calculate_bmi", "order_food", "answer"]
+    # after a tool result the model may always finish in words
+    history = [{"role": "assistant", "content": "{}"}, {"role": "user", "content": "Result of order_food: ok"}]
+    assert branches("Order three pizzas", history)[-1] == "answer"
+    monkeypatch.setattr(constrained, "ANSWER_FIRST_ROUND", "always")  # a model trained to hold back decides
+    assert branches("Order three pizzas")[-1] == "answer"

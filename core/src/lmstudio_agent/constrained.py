@@ -521,6 +521,52 @@ def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
     }
 
 
+# When the answer branch is offered on a run's first round (before any tool result; afterwards always):
+# "unrelated": only when the request shares no content word with any offered tool (its name, description,
+# argument names and descriptions, enum values); the base SmolLM2-135M otherwise answers in words for most
+# requests a tool fits (docs/readme/eval.md, "Lever 1, round 2"). "always": a model trained to hold back
+# (the tool adapter) decides alone.
+ANSWER_FIRST_ROUND = "unrelated"
+_PLAIN_WORDS = frozenset("""a an the my your his her its our their this that these those some any of in on at to for
+from with by and or but into about as via per than which who whose if so is are was were be am do does did me we
+you he she it they them what whats how much many when where why please can could would will should tell give show
+get make want need like there here all out just now one also very really""".split())
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z][a-z0-9]+", text.lower().replace("_", " "))
+            if len(w) > 2 and w not in _PLAIN_WORDS]
+
+
+def _tool_words(tool: Tool) -> set[str]:
+    parts = [tool.name, tool.description or ""]
+    for name, spec in ((tool.parameters or {}).get("properties") or {}).items():
+        parts.append(name)
+        if isinstance(spec, dict):
+            parts.append(str(spec.get("description") or ""))
+            parts.extend(str(v) for v in spec.get("enum") or [])
+    return {_stem(w) for w in _content_words(" ".join(parts))}
+
+
+def related(request: str, tools: Iterable[Tool]) -> bool:
+    """True when the request shares a content word with an offered tool (same stem, or the same first five
+    letters: "invest" and "investment")."""
+    known = set().union(*(_tool_words(t) for t in callable_tools(tools))) if tools else set()
+    for word in _content_words(request):
+        stem = _stem(word)
+        if stem in known or (len(stem) >= 5 and any(len(k) >= 5 and k[:5] == stem[:5] for k in known)):
+            return True
+    return False
+
+
+def answer_offered(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether this round's grammar offers the answer in words (see :data:`ANSWER_FIRST_ROUND`)."""
+    if ANSWER_FIRST_ROUND == "always" or any(m.get("role") == "assistant" for m in messages):
+        return True
+    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    return not isinstance(request, str) or not related(request, tools)
+
+
 def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
     """The tools this mode lists and lets the model call: all but the built-in final-answer tool, whose
     place the answer branch takes."""

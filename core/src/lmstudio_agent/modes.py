@@ -139,7 +139,8 @@ class ConstrainedStrategy:
         # tools (the last round) the grammar offers only the answer.
         sources = constrained.copy_sources(messages) if tools else ()
         refs = references(documents) if tools and documents else ()
-        return {"response_format": constrained.response_format(tools, sources, refs)}
+        answer = not tools or constrained.answer_offered(tools, messages)
+        return {"response_format": constrained.response_format(tools, sources, refs, answer=answer)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
