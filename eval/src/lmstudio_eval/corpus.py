@@ -93,6 +93,10 @@ def _function(name: str, description: str, params: list[tuple[Attr, Kind]]) -> d
     return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _entity_tools(entity: Entity) -> list[CorpusTool]:
     id_attr = Attr(f"{entity.key}_id", "id", f"{entity.noun} ID")
     id_kind = ident_kind(entity.prefix)
@@ -122,11 +126,11 @@ def _entity_tools(entity: Entity) -> list[CorpusTool]:
                    attrs, entity.create[0]),
         "search": (f"search_{entity.plural}", f"Search {entity.plural_noun} by {first[0].label}.", search,
                    f"search {entity.plural_noun}"),
-        "get": (f"get_{entity.key}_details", f"Get the details and status of a {noun} by its ID.",
-                [(id_attr, id_kind), (history, KINDS["flag"])], f"look up a {noun}"),
-        "update": (f"update_{entity.key}", f"Change the details of an existing {noun}.", update, f"change a {noun}"),
-        "cancel": (f"{rv}_{entity.key}", f"{rv[0].upper()}{rv[1:]} a {noun} by its ID.",
-                   [(id_attr, id_kind), (reason, reason_kind), (notify, KINDS["flag"])], f"{rv} a {noun}"),
+        "get": (f"get_{entity.key}_details", f"Get the details and status of {_a(noun)} by its ID.",
+                [(id_attr, id_kind), (history, KINDS["flag"])], f"look up {_a(noun)}"),
+        "update": (f"update_{entity.key}", f"Change the details of an existing {noun}.", update, f"change {_a(noun)}"),
+        "cancel": (f"{rv}_{entity.key}", f"{rv[0].upper()}{rv[1:]} {_a(noun)} by its ID.",
+                   [(id_attr, id_kind), (reason, reason_kind), (notify, KINDS["flag"])], f"{rv} {_a(noun)}"),
     }
     tools = []
     for action in ACTIONS:
