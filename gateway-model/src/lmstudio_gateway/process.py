@@ -137,14 +137,17 @@ def run_in_background(
         log_path = name
     log_file = Path(log_path)
     try:
-        yield from _run(model_path, host, port, key, startup_timeout, model_alias, n_ctx, n_threads, log_file)
+        yield from _run(model_path, host, port, key, startup_timeout, model_alias, n_ctx, n_threads, log_file,
+                        lora_path, bare, max_request_seconds)
     finally:
         if temporary_log and not keep_log:
             log_file.unlink(missing_ok=True)
 
 
 def _run(model_path: str | os.PathLike[str] | None, host: str, port: int, key: str, startup_timeout: float,
-         model_alias: str, n_ctx: int, n_threads: int | None, log_file: Path) -> Iterator[RunningServer]:
+         model_alias: str, n_ctx: int, n_threads: int | None, log_file: Path,
+         lora_path: str | os.PathLike[str] | None = None, bare: bool = False,
+         max_request_seconds: float | None = None) -> Iterator[RunningServer]:
     env = {**os.environ, API_KEY_ENV: key, "PYTHONUNBUFFERED": "1"}
     options = ["--model-alias", model_alias, "--n-ctx", str(n_ctx), "--exit-with-parent", "--no-server-file"]
     if model_path is not None:
