@@ -176,3 +176,11 @@ async def test_restraint_and_two_step_success_are_scored(openai_stub):
     summary = summarize([held, called, right, wrong])
     assert summary["restraint"] == 0.5 and summary["two_step_success"] == 0.5
     assert summary["call_tasks"] == 2 and summary["exact_accuracy"] == 1.0
+
+
+def test_no_measured_request_is_trained_on():
+    from lmstudio_eval.suite import builtin_suite_path
+
+    trained = {t.instruction for t in TRAIN} | {t.instruction for t in load_suite(builtin_suite_path("train"))}
+    assert not trained & {t.instruction for t in UNSEEN}
+    assert not trained & {t.instruction for t in load_suite(builtin_suite_path("heldout"))}

@@ -353,13 +353,19 @@ def _two_step_task(task_id: str, entity_tools: list[CorpusTool], pool: list[Corp
                 results=[found, result2], answer=answer)
 
 
-def _no_call_task(task_id: str, pool: list[CorpusTool], rng: random.Random) -> Task:
+def _own_half(items: list, split: str) -> list:
+    """Half of a fixed pool per split (even items for training, odd for the unseen-tool split): no measured
+    request was trained on."""
+    return items[0::2] if split == "train" else items[1::2]
+
+
+def _no_call_task(task_id: str, pool: list[CorpusTool], rng: random.Random, split: str) -> Task:
     roll = rng.random()
     if roll < 0.2:
-        question, reply = rng.choice(sorted(GENERAL_QUESTIONS.items()))
+        question, reply = rng.choice(_own_half(sorted(GENERAL_QUESTIONS.items()), split))
         return Task(id=task_id, kind="no_call", tools=_offer([], pool, rng), instruction=question, answer=reply)
     if roll < 0.45:
-        purpose, instruction = rng.choice(OUT_OF_SCOPE)
+        purpose, instruction = rng.choice(_own_half(list(OUT_OF_SCOPE), split))
         tools = _offer([], pool, rng)
     else:
         target = rng.choice([t for t in pool if t.entity is not None and t.action in ("create", "cancel", "search")])
@@ -400,7 +406,7 @@ def generate_corpus(split: CorpusSplit, *, count: int | None = None, seed: int =
                 group = entity_groups[rng.randrange(len(entity_groups))]
                 task = _two_step_task(f"{task_id}-{group}-2step", groups[group], pool, rng)
             else:
-                task = _no_call_task(f"{task_id}-none", pool, rng)
+                task = _no_call_task(f"{task_id}-none", pool, rng, split)
             if task.instruction not in seen or kind == "no_call":
                 break
         if kind == "call":

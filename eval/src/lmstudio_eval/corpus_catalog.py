@@ -624,6 +624,14 @@ OUT_OF_SCOPE = (
     ("turn on the TV", "Turn on the TV and put on the news."),
     ("feed the cat", "Feed the cat at six."),
     ("pay a parking ticket", "Pay my parking ticket from last week."),
+    ("take a photo", "Take a photo of the whiteboard."),
+    ("start the dishwasher", "Start the dishwasher on the eco program."),
+    ("order a taxi to the moon", "Book me a trip to the Moon."),
+    ("record a voice memo", "Record a voice memo for my sister."),
+    ("unlock the car", "Unlock my car, it's in the driveway."),
+    ("read my handwriting", "Read the handwritten note on my desk."),
+    ("change the TV channel", "Switch the TV to channel five."),
+    ("make coffee", "Make me a cup of coffee."),
 )
 GENERAL_QUESTIONS = {
     "What is the capital of Australia?": "The capital of Australia is Canberra.",
@@ -641,4 +649,11 @@ GENERAL_QUESTIONS = {
     "Give me a word that rhymes with 'light'.": "'Night' rhymes with 'light'.",
     "How many continents are there?": "There are seven continents.",
     "What gas do plants take in?": "Plants take in carbon dioxide and give off oxygen.",
+    "Who wrote Pride and Prejudice?": "Jane Austen wrote Pride and Prejudice.",
+    "What is the chemical symbol for gold?": "The chemical symbol for gold is Au.",
+    "How many minutes are in a day?": "There are 1,440 minutes in a day.",
+    "Why do we have seasons?": "Because the Earth's axis is tilted, so each hemisphere gets more or less direct sunlight "
+                               "through the year.",
+    "What is the tallest mountain on Earth?": "Mount Everest is the tallest mountain above sea level.",
+    "Give me a synonym for 'happy'.": "'Joyful' is a synonym for 'happy'.",
 }
