@@ -241,7 +241,7 @@ def finetune_tools_command(
                "base_model": base_model, "device": device, "max_steps": max_steps, "num_epochs": epochs,
                "learning_rate": learning_rate, "batch_size": batch_size, "gradient_accumulation_steps": grad_accum,
                "lora_r": lora_r, "export": export, "lora_file": str(adapter_path),
-               "overrides": {"lr_scheduler": "cosine", "seed": seed, "save_steps": 20, "save_total_limit": 2},
+               "overrides": {"lr_scheduler": "cosine", "seed": seed, "save_steps": 10, "save_total_limit": 3},
                "result": str((output_dir / "finetune_result.json").resolve())}
         trained = run_training_job(finetune_python(finetune_python_path), job, output_dir / "finetune_job.json", timeout)
         recipe = write_recipe(trained, rows_path, corpus, suite, keep, seed, adapter_path if export == "lora" else None)
