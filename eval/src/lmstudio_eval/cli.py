@@ -90,6 +90,9 @@ def eval_command(
     label: Optional[str] = typer.Option(None, "--label", help="Name the modes in the report, e.g. 'fine-tuned'."),
     max_tokens: int = typer.Option(512, "--max-tokens", min=16, help="Token cap per reply (the agent's default)."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds allowed per model request."),
+    answer_first_round: Optional[str] = typer.Option(
+        None, "--answer-first-round", help="Constrained mode: when a first round may answer in words instead of "
+                                           "calling (always | unrelated) [default: the core's ANSWER_FIRST_ROUND]"),
 ) -> None:
     """Measure tool calling per mode and split: tool-name and exact name+arguments accuracy, restraint (no call when
     no tool fits), two-step success and latency per call."""
@@ -100,6 +103,12 @@ def eval_command(
         raise typer.BadParameter(str(exc), param_hint="--mode") from None
     if extra_modes and not embedded:
         raise typer.BadParameter("--bare-mode needs --embedded", param_hint="--bare-mode")
+    if answer_first_round is not None:
+        from lmstudio_agent import constrained
+
+        if answer_first_round not in ("always", "unrelated"):
+            raise typer.BadParameter("choose always or unrelated", param_hint="--answer-first-round")
+        constrained.ANSWER_FIRST_ROUND = answer_first_round
     suites = {"suite": suite} if suite else {name: split_path(name) for name in dict.fromkeys(split)}
     try:
         loaded = {name: load_suite(path) for name, path in suites.items()}
@@ -121,7 +130,8 @@ def eval_command(
     report = build_report(results, suite=", ".join(str(p) for p in suites.values()), model=model_id,
                           base_url=base_url or "(embedded)",
                           extra={"max_tokens": max_tokens, "label": label, "splits": list(suites),
-                                 "adapter": None if (bare or not embedded) else "shipped tool adapter"})
+                                 "adapter": None if (bare or not embedded) else "shipped tool adapter",
+                                 "answer_first_round": _answer_first_round()})
     write_report(report, report_dir)
     try:
         from .plot import plot_report
@@ -164,6 +174,12 @@ async def _evaluate(base_url: str, api_key: str | None, model: str, task_sets: d
                     results[name] = await run_suite(client, tasks, mode, max_tokens=max_tokens, request_timeout=timeout,
                                                     on_result=tick)
     return results
+
+
+def _answer_first_round() -> str | None:
+    from lmstudio_agent import constrained
+
+    return getattr(constrained, "ANSWER_FIRST_ROUND", None)
 
 
 def register(app: typer.Typer) -> None:
