@@ -22,6 +22,7 @@ from . import finetune_cli
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread
 from .suite import builtin_suite_path, load_suite
+from .training import CHAT_CHECKS, ask_plainly
 
 console = Console(stderr=True)
 DEFAULT_REPORT_DIR = Path("reports/eval/latest")
@@ -90,6 +91,8 @@ def eval_command(
     label: Optional[str] = typer.Option(None, "--label", help="Name the modes in the report, e.g. 'fine-tuned'."),
     max_tokens: int = typer.Option(512, "--max-tokens", min=16, help="Token cap per reply (the agent's default)."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds allowed per model request."),
+    chat: bool = typer.Option(True, "--chat/--no-chat", help="Also ask each served model five general questions "
+                                                             "(plain chat, no tools) and report the answers."),
     answer_first_round: Optional[str] = typer.Option(
         None, "--answer-first-round", help="Constrained mode: when a first round may answer in words instead of "
                                            "calling (always | unrelated) [default: the core's ANSWER_FIRST_ROUND]"),
@@ -116,12 +119,17 @@ def eval_command(
         if extra_modes:
             runs.append((True, extra_modes, {name: spread(tasks, bare_limit or limit) for name, tasks in loaded.items()}))
         results: dict[str, list[TaskResult]] = {}
+        answers: dict[str, dict[str, str]] = {}
         model_id = ""
         for run_bare, run_modes, task_sets in runs:
             setup = "bare" if run_bare and embedded else label
             with model_server(base_url, api_key, model, embedded, gguf, run_bare) as (url, key, model_id):
                 results.update(asyncio.run(_evaluate(url, key, model_id, task_sets, run_modes, setup, max_tokens,
                                                      timeout, multiple=len(task_sets) > 1)))
+                if chat:
+                    who = "bare model" if run_bare and embedded else (
+                        "with the shipped adapter" if embedded else (label or model_id))
+                    answers[who] = asyncio.run(_chat(url, key, model_id, timeout))
     except AgentError as exc:
         console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
         if exc.code is ErrorCode.CONNECTION_FAILED and not embedded:
@@ -131,7 +139,9 @@ def eval_command(
                           base_url=base_url or "(embedded)",
                           extra={"max_tokens": max_tokens, "label": label, "splits": list(suites),
                                  "adapter": None if (bare or not embedded) else "shipped tool adapter",
-                                 "answer_first_round": _answer_first_round()})
+                                 "answer_first_round": _answer_first_round(),
+                                 "chat": [{"question": q, **{who: a.get(q, "") for who, a in answers.items()}}
+                                          for q in CHAT_CHECKS] if answers else []})
     write_report(report, report_dir)
     try:
         from .plot import plot_report
@@ -174,6 +184,11 @@ async def _evaluate(base_url: str, api_key: str | None, model: str, task_sets: d
                     results[name] = await run_suite(client, tasks, mode, max_tokens=max_tokens, request_timeout=timeout,
                                                     on_result=tick)
     return results
+
+
+async def _chat(base_url: str, api_key: str | None, model: str, timeout: float) -> dict[str, str]:
+    async with ChatClient(base_url, api_key, model, timeout=timeout) as client:
+        return await ask_plainly(client, CHAT_CHECKS)
 
 
 def _answer_first_round() -> str | None:
