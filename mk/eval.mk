@@ -15,7 +15,7 @@ EVAL_BARE_LIMIT ?= 120
 EVAL_SPLITS ?= heldout unseen
 EVAL_ARGS ?=
 EVAL_REPORT ?= reports/eval/latest
-FINETUNE_TOOLS_ARGS ?= --device cpu --max-steps 120
+FINETUNE_TOOLS_ARGS ?= --device cpu --max-steps 50 --batch-size 4
 FINETUNE_TOOLS_REPORT ?= reports/eval/finetune
 TOOL_ADAPTER := gateway-model/src/lmstudio_gateway/adapters/smollm2-135m-tools.lora.gguf
 
