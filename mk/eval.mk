@@ -1,29 +1,39 @@
 # Tool-calling evaluation (eval/src/lmstudio_eval): the project's held-out suite on the embedded model.
 #
-#   make eval                         what users get (auto mode: constrained on the embedded model) + plain baseline
-#   make eval EVAL_MODES="all"        plain, native, parsed and constrained (the README's table)
+#   make eval                         the default embedded set-up (SmolLM2-135M + the shipped tool adapter, auto mode:
+#                                     constrained) on the held-out and unseen-tool splits, and the bare model in every
+#                                     mode (plain, native, parsed, constrained) on EVAL_BARE_LIMIT tasks per split
 #   make eval EVAL_ARGS="--limit 40"  a quick subset spread over every tool
-#   make finetune-tools               fine-tune SmolLM2-135M on the training split, measure before/after
+#   make finetune-tools               train the tool adapter on the corpus's training split, export it (GGUF LoRA)
 #
 # Figures go to $(EVAL_REPORT) (report.json, accuracy.png); the last line printed is the JSON summary.
 .PHONY: eval eval-suite finetune-tools
 
-EVAL_MODES ?= auto plain
+EVAL_MODES ?= auto
+EVAL_BARE_MODES ?= all
+EVAL_BARE_LIMIT ?= 120
+EVAL_SPLITS ?= heldout unseen
 EVAL_ARGS ?=
 EVAL_REPORT ?= reports/eval/latest
-FINETUNE_TOOLS_ARGS ?=
+FINETUNE_TOOLS_ARGS ?= --device cpu --max-steps 50 --batch-size 4
 FINETUNE_TOOLS_REPORT ?= reports/eval/finetune
+TOOL_ADAPTER := gateway-model/src/lmstudio_gateway/adapters/smollm2-135m-tools.lora.gguf
 
-eval: $(STAMPS)/core $(STAMPS)/gateway ## tool-calling accuracy on the held-out suite, embedded model (EVAL_MODES=all, EVAL_ARGS="--limit 40")
+eval: $(STAMPS)/core $(STAMPS)/gateway ## tool calling: embedded model + adapter, and bare in every mode, held-out + unseen-tool splits
 	$(PY) -m lmstudio_eval eval --embedded $(foreach m,$(EVAL_MODES),--mode $(m)) \
-		--report-dir $(EVAL_REPORT) $(EVAL_ARGS)
+		$(foreach m,$(EVAL_BARE_MODES),--bare-mode $(m)) --bare-limit $(EVAL_BARE_LIMIT) \
+		$(foreach s,$(EVAL_SPLITS),--split $(s)) --report-dir $(EVAL_REPORT) $(EVAL_ARGS)
 
-# Regenerate the suite's JSONL files (package data) from the tools and phrasings; tests/eval checks they match.
-eval-suite: $(STAMPS)/core ## regenerate the suite's JSONL files from the tools and phrasings
+# Regenerate the suite's and the corpus's JSONL files (package data); tests/eval checks they match the generators.
+eval-suite: $(STAMPS)/core ## regenerate the suite's and the tool corpus's JSONL files from their generators
 	$(PY) -m lmstudio_eval.suite
+	$(PY) -m lmstudio_eval.corpus
 
-# Training runs in the fine-tuning venv (FT_PY, mk/finetune.mk); serving and measuring in the main one.
-finetune-tools: $(STAMPS)/finetune $(STAMPS)/gateway ## fine-tune SmolLM2-135M on the suite's tools, measure before/after
+# Training runs in the fine-tuning venv (FT_PY, mk/finetune.mk); serving and measuring in the main one. The adapter
+# and its recipe (TOOL_ADAPTER, .json beside it) land in gateway-model, which serves them by default; the base
+# model's answers to the plain-chat rows are cached in the report directory (greedy, so the rows are reproducible).
+finetune-tools: $(STAMPS)/finetune $(STAMPS)/gateway $(VENV)/finetune/share/llama.cpp/convert_lora_to_gguf.py ## train the shipped tool adapter (GGUF LoRA) on the corpus
 	AXOLOTL_DO_NOT_TRACK=1 WANDB_MODE=disabled HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-		$(PY) -m lmstudio_eval finetune-tools --finetune-python $(FT_PY) \
+		$(PY) -m lmstudio_eval finetune-tools --finetune-python $(FT_PY) --adapter-out $(TOOL_ADAPTER) \
+		--chat-cache $(FINETUNE_TOOLS_REPORT)/base_chat_answers.json --no-measure \
 		--report-dir $(FINETUNE_TOOLS_REPORT) $(FINETUNE_TOOLS_ARGS)

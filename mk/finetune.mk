@@ -38,7 +38,17 @@ $(STAMPS)/finetune: $(STAMPS)/core $(STAMPS)/gateway finetune/pyproject.toml fin
 	ln -sf ../finetune/bin/lmstudio-finetune $(VENV)/bin/lmstudio-finetune   # on PATH once the venv is activated
 	@mkdir -p $(STAMPS) && touch $@
 
-finetune-deps: $(STAMPS)/finetune ## the fine-tuning stack (torch, Axolotl, llama.cpp's converter) in .venv/finetune
+# llama.cpp's LoRA -> GGUF converter (uses convert_hf_to_gguf.py and gguf-py beside it), from the same sdist.
+FT_LORA_CONVERTER := $(FT_LLAMA_CPP)/convert_lora_to_gguf.py
+$(FT_LORA_CONVERTER): $(STAMPS)/finetune
+	test -f $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz || $(FT_PIP) download -q --no-deps \
+		--no-binary :all: -d $(WHEEL_CACHE) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	tar -xzf $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(FT_LLAMA_CPP) --strip-components=3 \
+		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py
+	touch $@
+
+finetune-deps: $(STAMPS)/finetune $(FT_LORA_CONVERTER) ## the fine-tuning stack (torch, Axolotl, llama.cpp's converters) in .venv/finetune
+
 
 # The fine-tuning tests, the CPU end-to-end run on SmolLM2-135M included (a few minutes on 2 cores).
 finetune-test: $(STAMPS)/finetune ## the fine-tuning tests, a CPU end-to-end run included (minutes)

@@ -1,6 +1,7 @@
-"""``lmstudio-agent finetune-tools`` end to end on CPU, kept short: training rows from the suite, the base model
-measured, a 2-step LoRA run through the real finetune/ pipeline (Axolotl, merge, GGUF, Q8_0) in the
-fine-tuning venv, the fine-tuned GGUF served by gateway-model and measured on the same held-out tasks.
+"""``lmstudio-agent finetune-tools`` end to end on CPU, kept short: training rows from the corpus and the suite, the
+base model measured, a 2-step LoRA run through the real finetune/ pipeline (Axolotl) in the fine-tuning venv, the
+adapter exported as a GGUF LoRA file with its recipe, served by gateway-model on the base model and measured on the
+same held-out and unseen-tool tasks.
 
 It proves the loop, not the figures (those come from `make finetune-tools`, recorded in reports/eval/)."""
 
@@ -29,25 +30,30 @@ def ft_python():
     return python
 
 
-def test_finetune_tools_trains_converts_and_measures_before_and_after(ft_python, tmp_path):
+def test_finetune_tools_trains_exports_an_adapter_and_measures_before_and_after(ft_python, tmp_path):
     report_dir, output_dir = tmp_path / "report", tmp_path / "models"
+    adapter = tmp_path / "adapters" / "tiny-tools.lora.gguf"
     result = CliRunner().invoke(eval_app, [
-        "finetune-tools", "--train-rows", "8", "--eval-tasks", "3", "--chat-keep", "2", "--max-steps", "2",
-        "--batch-size", "2", "--device", "cpu", "--finetune-python", str(ft_python), "--name", "tiny-tools",
-        "--output-dir", str(output_dir), "--report-dir", str(report_dir), "--timeout", "1200"])
+        "finetune-tools", "--corpus-tasks", "6", "--suite-tasks", "2", "--eval-tasks", "3", "--chat-keep", "2",
+        "--max-steps", "2", "--batch-size", "2", "--device", "cpu", "--finetune-python", str(ft_python),
+        "--name", "tiny-tools", "--adapter-out", str(adapter), "--output-dir", str(output_dir),
+        "--report-dir", str(report_dir), "--timeout", "1200"])
     assert result.exit_code == 0, result.output
 
     report = json.loads((report_dir / REPORT_FILE).read_text())
-    assert set(report["modes"]) == {"constrained (base)", "constrained (fine-tuned)"}
+    assert set(report["modes"]) == {f"constrained ({who}) · {split}" for who in ("base", "fine-tuned")
+                                    for split in ("heldout", "unseen")}
     assert all(summary["tasks"] == 3 for summary in report["modes"].values())
     assert [p["step"] for p in report["training_losses"]] == [1, 2]
-    assert report["training"]["rows"] == 10  # 8 tool calls + 2 plain-chat answers of the base model
-    assert (output_dir / "tiny-tools-Q8_0.gguf").is_file()
+    assert report["training"]["rows"] == 10  # 6 corpus tasks + 2 suite tasks + 2 plain-chat answers of the base model
+    assert adapter.read_bytes()[:4] == b"GGUF"
+    recipe = json.loads(adapter.with_suffix("").with_suffix(".json").read_text())
+    assert recipe["data"]["generator"] and recipe["training"]["steps"] == 2 and recipe["adapter_sha256"]
     assert [c["question"] for c in report["chat"]] == list(CHAT_CHECKS)
     assert all(c["before"] and c["after"] for c in report["chat"])
     for name in (PLOT_FILE, CURVE_FILE):
         assert (report_dir / name).read_bytes()[:4] == b"\x89PNG"
     rows = [json.loads(line) for line in (report_dir / "training_rows.jsonl").read_text().splitlines()]
-    assert rows[0]["messages"][0]["role"] == "system" and rows[0]["messages"][-1]["role"] == "assistant"
+    assert all(row["messages"][-1]["role"] == "assistant" for row in rows)
     final = json.loads(result.stdout.strip().splitlines()[-1])
-    assert final["tasks"] == 3 and "constrained (fine-tuned)" in final["modes"]
+    assert final["tasks"] == 3 and "constrained (fine-tuned) · unseen" in final["modes"]

@@ -371,6 +371,20 @@ class Agent:
             checked.append(self.check(resolved, tools))
         return FirstTurn(mode, turn, checked, messages)
 
+    async def next_turn(self, previous: FirstTurn, result: str, *, deadline: Deadline | None = None,
+                        strategy: Strategy | None = None) -> FirstTurn:
+        """The round after ``previous``, whose first call returned ``result`` (nothing runs: the evaluation
+        harness supplies the result), with the messages :meth:`run` would send then."""
+        if strategy is None:
+            strategy = strategy_for(previous.mode)
+        if not previous.turn.calls:
+            raise ValueError("the previous turn made no call")
+        tools = self.offered_tools()
+        messages = [*previous.messages, previous.turn.assistant_message,
+                    strategy.result_message(previous.turn.calls[0], result)]
+        turn = await self._ask(strategy, messages, tools, deadline)
+        return FirstTurn(previous.mode, turn, [self.check(c, tools) for c in turn.calls], messages)
+
     # ------------------------------------------------------------------------------------------- the loop
 
     async def run(

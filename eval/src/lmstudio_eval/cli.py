@@ -22,6 +22,7 @@ from . import finetune_cli
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread
 from .suite import builtin_suite_path, load_suite
+from .training import CHAT_CHECKS, ask_plainly
 
 console = Console(stderr=True)
 DEFAULT_REPORT_DIR = Path("reports/eval/latest")
@@ -30,8 +31,9 @@ MODE_HELP = f"Mode to measure (repeat for several): {'|'.join(MODE_CHOICES)}."
 
 @contextlib.contextmanager
 def model_server(base_url: str | None, api_key: str | None, model: str | None, embedded: bool,
-                 gguf: Path | None) -> Iterator[tuple[str, str | None, str]]:
-    """(base_url, api_key, model): the given (or running) server, or the embedded model started for the run."""
+                 gguf: Path | None, bare: bool = False) -> Iterator[tuple[str, str | None, str]]:
+    """(base_url, api_key, model): the given (or running) server, or the embedded model started for the run (with
+    the shipped tool adapter unless ``bare``)."""
     if not embedded:
         connection = resolve(base_url, api_key, model)
         yield connection.base_url, connection.api_key, connection.model
@@ -45,44 +47,105 @@ def model_server(base_url: str | None, api_key: str | None, model: str | None, e
                          "--embedded needs the gateway-model package (`make gateway`)") from None
     stack = contextlib.ExitStack()
     with console.status("Starting the embedded model server ...", spinner="dots"):
-        running = stack.enter_context(run_in_background(model_path=gguf) if gguf else run_in_background())
+        options = {"model_path": gguf} if gguf else {}
+        running = stack.enter_context(run_in_background(**options, bare=bare))
     with stack:
         yield running.base_url, running.api_key, running.model
 
 
+SPLIT_CHOICES = ("heldout", "unseen", "train", "corpus-train")
+
+
+def split_path(split: str) -> Path:
+    """The package's file of a split: the suite's held-out/train splits, the corpus's unseen-tool/train splits."""
+    from .corpus import corpus_path
+
+    if split not in SPLIT_CHOICES:
+        raise typer.BadParameter(f"unknown split '{split}': choose from {', '.join(SPLIT_CHOICES)}", param_hint="--split")
+    if split == "unseen":
+        return corpus_path("unseen")
+    if split == "corpus-train":
+        return corpus_path("train")
+    return builtin_suite_path(split)  # type: ignore[arg-type]
+
+
+SPLIT_HELP = f"Project split to measure (repeat): {'|'.join(SPLIT_CHOICES)}."
+
+
 def eval_command(
     suite: Optional[Path] = typer.Option(None, "--suite", exists=True, dir_okay=False,
-                                         help="Suite JSONL file [default: the project's held-out split]"),
+                                         help="Suite JSONL file [default: the --split files]"),
+    split: list[str] = typer.Option(["heldout", "unseen"], "--split", "-s", help=SPLIT_HELP),
     base_url: Optional[str] = typer.Option(None, "--base-url", show_default=False, help=BASE_URL_HELP),
     api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False, help=API_KEY_HELP),
     model: Optional[str] = typer.Option(None, "--model", show_default=False, help=MODEL_HELP),
     mode: list[str] = typer.Option(["auto"], "--mode", "-m",
                                    help=MODE_HELP),
     embedded: bool = typer.Option(False, "--embedded", help="Start the embedded model (gateway-model) for the run."),
+    bare: bool = typer.Option(False, "--bare", help="With --embedded: serve the model without the shipped adapter."),
+    bare_mode: list[str] = typer.Option([], "--bare-mode",
+                                        help="With --embedded: also measure these modes on the bare model (repeat)."),
     gguf: Optional[Path] = typer.Option(None, "--gguf", exists=True, dir_okay=False,
                                         help="With --embedded: serve this GGUF instead of SmolLM2-135M."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Run only N tasks, spread over the suite."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Run only N tasks per split, spread over it."),
+    bare_limit: Optional[int] = typer.Option(None, "--bare-limit", min=1,
+                                             help="Tasks per split for the --bare-mode runs [default: --limit]."),
     report_dir: Path = typer.Option(DEFAULT_REPORT_DIR, "--report-dir", help="Where report.json and the plot go."),
     label: Optional[str] = typer.Option(None, "--label", help="Name the modes in the report, e.g. 'fine-tuned'."),
     max_tokens: int = typer.Option(512, "--max-tokens", min=16, help="Token cap per reply (the agent's default)."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds allowed per model request."),
+    chat: bool = typer.Option(True, "--chat/--no-chat", help="Also ask each served model five general questions "
+                                                             "(plain chat, no tools) and report the answers."),
+    answer_first_round: Optional[str] = typer.Option(
+        None, "--answer-first-round", help="Constrained mode: when a first round may answer in words instead of "
+                                           "calling (always | unrelated) [default: the core's ANSWER_FIRST_ROUND]"),
 ) -> None:
-    """Measure tool-name and exact name+arguments accuracy of a model on a suite, per mode."""
+    """Measure tool calling per mode and split: tool-name and exact name+arguments accuracy, restraint (no call when
+    no tool fits), two-step success and latency per call."""
     try:
         modes = resolve_modes(mode)
+        extra_modes = resolve_modes(bare_mode) if bare_mode else []
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mode") from None
-    suite_path = suite or builtin_suite_path("heldout")
+    if extra_modes and not embedded:
+        raise typer.BadParameter("--bare-mode needs --embedded", param_hint="--bare-mode")
+    if answer_first_round is not None:
+        from lmstudio_agent import constrained
+
+        if answer_first_round not in ("always", "unrelated"):
+            raise typer.BadParameter("choose always or unrelated", param_hint="--answer-first-round")
+        constrained.ANSWER_FIRST_ROUND = answer_first_round
+    suites = {"suite": suite} if suite else {name: split_path(name) for name in dict.fromkeys(split)}
     try:
-        tasks = spread(load_suite(suite_path), limit)
-        with model_server(base_url, api_key, model, embedded, gguf) as (url, key, model_id):
-            report = asyncio.run(_evaluate(url, key, model_id, tasks, modes, label, max_tokens, timeout,
-                                           str(suite_path)))
+        loaded = {name: load_suite(path) for name, path in suites.items()}
+        runs = [(bare, modes, {name: spread(tasks, limit) for name, tasks in loaded.items()})]
+        if extra_modes:
+            runs.append((True, extra_modes, {name: spread(tasks, bare_limit or limit) for name, tasks in loaded.items()}))
+        results: dict[str, list[TaskResult]] = {}
+        answers: dict[str, dict[str, str]] = {}
+        model_id = ""
+        for run_bare, run_modes, task_sets in runs:
+            setup = "bare" if run_bare and embedded else label
+            with model_server(base_url, api_key, model, embedded, gguf, run_bare) as (url, key, served):
+                model_id = served
+                results.update(asyncio.run(_evaluate(url, key, model_id, task_sets, run_modes, setup, max_tokens,
+                                                     timeout, multiple=len(task_sets) > 1)))
+                if chat:
+                    who = "bare model" if run_bare and embedded else (
+                        "with the shipped adapter" if embedded else (label or model_id))
+                    answers[who] = asyncio.run(_chat(url, key, model_id, timeout))
     except AgentError as exc:
         console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
         if exc.code is ErrorCode.CONNECTION_FAILED and not embedded:
             console.print(CONNECT_HINT + " --embedded starts the embedded model for the run.")
         raise typer.Exit(2) from None
+    report = build_report(results, suite=", ".join(str(p) for p in suites.values()), model=model_id,
+                          base_url=base_url or "(embedded)",
+                          extra={"max_tokens": max_tokens, "label": label, "splits": list(suites),
+                                 "adapter": None if (bare or not embedded) else "shipped tool adapter",
+                                 "answer_first_round": _answer_first_round(),
+                                 "chat": [{"question": q, **{who: a.get(q, "") for who, a in answers.items()}}
+                                          for q in CHAT_CHECKS] if answers else []})
     write_report(report, report_dir)
     try:
         from .plot import plot_report
@@ -95,8 +158,8 @@ def eval_command(
     print(final_line(report), flush=True)
 
 
-async def _evaluate(base_url: str, api_key: str | None, model: str, tasks, modes: list[str], label: str | None,
-                    max_tokens: int, timeout: float, suite: str) -> dict:
+async def _evaluate(base_url: str, api_key: str | None, model: str, task_sets: dict[str, list], modes: list[str],
+                    label: str | None, max_tokens: int, timeout: float, multiple: bool) -> dict[str, list[TaskResult]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lmstudio_agent.lmstudio import ensure_model
@@ -110,19 +173,32 @@ async def _evaluate(base_url: str, api_key: str | None, model: str, tasks, modes
                       TimeElapsedColumn(), console=console, transient=False) as progress:
             for requested in modes:
                 mode = await concrete_mode(client, requested)
-                name = f"{mode} ({label})" if label else (mode if requested != "auto" else f"{mode} (auto)")
-                bar = progress.add_task(name, total=len(tasks), acc="")
-                done: list[TaskResult] = []
+                base_name = f"{mode} ({label})" if label else (mode if requested != "auto" else f"{mode} (auto)")
+                for split_name, tasks in task_sets.items():
+                    name = f"{base_name} · {split_name}" if multiple else base_name
+                    bar = progress.add_task(name, total=len(tasks), acc="")
+                    done: list[TaskResult] = []
 
-                def tick(result: TaskResult, bar=bar, done=done) -> None:
-                    done.append(result)
-                    exact = sum(r.exact for r in done) / len(done)
-                    progress.update(bar, advance=1, acc=f"exact {exact:.0%}")
+                    def tick(result: TaskResult, bar=bar, done=done) -> None:
+                        done.append(result)
+                        calls = [r for r in done if r.kind != "no_call"]
+                        exact = sum(r.exact for r in calls) / len(calls) if calls else 0.0
+                        progress.update(bar, advance=1, acc=f"exact {exact:.0%}")
 
-                results[name] = await run_suite(client, tasks, mode, max_tokens=max_tokens, request_timeout=timeout,
-                                                on_result=tick)
-    return build_report(results, suite=suite, model=model, base_url=base_url,
-                        extra={"max_tokens": max_tokens, "label": label})
+                    results[name] = await run_suite(client, tasks, mode, max_tokens=max_tokens, request_timeout=timeout,
+                                                    on_result=tick)
+    return results
+
+
+async def _chat(base_url: str, api_key: str | None, model: str, timeout: float) -> dict[str, str]:
+    async with ChatClient(base_url, api_key, model, timeout=timeout) as client:
+        return await ask_plainly(client, CHAT_CHECKS)
+
+
+def _answer_first_round() -> str | None:
+    from lmstudio_agent import constrained
+
+    return getattr(constrained, "ANSWER_FIRST_ROUND", None)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,9 @@
     python path/to/lmstudio_eval/finetune_job.py JOB.json
 
 JOB.json names the rows, the base model and the knobs; the job runs the ``finetune/`` pipeline
-(:class:`lmstudio_finetune.LMStudioFineTuner`: LoRA with Axolotl -> merge -> GGUF -> quantize) and writes
-RESULT.json (``job["result"]``): the GGUF files, the losses per step and the time taken, or the error.
+(:class:`lmstudio_finetune.LMStudioFineTuner`: LoRA with Axolotl -> merge -> GGUF -> quantize; or, with
+``"export": "lora"``, LoRA -> one GGUF LoRA adapter file, ``job["lora_file"]``, that llama.cpp applies to the base
+model) and writes RESULT.json (``job["result"]``): the files, the losses per step and the time taken, or the error.
 The fine-tuning stack lives in its own environment (its pins clash with the rest), hence a child process.
 """
 
@@ -30,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "sequence_len": 1024,
     "quantizations": ["Q8_0"],
     "overrides": {"lr_scheduler": "cosine"},
+    "export": "merged",
+    "lora_outtype": "q8_0",
 }
 
 
@@ -52,10 +55,23 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     training = tuner.last_training
     assert training is not None  # set by every run_fine_tuning
     trained = time.monotonic()
-    if tuner.convert_to_gguf(tuner.adapter_dir, settings["name"], lm_studio_import=False) is None:
+    if settings["export"] == "lora":
+        from lmstudio_finetune.export import ExportError, export_lora_gguf
+
+        try:
+            lora = export_lora_gguf(tuner.adapter_dir, Path(settings["lora_file"]), log_path=Path(str(training.log_path)),
+                                    outtype=settings["lora_outtype"])
+        except ExportError as exc:
+            return {"ok": False, "stage": "conversion", "code": "GGUF_CONVERSION_FAILED", "error": f"{exc} {exc.tail[-800:]}",
+                    "log": str(training.log_path)}
+        files = {"LORA": str(lora)}
+        gguf = str(lora)
+    elif tuner.convert_to_gguf(tuner.adapter_dir, settings["name"], lm_studio_import=False) is None:
         return _failure(tuner, "conversion")
-    assert tuner.last_export is not None  # set by every successful convert_to_gguf
-    files = {kind: str(path) for kind, path in tuner.last_export.files.items()}
+    else:
+        assert tuner.last_export is not None  # set by every successful convert_to_gguf
+        files = {kind: str(path) for kind, path in tuner.last_export.files.items()}
+        gguf = str(tuner.lm_studio_file())
     return {
         "ok": True,
         "rows": len(rows),
@@ -65,7 +81,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "train_loss": training.train_loss,
         "seconds": {"training": round(trained - started, 1), "convert": round(time.monotonic() - trained, 1)},
         "files": files,
-        "gguf": str(tuner.lm_studio_file()),
+        "gguf": gguf,
         "log": str(training.log_path),
     }
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from lmstudio_agent.agent import Agent, Goal
+from lmstudio_agent.agent import Agent, FirstTurn, Goal
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
@@ -55,6 +55,13 @@ class TaskResult:
     completion_tokens: int
     content: str = ""
     offered: list[str] = field(default_factory=list)
+    kind: str = "call"
+    restrained: bool | None = None  # no_call tasks: no tool called
+    second_called: str | None = None  # two_step tasks: the call after the first result
+    second_arguments: dict[str, Any] | None = None
+    second_reason: str = ""
+    two_step_ok: bool | None = None
+    call_latencies: list[float] = field(default_factory=list)  # every model round of the task
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,39 +100,83 @@ def build_agent(client: ChatClient, tools: Sequence[Tool], mode: str, goals: Seq
 async def run_task(client: ChatClient, task: Task, mode: str, *, registry: ToolRegistry | None = None,
                    goals: Sequence[Goal] = DEFAULT_GOALS, max_tokens: int = 512,
                    request_timeout: float = 120.0) -> TaskResult:
-    """Run one task's first round in ``mode`` (a concrete mode, not ``auto``) and score it."""
+    """Run one task in ``mode`` (a concrete mode, not ``auto``) and score it: the first round for every task;
+    for a two-step task whose first call is right, the round after its result too."""
     tools = tools_for(task, registry)
     agent = build_agent(client, tools, mode, goals, max_tokens)
-    expected_tool = next(t for t in tools if t.name == task.expected.name)
-    base: dict[str, Any] = dict(task_id=task.id, mode=mode, expected_tool=task.expected.name,
-                expected_arguments=task.expected.arguments, offered=[t.name for t in tools])
+    expected = task.expected
+    base: dict[str, Any] = dict(task_id=task.id, mode=mode, kind=task.kind, expected_tool=expected.name if expected else "",
+                expected_arguments=expected.arguments if expected else {}, offered=[t.name for t in tools])
+    strategy = strategy_override(mode)
     try:
-        outcome = await agent.first_turn(task.instruction, deadline=Deadline(request_timeout),
-                                         strategy=strategy_override(mode))
+        outcome = await agent.first_turn(task.instruction, deadline=Deadline(request_timeout), strategy=strategy)
     except AgentError as exc:
         if exc.code is ErrorCode.CONNECTION_FAILED:
             raise  # the server is gone: no later task can run either
         return TaskResult(**base, called=None, arguments=None, name_ok=False, exact=False,
                           reason=f"{exc.code.value}: {exc.message}", latency_s=0.0, prompt_tokens=0,
-                          completion_tokens=0)
+                          completion_tokens=0, restrained=None if expected else False,
+                          two_step_ok=False if task.kind == "two_step" else None)
     response = outcome.turn.response
     content = (response.content if response else "")[:MAX_CONTENT_CHARS]
-    if outcome.checked:
-        checked = outcome.checked[0]
-        arguments = to_plain(checked.arguments) if checked.error is None else None
-        score = score_call(task.expected.name, task.expected.arguments, checked.call.name, arguments,
-                           expected_tool.parameters, checked.error)
-        called, raw_arguments = checked.call.name, to_plain(checked.call.arguments)
-    else:
-        reason = outcome.turn.errors[0] if outcome.turn.errors else "answered in words, no tool call"
-        score = Score(False, False, reason)
-        called, raw_arguments = None, None
-    return TaskResult(
+    latencies = [round(response.latency_s, 4)] if response else []
+    called, raw_arguments, score = _first_call(outcome, task)
+    restrained = None
+    if task.kind == "no_call":
+        restrained = all(c.tool is not None and c.tool.terminal for c in outcome.checked)
+        score = Score(False, False, "" if restrained else f"called '{called}' though no offered tool fits")
+    result = TaskResult(
         **base, called=called, arguments=raw_arguments, name_ok=score.name_ok, exact=score.exact,
-        reason=score.reason, latency_s=round(response.latency_s, 4) if response else 0.0,
+        reason=score.reason, latency_s=latencies[0] if latencies else 0.0,
         prompt_tokens=response.usage.prompt_tokens if response else 0,
         completion_tokens=response.usage.completion_tokens if response else 0, content=content,
+        restrained=restrained, call_latencies=latencies,
     )
+    if task.kind == "two_step":
+        result.two_step_ok = False
+        if score.exact:
+            await _second_step(agent, outcome, task, tools, strategy, request_timeout, result)
+    return result
+
+
+def _first_call(outcome: FirstTurn, task: Task) -> tuple[str | None, dict[str, Any] | None, Score]:
+    if not outcome.checked:
+        reason = outcome.turn.errors[0] if outcome.turn.errors else "answered in words, no tool call"
+        return None, None, Score(False, False, reason)
+    checked = outcome.checked[0]
+    if task.expected is None:
+        return checked.call.name, to_plain(checked.call.arguments), Score(False, False, "")
+    arguments = to_plain(checked.arguments) if checked.error is None else None
+    parameters = checked.tool.parameters if checked.tool is not None else None
+    score = score_call(task.expected.name, task.expected.arguments, checked.call.name, arguments, parameters,
+                       checked.error)
+    return checked.call.name, to_plain(checked.call.arguments), score
+
+
+async def _second_step(agent: Agent, outcome: FirstTurn, task: Task, tools: Sequence[Tool], strategy: Strategy | None,
+                       request_timeout: float, result: TaskResult) -> None:
+    want = task.expected_calls[1]
+    try:
+        second = await agent.next_turn(outcome, task.results[0], deadline=Deadline(request_timeout), strategy=strategy)
+    except AgentError as exc:
+        if exc.code is ErrorCode.CONNECTION_FAILED:
+            raise
+        result.second_reason = f"{exc.code.value}: {exc.message}"
+        return
+    if second.turn.response is not None:
+        result.call_latencies.append(round(second.turn.response.latency_s, 4))
+    if not second.checked:
+        result.second_reason = "no second call"
+        return
+    checked = second.checked[0]
+    tool = next((t for t in tools if t.name == want.name), None)
+    arguments = to_plain(checked.arguments) if checked.error is None else None
+    score = score_call(want.name, want.arguments, checked.call.name, arguments,
+                       tool.parameters if tool is not None else None, checked.error)
+    result.second_called = checked.call.name
+    result.second_arguments = to_plain(checked.call.arguments)
+    result.second_reason = score.reason
+    result.two_step_ok = score.exact
 
 
 async def run_suite(client: ChatClient, tasks: Sequence[Task], mode: str, *, registry: ToolRegistry | None = None,

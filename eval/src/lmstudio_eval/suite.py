@@ -5,8 +5,10 @@ A task::
     {"id": "...", "tools": [OpenAI function-tool objects], "instruction": "...",
      "expected": {"name": "...", "arguments": {...}}}
 
-``expected_calls`` (a list of such calls) may describe a multi-step task; the harness scores the first
-round, so ``expected`` is the first of them.
+Optional: ``kind`` (``call``, the default; ``no_call``: no offered tool fits, the right reply is words and no
+call, and there is no ``expected``; ``two_step``: ``expected_calls`` holds the two calls, the second needing
+the first one's result), ``expected_calls`` (``expected`` is the first of them), ``results`` (what each
+expected call returns, fed back to the model in order) and ``answer`` (a final answer in words, for training).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .phrasings import PHRASINGS, Phrasing
 from .suite_tools import suite_registry
 
 Split = Literal["train", "heldout"]
+TaskKind = Literal["call", "no_call", "two_step"]
 SPLITS: tuple[Split, ...] = ("train", "heldout")
 SUITE_FILES = {"train": "tool_suite_train.jsonl", "heldout": "tool_suite_heldout.jsonl"}
 TASKS_PER_TOOL = {"train": 30, "heldout": 6}
@@ -42,8 +45,11 @@ class Task(BaseModel):
     id: str = Field(min_length=1)
     tools: list[dict[str, Any]] = Field(min_length=1)
     instruction: str = Field(min_length=1)
-    expected: ExpectedCall
+    kind: TaskKind = "call"
+    expected: ExpectedCall | None = None
     expected_calls: list[ExpectedCall] | None = None
+    results: list[str] | None = None
+    answer: str | None = None
 
     @field_validator("tools")
     @classmethod
@@ -56,6 +62,20 @@ class Task(BaseModel):
 
     @model_validator(mode="after")
     def _expected_is_offered(self) -> "Task":
+        if self.kind == "no_call":
+            if self.expected is not None or self.expected_calls:
+                raise ValueError("a no_call task has no expected call")
+            return self
+        if self.expected is None:
+            raise ValueError("expected: Field required")
+        if self.kind == "two_step":
+            if not self.expected_calls or len(self.expected_calls) < 2:
+                raise ValueError("a two_step task needs two expected_calls")
+            if not self.results:
+                raise ValueError("a two_step task needs the first call's result in results")
+        for call in self.expected_calls or [self.expected]:
+            if call.name not in self.tool_names:
+                raise ValueError(f"expected tool '{call.name}' is not among the offered tools")
         if self.expected.name not in self.tool_names:
             raise ValueError(f"expected tool '{self.expected.name}' is not among the offered tools")
         if self.expected_calls and self.expected_calls[0] != self.expected:
@@ -66,8 +86,11 @@ class Task(BaseModel):
     def tool_names(self) -> list[str]:
         return [t["function"]["name"] for t in self.tools]
 
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(exclude_none=True), ensure_ascii=False)
+    def to_json(self, compact: bool = False) -> str:
+        data = self.model_dump(exclude_none=True)
+        if data.get("kind") == "call":
+            del data["kind"]
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":") if compact else None)
 
 
 def load_suite(path: str | Path) -> list[Task]:

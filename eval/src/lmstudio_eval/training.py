@@ -1,4 +1,5 @@
-"""Fine-tuning rows from suite tasks: the exact first-round chat the agent sends, answered with the right call.
+"""Fine-tuning rows from suite and corpus tasks: the exact chat the agent sends, answered with the right call (and,
+for corpus tasks, the tool's result and what comes next: the second call, or the answer in words).
 
 The system prompt and user turn are built by the agent itself (:meth:`Agent.system_message`,
 :meth:`Agent.offered_tools`, the mode's strategy), so a model trained on these rows sees at inference what it
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from lmstudio_agent import constrained
-from lmstudio_agent.agent import Goal
+from lmstudio_agent.agent import TERMINATE, Goal
 from lmstudio_agent.client import ChatClient
+from lmstudio_agent.documents import with_long_input
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
-from lmstudio_agent.modes import ToolMode
+from lmstudio_agent.modes import ToolMode, strategy_for
+from lmstudio_agent.toolcalls import ToolCall
 from lmstudio_agent.tools import ToolRegistry
 from .runner import build_agent
 from .suite import Task, tools_for
@@ -48,7 +51,8 @@ def first_round_messages(task: Task, registry: ToolRegistry | None = None, *, mo
                          goals: Sequence[Goal] = DEFAULT_GOALS) -> list[dict[str, Any]]:
     """The messages of the agent's first round for ``task`` (what :meth:`Agent.first_turn` sends)."""
     agent = build_agent(ChatClient(_OFFLINE_URL), tools_for(task, registry), mode, goals)
-    return agent.first_messages(task.instruction, ToolMode.CONSTRAINED if mode == "plain" else mode)
+    documents = with_long_input(task.instruction, None)  # as first_turn: a long request is passed by reference
+    return agent.first_messages(task.instruction, ToolMode.CONSTRAINED if mode == "plain" else mode, documents)
 
 
 def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,
@@ -60,6 +64,47 @@ def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,
         answer = constrained.format_call(tool, task.expected.arguments)
         rows.append({"messages": [*first_round_messages(task, registry, goals=goals),
                                   {"role": "assistant", "content": answer}]})
+    return rows
+
+
+def answer_content(text: str) -> str:
+    """The assistant's reply when it answers in words (no tool fits, or it finishes after a result), written as
+    the constrained mode writes it: the core's own "answer without a tool" formatter when it has one, else the
+    final-answer tool's call."""
+    formatter = getattr(constrained, "format_answer", None)
+    if formatter is not None:
+        return formatter(text)
+    return constrained.format_call(TERMINATE, {"message": text})
+
+
+def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals: Sequence[Goal] = DEFAULT_GOALS,
+              finish_every: int = 3) -> list[dict[str, Any]]:
+    """One chat row per corpus task, in the exact messages the agent sends:
+
+    - ``call``: the first round answered with the call; every ``finish_every``-th task goes on with the tool's
+      result (as the agent returns it) and the final answer in words;
+    - ``no_call``: the first round answered in words (no offered tool fits);
+    - ``two_step``: first call, its result, second call, its result, final answer in words.
+    """
+    strategy = strategy_for(ToolMode.CONSTRAINED)
+    rows = []
+    for index, task in enumerate(tasks):
+        messages = first_round_messages(task, registry, goals=goals)
+        if task.kind == "no_call":
+            rows.append({"messages": [*messages, {"role": "assistant", "content": answer_content(task.answer or "")}]})
+            continue
+        tools = {t.name: t for t in tools_for(task, registry)}
+        calls = task.expected_calls or [task.expected]
+        results = task.results or []
+        finish = task.kind == "two_step" or (finish_every and index % finish_every == 0)
+        for number, call in enumerate(calls):
+            messages.append({"role": "assistant", "content": constrained.format_call(tools[call.name], call.arguments)})
+            if number < len(results) and (number + 1 < len(calls) or (finish and task.answer)):
+                messages.append(strategy.result_message(ToolCall(name=call.name, arguments=call.arguments),
+                                                        results[number]))
+        if messages[-1]["role"] != "assistant":
+            messages.append({"role": "assistant", "content": answer_content(task.answer or "")})
+        rows.append({"messages": messages})
     return rows
 
 
@@ -76,6 +121,17 @@ async def ask_plainly(client: ChatClient, questions: Iterable[str], max_tokens: 
         response = await client.chat([{"role": "user", "content": question}], max_tokens=max_tokens)
         answers[question] = response.content.strip()
     return answers
+
+
+def training_rows(corpus_tasks: Sequence[Task], suite_tasks: Sequence[Task], chat_answers: dict[str, str], *,
+                  seed: int = 0, registry: ToolRegistry | None = None) -> list[dict[str, Any]]:
+    """Every training row, shuffled with ``seed``: corpus tasks (:func:`task_rows`), the suite's own tools'
+    first rounds (:func:`tool_call_rows`) and plain chat (:func:`chat_rows`)."""
+    import random
+
+    rows = task_rows(corpus_tasks, registry) + tool_call_rows(suite_tasks, registry) + chat_rows(chat_answers)
+    random.Random(seed).shuffle(rows)
+    return rows
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:

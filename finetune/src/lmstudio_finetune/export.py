@@ -21,7 +21,7 @@ from pathlib import Path
 from .formats import QUANT_TYPES, is_adapter_dir
 from .process import ProcessResult, child_env, run_logged
 
-__all__ = ["ExportError", "ExportResult", "converter_script", "export_gguf", "gguf_file_name"]
+__all__ = ["ExportError", "ExportResult", "converter_script", "export_gguf", "export_lora_gguf", "gguf_file_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -52,19 +52,20 @@ def gguf_file_name(name: str, kind: str | None) -> str:
     return f"{name}.gguf" if kind is None else f"{name}-{kind}.gguf"
 
 
-def converter_script(converter_dir: Path | None) -> Path:
-    """llama.cpp's ``convert_hf_to_gguf.py`` (with its ``conversion/`` and ``gguf-py/`` beside it)."""
+def converter_script(converter_dir: Path | None, script_name: str = "convert_hf_to_gguf.py") -> Path:
+    """llama.cpp's ``convert_hf_to_gguf.py`` (with its ``conversion/`` and ``gguf-py/`` beside it), or another of
+    its scripts there (``convert_lora_to_gguf.py``)."""
     candidates = [converter_dir] if converter_dir else []
     if os.environ.get("LLAMA_CPP_CONVERTER_DIR"):
         candidates.append(Path(os.environ["LLAMA_CPP_CONVERTER_DIR"]))
     candidates.append(Path(sys.prefix) / "share" / "llama.cpp")
     for directory in candidates:
-        script = Path(directory) / "convert_hf_to_gguf.py"
+        script = Path(directory) / script_name
         if script.is_file():
             return script
     raise ExportError(
         "convert",
-        "llama.cpp's convert_hf_to_gguf.py was not found (looked in "
+        f"llama.cpp's {script_name} was not found (looked in "
         + ", ".join(str(c) for c in candidates)
         + "); `make finetune-deps` extracts it from the llama-cpp-python source release",
     )
@@ -146,3 +147,50 @@ def export_gguf(
         return ExportResult(path=finals[base_kind], files=finals, checks=checks)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_lora_gguf(
+    adapter_dir: Path,
+    output_file: Path,
+    *,
+    log_path: Path,
+    base_dir: Path | None = None,
+    outtype: str = "q8_0",
+    converter_dir: Path | None = None,
+    check_prompt: str = "Say hello in one short sentence.",
+    timeout_s: float | None = 1800,
+) -> Path:
+    """The LoRA adapter in ``adapter_dir`` as one llama.cpp GGUF LoRA file (``convert_lora_to_gguf.py``), not merged:
+    llama.cpp applies it to the base model at load time (``Llama(lora_path=...)``). ``base_dir`` is the model the
+    adapter was trained on (default: the adapter's ``base_model_name_or_path``). The file is checked by loading it on
+    that base's GGUF source when one is recorded; raises ExportError, leaving no ``output_file``, when a step fails."""
+    adapter_dir = Path(adapter_dir)
+    if not is_adapter_dir(adapter_dir):
+        raise ExportError("input", f"{adapter_dir} is not a LoRA adapter directory")
+    if base_dir is None:
+        config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        base_dir = Path(str(config.get("base_model_name_or_path", "")))
+    if not (Path(base_dir) / "config.json").is_file():
+        raise ExportError("input", f"the base model directory {base_dir} has no config.json")
+    script = converter_script(converter_dir, "convert_lora_to_gguf.py")
+    output_file = Path(output_file)
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    part = output_file.with_name(output_file.name + ".part")
+    env = child_env(offline=True, cpu_only=False)
+    try:
+        result = run_logged([sys.executable, str(script), "--base", str(base_dir), "--outfile", str(part),
+                             "--outtype", outtype, str(adapter_dir)], log_path=log_path, env=env, timeout_s=timeout_s)
+        if not result.ok or not part.is_file():
+            raise ExportError("convert", "convert_lora_to_gguf.py failed", result.tail)
+        source = Path(base_dir) / "lmstudio-finetune-source.json"
+        if source.is_file():
+            gguf = json.loads(source.read_text(encoding="utf-8")).get("source")
+            if gguf and Path(gguf).is_file():
+                result = run_logged([sys.executable, "-m", "lmstudio_finetune.llama_tools", "check", gguf, "--lora", str(part),
+                                     "--prompt", check_prompt], log_path=log_path, env=env, timeout_s=timeout_s)
+                if not result.ok:
+                    raise ExportError("check", "the LoRA GGUF did not load on its base model", result.tail)
+        os.replace(part, output_file)
+        return output_file
+    finally:
+        part.unlink(missing_ok=True)

@@ -30,10 +30,10 @@ def quantize(source: str, destination: str, kind: str, threads: int) -> int:
     return 0
 
 
-def check(path: str, prompt: str, max_tokens: int) -> int:
+def check(path: str, prompt: str, max_tokens: int, lora: str | None = None) -> int:
     from llama_cpp import Llama
 
-    model = Llama(model_path=path, n_ctx=512, n_threads=None, verbose=False, seed=0)
+    model = Llama(model_path=path, n_ctx=512, n_threads=None, verbose=False, seed=0, lora_path=lora)
     reply = model.create_chat_completion(
         messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0
     )
@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("path")
     c.add_argument("--prompt", default="Say hello in one short sentence.")
     c.add_argument("--max-tokens", type=int, default=24)
+    c.add_argument("--lora", default=None, help="A GGUF LoRA adapter to apply to the model.")
     args = parser.parse_args(argv)
     if args.command == "quantize":
         return quantize(args.source, args.destination, args.type, args.threads)
-    return check(args.path, args.prompt, args.max_tokens)
+    return check(args.path, args.prompt, args.max_tokens, args.lora)
 
 
 if __name__ == "__main__":

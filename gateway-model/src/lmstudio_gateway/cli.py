@@ -50,6 +50,9 @@ def serve_command(
                      help="Wall-clock limit of one request: generation stops there (504 if nothing was sent yet)."),
     ] = DEFAULT_MAX_REQUEST_SECONDS,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True, help="Stop when the parent process dies.")] = False,
+    lora: Annotated[Optional[Path], typer.Option(help="GGUF LoRA adapter to apply [default: the shipped tool adapter "
+                                                      "for the embedded model, none for --model]")] = None,
+    bare: Annotated[bool, typer.Option("--bare", help="Serve the model without any adapter.")] = False,
 ) -> None:
     """Serve the model on HOST:PORT; every route but GET /health needs 'Authorization: Bearer <key>'."""
     key = api_key or os.environ.get(API_KEY_ENV)
@@ -62,7 +65,7 @@ def serve_command(
     config = GatewayConfig(
         api_key=key, model_path=model, model_alias=model_alias, host=host, port=port,
         n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, exit_with_parent=exit_with_parent,
-        max_request_seconds=max_request_seconds,
+        max_request_seconds=max_request_seconds, lora_path=lora, bare=bare,
     )
     info = ServerInfo(f"http://{_client_host(host)}:{port}/v1", key, model_alias, os.getpid())
     on_started = on_stopped = None

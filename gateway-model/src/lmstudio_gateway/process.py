@@ -120,12 +120,15 @@ def run_in_background(
     n_ctx: int = DEFAULT_N_CTX,
     n_threads: int | None = None,
     log_path: str | os.PathLike[str] | None = None,
+    lora_path: str | os.PathLike[str] | None = None,
+    bare: bool = False,
     keep_log: bool = False,
     max_request_seconds: float | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``python -m lmstudio_gateway serve`` and yield it once ``/health`` answers.
 
-    ``port=0`` picks a free port; ``api_key=None`` generates one. The key travels in the child's
+    ``port=0`` picks a free port; ``api_key=None`` generates one. The embedded model is served with the shipped
+    tool adapter unless ``bare``; ``lora_path`` applies another GGUF LoRA adapter. The key travels in the child's
     environment, never on its command line (visible in ``ps``). The server's output goes to a log file
     whose tail is in the error if start-up fails. The process is always stopped on exit. Without
     ``log_path`` the log is a temporary ``lmstudio-gateway-*.log`` file, removed once the server has
@@ -141,7 +144,7 @@ def run_in_background(
     log_file = Path(log_path)
     try:
         yield from _run(model_path, host, port, key, startup_timeout, model_alias, n_ctx, n_threads, log_file,
-                        max_request_seconds)
+                        lora_path, bare, max_request_seconds)
     finally:
         if temporary_log and not keep_log:
             log_file.unlink(missing_ok=True)
@@ -149,13 +152,18 @@ def run_in_background(
 
 def _run(model_path: str | os.PathLike[str] | None, host: str, port: int, key: str, startup_timeout: float,
          model_alias: str, n_ctx: int, n_threads: int | None, log_file: Path,
-         max_request_seconds: float | None) -> Iterator[RunningServer]:
+         lora_path: str | os.PathLike[str] | None = None, bare: bool = False,
+         max_request_seconds: float | None = None) -> Iterator[RunningServer]:
     env = {**os.environ, API_KEY_ENV: key, "PYTHONUNBUFFERED": "1"}
     options = ["--model-alias", model_alias, "--n-ctx", str(n_ctx), "--exit-with-parent", "--no-server-file"]
     if model_path is not None:
         options += ["--model", os.fspath(model_path)]
     if n_threads:
         options += ["--n-threads", str(n_threads)]
+    if lora_path is not None:
+        options += ["--lora", os.fspath(lora_path)]
+    if bare:
+        options += ["--bare"]
     if max_request_seconds is not None:
         options += ["--max-request-seconds", f"{max_request_seconds:g}"]
     # A free port can be taken between picking it and binding it: with port=0, pick again.

@@ -22,7 +22,7 @@ from lmstudio_gateway.auth import BearerKeyMiddleware
 from lmstudio_gateway.body import REQUEST_MODELS, RequestBodyMiddleware
 from lmstudio_gateway.compat import ServedModel, lmstudio_router
 from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS, guard_llama
-from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_model_path
+from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_adapter_path, default_model_path
 
 API_KEY_ENV = "GATEWAY_API_KEY"
 DEFAULT_N_CTX = 4096
@@ -49,9 +49,20 @@ class GatewayConfig:
     max_request_seconds: float = DEFAULT_MAX_REQUEST_SECONDS
     # Set by run_in_background: a server whose parent died (a killed test run) must not linger.
     exit_with_parent: bool = False
+    # A GGUF LoRA adapter applied at load time. None: the shipped tool adapter when serving the embedded model
+    # (unless ``bare``), none for any other model.
+    lora_path: Path | None = None
+    bare: bool = False
 
     def resolved_model_path(self) -> Path:
         return check_model_path(self.model_path) if self.model_path else default_model_path()
+
+    def resolved_lora_path(self) -> Path | None:
+        if self.bare:
+            return None
+        if self.lora_path is not None:
+            return check_model_path(self.lora_path)
+        return default_adapter_path() if self.model_path is None else None
 
 
 def build_app(config: GatewayConfig) -> FastAPI:
@@ -63,8 +74,10 @@ def build_app(config: GatewayConfig) -> FastAPI:
         raise ValueError("an API key is required")
     model_path = config.resolved_model_path()
     threads: dict[str, Any] = {"n_threads": config.n_threads} if config.n_threads else {}
+    lora_path = config.resolved_lora_path()
     model_settings = ModelSettings(
         model=str(model_path),
+        **({"lora_path": str(lora_path)} if lora_path else {}),
         model_alias=config.model_alias,
         n_ctx=config.n_ctx,
         verbose=config.verbose,
