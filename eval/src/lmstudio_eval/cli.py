@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -47,7 +47,7 @@ def model_server(base_url: str | None, api_key: str | None, model: str | None, e
                          "--embedded needs the gateway-model package (`make gateway`)") from None
     stack = contextlib.ExitStack()
     with console.status("Starting the embedded model server ...", spinner="dots"):
-        options = {"model_path": gguf} if gguf else {}
+        options: dict[str, Any] = {"model_path": gguf} if gguf else {}
         running = stack.enter_context(run_in_background(**options, bare=bare))
     with stack:
         yield running.base_url, running.api_key, running.model

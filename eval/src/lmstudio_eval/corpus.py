@@ -184,6 +184,7 @@ def _phrase(attr: Attr, kind: Kind, rng: random.Random) -> tuple[Any, str]:
     """A value for ``attr`` and the words of a request that give it."""
     value, written = kind.draw(rng)
     if attr.kind == "flag":
+        assert attr.words is not None, f"flag {attr.name} has no words"
         return value, attr.words[0] if value else attr.words[1]
     if isinstance(attr.kind, tuple):
         written = str(value).replace("_", " ")
@@ -207,17 +208,23 @@ def _include(attr: Attr, rng: random.Random) -> bool:
     return attr.required or rng.random() < (0.3 if attr.default is not MISSING else 0.4)
 
 
+def _entity_of(tool: CorpusTool) -> tuple[Entity, str]:
+    """An entity tool's entity and ID parameter (every tool that is not a calculator has both)."""
+    assert tool.entity is not None and tool.id_param is not None, f"{tool.name} is not an entity tool"
+    return tool.entity, tool.id_param
+
+
 def render_call(tool: CorpusTool, rng: random.Random, *, id_value: str | None = None) -> tuple[str, dict[str, Any], str]:
     """(request, arguments, action words) for one call to ``tool``."""
     if tool.calculator is not None:
         return _render_calculator(tool, rng)
-    entity = tool.entity
+    entity, id_param = _entity_of(tool)
     opener = rng.choice(OPENERS)
     args: dict[str, Any] = {}
     parts: list[str] = []
     if tool.action in ("get", "update", "cancel"):
         ident = id_value or tool.params[0][1].draw(rng)[0]
-        args[tool.id_param] = ident
+        args[id_param] = ident
         head = {
             "get": rng.choice((f"show me the details of {entity.noun} {ident}", f"get {entity.noun} {ident}",
                                f"look up {entity.noun} {ident}", f"check the status of {entity.noun} {ident}")),
@@ -246,6 +253,7 @@ def render_call(tool: CorpusTool, rng: random.Random, *, id_value: str | None = 
 
 
 def _render_calculator(tool: CorpusTool, rng: random.Random) -> tuple[str, dict[str, Any], str]:
+    assert tool.calculator is not None, f"{tool.name} is not a calculator"
     template = rng.choice(tool.calculator.templates)
     args: dict[str, Any] = {}
     fills: dict[str, str] = {}
@@ -257,6 +265,7 @@ def _render_calculator(tool: CorpusTool, rng: random.Random) -> tuple[str, dict[
             continue
         value, written = kind.draw(rng)
         if attr.kind == "flag":
+            assert attr.words is not None, f"flag {attr.name} has no words"
             written = attr.words[0] if value else attr.words[1]
         elif isinstance(attr.kind, tuple):
             written = str(value)
@@ -271,7 +280,8 @@ def _render_calculator(tool: CorpusTool, rng: random.Random) -> tuple[str, dict[
 
 
 def _new_id(tool: CorpusTool, rng: random.Random) -> str:
-    return f"{tool.entity.prefix}-{rng.randint(1000, 99999)}"
+    entity, _ = _entity_of(tool)
+    return f"{entity.prefix}-{rng.randint(1000, 99999)}"
 
 
 def tool_result(tool: CorpusTool, args: dict[str, Any], rng: random.Random) -> tuple[str, str]:
@@ -283,23 +293,24 @@ def tool_result(tool: CorpusTool, args: dict[str, Any], rng: random.Random) -> t
         value = round(rng.uniform(1, 5000), 2)
         return json.dumps({"result": value}), rng.choice((f"The result is {value}.", f"It comes to {value}.",
                                                          f"That works out to {value}."))
-    entity, noun = tool.entity, tool.entity.noun
+    entity, id_param = _entity_of(tool)
+    noun = entity.noun
     if tool.action == "create":
         ident = _new_id(tool, rng)
-        return (json.dumps({"status": "ok", tool.id_param: ident}),
+        return (json.dumps({"status": "ok", id_param: ident}),
                 f"Done: your {noun} is {tool.extra['made']}. Its ID is {ident}.")
     if tool.action == "search":
         found = [_new_id(tool, rng) for _ in range(rng.randint(2, 3))]
-        return (json.dumps({"count": len(found), "results": [{tool.id_param: i} for i in found]}),
+        return (json.dumps({"count": len(found), "results": [{id_param: i} for i in found]}),
                 f"I found {len(found)} {entity.plural_noun}: {join_words(found)}.")
-    ident = args[tool.id_param]
+    ident = args[id_param]
     if tool.action == "get":
         status = rng.choice(("confirmed", "pending", "completed"))
-        return json.dumps({tool.id_param: ident, "status": status}), f"{noun[0].upper()}{noun[1:]} {ident} is {status}."
+        return json.dumps({id_param: ident, "status": status}), f"{noun[0].upper()}{noun[1:]} {ident} is {status}."
     if tool.action == "update":
-        return json.dumps({tool.id_param: ident, "status": "updated"}), f"{noun[0].upper()}{noun[1:]} {ident} is updated."
+        return json.dumps({id_param: ident, "status": "updated"}), f"{noun[0].upper()}{noun[1:]} {ident} is updated."
     done = PAST.get(entity.remove_verb, entity.remove_verb + "d")
-    return json.dumps({tool.id_param: ident, "status": done}), f"{noun[0].upper()}{noun[1:]} {ident} is {done}."
+    return json.dumps({id_param: ident, "status": done}), f"{noun[0].upper()}{noun[1:]} {ident} is {done}."
 
 
 # ---------------------------------------------------------------------------------------------- tasks
@@ -338,14 +349,15 @@ def _two_step_task(task_id: str, entity_tools: list[CorpusTool], pool: list[Corp
     follow = rng.choice([t for t in entity_tools if t.action in ("get", "cancel")])
     instruction, args, _ = render_call(search, rng)
     found, _ = tool_result(search, args, rng)
-    first_id = json.loads(found)["results"][0][search.id_param]
-    entity = search.entity
+    entity, search_id = _entity_of(search)
+    _, follow_id = _entity_of(follow)
+    first_id = json.loads(found)["results"][0][search_id]
     then = {"get": rng.choice(("then show me the details of the first one", "and then get the status of the first result",
                                "then look up the first match")),
             "cancel": rng.choice((f"then {entity.remove_verb} the first one", f"and {entity.remove_verb} the first result",
                                   f"then {entity.remove_verb} the first match"))}[follow.action]
     instruction = f"{instruction.rstrip('.?! ')}, {then}."
-    second = {follow.id_param: first_id}
+    second = {follow_id: first_id}
     result2, answer = tool_result(follow, second, rng)
     return Task(id=task_id, kind="two_step", tools=_offer([search, follow], pool, rng), instruction=instruction,
                 expected=ExpectedCall(name=search.name, arguments=args),
@@ -444,8 +456,8 @@ def stats(tasks: list[Task]) -> dict[str, Any]:
 def main() -> None:
     """Regenerate the package's corpus files (``python -m lmstudio_eval.corpus``)."""
     for split in ("train", "unseen"):
-        tasks = generate_corpus(split)  # type: ignore[arg-type]
-        path = corpus_path(split)  # type: ignore[arg-type]
+        tasks = generate_corpus(split)
+        path = corpus_path(split)
         path.write_text("".join(task.to_json(compact=True) + "\n" for task in tasks), encoding="utf-8")
         print(f"{split}: {path} {json.dumps(stats(tasks))}")
     print(f"generator {GENERATOR_VERSION}, seed {SEED}, {len(all_tools())} tools")

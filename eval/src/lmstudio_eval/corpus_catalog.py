@@ -26,7 +26,7 @@ class Attr:
     words: tuple[str, str] | None = None  # booleans: (true phrase, false phrase)
 
 
-def A(name: str, kind: str, label: str, *phrases: str, req: bool = True, default: Any = MISSING) -> Attr:
+def A(name: str, kind: str | tuple[str, ...], label: str, *phrases: str, req: bool = True, default: Any = MISSING) -> Attr:
     return Attr(name, kind, label, phrases, req and default is MISSING, default)
 
 

@@ -155,6 +155,8 @@ def _first_call(outcome: FirstTurn, task: Task) -> tuple[str | None, dict[str, A
 
 async def _second_step(agent: Agent, outcome: FirstTurn, task: Task, tools: Sequence[Tool], strategy: Strategy | None,
                        request_timeout: float, result: TaskResult) -> None:
+    # a two_step task always has both (Task's validator requires them)
+    assert task.expected_calls is not None and task.results is not None
     want = task.expected_calls[1]
     try:
         second = await agent.next_turn(outcome, task.results[0], deadline=Deadline(request_timeout), strategy=strategy)

@@ -60,8 +60,10 @@ def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,
     """One chat row per task: the first-round messages, then the right call in the constrained shape."""
     rows = []
     for task in tasks:
-        tool = next(t for t in tools_for(task, registry) if t.name == task.expected.name)
-        answer = constrained.format_call(tool, task.expected.arguments)
+        expected = task.expected
+        assert expected is not None, f"task {task.id} has no expected call"
+        tool = next(t for t in tools_for(task, registry) if t.name == expected.name)
+        answer = constrained.format_call(tool, expected.arguments)
         rows.append({"messages": [*first_round_messages(task, registry, goals=goals),
                                   {"role": "assistant", "content": answer}]})
     return rows
@@ -94,7 +96,9 @@ def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals
             rows.append({"messages": [*messages, {"role": "assistant", "content": answer_content(task.answer or "")}]})
             continue
         tools = {t.name: t for t in tools_for(task, registry)}
-        calls = task.expected_calls or [task.expected]
+        expected = task.expected
+        assert expected is not None, f"task {task.id} has no expected call"  # only a no_call task has none
+        calls = task.expected_calls or [expected]
         results = task.results or []
         finish = task.kind == "two_step" or (finish_every and index % finish_every == 0)
         for number, call in enumerate(calls):

@@ -75,9 +75,10 @@ def build_app(config: GatewayConfig) -> FastAPI:
     model_path = config.resolved_model_path()
     threads: dict[str, Any] = {"n_threads": config.n_threads} if config.n_threads else {}
     lora_path = config.resolved_lora_path()
+    lora: dict[str, Any] = {"lora_path": str(lora_path)} if lora_path else {}
     model_settings = ModelSettings(
         model=str(model_path),
-        **({"lora_path": str(lora_path)} if lora_path else {}),
+        **lora,
         model_alias=config.model_alias,
         n_ctx=config.n_ctx,
         verbose=config.verbose,
