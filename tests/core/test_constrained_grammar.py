@@ -347,3 +347,15 @@ def test_a_tool_is_never_offered_its_own_result_as_input():
     (store,) = [v for v in schema["anyOf"] if v["properties"].get("tool", {}).get("const") == "store_invoice"]
     assert store["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [invoice]}
     assert constrained.result_owner(sources[2]) == "store_invoice" and constrained.result_owner(sources[0]) is None
+
+
+def test_patterns_are_written_as_llama_cpp_can_compile_them():
+    """llama.cpp's converter copies a pattern's escapes into GBNF literals, which know only \\n \\r \\t \\\\ \\":
+    a \\d there made LM Studio and gateway-model fail (gateway-model went down with it)."""
+    from lmstudio_agent.constrained import _grammar_safe, gbnf_pattern
+
+    assert gbnf_pattern(r"^\d{4}-\d{2}-\d{2}$") == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    assert gbnf_pattern(r"^\w+\.\w+$") == "^[A-Za-z0-9_]+[.][A-Za-z0-9_]+$"
+    assert gbnf_pattern(r"\bword") is None
+    assert _grammar_safe({"type": "string", "pattern": r"^\d+$"}) == {"type": "string", "pattern": "^[0-9]+$"}
+    assert _grammar_safe({"type": "string", "pattern": r"^\bx$"}) == {"type": "string"}  # left to validation

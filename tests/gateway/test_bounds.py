@@ -5,6 +5,7 @@ bounds, the wall-clock limit, and generation stopped when the client disconnects
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
@@ -202,3 +203,19 @@ def test_token_ids_outside_the_vocabulary_are_a_400_not_a_crash(embedded_model, 
 def test_logit_bias_keys_outside_the_vocabulary_are_a_400(embedded_model):
     response = _post(embedded_model, _chat(embedded_model, logit_bias={"999999999": 5}))
     _assert_openai_error(response, 400, "logit_bias: keys must be token ids")
+
+
+def test_a_pattern_llama_cpp_cannot_parse_is_rewritten_or_refused_never_a_crash(embedded_model):
+    """llama.cpp's converter copies regex escapes into GBNF literals it cannot parse, and the parse failure
+    took the whole server down: \\d is rewritten to [0-9], an escape with no safe form is a 400."""
+    schema = {"type": "object", "properties": {"d": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}},
+              "required": ["d"], "additionalProperties": False}
+    response = _post(embedded_model, _chat(embedded_model, "A date.", max_tokens=24, temperature=0,
+                                           response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+    assert response.status_code == 200, response.text
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", json.loads(response.json()["choices"][0]["message"]["content"])["d"])
+    schema["properties"]["d"]["pattern"] = r"^\bx$"
+    refused = _post(embedded_model, _chat(embedded_model, "x", response_format={
+        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+    _assert_openai_error(refused, 400, "pattern")
+    assert _post(embedded_model, _chat(embedded_model, "Say hi.", max_tokens=4)).status_code == 200  # still up

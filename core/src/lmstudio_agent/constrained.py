@@ -587,13 +587,48 @@ def _source_and_target(names: Sequence[str], hits: Sequence[Any], sources: Seque
 
 
 
+# llama.cpp's JSON-schema converter copies a pattern's escapes into GBNF string literals, whose parser knows only
+# these; any other (\d, \., ...) makes the grammar unparsable, and llama.cpp (LM Studio, gateway-model) fails
+# the request or goes down with it.
+_GBNF_ESCAPES = frozenset('nrt\\"')
+_CLASS_ESCAPES = {"d": "[0-9]", "w": "[A-Za-z0-9_]", "s": r"[ \t\n\r]"}
+_PUNCTUATION = frozenset(".-+*?()[]{}|^$/:,@#&%!=<>~'`;")
+
+
+def gbnf_pattern(pattern: str) -> str | None:
+    """``pattern`` written with what llama.cpp's converter can compile: ``\d``, ``\w`` and ``\s`` as character
+    classes, an escaped punctuation mark as a one-character class; None when it holds another escape."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        nxt = pattern[i + 1] if i + 1 < len(pattern) else ""
+        if nxt in _CLASS_ESCAPES:
+            out.append(_CLASS_ESCAPES[nxt])
+        elif nxt and nxt in _PUNCTUATION:
+            out.append("[\\" + nxt + "]" if nxt in "]^\\-" else f"[{nxt}]")
+        elif nxt and nxt in _GBNF_ESCAPES:
+            out.append("\\" + nxt)
+        else:
+            return None
+        i += 2
+    return "".join(out)
+
+
 def _grammar_safe(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` as llama.cpp's converter can compile it: a ``pattern`` must be anchored (``^...$``); one that
-    is not is left to the tool's validation."""
+    """``spec`` as llama.cpp's converter can compile it: a ``pattern`` must be anchored (``^...$``) and written
+    with escapes it knows (:func:`gbnf_pattern`); one that is not is left to the tool's validation."""
     pattern = spec.get("pattern")
-    if isinstance(pattern, str) and not (pattern.startswith("^") and pattern.endswith("$")):
+    if not isinstance(pattern, str):
+        return spec
+    safe = gbnf_pattern(pattern)
+    if safe is None or not (pattern.startswith("^") and pattern.endswith("$")):
         return {k: v for k, v in spec.items() if k != "pattern"}
-    return spec
+    return {**spec, "pattern": safe}
 
 
 def _keyed_object(spec: Any) -> bool:

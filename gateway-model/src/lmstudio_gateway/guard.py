@@ -56,8 +56,31 @@ def check_schema(schema: Any, param: str) -> None:
         raise GrammarLimitError(f"{param}: {problem}", param)
 
 
+def safe_pattern(pattern: str, param: str) -> str:
+    """``pattern`` as llama.cpp can compile it (:func:`lmstudio_agent.constrained.gbnf_pattern`); a pattern it
+    cannot is a GrammarLimitError (a 400), never a grammar that takes the server down."""
+    safe = constrained.gbnf_pattern(pattern)
+    if safe is None:
+        raise GrammarLimitError(f"{param}: the pattern uses an escape this server cannot compile", param)
+    return safe
+
+
+def _safe_patterns(node: Any, param: str) -> None:
+    """Rewrite every ``pattern`` in a schema in place with :func:`safe_pattern`."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("pattern"), str):
+                item["pattern"] = safe_pattern(item["pattern"], param)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def check_request_grammars(payload: dict[str, Any]) -> None:
-    """Every schema and grammar a completion request may turn into a grammar, checked by :func:`check_schema`."""
+    """Every schema and grammar a completion request may turn into a grammar, checked by :func:`check_schema`;
+    their patterns are rewritten in place so that llama.cpp can parse the grammar (:func:`safe_pattern`)."""
     grammar = payload.get("grammar")
     if isinstance(grammar, str) and len(grammar) > MAX_GRAMMAR_CHARS:
         raise GrammarLimitError(f"grammar: {len(grammar)} characters; the limit is {MAX_GRAMMAR_CHARS}", "grammar")
@@ -66,8 +89,10 @@ def check_request_grammars(payload: dict[str, Any]) -> None:
         spec = response_format.get("json_schema")
         if isinstance(spec, dict) and "schema" in spec:
             check_schema(spec["schema"], "response_format")
+            _safe_patterns(spec["schema"], "response_format")
         if "schema" in response_format:
             check_schema(response_format["schema"], "response_format")
+            _safe_patterns(response_format["schema"], "response_format")
     schemas: list[tuple[Any, str]] = []
     for i, tool in enumerate(payload.get("tools") or []):
         function = tool.get("function") if isinstance(tool, dict) else None
@@ -78,6 +103,7 @@ def check_request_grammars(payload: dict[str, Any]) -> None:
             schemas.append((function["parameters"], f"functions[{i}].parameters"))
     for schema, param in schemas:
         check_schema(schema, param)
+        _safe_patterns(schema, param)
     if schemas:
         check_schema([s for s, _ in schemas], "tools")  # all of them together under the same bounds
 

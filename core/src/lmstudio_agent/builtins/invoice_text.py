@@ -319,7 +319,7 @@ def extraction_schema(found: Candidates) -> dict[str, Any]:
         vendor["address"] = {"enum": found.addresses}
     properties: dict[str, Any] = {
         "invoice_number": _choice(found.invoice_numbers, {"type": "string", "minLength": 1, "maxLength": 40}),
-        "date": _choice(found.dates, {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+        "date": _choice(found.dates, {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
         "vendor": {"type": "object", "properties": vendor, "required": list(vendor), "additionalProperties": False},
     }
     if found.rows:
