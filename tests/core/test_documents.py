@@ -85,13 +85,21 @@ def test_a_long_instruction_is_also_the_input_document():
 
 
 def test_constrained_grammar_offers_references_as_copy_candidates():
-    tool = tool_from_function(count_lines)
-    schema = call_schema([tool], ["Count the lines of the invoice"], ["@doc:invoice"])
+    def label(name: str) -> str:
+        """Label something.
+
+        Args:
+            name: The label.
+        """
+        return name
+
+    tool = tool_from_function(label)
+    schema = call_schema([tool], ["Label the invoice"], ["@doc:invoice"])
     assert "@doc:invoice" in schema["$defs"]["copied_text"]["enum"]
     # Too many spans to copy from: strings stay free, but the references are still offered.
     free = call_schema([tool], [" ".join(f"w{i}" for i in range(400))], ["@doc:invoice"])
-    call = next(v for v in free["anyOf"] if v["properties"].get("tool", {}).get("const") == "count_lines")
-    spec = call["properties"]["arguments"]["properties"]["document_text"]
+    call = next(v for v in free["anyOf"] if v["properties"].get("tool", {}).get("const") == "label")
+    spec = call["properties"]["arguments"]["properties"]["name"]
     assert spec["anyOf"][0] == {"type": "string", "enum": ["@doc:invoice"]}
 
 
@@ -141,3 +149,13 @@ def test_lmstudio_agent_act_takes_documents(openai_stub):
     with pytest.raises(AgentError) as info:
         agent.act("x", documents={"bad name": "y"})
     assert info.value.code is ErrorCode.INVALID_REQUEST
+
+
+def test_an_argument_that_holds_a_document_takes_only_the_runs_references():
+    """A run with documents: an argument named or described as text, a document, content ... is offered only
+    the references, so a tiny model cannot pass a few words of the request as the document."""
+    tool = tool_from_function(count_lines)
+    schema = call_schema([tool], ["Count the lines of the invoice"], ["@doc:invoice", "@doc:memo"])
+    call = next(v for v in schema["anyOf"] if v["properties"].get("tool", {}).get("const") == "count_lines")
+    assert call["properties"]["arguments"]["properties"]["document_text"] == {
+        "type": "string", "enum": ["@doc:invoice", "@doc:memo"]}

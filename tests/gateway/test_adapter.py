@@ -1,5 +1,6 @@
 """The shipped tool-calling adapter (issue 12, section 5): a llama.cpp GGUF LoRA file in the package, with its recipe,
-served by default on the embedded model; it loads on the embedded model and changes what the model writes."""
+served with ``--tools-adapter`` (bare by default for now); it loads on the embedded model and changes what the
+model writes."""
 
 from __future__ import annotations
 
@@ -32,12 +33,12 @@ def test_the_adapter_and_its_recipe_are_in_the_package() -> None:
     assert recipe["data"]["generator"] and recipe["training"]["steps"] and recipe["adapter_sha256"]
 
 
-def test_the_embedded_model_gets_the_adapter_unless_bare_or_another_model(tmp_path: Path) -> None:
-    assert GatewayConfig(api_key="k").resolved_lora_path() == default_adapter_path()
-    assert GatewayConfig(api_key="k", bare=True).resolved_lora_path() is None
+def test_the_embedded_model_gets_the_adapter_when_asked_and_never_another_model(tmp_path: Path) -> None:
+    assert GatewayConfig(api_key="k").resolved_lora_path() is None  # bare by default for now (docs/readme/eval.md)
+    assert GatewayConfig(api_key="k", bare=False).resolved_lora_path() == default_adapter_path()
     other = tmp_path / "other.gguf"
     other.write_bytes(b"GGUF" + b"\0" * 16)
-    assert GatewayConfig(api_key="k", model_path=other).resolved_lora_path() is None
+    assert GatewayConfig(api_key="k", model_path=other, bare=False).resolved_lora_path() is None
     assert GatewayConfig(api_key="k", model_path=other, lora_path=default_adapter_path()).resolved_lora_path() \
         == default_adapter_path()
 

@@ -467,6 +467,10 @@ class _Copy:
         if "enum" in spec or "const" in spec:
             return spec
         if kind == "string" and not FREE_STRINGS:
+            if self.references and _takes_a_document(name, spec):
+                # The run carries documents and this argument is one: the model chooses which, never retypes
+                # it (a tiny model otherwise copies a few words of the request as the "document").
+                return {"type": "string", "enum": list(self.references)}
             options = self.string_options(spec)
             if options is None:
                 return {"$ref": f"#/$defs/{_SPAN_DEF}"}
@@ -617,6 +621,19 @@ def gbnf_pattern(pattern: str) -> str | None:
             return None
         i += 2
     return "".join(out)
+
+
+_DOCUMENT_WORDS = frozenset({"document", "documents", "text", "content", "contents", "body", "file", "invoice",
+                             "report", "article", "transcript", "email", "letter", "page", "source"})
+
+
+def _takes_a_document(name: str, spec: dict[str, Any]) -> bool:
+    """Whether a free string argument is meant to hold a whole document (its name or description says text,
+    document, content, body, ...), so that a run's documents go to it by reference."""
+    if {"pattern", "format", "enum", "const"} & set(spec):
+        return False
+    words = set(re.findall(r"[a-z]+", f"{name.replace('_', ' ')} {spec.get('description') or ''}".lower()))
+    return bool(words & _DOCUMENT_WORDS)
 
 
 def _grammar_safe(spec: dict[str, Any]) -> dict[str, Any]:

@@ -50,18 +50,19 @@ class GatewayConfig:
     # Set by run_in_background: a server whose parent died (a killed test run) must not linger.
     exit_with_parent: bool = False
     # A GGUF LoRA adapter applied at load time. None: the shipped tool adapter when serving the embedded model
-    # (unless ``bare``), none for any other model.
+    # and not ``bare``, none for any other model. Bare by default for now: the adapter trained so far (50 CPU
+    # steps) writes document references and a second tool call worse than the bare model (docs/readme/eval.md).
     lora_path: Path | None = None
-    bare: bool = False
+    bare: bool = True
 
     def resolved_model_path(self) -> Path:
         return check_model_path(self.model_path) if self.model_path else default_model_path()
 
     def resolved_lora_path(self) -> Path | None:
+        if self.lora_path is not None:  # an adapter named explicitly is always applied
+            return check_model_path(self.lora_path)
         if self.bare:
             return None
-        if self.lora_path is not None:
-            return check_model_path(self.lora_path)
         return default_adapter_path() if self.model_path is None else None
 
 
