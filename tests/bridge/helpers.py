@@ -17,9 +17,11 @@ MODEL = "echo-model"
 TOOLS = ("extract_data", "analyze_sentiment")
 
 
-async def echo(instruction: str, tools: list[str]) -> list[AgentMessage]:
-    """The echo agent's runner: answers at once with the instruction and the tools it was given."""
-    return [AgentMessage(type="result", content=f"echo: {instruction} [{','.join(tools)}]")]
+async def echo(instruction: str, tools: list[str], documents: dict[str, str] | None = None) -> list[AgentMessage]:
+    """The echo agent's runner: answers at once with the instruction and the tools it was given (and the names
+    of the documents, when the task carries some)."""
+    named = f" {{{','.join(sorted(documents))}}}" if documents else ""
+    return [AgentMessage(type="result", content=f"echo: {instruction} [{','.join(tools)}]{named}")]
 
 
 def hub_options(**overrides: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Iterable, Literal, Mapping, Optional, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
 from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
@@ -65,7 +65,7 @@ class ExecuteRequest(BaseModel):
                     "characters; names of 1 to 64 letters, digits, '_', '.', '-'). The model passes one to a tool "
                     'by writing "@doc:NAME" as an argument\'s value; the tool receives the full text.',
     )
-    stream: Optional[bool] = Field(
+    stream: Optional[StrictBool] = Field(
         default=None,
         description="true: answer with Server-Sent Events (the AI SDK UI message stream), as "
                     "'Accept: text/event-stream' does. See docs/readme/streaming.md.",

@@ -47,7 +47,12 @@ def openapi_document() -> dict[str, Any]:
             f"line (`: keep-alive`) every {HEARTBEAT_SECONDS:g} s keeps proxies from cutting an idle stream. "
             "See docs/readme/streaming.md."),
         "headers": {"x-vercel-ai-ui-message-stream": {"schema": {"type": "string", "const": PROTOCOL_VERSION}}},
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # One schema per event (what an SSE parser yields): data is a UI message stream chunk as JSON, or [DONE].
+        "content": {"text/event-stream": {"schema": {
+            "type": "object",
+            "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"},
+                           "retry": {"type": "integer"}},
+        }}},
     }
     return {
         "openapi": "3.1.0",
@@ -146,7 +151,8 @@ def openapi_document() -> dict[str, Any]:
                     "security": keyed,
                     "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
                                     "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
-                    "responses": {"200": event_stream, **auth_errors, **not_found},
+                    "responses": {"200": event_stream, "400": error("INVALID_REQUEST (a malformed Last-Event-ID)"),
+                                  **auth_errors, **not_found},
                 },
             },
         },

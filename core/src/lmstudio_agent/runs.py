@@ -469,11 +469,13 @@ def run_id_of(path: str) -> str | None:
 
 
 def _last_event_id(headers: Mapping[str, str]) -> int:
-    value = next((v for k, v in headers.items() if k.lower() == "last-event-id"), "").strip()
-    try:
-        return max(-1, int(value))
-    except ValueError:
+    """The ``Last-Event-ID`` a reconnecting client sends (-1: none): a chunk number; anything else is a 400."""
+    value = next((v for k, v in headers.items() if k.lower() == "last-event-id"), None)
+    if value is None:
         return -1
+    if not (value.isascii() and value.isdigit() and len(value) <= 12):
+        raise AgentError(ErrorCode.INVALID_REQUEST, "Last-Event-ID must be the number of an event of this run")
+    return int(value)
 
 
 def run_state_json(state: RunState) -> str:
