@@ -57,7 +57,8 @@ core: $(STAMPS)/core ## the core library, its CLI (lmstudio-agent) and the test 
 include $(sort $(wildcard mk/*.mk))
 
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
-ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune $(STAMPS)/browser
+ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune $(FT_LORA_CONVERTER) \
+	$(STAMPS)/browser
 BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge bench-size
 
 run: $(STAMPS)/core $(STAMPS)/gateway ## install, start the embedded model, run real agent tasks end to end

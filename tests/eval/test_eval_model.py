@@ -67,7 +67,7 @@ async def test_the_last_round_answers_in_words_on_the_real_grammar(embedded_mode
 def test_the_cli_measures_several_modes_on_the_real_model(embedded_model, tmp_path):
     result = CliRunner().invoke(eval_app, [
         "eval", "--base-url", embedded_model.base_url, "--api-key", embedded_model.api_key, "--model",
-        embedded_model.model, "--mode", "constrained", "--mode", "plain", "--limit", "3", "--max-tokens", "96",
+        embedded_model.model, "--mode", "constrained", "--mode", "plain", "--split", "heldout", "--limit", "3", "--max-tokens", "96",
         "--report-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     final = json.loads(result.stdout.strip().splitlines()[-1])
