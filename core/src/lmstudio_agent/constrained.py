@@ -600,7 +600,7 @@ _PUNCTUATION = frozenset(".-+*?()[]{}|^$/:,@#&%!=<>~'`;")
 
 
 def gbnf_pattern(pattern: str) -> str | None:
-    """``pattern`` written with what llama.cpp's converter can compile: ``\d``, ``\w`` and ``\s`` as character
+    r"""``pattern`` written with what llama.cpp's converter can compile: ``\d``, ``\w`` and ``\s`` as character
     classes, an escaped punctuation mark as a one-character class; None when it holds another escape."""
     out: list[str] = []
     i = 0

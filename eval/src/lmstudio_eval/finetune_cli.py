@@ -229,9 +229,10 @@ def finetune_tools_command(
         if measure:
             with served(run_in_background, "base model", base_gguf, bare=True) as base:
                 for split, tasks in measured.items():
-                    base_results[split], chat_before, _ = asyncio.run(measure_tasks(
+                    base_results[split], answers, _ = asyncio.run(measure_tasks(
                         base.base_url, base.api_key, base.model, tasks, mode, f"base model, {split}",
                         CHAT_CHECKS if split == "heldout" else ()))
+                    chat_before.update(answers)
 
         rows = training_rows(corpus, suite, keep, seed=seed)
         rows_path = write_rows(rows, report_dir / "training_rows.jsonl")
@@ -254,9 +255,10 @@ def finetune_tools_command(
             with served(run_in_background, "fine-tuned model", options.get("gguf", base_gguf), name,
                         lora_path=options.get("lora_path")) as tuned:
                 for split, tasks in measured.items():
-                    tuned_results[split], chat_after, _ = asyncio.run(measure_tasks(
+                    tuned_results[split], answers, _ = asyncio.run(measure_tasks(
                         tuned.base_url, tuned.api_key, tuned.model, tasks, mode, f"fine-tuned, {split}",
                         CHAT_CHECKS if split == "heldout" else ()))
+                    chat_after.update(answers)
     except AgentError as exc:
         console.print(f"[bold red]{exc.code.value}[/]: {exc.message}")
         raise typer.Exit(2) from None
@@ -272,7 +274,7 @@ def finetune_tools_command(
         results, suite=", ".join(str(p) for p in splits.values()), model=f"{base_model} -> {name}", base_url="(embedded)",
         extra={"training": {k: trained[k] for k in ("rows", "device", "settings", "seconds", "train_loss", "files")},
                "training_losses": trained["losses"],
-               "chat": [{"question": q, "before": chat_before.get(q, ""), "after": chat_after.get(q, "")}
+               "chat": [{"question": q, "before": chat_before.get(q), "after": chat_after.get(q)}
                         for q in CHAT_CHECKS]},
     )
     write_report(report, report_dir)
@@ -283,7 +285,7 @@ def finetune_tools_command(
                f"LoRA on {len(rows)} rows ({trained['device']})")
     Console(width=max(Console().width, 110)).print(render_table(report))
     for item in report["chat"]:
-        console.print(f"[bold]{item['question']}[/]\n  before: {item['before'][:160]}\n  after:  {item['after'][:160]}")
+        console.print(f"[bold]{item['question']}[/]\n  before: {(item['before'] or '')[:160]}\n  after:  {(item['after'] or '')[:160]}")
     console.print(f"report: {report_dir / 'report.json'}")
     print(final_line(report), flush=True)
 
