@@ -259,7 +259,7 @@ def _handle(event: Any, context: Any) -> Any:
         method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
         cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
     ))
-    if route_path == "/execute":
+    if route_path == "/execute" and method.upper() != "OPTIONS":  # a CORS preflight is no execute outcome
         _count(response)
     return response
 

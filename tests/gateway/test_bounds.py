@@ -200,6 +200,22 @@ def test_token_ids_outside_the_vocabulary_are_a_400_not_a_crash(embedded_model, 
     assert _post(embedded_model, {"tokens": [1, 2]}, path="/extras/detokenize").status_code == 200  # still up
 
 
+@pytest.mark.parametrize("text", ["A \U0001F600", "caf\u00e9 \U0001F375"])
+def test_token_ids_that_end_mid_character_detokenize_with_a_replacement_character(embedded_model, text):
+    """llama_cpp's route decoded the ids' bytes strictly, so a prefix of a character's tokens was a 500; the
+    gateway's route gives U+FFFD for the partial character, as Hugging Face tokenizers' decode does."""
+    tokenized = _post(embedded_model, {"input": text}, path="/extras/tokenize")
+    assert tokenized.status_code == 200, tokenized.text
+    ids = tokenized.json()["tokens"]
+    whole = _post(embedded_model, {"tokens": ids}, path="/extras/detokenize")
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["text"].strip() == text
+    # The last character is more than one token in SmolLM2's vocabulary: dropping its last id leaves its start.
+    cut = _post(embedded_model, {"tokens": ids[:-1]}, path="/extras/detokenize")
+    assert cut.status_code == 200, cut.text
+    assert cut.json()["text"].strip() == text[:-1] + "\ufffd"
+
+
 def test_logit_bias_keys_outside_the_vocabulary_are_a_400(embedded_model):
     response = _post(embedded_model, _chat(embedded_model, logit_bias={"999999999": 5}))
     _assert_openai_error(response, 400, "logit_bias: keys must be token ids")

@@ -246,6 +246,18 @@ def test_logs_carry_the_correlation_id_and_no_secret(handler, openai_stub, capsy
     assert all(line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LMStudioAgent" for line in metrics)
 
 
+def test_a_cors_preflight_is_not_counted_as_an_execute_error(handler, capsys, powertools_logs):
+    """Schemathesis's OPTIONS /execute found the preflight's 204 counted as ExecuteError (error_code "None")."""
+    powertools_logs()
+    response = handler.request("OPTIONS", "/execute", headers={"Origin": "https://app.example",
+                                                                "Access-Control-Request-Method": "POST"})
+    assert response.status == 204
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    names = [m["Name"] for line in lines if "_aws" in line
+             for d in line["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+    assert "ExecuteError" not in names and "ExecuteSuccess" not in names
+
+
 # ------------------------------------------------------------------------------------------- DynamoDB store
 
 

@@ -6,6 +6,10 @@
 * ``GET /api/v0/models``: LM Studio's legacy listing, with ``capabilities`` (empty: the embedded model has
   no native tool use, so the core's auto-detection falls back to grammar-constrained JSON).
 * ``GET /health``: open, for probes and start-up waits.
+* ``POST /extras/detokenize``: llama_cpp.server's route decodes the token bytes strictly, so ids that end in
+  the middle of a UTF-8 character (a prefix of an emoji's tokens) were a 500; :func:`detokenize_router`
+  serves the same route decoding with ``errors="replace"`` (U+FFFD for the partial character), as Hugging
+  Face tokenizers' ``decode`` does.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from llama_cpp.server.app import authenticate, get_llama_proxy
+from llama_cpp.server.model import LlamaProxy
+from llama_cpp.server.types import DetokenizeInputRequest, DetokenizeInputResponse
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 from lmstudio_agent.contract import health_response
 
@@ -77,6 +84,26 @@ class ServedModel:
             # No "tool_use": the model has no native tool-call template, so clients use structured output.
             "capabilities": [],
         }
+
+
+DETOKENIZE_PATH = "/extras/detokenize"
+
+
+def detokenize_router() -> APIRouter:
+    """llama_cpp.server's ``POST /extras/detokenize`` (same request, response, key check and model lock), whose
+    text is decoded with ``errors="replace"``: ids that end mid-character give U+FFFD for that character
+    rather than a 500. It replaces llama_cpp's route (``server.build_app``)."""
+    router = APIRouter()
+
+    @router.post(DETOKENIZE_PATH, summary="Detokenize", dependencies=[Depends(authenticate)], tags=["Extras"],
+                 description="The text of the token ids. A character whose bytes the ids only begin (ids that "
+                             "end in the middle of a UTF-8 character) is U+FFFD.")
+    async def detokenize(body: DetokenizeInputRequest,
+                         llama_proxy: Annotated[LlamaProxy, Depends(get_llama_proxy)]) -> DetokenizeInputResponse:
+        text = llama_proxy(body.model).detokenize(body.tokens).decode("utf-8", errors="replace")
+        return DetokenizeInputResponse(text=text)
+
+    return router
 
 
 def lmstudio_router(model: ServedModel) -> APIRouter:

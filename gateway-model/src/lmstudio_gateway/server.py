@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from llama_cpp.server import app as llama_server_app
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
@@ -20,7 +21,7 @@ from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
 
 from lmstudio_gateway.auth import BearerKeyMiddleware
 from lmstudio_gateway.body import REQUEST_MODELS, RequestBodyMiddleware
-from lmstudio_gateway.compat import ServedModel, lmstudio_router
+from lmstudio_gateway.compat import DETOKENIZE_PATH, ServedModel, detokenize_router, lmstudio_router
 from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS, guard_llama
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, check_model_path, default_adapter_path, default_model_path
 
@@ -89,8 +90,14 @@ def build_app(config: GatewayConfig) -> FastAPI:
     )
     # api_key here too: llama_cpp's own per-route check stays on behind ours.
     server_settings = ServerSettings(host=config.host, port=config.port, api_key=config.api_key)
+    # llama_cpp's detokenize decodes strictly (ids ending mid-character were a 500): taken off its (module-level)
+    # router before the app includes it, and served by ours (compat.detokenize_router) instead.
+    llama_server_app.router.routes[:] = [
+        route for route in llama_server_app.router.routes
+        if not (isinstance(route, APIRoute) and route.path == DETOKENIZE_PATH)]
     app = create_app(server_settings=server_settings, model_settings=[model_settings])
     app.include_router(lmstudio_router(ServedModel(config.model_alias, model_path, config.n_ctx)))
+    app.include_router(detokenize_router())
     # Generation stops at the next token once its request is cancelled (client gone, or past its time).
     proxy = llama_server_app._llama_proxy
     n_vocab = None
