@@ -63,6 +63,10 @@ NEAR_MISSES = [
      401, "UNAUTHORIZED"),
     ("authorization-list", {"Authorization": f"Bearer {CLIENT_KEY}, Bearer x"}, 401, "UNAUTHORIZED"),
     ("x-api-key-twice", [("X-Api-Key", CLIENT_KEY), ("X-Api-Key", "other")], 401, "UNAUTHORIZED"),
+    ("bearer-and-other-x-api-key", [("Authorization", f"Bearer {CLIENT_KEY}"), ("X-Api-Key", "other")],
+     401, "UNAUTHORIZED"),
+    ("x-api-key-and-other-bearer", [("Authorization", "Bearer other"), ("X-Api-Key", CLIENT_KEY)],
+     401, "UNAUTHORIZED"),
 ]
 
 

@@ -175,13 +175,15 @@ def credential_headers(headers: Headers) -> dict[str, str]:
 
 def presented_key(headers: Headers) -> str | None:
     """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any; AgentError(UNAUTHORIZED)
-    for a credential sent twice (:func:`credential_headers`)."""
+    for a credential sent twice (:func:`credential_headers`) or two different keys in the two headers."""
     lowered = credential_headers(headers)
     auth = lowered.get("authorization", "").strip()
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
     key = lowered.get("x-api-key", "").strip()
-    return key or None
+    if bearer and key and not hmac.compare_digest(bearer.encode(), key.encode()):
+        raise AgentError(ErrorCode.UNAUTHORIZED,
+                         "Ambiguous credentials: Authorization and X-Api-Key carry different keys; send one")
+    return bearer or key or None
 
 
 def authorize(headers: Headers, expected_key: str | None) -> HttpResponse | None:
