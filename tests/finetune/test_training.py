@@ -106,6 +106,13 @@ def test_interrupt_ends_the_child_group(tmp_path):
     def interrupt(_text: str) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(KeyboardInterrupt):
-        run_logged(["bash", "-c", "echo started; sleep 60 & wait"], log_path=tmp_path / "x.log", on_output=interrupt)
+    # Ctrl-C as an interactive Python sees it: a job started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_logged(["bash", "-c", "echo started; sleep 60 & wait"], log_path=tmp_path / "x.log",
+                       on_output=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not _children_of(os.getpid())
