@@ -14,8 +14,16 @@ from typing import Any, Callable
 CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 2, "mode": "standard"}}
 
 
-class DynamoCacheStore:
-    """Reads and writes cache entries in one DynamoDB table (boto3 is synchronous; the calls are short)."""
+class DynamoTable:
+    """One DynamoDB table and a lazily made client bounded by ``client_config`` (the stores below share it).
+
+    Args:
+        table_name: The table's name.
+        client: A boto3 DynamoDB client to use; by default one is made on first use.
+        clock: Epoch seconds, for the items' ``expires_at``.
+    """
+
+    client_config: dict[str, Any] = CLIENT_CONFIG
 
     def __init__(self, table_name: str, *, client: Any = None, clock: Callable[[], float] = time.time) -> None:
         self.table_name = table_name
@@ -28,8 +36,12 @@ class DynamoCacheStore:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client("dynamodb", config=Config(**CLIENT_CONFIG))
+            self._client = boto3.client("dynamodb", config=Config(**self.client_config))
         return self._client
+
+
+class DynamoCacheStore(DynamoTable):
+    """Reads and writes cache entries in one DynamoDB table (boto3 is synchronous; the calls are short)."""
 
     async def get(self, key: str) -> str | None:
         item = self.client.get_item(

@@ -9,31 +9,19 @@ run's text deltas are dropped from the stored events (its messages, steps and re
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
+from dynamo_cache import DynamoTable
 from lmstudio_agent.runs import RunState, run_state_json
 
 CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 3, "mode": "standard"}}
 MAX_STATE_BYTES = 350_000
 
 
-class DynamoRunStore:
+class DynamoRunStore(DynamoTable):
     """Reads and writes run states in one DynamoDB table (boto3 is synchronous; the calls are short)."""
 
-    def __init__(self, table_name: str, *, client: Any = None, clock: Callable[[], float] = time.time) -> None:
-        self.table_name = table_name
-        self._client = client
-        self._clock = clock
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client("dynamodb", config=Config(**CLIENT_CONFIG))
-        return self._client
+    client_config = CLIENT_CONFIG
 
     async def get(self, run_id: str) -> RunState | None:
         item = self.client.get_item(TableName=self.table_name, Key={"run_id": {"S": run_id}},
