@@ -72,14 +72,17 @@ async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
     assert final_answer(transcript) == "21 degrees in Paris"
     first = openai_stub.chat_requests[0]
     schema = first["response_format"]["json_schema"]["schema"]
-    # one branch per tool (the built-in terminate is not one); a request a tool fits gets no answer branch
-    # on the first round, after a tool result the answer in words comes last
-    assert [v["properties"].get("tool", {}).get("const") for v in schema["anyOf"]] == [
-        "get_weather", "count_words", "explode"]
+    # The request names one tool ("weather"): the prompt lists only it, the grammar offers only it, and no
+    # answer branch on the first round.
+    assert "anyOf" not in schema and schema["properties"]["tool"]["const"] == "get_weather"
+    listing = first["messages"][0]["content"]
+    assert '"get_weather"' in listing
+    assert not any(f'"{name}"' in listing for name in ("count_words", "explode", "terminate"))
+    # After the tool result, the one step done, only the answer in words.
     after = openai_stub.chat_requests[1]["response_format"]["json_schema"]["schema"]
-    assert after["anyOf"][-1] == constrained.answer_schema()
+    assert {k: v for k, v in after.items() if k != "$defs"} == constrained.answer_schema()
     # String arguments are copied from the conversation: the grammar offers the request's words, not free text.
-    weather = next(v for v in schema["anyOf"] if v["properties"]["tool"]["const"] == "get_weather")
+    weather = schema
     assert weather["properties"]["arguments"]["properties"]["city"] == {"$ref": "#/$defs/copied_text"}
     assert "Paris" in schema["$defs"]["copied_text"]["enum"]
     second = openai_stub.chat_requests[1]["response_format"]["json_schema"]["schema"]

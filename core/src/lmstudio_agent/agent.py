@@ -220,11 +220,12 @@ class Agent:
         return tools
 
     def system_message(self, strategy: Strategy, tools: Sequence[Tool],
-                       documents: dict[str, str] | None = None) -> dict[str, Any]:
-        """The system prompt: goals, the mode's tool listing, and (when tools are offered) the run's documents."""
+                       documents: dict[str, str] | None = None, request: str | None = None) -> dict[str, Any]:
+        """The system prompt: goals, the mode's tool listing (for ``request``, the run's instruction), and (when
+        tools are offered) the run's documents."""
         sep = "\n-------------------\n"
         parts = [f"{g.name}:{sep}{g.description.strip()}{sep}" for g in self.goals]
-        extra = strategy.system_prompt(tools)
+        extra = strategy.system_prompt(tools, request)
         if extra:
             parts.append(extra)
         if tools and documents:
@@ -243,7 +244,7 @@ class Agent:
         """
         if isinstance(strategy, str):  # a ToolMode is a str too
             strategy = strategy_for(strategy)
-        return [self.system_message(strategy, self.offered_tools(), documents),
+        return [self.system_message(strategy, self.offered_tools(), documents, instruction),
                 {"role": "user", "content": instruction}]
 
     # ------------------------------------------------------------------------------------------ one round
@@ -461,7 +462,10 @@ class Agent:
         for round_index in range(self.max_rounds):
             last_round = round_index == self.max_rounds - 1
             round_tools = [] if last_round else [t for t in offered if t.name not in withdrawn]
-            messages = [self.system_message(strategy, round_tools, documents)] + memory.to_chat_messages()
+            history = memory.to_chat_messages()
+            request = next((m.get("content") for m in history if m.get("role") == "user"), None)
+            messages = [self.system_message(strategy, round_tools, documents,
+                                            request if isinstance(request, str) else None)] + history
             if last_round and round_index > 0:
                 messages.append(constrained.agent_note("Give your final answer now, in plain words."))
             turn = await self._ask(strategy, messages, round_tools, deadline, documents,

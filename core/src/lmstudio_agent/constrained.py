@@ -25,6 +25,11 @@ SmolLM2-135M (docs/readme/eval.md has the numbers):
   grammar. Small models otherwise "correct" values they should copy (Prague becomes Czechoslovakia). The answer
   and terminal tools stay free.
 - Strings and arrays get upper bounds: a tiny model can loop inside a string until the token cap.
+- Each round's grammar offers only the tools the request's current step names (:func:`round_tools`, by
+  :mod:`.routing`), and none whose required number, date or identifier the conversation does not hold
+  (:func:`unfilled`); with none left, the answer alone, so the model asks rather than invents. An identifier
+  argument takes the code-like words of the sources ("PX-1042"), and an optional switch the request never
+  mentions keeps its default.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import json
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import values
+from . import routing, values
 from .schema import validate as schema_errors
 from .tools import Tool
 
@@ -326,7 +331,7 @@ def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapp
     text = " ".join(sources)
     lowered = text.lower()
     words = {w.strip(_TRAILING + _LEADING).lower() for w in text.split()}
-    words |= {_stem(w) for w in words}  # "heating" names "heat", "cats" names "cat"
+    words |= {routing.stem(w) for w in words}  # "heating" names "heat", "cats" names "cat"
     units = {m.group(1).lower() for m in _GLUED_UNIT.finditer(text)}
     codes = {code.upper() for kind in (found_codes or values.codes(sources)).values() for code in kind}
     out = []
@@ -342,13 +347,6 @@ def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapp
                        for name in group):
             out.append(option)
     return out
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "es", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
 
 
 # Measured switches (docs/readme/eval.md, "Lever 1, round 2"): a value the model writes itself is let
@@ -389,6 +387,7 @@ class _Copy:
             self.spans += [n for n in normal if n not in self.spans]
         self.numbers = values.numbers(self.sources)
         self.claimed: set[frozenset[str]] = set()  # the units the arguments of the tool at hand are in
+        self._said: set[str] | None = None  # the stems of the sources' words, once asked for
 
     def for_tool(self, tool_name: str) -> "_Copy":
         """Offer ``tool_name`` only the objects that did not come from its own results."""
@@ -398,7 +397,10 @@ class _Copy:
     def definitions(self) -> dict[str, Any]:
         if not self.use_spans:
             return {}
-        return {_SPAN_DEF: {"type": "string", "enum": self.spans + [r for r in self.references if r not in self.spans]}}
+        options = self.spans + [r for r in self.references if r not in self.spans]
+        if SPANS_AS_PATTERN:
+            return {_SPAN_DEF: {"type": "string", "pattern": span_pattern(options)}}
+        return {_SPAN_DEF: {"type": "string", "enum": options}}
 
     # -------------------------------------------------------------------------------- one value
 
@@ -411,10 +413,11 @@ class _Copy:
         maximum = spec.get("maximum")
 
         def says(hints: Iterable[str]) -> bool:
-            return any(re.search(rf"(?<![a-z]){re.escape(h)}(?![a-z])", hint) for h in hints)
+            return any(re.search(rf"(?<![a-z0-9]){re.escape(h)}(?![a-z0-9])", hint) for h in hints)
 
         fraction = says(_FRACTION_HINTS) or (isinstance(maximum, (int, float)) and maximum <= 1)
-        percent = says(_PERCENT_HINTS)
+        # "as a fraction, e.g. 0.05 for 5%": the fraction is what is asked; the % only explains it
+        percent = says(_PERCENT_HINTS) and not fraction
         rate = says(_RATE_HINTS)
         units = values.units_named(name, str(spec.get("description") or ""))
         mentions = self.mentions
@@ -443,9 +446,20 @@ class _Copy:
         return [int(n) if kind == "integer" else n for n in found
                 if (kind != "integer" or float(n).is_integer()) and not values.out_of_bounds(n, spec)]
 
-    def string_options(self, spec: dict[str, Any]) -> list[str] | None:
-        """The strings this argument may take (None: the shared span list, unfiltered)."""
+    def string_options(self, spec: dict[str, Any], name: str = "", identifier_only: bool = False) -> list[str] | None:
+        """The strings this argument may take (None: the shared span list, unfiltered). An identifier
+        (``order_id``, "Order ID") takes the single words of three characters or more with a digit in them
+        when the sources have some ("PX-1042" of "parcel PX-1042"; not the "12" of "12 Baker Street"), and
+        of those the ones with letters too when there are such; with ``identifier_only``, none but those."""
         fmt = spec.get("format")
+        if self.use_spans and not fmt and not {"pattern", "enum"} & set(spec) and _identifier(name, spec):
+            codes = list(dict.fromkeys(w for text in self.sources for w in map(_bare_code, text.split())
+                                       if len(w) >= 3 and any(c.isdigit() for c in w)))
+            lettered = [s for s in codes if any(c.isalpha() for c in s)]
+            if codes:
+                return [o for o in lettered or codes if not schema_errors(o, spec)]
+            if identifier_only:
+                return []
         if fmt in _DATE_FORMATS:
             by_format: dict[str, list[Any]] = {"date": self.dates, "time": self.times, "date-time": self.date_times}
             moments = by_format[fmt]
@@ -471,7 +485,7 @@ class _Copy:
                 # The run carries documents and this argument is one: the model chooses which, never retypes
                 # it (a tiny model otherwise copies a few words of the request as the "document").
                 return {"type": "string", "enum": list(self.references)}
-            options = self.string_options(spec)
+            options = self.string_options(spec, name)
             if options is None:
                 return {"$ref": f"#/$defs/{_SPAN_DEF}"}
             refs = [] if {"pattern", "format"} & set(spec) else [r for r in self.references if r not in options]
@@ -516,6 +530,34 @@ class _Copy:
         return {"anyOf": [{"type": "object", "properties": {key: entry}, "required": [key],
                            "additionalProperties": extra if extra is not None else True} for key in keys[:MAX_KEYS]]}
 
+    def missing(self, schema: dict[str, Any]) -> list[str]:
+        """The required arguments of ``schema`` the sources hold no value for, where a guess would be an
+        invented value: a number with no number written, a date or time with none written, an identifier
+        with no code-like word (:meth:`string_options`)."""
+        properties = schema.get("properties") or {}
+        out = []
+        for name in schema.get("required") or []:
+            spec = properties.get(name)
+            if not isinstance(spec, dict) or "enum" in spec or "const" in spec or "default" in spec:
+                continue
+            kind = spec.get("type")
+            if kind in ("number", "integer") and not FREE_NUMBERS and not self.number_options(spec, name):
+                out.append(name)
+            elif kind == "string" and spec.get("format") in _DATE_FORMATS and not self.string_options(spec, name):
+                out.append(name)
+            elif kind == "string" and self.use_spans and _identifier(name, spec) and not spec.get("format") \
+                    and not {"pattern", "enum"} & set(spec) and not self.string_options(spec, name, True):
+                out.append(name)
+        return out
+
+    def names(self, argument: str) -> bool:
+        """Whether the sources name the thing an argument is about: a word of its name past a leading verb
+        (``include_history``: "history"; ``child_seat``: "child" or "seat")."""
+        words = [w for w in routing.content_words(argument) if w not in _SWITCH_VERBS]
+        if self._said is None:
+            self._said = {routing.stem(w) for text in self.sources for w in routing.content_words(text)}
+        return any(routing.stem(w) in self._said for w in words)
+
     def arguments(self, schema: dict[str, Any]) -> dict[str, Any]:
         properties = schema.get("properties")
         if not isinstance(properties, dict):
@@ -542,7 +584,26 @@ class _Copy:
                 units = values.units_named(name, str(number.get("description") or ""))
                 if numeric == [name] or any(m.unit and values.unit_group(m.unit) in units for m in self.mentions):
                     required.add(name)  # the tool's one number, or one written in its unit: never left out
+            form = _written_form(spec)
+            if form is not None and name not in required and (form[0] == "format" or self.use_spans) \
+                    and not self.string_options(spec, name):
+                continue  # a date, time or code nobody wrote keeps its default, never an invented one
+            if name not in required and _boolean(spec) and not self.names(name):
+                continue  # a switch the request never mentions keeps its default
+            if _boolean(spec) and self.names(name):
+                required.add(name)  # "with its full history", "without a child seat": said, so never left out
             copied[name] = self.value(spec, name) if isinstance(spec, dict) else spec
+        # A date, time or code the sources write in an optional argument's form ("in Swiss francs": CHF) is
+        # never left out, when they write one for every argument in that form.
+        forms: dict[tuple[str, str], list[str]] = {}
+        for name in copied:
+            if name in properties and (form := _written_form(properties[name])) is not None:
+                forms.setdefault(form, []).append(name)
+        for (kind, _), names in forms.items():
+            written = {o for name in names for o in self.string_options(properties[name], name) or []}
+            # a loose pattern ("^[\w ]+$") that many spans match says nothing about what was meant
+            if len(written) >= len(names) and (kind == "format" or len(written) <= 2 * len(names) + 2):
+                required.update(names)
         # enum values the sources mention, when they mention one for every argument sharing that enum
         groups: dict[tuple, list[str]] = {}
         for name, spec in copied.items():
@@ -597,6 +658,41 @@ def _source_and_target(names: Sequence[str], hits: Sequence[Any], sources: Seque
 _GBNF_ESCAPES = frozenset('nrt\\"')
 _CLASS_ESCAPES = {"d": "[0-9]", "w": "[A-Za-z0-9_]", "s": r"[ \t\n\r]"}
 _PUNCTUATION = frozenset(".-+*?()[]{}|^$/:,@#&%!=<>~'`;")
+
+
+# The copied spans as one regular expression over a tree of words ("Sofia( Rossi)?|146\.99( dollars)?")
+# rather than an enum of whole strings: the grammar then starts from each distinct first word, not from
+# every span, which is what llama.cpp's sampler pays for at each token.
+SPANS_AS_PATTERN = False
+_REGEX_SPECIAL = frozenset(".+*?()[]{}|^$\\")
+
+
+def span_pattern(options: Sequence[str]) -> str:
+    """A ``pattern`` that matches exactly the strings ``options`` (whitespace runs read as one space)."""
+    end = ""
+    root: dict[str, Any] = {}
+    for option in options:
+        node = root
+        for word in option.split():
+            node = node.setdefault(word, {})
+        node[end] = {}
+
+    def alternatives(node: dict[str, Any]) -> str:
+        parts = []
+        for word, child in node.items():
+            if word == end:
+                continue
+            literal = "".join("\\" + c if c in _REGEX_SPECIAL else c for c in word)
+            rest = [w for w in child if w != end]
+            if not rest:
+                parts.append(literal)
+                continue
+            inner = alternatives(child)
+            inner = inner if len(rest) == 1 else f"({inner})"
+            parts.append(f"{literal}( {inner})" + ("?" if end in child else ""))
+        return "|".join(parts)
+
+    return f"^({alternatives(root)})$"
 
 
 def gbnf_pattern(pattern: str) -> str | None:
@@ -666,6 +762,41 @@ def _free_form_object(spec: Any) -> bool:
             and "additionalProperties" not in spec)
 
 
+_SWITCH_VERBS = frozenset({"include", "is", "has", "use", "enable", "allow", "with", "add", "send", "notify",
+                           "show", "only", "require", "want", "need", "keep"})
+
+
+def _written_form(spec: Any) -> tuple[str, str] | None:
+    """The form a string argument's value is written in: its date/time ``format`` or its ``pattern``."""
+    if not isinstance(spec, dict) or spec.get("type") != "string" or "enum" in spec:
+        return None
+    if spec.get("format") in _DATE_FORMATS:
+        return ("format", spec["format"])
+    if isinstance(spec.get("pattern"), str):
+        return ("pattern", spec["pattern"])
+    return None
+
+
+def _bare_code(word: str) -> str:
+    return word.strip(_TRAILING + _LEADING + "’‘“”")
+
+
+def _identifier(name: str, spec: dict[str, Any]) -> bool:
+    """Whether an argument is an identifier: its name is ``id`` or ends so (``order_id``, ``orderId``), or its
+    description calls it one."""
+    if re.search(r"(?:^|_)id$|[a-z]Id$|ID$", name) or name.lower() == "id":
+        return True
+    return bool(re.search(r"\b(?:ID|identifier)\b", str(spec.get("description") or "")))
+
+
+def _boolean(spec: Any) -> bool:
+    if not isinstance(spec, dict):
+        return False
+    options = spec.get("anyOf") or spec.get("oneOf") or [spec]
+    kinds = {o.get("type") for o in options if isinstance(o, dict)}
+    return "boolean" in kinds and kinds <= {"boolean", "null"}
+
+
 def _numeric(spec: Any) -> bool:
     if not isinstance(spec, dict):
         return False
@@ -693,17 +824,6 @@ def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
 # requests a tool fits (docs/readme/eval.md, "Lever 1, round 2"). "always": a model trained to hold back
 # (the tool adapter) decides alone.
 ANSWER_FIRST_ROUND = "unrelated"
-_PLAIN_WORDS = frozenset("""a an the my your his her its our their this that these those some any of in on at to for
-from with by and or but into about as via per than which who whose if so is are was were be am do does did me we
-you he she it they them what whats how much many when where why please can could would will should tell give show
-get make want need like there here all out just now one also very really""".split())
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z][a-z0-9]+", text.lower().replace("_", " "))
-            if len(w) > 2 and w not in _PLAIN_WORDS]
-
-
 def _tool_words(tool: Tool) -> set[str]:
     parts = [tool.name, tool.description or ""]
     for name, spec in ((tool.parameters or {}).get("properties") or {}).items():
@@ -711,26 +831,62 @@ def _tool_words(tool: Tool) -> set[str]:
         if isinstance(spec, dict):
             parts.append(str(spec.get("description") or ""))
             parts.extend(str(v) for v in spec.get("enum") or [])
-    return {_stem(w) for w in _content_words(" ".join(parts))}
+    return {routing.stem(w) for w in routing.content_words(" ".join(parts))}
 
 
 def related(request: str, tools: Iterable[Tool]) -> bool:
     """True when the request shares a content word with an offered tool (same stem, or the same first five
     letters: "invest" and "investment")."""
     known = set().union(*(_tool_words(t) for t in callable_tools(tools))) if tools else set()
-    for word in _content_words(request):
-        stem = _stem(word)
+    for word in routing.content_words(request):
+        stem = routing.stem(word)
         if stem in known or (len(stem) >= 5 and any(len(k) >= 5 and k[:5] == stem[:5] for k in known)):
             return True
     return False
 
 
 def answer_offered(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether this round's grammar offers the answer in words (see :data:`ANSWER_FIRST_ROUND`)."""
-    if ANSWER_FIRST_ROUND == "always" or any(m.get("role") == "assistant" for m in messages):
-        return True
+    """Whether this round's grammar offers the answer in words: on the first round, see
+    :data:`ANSWER_FIRST_ROUND`; afterwards always, but right after a successful call while the request has a
+    step left ("find ..., then cancel the first one": the cancel is still to do)."""
     request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-    return not isinstance(request, str) or not related(request, tools)
+    request = request if isinstance(request, str) else None
+    if any(m.get("role") == "assistant" for m in messages):
+        succeeded = _succeeded(messages)
+        last = messages[-1].get("content") if messages else None
+        just_succeeded = isinstance(last, str) and bool(succeeded) and result_owner(last) == succeeded[-1] \
+            and not _failed(last)
+        return not (just_succeeded and routing.pending(callable_tools(tools), request, succeeded))
+    if ANSWER_FIRST_ROUND == "always":
+        return True
+    return request is None or not related(request, tools)
+
+
+def _failed(text: str) -> bool:
+    owner = result_owner(text)
+    return owner is not None and text[len(format_result(owner, "")):].startswith("Error")
+
+
+def _succeeded(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The tools whose calls succeeded so far, in order (their results came back without ``Error``)."""
+    return [owner for m in messages if m.get("role") == "user" and isinstance(text := m.get("content"), str)
+            and (owner := result_owner(text)) is not None and not _failed(text)]
+
+
+def listed_tools(tools: Sequence[Tool], request: str | None) -> list[Tool]:
+    """The tools the system prompt lists for ``request``: those one of its steps names (:func:`routing.named`),
+    the built-in final-answer tool kept for the listing to leave out."""
+    named = {t.name for t in routing.named(callable_tools(tools), request)}
+    return [t for t in tools if t.name in named or t not in callable_tools([t])]
+
+
+def round_tools(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> list[Tool]:
+    """The tools this round's grammar lets the model call (:func:`routing.shortlist`), among those listed
+    (:func:`listed_tools`): those the request's next step names (the step after as many calls as have
+    succeeded); once every step is done, those that have not yet succeeded."""
+    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    request = request if isinstance(request, str) else None
+    return routing.shortlist(callable_tools(listed_tools(tools, request)), request, _succeeded(messages))
 
 
 def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
@@ -750,6 +906,16 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
         if not sources or schema_problem(schema) is None:
             return schema
     return schema
+
+
+def unfilled(tools: Iterable[Tool], sources: Sequence[str], references: Sequence[str] = ()) -> list[str]:
+    """The names of the tools whose required values ``sources`` do not hold (:meth:`_Copy.missing`): a
+    number, date, time or identifier the model could only invent. The constrained mode offers them only
+    when no other tool is left, and then with the answer, so the model can ask for what is missing."""
+    if not sources:
+        return []
+    copy = _Copy(sources, references)
+    return [t.name for t in callable_tools(tools) if not t.terminal and copy.missing(t.parameters or {})]
 
 
 def _call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
@@ -833,6 +999,8 @@ def read_answer(content: str | None) -> str | None:
 def _placeholder(spec: Any) -> Any:
     if not isinstance(spec, dict):
         return "..."
+    if spec.get("default") is not None:
+        return spec["default"]  # "max_results": 1 in the example primed the model to write 1
     if spec.get("enum"):
         return spec["enum"][0]
     if "const" in spec:

@@ -48,8 +48,8 @@ class Turn:
 class Strategy(Protocol):
     mode: ToolMode
 
-    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
-        """Text to add to the system prompt when ``tools`` are offered (None: nothing)."""
+    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
+        """Text to add to the system prompt when ``tools`` are offered for ``request`` (None: nothing)."""
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 documents: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def _ensure_ids(calls: list[ToolCall]) -> list[ToolCall]:
 class NativeStrategy:
     mode = ToolMode.NATIVE
 
-    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
+    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
         return None
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
@@ -96,7 +96,7 @@ class NativeStrategy:
 class ParsedStrategy(NativeStrategy):
     mode = ToolMode.PARSED
 
-    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
+    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
         if not tools:
             return None
         listing = json.dumps([t.to_openai()["function"] for t in tools], separators=(",", ":"))
@@ -121,8 +121,10 @@ class ConstrainedStrategy:
 
     mode = ToolMode.CONSTRAINED
 
-    def system_prompt(self, tools: Sequence[Tool]) -> str | None:
-        return constrained.system_prompt(tools)
+    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
+        # Only the tools the request names are listed (all when it names none): a shorter prompt is both
+        # faster and less for a tiny model to confuse; the grammar never offers a tool that is not listed.
+        return constrained.system_prompt(constrained.listed_tools(tools, request))
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 documents: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -132,7 +134,13 @@ class ConstrainedStrategy:
         sources = constrained.copy_sources(messages) if tools else ()
         refs = references(documents) if tools and documents else ()
         answer = not tools or constrained.answer_offered(tools, messages)
-        return {"response_format": constrained.response_format(tools, sources, refs, answer=answer)}
+        offered = constrained.round_tools(tools, messages) if tools else []
+        # A tool whose required number, date or identifier the conversation does not hold is not offered:
+        # the model could only invent it. With none left, it answers (and can ask for what is missing).
+        missing = set(constrained.unfilled(offered, sources, refs))
+        offered = [t for t in offered if t.name not in missing]
+        answer = answer or not offered
+        return {"response_format": constrained.response_format(offered, sources, refs, answer=answer)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}

@@ -106,6 +106,9 @@ _UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six"
           "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
          "ninety": 90}
+# "the first one", "the second result": a position in a list the run was given, not a quantity to pass on.
+_REFERENCE = re.compile(r"\s+(?:one|ones|result|results|match|matches|item|items|entry|entries|hit|hits|record|"
+                        r"records|option|options|row|rows)\b")
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
              "ninth": 9, "tenth": 10, "twelfth": 12, "twentieth": 20}
 _WORD_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
@@ -183,6 +186,10 @@ def _word_numbers(text: str) -> list[tuple[int, Mention]]:
             out.append((start, Mention(value, unit=_unit_after(text, words[index + used - 1][1]))))
             index += used
         else:
+            if word in _ORDINALS and _REFERENCE.match(lowered, end):
+                # "the first one": neither "first" nor "one" is a quantity
+                index += 2 if index + 1 < len(words) and words[index + 1][2] == "one" else 1
+                continue
             if word in _ORDINALS:
                 out.append((start, Mention(_ORDINALS[word])))
             index += 1
