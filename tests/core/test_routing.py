@@ -160,3 +160,16 @@ def test_a_date_or_code_is_passed_when_written_and_left_to_its_default_when_not(
     unwritten = arguments("Send Ana 40")
     assert "on" not in unwritten["properties"]  # no date written: none invented
     assert "currency" not in unwritten.get("required", [])
+
+
+def test_an_update_carries_at_least_one_change():
+    update = _tool("update_parcel", "Update a parcel delivery.", {
+        "parcel_id": {"type": "string", "description": "Parcel ID"}, "recipient": {"type": "string"},
+        "city": {"type": "string"}}, ["parcel_id"])
+    arguments = constrained.call_schema([update], ["Change parcel PX-1 to Ana in Oslo"], answer=False)[
+        "properties"]["arguments"]
+    assert [branch["required"] for branch in arguments["anyOf"]] == [["parcel_id", "recipient"], ["parcel_id", "city"]]
+    # a lookup names only what it looks up
+    lookup = _tool("get_parcel", "Get a parcel.", {"parcel_id": {"type": "string"}, "full": {"type": "boolean"}},
+                   ["parcel_id"])
+    assert "anyOf" not in constrained.call_schema([lookup], ["Show parcel PX-1"], answer=False)["properties"]["arguments"]

@@ -766,6 +766,24 @@ _SWITCH_VERBS = frozenset({"include", "is", "has", "use", "enable", "allow", "wi
                            "show", "only", "require", "want", "need", "keep"})
 
 
+_CHANGE_VERBS = frozenset({"update", "set", "reschedule", "rename", "move", "edit", "modify", "change", "amend",
+                           "adjust", "patch"})
+
+
+def _with_a_change(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An update tool's arguments (``update_order``, ``reschedule_visit``) with at least one of the optional
+    ones: an update that names only what to update changes nothing (a tiny model otherwise stops after the
+    ID). One branch per optional argument, each requiring it."""
+    verb = routing.leading_verb(tool.name)
+    properties = arguments.get("properties") or {}
+    required = list(arguments.get("required") or [])
+    optional = [name for name in properties if name not in required]
+    if verb not in _CHANGE_VERBS or not optional or not required or len(optional) > 8:
+        return arguments
+    return {"anyOf": [{**arguments, "required": [n for n in properties if n in required or n == choice]}
+                      for choice in optional]}
+
+
 def _written_form(spec: Any) -> tuple[str, str] | None:
     """The form a string argument's value is written in: its date/time ``format`` or its ``pattern``."""
     if not isinstance(spec, dict) or spec.get("type") != "string" or "enum" in spec:
@@ -932,7 +950,7 @@ def _call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references:
             if not copy.for_tool(tool.name).objects and _needs_object(arguments):
                 waiting.append(tool)  # its data must come from somewhere: a later round, once a tool returns it
                 continue
-            arguments = copy.arguments(arguments)
+            arguments = _with_a_change(tool, copy.arguments(arguments))
         variants.append({
             "type": "object",
             "properties": {TOPIC_KEY: {"const": topic(tool)}, NAME_KEY: {"const": tool.name}, ARGUMENTS_KEY: arguments},

@@ -97,6 +97,13 @@ def steps(request: str, verbs: Sequence[str] = ()) -> list[str]:
     return [p for p in parts if p] or [request]
 
 
+def leading_verb(name: str) -> str:
+    """The first word of a tool's name, lower case, in the meaning :data:`SYNONYMS` gives it."""
+    parts = _NAME_PARTS.findall(name)
+    first = parts[0].lower() if parts else ""
+    return SYNONYMS.get(first, first)
+
+
 def leading_verbs(tools: Sequence[Tool]) -> list[str]:
     """The first word of each tool's name ("cancel" for ``cancel_order``) and the everyday verbs that mean it."""
     firsts = {parts[0].lower() for t in tools if (parts := _NAME_PARTS.findall(t.name))}
