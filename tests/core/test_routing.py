@@ -119,6 +119,11 @@ def test_an_identifier_takes_the_code_like_words_of_the_request():
 
     assert ids("Cancel taxi ride TX-1474 from 12 Baker Street") == ["TX-1474"]
     assert ids("Cancel ride 88231 from 12 Baker Street") == ["88231"]
+    assert ids("Cancel ride #88231 at 17:15") == ["88231"]
+    # a year, a time or a quantity is no identifier: with nothing else, the tool is not offered
+    for request in ("Cancel the ride booked on May 10, 2027", "Cancel the ride at 17:15",
+                    "Cancel the ride for 1140000"):
+        assert constrained.unfilled([lookup], [request]) == ["cancel_taxi_ride"], request
     # no code-like word: the identifier is copied like any string
     schema = constrained.call_schema([lookup], ["Cancel the ride called blue"], answer=False)
     assert "blue" in schema["$defs"]["copied_text"]["enum"]

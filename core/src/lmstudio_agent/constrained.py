@@ -453,8 +453,7 @@ class _Copy:
         of those the ones with letters too when there are such; with ``identifier_only``, none but those."""
         fmt = spec.get("format")
         if self.use_spans and not fmt and not {"pattern", "enum"} & set(spec) and _identifier(name, spec):
-            codes = list(dict.fromkeys(w for text in self.sources for w in map(_bare_code, text.split())
-                                       if len(w) >= 3 and any(c.isdigit() for c in w)))
+            codes = list(dict.fromkeys(code for text in self.sources for code in _codes(text)))
             lettered = [s for s in codes if any(c.isalpha() for c in s)]
             if codes:
                 return [o for o in lettered or codes if not schema_errors(o, spec)]
@@ -797,6 +796,34 @@ def _written_form(spec: Any) -> tuple[str, str] | None:
 
 def _bare_code(word: str) -> str:
     return word.strip(_TRAILING + _LEADING + "’‘“”")
+
+
+_QUANTITY_WORDS = frozenset({"for", "of", "at", "to", "by", "over", "under", "about", "around", "than", "from",
+                             "in", "on", "until", "since", "before", "after", "is", "was", "costs", "cost"})
+_MOMENT = re.compile(r"\d{1,4}[-/:.]\d{1,2}(?:[-/:.]\d{1,4})?")
+
+
+def _codes(text: str) -> list[str]:
+    """The words of ``text`` that read as identifiers: three characters or more, with a digit; a bare number
+    only when it is not a date or time ("2027" of "May 10, 2027") and does not follow a word that makes it a
+    quantity ("for 1140000"), as "order 12345" does not."""
+    words = text.split()
+    out = []
+    for index, raw in enumerate(words):
+        word = _bare_code(raw).lstrip("#")  # "#88231": the number is the identifier
+        if len(word) < 3 or not any(c.isdigit() for c in word) or _MOMENT.fullmatch(word):
+            continue
+        if not any(c.isalpha() for c in word):
+            before = _bare_code(words[index - 1]).lower() if index else ""
+            if before in _QUANTITY_WORDS or before.isdigit() or raw.endswith(",") and index + 1 < len(words) \
+                    and _bare_code(words[index + 1]).isdigit() or _in_a_date(text, word):
+                continue
+        out.append(word)
+    return out
+
+
+def _in_a_date(text: str, number: str) -> bool:
+    return any(m.in_date and str(m.value) == number for m in values.number_mentions(text))
 
 
 def _identifier(name: str, spec: dict[str, Any]) -> bool:
