@@ -388,6 +388,7 @@ class _Copy:
         self.numbers = values.numbers(self.sources)
         self.claimed: set[frozenset[str]] = set()  # the units the arguments of the tool at hand are in
         self._said: set[str] | None = None  # the stems of the sources' words, once asked for
+        self._codes: list[str] | None = None  # the sources' code-like words (:func:`_codes`), once asked for
 
     def for_tool(self, tool_name: str) -> "_Copy":
         """Offer ``tool_name`` only the objects that did not come from its own results."""
@@ -453,7 +454,9 @@ class _Copy:
         of those the ones with letters too when there are such; with ``identifier_only``, none but those."""
         fmt = spec.get("format")
         if self.use_spans and not fmt and not {"pattern", "enum"} & set(spec) and _identifier(name, spec):
-            codes = list(dict.fromkeys(code for text in self.sources for code in _codes(text)))
+            if self._codes is None:
+                self._codes = list(dict.fromkeys(code for text in self.sources for code in _codes(text)))
+            codes = self._codes
             lettered = [s for s in codes if any(c.isalpha() for c in s)]
             if codes:
                 return [o for o in lettered or codes if not schema_errors(o, spec)]
@@ -808,22 +811,22 @@ def _codes(text: str) -> list[str]:
     only when it is not a date or time ("2027" of "May 10, 2027") and does not follow a word that makes it a
     quantity ("for 1140000"), as "order 12345" does not."""
     words = text.split()
-    out = []
+    out: list[str] = []
+    dated: set[str] | None = None
     for index, raw in enumerate(words):
         word = _bare_code(raw).lstrip("#")  # "#88231": the number is the identifier
         if len(word) < 3 or not any(c.isdigit() for c in word) or _MOMENT.fullmatch(word):
             continue
         if not any(c.isalpha() for c in word):
             before = _bare_code(words[index - 1]).lower() if index else ""
+            if dated is None:
+                dated = {str(m.value) for m in values.number_mentions(text) if m.in_date}
             if before in _QUANTITY_WORDS or before.isdigit() or raw.endswith(",") and index + 1 < len(words) \
-                    and _bare_code(words[index + 1]).isdigit() or _in_a_date(text, word):
+                    and _bare_code(words[index + 1]).isdigit() or word in dated:
                 continue
         out.append(word)
     return out
 
-
-def _in_a_date(text: str, number: str) -> bool:
-    return any(m.in_date and str(m.value) == number for m in values.number_mentions(text))
 
 
 def _identifier(name: str, spec: dict[str, Any]) -> bool:
