@@ -68,7 +68,8 @@ def main(
         model_path=str(model_path), n_ctx=DEFAULT_N_CTX, n_threads=n_threads, logits_all=True, verbose=False
     )
     samples: dict[str, list[dict[str, Any]]] = {"gateway": [], "direct": []}
-    with run_in_background(n_threads=n_threads) as server, httpx.Client(timeout=600) as client:
+    # bare: the same weights as the in-process run, so the figure is the serving overhead alone
+    with run_in_background(n_threads=n_threads, bare=True) as server, httpx.Client(timeout=600) as client:
         headers = {"Authorization": f"Bearer {server.api_key}"}
         body = {"model": server.model, "messages": MESSAGES, **params}
 

@@ -1,5 +1,5 @@
 """The shipped tool-calling adapter (issue 12, section 5): a llama.cpp GGUF LoRA file in the package, with its recipe,
-served with ``--tools-adapter`` (bare by default for now); it loads on the embedded model and changes what the
+served by default (``--bare`` serves the model without it); it loads on the embedded model and changes what the
 model writes."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def test_the_adapter_and_its_recipe_are_in_the_package() -> None:
 
 
 def test_the_embedded_model_gets_the_adapter_when_asked_and_never_another_model(tmp_path: Path) -> None:
-    assert GatewayConfig(api_key="k").resolved_lora_path() is None  # bare by default for now (docs/readme/eval.md)
-    assert GatewayConfig(api_key="k", bare=False).resolved_lora_path() == default_adapter_path()
+    assert GatewayConfig(api_key="k").resolved_lora_path() == default_adapter_path()  # the default
+    assert GatewayConfig(api_key="k", bare=True).resolved_lora_path() is None
     other = tmp_path / "other.gguf"
     other.write_bytes(b"GGUF" + b"\0" * 16)
     assert GatewayConfig(api_key="k", model_path=other, bare=False).resolved_lora_path() is None

@@ -50,10 +50,11 @@ def serve_command(
                      help="Wall-clock limit of one request: generation stops there (504 if nothing was sent yet)."),
     ] = DEFAULT_MAX_REQUEST_SECONDS,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True, help="Stop when the parent process dies.")] = False,
-    lora: Annotated[Optional[Path], typer.Option(help="GGUF LoRA adapter to apply [default: none; --tools-adapter: the "
-                                                      "shipped tool adapter for the embedded model]")] = None,
+    lora: Annotated[Optional[Path], typer.Option(help="GGUF LoRA adapter to apply [default: the shipped tool adapter "
+                                                      "for the embedded model, none for another model]")] = None,
     bare: Annotated[bool, typer.Option("--bare/--tools-adapter",
-                                       help="Serve the embedded model bare, or with the shipped tool adapter.")] = True,
+                                       help="Serve the embedded model bare, or with the shipped tool adapter "
+                                            "[default: the adapter].")] = False,
 ) -> None:
     """Serve the model on HOST:PORT; every route but GET /health needs 'Authorization: Bearer <key>'."""
     key = api_key or os.environ.get(API_KEY_ENV)

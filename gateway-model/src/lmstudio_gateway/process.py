@@ -121,14 +121,14 @@ def run_in_background(
     n_threads: int | None = None,
     log_path: str | os.PathLike[str] | None = None,
     lora_path: str | os.PathLike[str] | None = None,
-    bare: bool = True,
+    bare: bool = False,
     keep_log: bool = False,
     max_request_seconds: float | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``python -m lmstudio_gateway serve`` and yield it once ``/health`` answers.
 
-    ``port=0`` picks a free port; ``api_key=None`` generates one. The embedded model is served bare, or with the
-    shipped tool adapter when ``bare=False``; ``lora_path`` applies another GGUF LoRA adapter. The key travels in the child's
+    ``port=0`` picks a free port; ``api_key=None`` generates one. The embedded model is served with the shipped
+    tool adapter, or bare with ``bare=True``; ``lora_path`` applies another GGUF LoRA adapter. The key travels in the child's
     environment, never on its command line (visible in ``ps``). The server's output goes to a log file
     whose tail is in the error if start-up fails. The process is always stopped on exit. Without
     ``log_path`` the log is a temporary ``lmstudio-gateway-*.log`` file, removed once the server has
@@ -152,7 +152,7 @@ def run_in_background(
 
 def _run(model_path: str | os.PathLike[str] | None, host: str, port: int, key: str, startup_timeout: float,
          model_alias: str, n_ctx: int, n_threads: int | None, log_file: Path,
-         lora_path: str | os.PathLike[str] | None = None, bare: bool = True,
+         lora_path: str | os.PathLike[str] | None = None, bare: bool = False,
          max_request_seconds: float | None = None) -> Iterator[RunningServer]:
     env = {**os.environ, API_KEY_ENV: key, "PYTHONUNBUFFERED": "1"}
     options = ["--model-alias", model_alias, "--n-ctx", str(n_ctx), "--exit-with-parent", "--no-server-file"]
