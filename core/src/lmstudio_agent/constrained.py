@@ -398,10 +398,7 @@ class _Copy:
     def definitions(self) -> dict[str, Any]:
         if not self.use_spans:
             return {}
-        options = self.spans + [r for r in self.references if r not in self.spans]
-        if SPANS_AS_PATTERN:
-            return {_SPAN_DEF: {"type": "string", "pattern": span_pattern(options)}}
-        return {_SPAN_DEF: {"type": "string", "enum": options}}
+        return {_SPAN_DEF: {"type": "string", "enum": self.spans + [r for r in self.references if r not in self.spans]}}
 
     # -------------------------------------------------------------------------------- one value
 
@@ -662,41 +659,6 @@ _CLASS_ESCAPES = {"d": "[0-9]", "w": "[A-Za-z0-9_]", "s": r"[ \t\n\r]"}
 _PUNCTUATION = frozenset(".-+*?()[]{}|^$/:,@#&%!=<>~'`;")
 
 
-# The copied spans as one regular expression over a tree of words ("Sofia( Rossi)?|146\.99( dollars)?")
-# rather than an enum of whole strings: the grammar then starts from each distinct first word, not from
-# every span, which is what llama.cpp's sampler pays for at each token.
-SPANS_AS_PATTERN = False
-_REGEX_SPECIAL = frozenset(".+*?()[]{}|^$\\")
-
-
-def span_pattern(options: Sequence[str]) -> str:
-    """A ``pattern`` that matches exactly the strings ``options`` (whitespace runs read as one space)."""
-    end = ""
-    root: dict[str, Any] = {}
-    for option in options:
-        node = root
-        for word in option.split():
-            node = node.setdefault(word, {})
-        node[end] = {}
-
-    def alternatives(node: dict[str, Any]) -> str:
-        parts = []
-        for word, child in node.items():
-            if word == end:
-                continue
-            literal = "".join("\\" + c if c in _REGEX_SPECIAL else c for c in word)
-            rest = [w for w in child if w != end]
-            if not rest:
-                parts.append(literal)
-                continue
-            inner = alternatives(child)
-            inner = inner if len(rest) == 1 else f"({inner})"
-            parts.append(f"{literal}( {inner})" + ("?" if end in child else ""))
-        return "|".join(parts)
-
-    return f"^({alternatives(root)})$"
-
-
 def gbnf_pattern(pattern: str) -> str | None:
     r"""``pattern`` written with what llama.cpp's converter can compile: ``\d``, ``\w`` and ``\s`` as character
     classes, an escaped punctuation mark as a one-character class; None when it holds another escape."""
@@ -826,7 +788,6 @@ def _codes(text: str) -> list[str]:
                 continue
         out.append(word)
     return out
-
 
 
 def _identifier(name: str, spec: dict[str, Any]) -> bool:

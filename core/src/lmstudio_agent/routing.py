@@ -2,8 +2,8 @@
 
 A 135M model picks the right tool's arguments far more often than it picks the right tool among near
 neighbours (``get_X_details``, ``update_X``, ``cancel_X``). The words of the request usually settle it: the
-constrained mode asks :func:`shortlist` which tools the current step of the request names, and its grammar
-offers only those (the system prompt still lists every tool, so the prompt, and its cache, stay the same).
+constrained mode's system prompt lists only the tools some step of the request names (:func:`named`), and
+each round's grammar offers only those the current step names (:func:`shortlist`).
 
 Relevance is a small TF-IDF over the offered tools only: a request word scores when a tool's name (twice)
 or description (once) has it, weighted by how few of the offered tools do, so the words that tell the
@@ -26,7 +26,7 @@ from typing import Sequence
 from .tools import Tool
 
 # A tool that scores this much more than the next is the only one offered; tools within it of the best
-# stay offered together (measured on the unseen-tool split: docs/readme/eval.md, "Routing").
+# stay offered together (measured on the unseen-tool split: docs/readme/eval.md, "Round 2").
 MARGIN = 1.0
 
 PLAIN_WORDS = frozenset("""a an the my your his her its our their this that these those some any of in on at to for
