@@ -30,7 +30,7 @@ eval-suite: $(STAMPS)/core ## regenerate the suite's and the tool corpus's JSONL
 	$(PY) -m lmstudio_eval.corpus
 
 # Training runs in the fine-tuning venv (FT_PY, mk/finetune.mk); serving and measuring in the main one. The adapter
-# and its recipe (TOOL_ADAPTER, .json beside it) land in gateway-model, which serves them with --tools-adapter; the base
+# and its recipe (TOOL_ADAPTER, .json beside it) land in gateway-model, which serves them by default; the base
 # model's answers to the plain-chat rows are cached in the report directory (greedy, so the rows are reproducible).
 finetune-tools: $(STAMPS)/finetune $(STAMPS)/gateway $(VENV)/finetune/share/llama.cpp/convert_lora_to_gguf.py ## train the shipped tool adapter (GGUF LoRA) on the corpus
 	AXOLOTL_DO_NOT_TRACK=1 WANDB_MODE=disabled HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \

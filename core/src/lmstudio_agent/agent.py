@@ -463,9 +463,8 @@ class Agent:
             last_round = round_index == self.max_rounds - 1
             round_tools = [] if last_round else [t for t in offered if t.name not in withdrawn]
             history = memory.to_chat_messages()
-            request = next((m.get("content") for m in history if m.get("role") == "user"), None)
-            messages = [self.system_message(strategy, round_tools, documents,
-                                            request if isinstance(request, str) else None)] + history
+            messages = [self.system_message(strategy, round_tools, documents, constrained.request_of(history))] \
+                + history
             if last_round and round_index > 0:
                 messages.append(constrained.agent_note("Give your final answer now, in plain words."))
             turn = await self._ask(strategy, messages, round_tools, deadline, documents,

@@ -450,7 +450,7 @@ class _Copy:
         when the sources have some ("PX-1042" of "parcel PX-1042"; not the "12" of "12 Baker Street"), and
         of those the ones with letters too when there are such; with ``identifier_only``, none but those."""
         fmt = spec.get("format")
-        if self.use_spans and not fmt and not {"pattern", "enum"} & set(spec) and _identifier(name, spec):
+        if self.takes_a_code(spec, name):
             if self._codes is None:
                 self._codes = list(dict.fromkeys(code for text in self.sources for code in _codes(text)))
             codes = self._codes
@@ -544,10 +544,15 @@ class _Copy:
                 out.append(name)
             elif kind == "string" and spec.get("format") in _DATE_FORMATS and not self.string_options(spec, name):
                 out.append(name)
-            elif kind == "string" and self.use_spans and _identifier(name, spec) and not spec.get("format") \
-                    and not {"pattern", "enum"} & set(spec) and not self.string_options(spec, name, True):
+            elif kind == "string" and self.takes_a_code(spec, name) and not self.string_options(spec, name, True):
                 out.append(name)
         return out
+
+    def takes_a_code(self, spec: dict[str, Any], name: str) -> bool:
+        """Whether a string argument is an identifier whose value is one of the sources' code-like words: the
+        spans are in use, and no format, pattern or enum says what it takes."""
+        return self.use_spans and not spec.get("format") and not {"pattern", "enum"} & set(spec) \
+            and _identifier(name, spec)
 
     def names(self, argument: str) -> bool:
         """Whether the sources name the thing an argument is about: a word of its name past a leading verb
@@ -730,8 +735,8 @@ _SWITCH_VERBS = frozenset({"include", "is", "has", "use", "enable", "allow", "wi
                            "show", "only", "require", "want", "need", "keep"})
 
 
-_CHANGE_VERBS = frozenset({"update", "set", "reschedule", "rename", "move", "edit", "modify", "change", "amend",
-                           "adjust", "patch"})
+# The leading verbs of update tools (``routing.leading_verb`` reads "change", "modify", "edit" as "update").
+_CHANGE_VERBS = frozenset({"update", "set", "reschedule", "rename", "move", "patch"})
 
 
 def _with_a_change(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -858,8 +863,7 @@ def answer_offered(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]])
     """Whether this round's grammar offers the answer in words: on the first round, see
     :data:`ANSWER_FIRST_ROUND`; afterwards always, but right after a successful call while the request has a
     step left ("find ..., then cancel the first one": the cancel is still to do)."""
-    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-    request = request if isinstance(request, str) else None
+    request = request_of(messages)
     if any(m.get("role") == "assistant" for m in messages):
         succeeded = _succeeded(messages)
         last = messages[-1].get("content") if messages else None
@@ -882,20 +886,24 @@ def _succeeded(messages: Sequence[Mapping[str, Any]]) -> list[str]:
             and (owner := result_owner(text)) is not None and not _failed(text)]
 
 
+def request_of(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """The run's request: the text of its first user message (None when there is none)."""
+    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    return request if isinstance(request, str) else None
+
+
 def listed_tools(tools: Sequence[Tool], request: str | None) -> list[Tool]:
-    """The tools the system prompt lists for ``request``: those one of its steps names (:func:`routing.named`),
-    the built-in final-answer tool kept for the listing to leave out."""
-    named = {t.name for t in routing.named(callable_tools(tools), request)}
-    return [t for t in tools if t.name in named or t not in callable_tools([t])]
+    """The callable tools the system prompt lists for ``request``: those one of its steps names
+    (:func:`routing.named`)."""
+    return routing.named(callable_tools(tools), request)
 
 
 def round_tools(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> list[Tool]:
     """The tools this round's grammar lets the model call (:func:`routing.shortlist`), among those listed
     (:func:`listed_tools`): those the request's next step names (the step after as many calls as have
     succeeded); once every step is done, those that have not yet succeeded."""
-    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-    request = request if isinstance(request, str) else None
-    return routing.shortlist(callable_tools(listed_tools(tools, request)), request, _succeeded(messages))
+    request = request_of(messages)
+    return routing.shortlist(listed_tools(tools, request), request, _succeeded(messages))
 
 
 def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
