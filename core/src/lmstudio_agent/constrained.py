@@ -913,13 +913,20 @@ def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
 
 
 def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
-                answer: bool = True) -> dict[str, Any]:
+                answer: bool = True, leave_out_unfilled: bool = False) -> dict[str, Any]:
     """The JSON schema of one reply (:func:`_call_schema`), kept inside the grammar bounds: when the copied
-    values make it too large, spans get shorter (24, 8, 4 words), and at last strings are left free."""
+    values make it too large, spans get shorter (24, 8, 4 words), and at last strings are left free. With
+    ``leave_out_unfilled``, the tools :func:`unfilled` names are left out, and with none left, the answer is
+    offered (the model can ask for what is missing)."""
     tools = list(tools)
     schema: dict[str, Any] = {}
+    skipped: set[str] = set()
     for max_words in (MAX_SPAN_WORDS, 8, 4, 0):
-        schema = _call_schema(tools, sources, references, answer=answer, max_words=max_words)
+        copy = _Copy(sources, references, max_words=max_words) if sources or references else None
+        if leave_out_unfilled and max_words == MAX_SPAN_WORDS and sources and copy is not None:
+            skipped = set(_unfilled(tools, copy))
+        schema = _call_schema([t for t in tools if t.name not in skipped], copy,
+                              answer=answer or bool(skipped) and all(t.name in skipped for t in callable_tools(tools)))
         if not sources or schema_problem(schema) is None:
             return schema
     return schema
@@ -927,20 +934,19 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
 
 def unfilled(tools: Iterable[Tool], sources: Sequence[str], references: Sequence[str] = ()) -> list[str]:
     """The names of the tools whose required values ``sources`` do not hold (:meth:`_Copy.missing`): a
-    number, date, time or identifier the model could only invent. The constrained mode offers them only
-    when no other tool is left, and then with the answer, so the model can ask for what is missing."""
-    if not sources:
-        return []
-    copy = _Copy(sources, references)
+    number, date, time or identifier the model could only invent."""
+    return _unfilled(tools, _Copy(sources, references)) if sources else []
+
+
+def _unfilled(tools: Iterable[Tool], copy: _Copy) -> list[str]:
     return [t.name for t in callable_tools(tools) if not t.terminal and copy.missing(t.parameters or {})]
 
 
-def _call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
-                 answer: bool = True, max_words: int = MAX_SPAN_WORDS) -> dict[str, Any]:
+def _call_schema(tools: Iterable[Tool], copy: _Copy | None = None, *, answer: bool = True) -> dict[str, Any]:
     """The JSON schema of one reply: a call to any of ``tools`` (topic, name, then that tool's own arguments,
-    with values copied from ``sources`` and document ``references`` when given; see the module docstring), or, with ``answer``, an answer
-    in words (:func:`answer_schema`). With no tools left, only the answer."""
-    copy = _Copy(sources, references, max_words=max_words) if sources or references else None
+    with values copied as ``copy`` offers them, from the sources and the documents' references; see the module
+    docstring), or, with ``answer``, an answer in words (:func:`answer_schema`). With no tools left, only the
+    answer."""
     variants, waiting = [], []
     for tool in callable_tools(tools):
         arguments = bounded(tool.parameters or {"type": "object", "properties": {}})
@@ -968,10 +974,10 @@ def _call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references:
 
 
 def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
-                    answer: bool = True) -> dict[str, Any]:
+                    answer: bool = True, leave_out_unfilled: bool = False) -> dict[str, Any]:
     """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
-    return {"type": "json_schema", "json_schema": {
-        "name": "tool_call", "strict": True, "schema": call_schema(tools, sources, references, answer=answer)}}
+    return {"type": "json_schema", "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(
+        tools, sources, references, answer=answer, leave_out_unfilled=leave_out_unfilled)}}
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:

@@ -137,10 +137,8 @@ class ConstrainedStrategy:
         offered = constrained.round_tools(tools, messages) if tools else []
         # A tool whose required number, date or identifier the conversation does not hold is not offered:
         # the model could only invent it. With none left, it answers (and can ask for what is missing).
-        missing = set(constrained.unfilled(offered, sources, refs))
-        offered = [t for t in offered if t.name not in missing]
-        answer = answer or not offered
-        return {"response_format": constrained.response_format(offered, sources, refs, answer=answer)}
+        return {"response_format": constrained.response_format(offered, sources, refs, answer=answer or not offered,
+                                                               leave_out_unfilled=True)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
