@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import platform
 import statistics
@@ -57,9 +58,16 @@ def loop_overhead(rounds: int) -> dict[str, float]:
         """
         return a + b
 
-    reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": json.dumps(
-        {"name": "add", "arguments": {"a": 2, "b": 3}})}, "finish_reason": "stop"}]}).encode()
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=reply))
+    calls = itertools.count()
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        # New arguments each round: an identical call would be answered from the run's own results, and the
+        # run would end after two rounds.
+        content = json.dumps({"name": "add", "arguments": {"a": next(calls), "b": 3}})
+        return httpx.Response(200, content=json.dumps({"choices": [{"message": {
+            "role": "assistant", "content": content}, "finish_reason": "stop"}]}).encode())
+
+    transport = httpx.MockTransport(reply)
     agent = Agent(client=ChatClient("http://bench/v1", model="m", transport=transport), tools=registry,
                   mode="constrained", max_rounds=rounds + 1)
     samples: list[float] = []
