@@ -147,24 +147,24 @@ async def test_raising_tool_is_reported_without_traceback(openai_stub):
 
 async def test_garbage_reply_is_reported_and_the_model_retries(openai_stub):
     openai_stub.enqueue(text('{"name": "get_weather", "argu'), json_content({"name": "get_weather", "arguments": {"city": "Bern"}}),
-                        json_content({"name": "terminate", "arguments": {"message": "done"}}))
+                        json_content({"name": "terminate", "arguments": {"message": "It is 21 degrees in Bern."}}))
     transcript = await agent_for(openai_stub).run("weather in Bern")
     assert transcript[0].type == "error" and transcript[0].code == ErrorCode.MODEL_OUTPUT_INVALID.value
     assert calls == [("get_weather", "Bern", "celsius")]
-    assert final_answer(transcript) == "done"
+    assert final_answer(transcript) == "It is 21 degrees in Bern."
 
 
 async def test_rounds_are_bounded_and_tools_withdrawn_on_the_last(openai_stub):
     openai_stub.default = json_content({"name": "count_words", "arguments": {"text": "again"}})
     openai_stub.enqueue(*[json_content({"name": "count_words", "arguments": {"text": "again"}})] * 2,
-                        json_content({"type": "answer", "answer": "Final words."}))
+                        json_content({"type": "answer", "answer": "Final words: 1."}))
     transcript = await agent_for(openai_stub, max_rounds=3).run("loop forever")
     assert len(openai_stub.chat_requests) == 3
     assert "response_format" in openai_stub.chat_requests[1]
     # the last round: no tools, and the grammar offers only the answer in words
     last = openai_stub.chat_requests[2]
     assert "tools" not in last and last["response_format"]["json_schema"]["schema"] == constrained.answer_schema()
-    assert final_answer(transcript) == "Final words."
+    assert final_answer(transcript) == "Final words: 1."
 
 
 async def test_on_message_streams_every_event_sync_or_async(openai_stub):

@@ -13,6 +13,8 @@ from lmstudio_agent.agent import TERMINATE
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.client import ChatResponse, Usage
 from lmstudio_agent.modes import ConstrainedStrategy
+from lmstudio_agent.policy import SmallModelPolicy
+from lmstudio_agent.rounds import RoundContext
 from lmstudio_agent.schema import validate
 from lmstudio_agent.tools import Tool, tool_from_function
 
@@ -126,12 +128,16 @@ def test_whole_names_and_quotations_are_spans_their_pieces_are_not():
     assert not allows(CITY, "How many people live in Rio de Janeiro?", {"city": "Rio"})
 
 
-def test_free_values_switches(monkeypatch):
-    monkeypatch.setattr(constrained, "FREE_NUMBERS", True)
-    assert args_of(BMI, "I weigh 70kg")["properties"]["weight_kg"] == {"type": "number"}
-    monkeypatch.setattr(constrained, "FREE_STRINGS", True)
-    assert args_of(CITY, "Population of Oslo")["properties"]["city"]["type"] == "string"
-    assert "enum" not in args_of(CITY, "Population of Oslo")["properties"]["city"]
+def test_free_values_switches():
+    def arguments(tool, request, policy):
+        schema = constrained.call_schema([tool], [request], answer=False, policy=policy)
+        return schema["properties"]["arguments"]["properties"]
+    free_numbers = SmallModelPolicy(copy_numbers=False)
+    assert arguments(BMI, "I weigh 70kg", free_numbers)["weight_kg"] == {"type": "number"}
+    assert arguments(BMI, "I weigh 70kg", SmallModelPolicy())["weight_kg"] == {"type": "number", "enum": [70]}
+    free_strings = SmallModelPolicy(copy_strings=False)
+    assert arguments(CITY, "Population of Oslo", free_strings)["city"]["type"] == "string"
+    assert "enum" not in arguments(CITY, "Population of Oslo", free_strings)["city"]
 
 
 # ---------------------------------------------------------------------------------------------- constraints
@@ -252,11 +258,15 @@ def test_the_agents_own_notes_are_never_copied_from():
     assert copy_sources(messages) == ["Weather in Oslo", "Result of get_weather: 21 degrees"]
 
 
-def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(monkeypatch):
+def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of():
     strategy = ConstrainedStrategy()
     tools = [BMI, FOOD, TERMINATE]
-    def branches(request, history=()):
-        schema = strategy.request(tools, [{"role": "user", "content": request}, *history])[
+    def branches(request, history=(), succeeded=()):
+        context = RoundContext.start(request, tools)
+        if history:
+            context = RoundContext(request=request, plan=context.plan, succeeded=succeeded, first=False,
+                                   results=tuple((name, "ok") for name in succeeded), just_succeeded=bool(succeeded))
+        schema = strategy.request(tools, [{"role": "user", "content": request}, *history], context)[
             "response_format"]["json_schema"]["schema"]
         return [v["properties"].get("tool", v["properties"]["type"])["const"] for v in schema.get("anyOf", [schema])]
     assert constrained.related("Order three pizzas", tools) and not constrained.related("Write a haiku", tools)
@@ -268,8 +278,8 @@ def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(
     # after a tool result the model may always finish in words; a tool that succeeded is not offered again, nor
     # one the request did not name
     history = [{"role": "assistant", "content": "{}"}, {"role": "user", "content": "Result of order_food: ok"}]
-    assert branches("Order three pizzas", history) == ["answer"]
-    monkeypatch.setattr(constrained, "ANSWER_FIRST_ROUND", "always")  # a model trained to hold back decides
+    assert branches("Order three pizzas", history, ("order_food",)) == ["answer"]
+    strategy = ConstrainedStrategy(SmallModelPolicy(answer_first_round="always"))  # a model trained to hold back
     assert branches("Order three pizzas") == ["order_food", "answer"]
 
 
@@ -345,10 +355,12 @@ def test_a_tool_is_never_offered_its_own_result_as_input():
     invoice = {"invoice_number": "RE-1", "date": "2023-11-07"}
     sources = ["Process the invoice", constrained.format_result("extract_invoice_data", json.dumps(invoice)),
                constrained.format_result("store_invoice", '{"status": "success", "invoice_number": "RE-1"}')]
-    schema = constrained.call_schema(tools, sources)
+    # the loop says which tool each result came from (RoundContext.results): nothing is parsed back from text
+    results = [("extract_invoice_data", json.dumps(invoice)),
+               ("store_invoice", '{"status": "success", "invoice_number": "RE-1"}')]
+    schema = constrained.call_schema(tools, sources, results=results)
     (store,) = [v for v in schema["anyOf"] if v["properties"].get("tool", {}).get("const") == "store_invoice"]
     assert store["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [invoice]}
-    assert constrained.result_owner(sources[2]) == "store_invoice" and constrained.result_owner(sources[0]) is None
 
 
 def test_patterns_are_written_as_llama_cpp_can_compile_them():

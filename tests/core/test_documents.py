@@ -78,10 +78,16 @@ def test_check_documents_refuses_bad_input_with_invalid_request(documents, probl
 
 
 def test_a_long_instruction_is_also_the_input_document():
-    long = "Count the lines:\n" + "line\n" * LONG_INPUT_CHARS
-    assert with_long_input(long, None) == {"input": long}
+    # the text a request carries after its own words is the document; a long request with no such block, whole
+    carried = "Count the lines:\n" + "line\n" * LONG_INPUT_CHARS
+    assert with_long_input(carried, None) == {"input": carried.split(":\n", 1)[1].strip()}
+    one_block = "word " * (LONG_INPUT_CHARS // 4)
+    assert with_long_input(one_block, None) == {"input": one_block}
+    invoice = "Here is an invoice from our supplier: " + "INVOICE INV-7 total 120.00 EUR. " * 8
+    assert with_long_input(invoice, None) == {"input": invoice.split(": ", 1)[1].strip()}
+    assert with_long_input("Process this invoice: INV-7, 120 EUR", None) == {}  # too short to be a text
     assert with_long_input("short", {"a": "b"}) == {"a": "b"}
-    assert with_long_input(long, {"input": "mine"}) == {"input": "mine"}  # the caller's own input wins
+    assert with_long_input(carried, {"input": "mine"}) == {"input": "mine"}  # the caller's own input wins
 
 
 def test_constrained_grammar_offers_references_as_copy_candidates():
@@ -132,9 +138,9 @@ async def test_unknown_reference_is_fed_back_and_the_model_can_fix_it(openai_stu
 
 async def test_a_long_instruction_can_be_passed_whole_by_reference(openai_stub):
     long = "Count the lines of this text:\n" + "some line of text\n" * 80
-    openai_stub.enqueue(tool_call("count_lines", {"document_text": "@doc:input"}), text("81 lines."))
+    openai_stub.enqueue(tool_call("count_lines", {"document_text": "@doc:input"}), text("80 lines."))
     transcript = await agent_for(openai_stub, mode="native").run(long)
-    assert received == [long] and answered(transcript)
+    assert received == [long.split(":\n", 1)[1].strip()] and answered(transcript)
     assert '"@doc:input"' in openai_stub.chat_requests[0]["messages"][0]["content"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lmstudio_agent import constrained, routing, values
 from lmstudio_agent.modes import ConstrainedStrategy
+from lmstudio_agent.rounds import RoundContext
 from lmstudio_agent.tools import Tool
 
 
@@ -65,27 +66,33 @@ def test_once_every_step_is_done_a_tool_that_succeeded_is_not_offered_again():
 
 def test_the_constrained_grammar_follows_the_route_and_counts_only_successful_calls():
     strategy = ConstrainedStrategy()
+    request = {"role": "user", "content": "Find parcels for Ana, then cancel the first one."}
+    start = RoundContext.start(request["content"], PARCELS)
 
-    def offered(messages):
-        schema = strategy.request(PARCELS, messages)["response_format"]["json_schema"]["schema"]
+    def offered(messages, succeeded=(), just_succeeded=False):
+        # the loop hands the strategy what succeeded (RoundContext): nothing is parsed back from the messages
+        context = RoundContext(request=start.request, plan=start.plan, succeeded=tuple(succeeded),
+                               results=tuple((n, "{}") for n in succeeded), first=len(messages) == 1,
+                               just_succeeded=just_succeeded)
+        schema = strategy.request(PARCELS, messages, context)["response_format"]["json_schema"]["schema"]
         return [v["properties"].get("tool", v["properties"]["type"])["const"] for v in schema.get("anyOf", [schema])]
 
-    request = {"role": "user", "content": "Find parcels for Ana, then cancel the first one."}
     assert offered([request]) == ["search_parcels"]
     failed = [request, {"role": "assistant", "content": "{}"},
               {"role": "user", "content": constrained.format_result("search_parcels", "Error: the service is down")}]
     assert offered(failed) == ["search_parcels", "answer"]  # the failed step is tried again, or explained
     done = [request, {"role": "assistant", "content": "{}"},
             {"role": "user", "content": constrained.format_result("search_parcels", '{"ids": ["PX-1"]}')}]
-    assert offered(done) == ["cancel_parcel"]  # the cancel is still to do: no answer yet
+    assert offered(done, ["search_parcels"], True) == ["cancel_parcel"]  # the cancel is still to do: no answer yet
     both = done + [{"role": "assistant", "content": "{}"},
                    {"role": "user", "content": constrained.format_result("cancel_parcel", '{"ok": true}')}]
-    assert offered(both) == ["answer"]  # both steps done: the answer
-    # the system prompt lists the tools the request's steps name; with no request, or none named, all of them
-    listing = strategy.system_prompt(PARCELS, request["content"])
+    assert offered(both, ["search_parcels", "cancel_parcel"], True) == ["answer"]  # both steps done: the answer
+    # the system prompt lists the tools the plan's steps name; with no request, or none named, all of them
+    listing = strategy.system_prompt(PARCELS, start)
     assert [t.name for t in PARCELS if f'"{t.name}"' in listing] == ["cancel_parcel", "search_parcels"]
     assert all(f'"{t.name}"' in strategy.system_prompt(PARCELS) for t in PARCELS)
-    assert all(f'"{t.name}"' in strategy.system_prompt(PARCELS, "Sing me a song") for t in PARCELS)
+    assert all(f'"{t.name}"' in strategy.system_prompt(PARCELS, RoundContext.start("Sing me a song", PARCELS))
+               for t in PARCELS)
 
 
 def test_an_ordinal_that_points_at_a_result_is_no_number_to_copy():

@@ -16,13 +16,15 @@ from .llm import LLM, prompt_llm_for_json
 from .lmstudio import LMStudioAgent
 from .messages import AgentMessage, TrainingExample, WebSocketMessage
 from .modes import ToolMode
+from .policy import SmallModelPolicy
 from .tools import ActionContext, Tool, ToolRegistry, default_registry, register_tool, tool_from_function
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionContext", "Agent", "AgentError", "AgentMessage", "BridgeConnectionError", "ChatClient", "ChatResponse",
-    "Deadline", "Environment", "ErrorCode", "Goal", "LLM", "LMStudioAgent", "Memory", "RunEvent", "Tool", "ToolMode",
+    "Deadline", "Environment", "ErrorCode", "Goal", "LLM", "LMStudioAgent", "Memory", "RunEvent", "SmallModelPolicy", "Tool",
+    "ToolMode",
     "ToolRegistry", "TrainingExample", "WebSocketMessage", "default_registry", "prompt_llm_for_json",
     "register_tool", "terminate", "tool_from_function",
 ]

@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from . import constrained
+from . import answers, constrained
 from .client import ChatClient
 from .deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
@@ -26,6 +26,8 @@ from .events import RunEvent
 from .llm import LLM
 from .messages import AgentMessage
 from .modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
+from .policy import SmallModelPolicy
+from .rounds import RoundContext
 from .toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
@@ -37,6 +39,7 @@ MAX_RESULT_CHARS = 4000
 _EVENT_SINK: contextvars.ContextVar[Callable[[RunEvent], None] | None] = contextvars.ContextVar(
     "lmstudio_agent_event_sink", default=None)
 FINAL_MAX_TOKENS = 160  # the forced final answer is a few sentences, never a page (a tiny model rambles on)
+DEFAULT_POLICY = SmallModelPolicy()
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ class Agent:
         max_rounds: The most model calls one run makes.
         max_tokens: The most tokens one model reply may have.
         context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
+        policy: The small-model rules the constrained mode applies (:class:`~lmstudio_agent.SmallModelPolicy`;
+            default: all of them; ``None``: none). Native and parsed modes never apply them.
     """
 
     def __init__(
@@ -192,6 +197,7 @@ class Agent:
         max_rounds: int = 6,
         max_tokens: int = 512,
         context: dict[str, Any] | None = None,
+        policy: SmallModelPolicy | None = DEFAULT_POLICY,
     ) -> None:
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
@@ -204,6 +210,7 @@ class Agent:
         self.max_rounds = max_rounds
         self.max_tokens = max_tokens
         self.context_properties = context if context is not None else {}
+        self.policy = policy if policy is not None else SmallModelPolicy.off()
         self._resolved_mode: ToolMode | None = None if self.mode is ToolMode.AUTO else self.mode
 
     async def resolve_mode(self, deadline: Deadline | None = None) -> ToolMode:
@@ -219,17 +226,21 @@ class Agent:
             tools.append(TERMINATE)
         return tools
 
+    def strategy(self, mode: ToolMode) -> Strategy:
+        """The strategy of a concrete ``mode``, with this agent's small-model policy."""
+        return strategy_for(mode, self.policy)
+
     def system_message(self, strategy: Strategy, tools: Sequence[Tool],
-                       documents: dict[str, str] | None = None, request: str | None = None) -> dict[str, Any]:
-        """The system prompt: goals, the mode's tool listing (for ``request``, the run's instruction), and (when
+                       context: RoundContext | None = None) -> dict[str, Any]:
+        """The system prompt: goals, the mode's tool listing (for the round ``context`` describes), and (when
         tools are offered) the run's documents."""
         sep = "\n-------------------\n"
         parts = [f"{g.name}:{sep}{g.description.strip()}{sep}" for g in self.goals]
-        extra = strategy.system_prompt(tools, request)
+        extra = strategy.system_prompt(tools, context)
         if extra:
             parts.append(extra)
-        if tools and documents:
-            parts.append(listing(documents))
+        if tools and context is not None and context.documents:
+            parts.append(listing(context.documents))
         return {"role": "system", "content": "\n\n".join(parts) or "You are a helpful assistant."}
 
     def first_messages(self, instruction: str, strategy: Strategy | ToolMode | str = ToolMode.CONSTRAINED,
@@ -243,16 +254,17 @@ class Agent:
             documents: The run's documents (name -> text), listed by name for the model to pass by reference.
         """
         if isinstance(strategy, str):  # a ToolMode is a str too
-            strategy = strategy_for(strategy)
-        return [self.system_message(strategy, self.offered_tools(), documents, instruction),
-                {"role": "user", "content": instruction}]
+            strategy = self.strategy(ToolMode(strategy))
+        tools = self.offered_tools()
+        context = RoundContext.start(instruction, tools, self.goals, documents)
+        return [self.system_message(strategy, tools, context), {"role": "user", "content": instruction}]
 
     # ------------------------------------------------------------------------------------------ one round
 
     async def _ask(self, strategy: Strategy, messages: list[dict[str, Any]], tools: Sequence[Tool],
-                   deadline: Deadline | None, documents: dict[str, str] | None = None,
+                   deadline: Deadline | None, context: RoundContext,
                    max_tokens: int | None = None) -> Turn:
-        extra = strategy.request(tools, messages, documents=documents) if documents else strategy.request(tools, messages)
+        extra = strategy.request(tools, messages, context)
         sink = _EVENT_SINK.get()
         if sink is not None:
             return await self._ask_streaming(sink, strategy, messages, tools, deadline, extra,
@@ -355,12 +367,13 @@ class Agent:
         ``strategy`` replaces the mode's (the evaluation's plain-prompting baseline uses it). Calls are checked
         with their document references resolved."""
         if strategy is None:
-            strategy = strategy_for(await self.resolve_mode(deadline))
+            strategy = self.strategy(await self.resolve_mode(deadline))
         mode = strategy.mode
         tools = self.offered_tools()
         documents = with_long_input(instruction, check_documents(documents))
-        messages = self.first_messages(instruction, strategy, documents)
-        turn = await self._ask(strategy, messages, tools, deadline, documents)
+        context = RoundContext.start(instruction, tools, self.goals, documents)
+        messages = [self.system_message(strategy, tools, context), {"role": "user", "content": instruction}]
+        turn = await self._ask(strategy, messages, tools, deadline, context)
         checked = []
         for call in turn.calls:
             try:
@@ -377,13 +390,18 @@ class Agent:
         """The round after ``previous``, whose first call returned ``result`` (nothing runs: the evaluation
         harness supplies the result), with the messages :meth:`run` would send then."""
         if strategy is None:
-            strategy = strategy_for(previous.mode)
+            strategy = self.strategy(previous.mode)
         if not previous.turn.calls:
             raise ValueError("the previous turn made no call")
         tools = self.offered_tools()
-        messages = [*previous.messages, previous.turn.assistant_message,
-                    strategy.result_message(previous.turn.calls[0], result)]
-        turn = await self._ask(strategy, messages, tools, deadline)
+        call = previous.turn.calls[0]
+        messages = [*previous.messages, previous.turn.assistant_message, strategy.result_message(call, result)]
+        ok = not result.startswith("Error")
+        start = RoundContext.start(next((m["content"] for m in previous.messages if m.get("role") == "user"), None),
+                                   tools, self.goals)
+        context = RoundContext(request=start.request, plan=start.plan, succeeded=(call.name,) if ok else (),
+                               results=((call.name, result),) if ok else (), first=False, just_succeeded=ok)
+        turn = await self._ask(strategy, messages, tools, deadline, context)
         return FirstTurn(previous.mode, turn, [self.check(c, tools) for c in turn.calls], messages)
 
     # ------------------------------------------------------------------------------------------- the loop
@@ -422,7 +440,7 @@ class Agent:
                     logger.warning("on_message callback raised; the run goes on", exc_info=True)
 
         mode = await self.resolve_mode(deadline)
-        strategy = strategy_for(mode)
+        strategy = self.strategy(mode)
         offered = self.offered_tools(tools)
         memory = memory if memory is not None else Memory()
         context = ActionContext(
@@ -432,51 +450,80 @@ class Agent:
             memory=memory,
         )
         memory.add_message("user", {"role": "user", "content": instruction})
+        start = RoundContext.start(instruction, offered, self.goals, documents)
 
         try:
-            await self._loop(strategy, offered, documents, memory, context, emit, deadline)
+            await self._loop(strategy, offered, start, memory, context, emit, deadline)
         except AgentError as exc:
             await emit(AgentMessage(type="error", code=exc.code.value, content=exc.message))
             raise
         return transcript
 
-    async def _loop(self, strategy: Strategy, offered: list[Tool], documents: dict[str, str], memory: Memory,
+    async def _loop(self, strategy: Strategy, offered: list[Tool], start: RoundContext, memory: Memory,
                     context: ActionContext, emit: Callable[[AgentMessage], Awaitable[None]],
                     deadline: Deadline | None) -> None:
+        documents = dict(start.documents)
         done: dict[tuple[str, str], ToolOutcome] = {}  # identical calls run once per run
         withdrawn: set[str] = set()  # tools called twice with the same arguments: not offered again
-        attempted = succeeded = 0  # calls to non-terminal tools, and those that returned a result
+        attempted = 0  # calls to non-terminal tools
+        succeeded: list[str] = []  # the tools whose calls returned a result, oldest first
+        results: list[tuple[str, str]] = []  # (tool, result as the model read it) of each of those calls
+        reminded: set[int] = set()  # the plan steps the model was reminded of once already
+        just_succeeded = False
+        grounding = strategy.mode is ToolMode.CONSTRAINED and self.policy.ground_answers
 
         async def no_answer(reason: str) -> None:
             await emit(AgentMessage(type="error", code=ErrorCode.NO_ANSWER.value,
                                     content=f"The run ended without an answer: {reason}"))
 
-        async def finish(text: str) -> None:
+        async def finish(text: str, can_go_on: bool) -> bool:
+            """End the run with ``text`` as its answer, unless a required step was left out: then remind the
+            model once (when ``can_go_on``) and return False, or end it NO_ANSWER."""
             if attempted and not succeeded:
                 shown = text.strip()
                 said = f' The model said: "{shown[:200]}"' if shown else ""
                 await no_answer(f"every tool call failed ({attempted}).{said}")
-            else:
-                await emit(AgentMessage(type="result", content=text.strip()))
+                return True
+            step = start.plan.left_out(succeeded)
+            if step is not None:
+                index = start.plan.steps.index(step)
+                tools = " or ".join(step.tools)
+                if can_go_on and index not in reminded:
+                    reminded.add(index)
+                    memory.add_message("environment", constrained.agent_note(
+                        f"Not done yet: {step.text}. Call {tools} first."))
+                    return False
+                await no_answer(f"the step \"{step.text}\" was never done ({tools} never succeeded).")
+                return True
+            answer = text.strip()
+            if grounding and results and not answers.stated(answer, results[-1][1], start.request):
+                # An echo of the request is dropped; other words keep their place before the result's.
+                said = "" if answers.echoes(answer, start.request) else answer.rstrip(".") + ". "
+                answer = said + answers.in_words(*results[-1])
+            await emit(AgentMessage(type="result", content=answer))
+            return True
 
         for round_index in range(self.max_rounds):
             last_round = round_index == self.max_rounds - 1
             round_tools = [] if last_round else [t for t in offered if t.name not in withdrawn]
+            round_context = RoundContext(
+                request=start.request, plan=start.plan, succeeded=tuple(succeeded), results=tuple(results),
+                documents=documents, first=round_index == 0, last=last_round, just_succeeded=just_succeeded)
             history = memory.to_chat_messages()
-            messages = [self.system_message(strategy, round_tools, documents, constrained.request_of(history))] \
-                + history
+            messages = [self.system_message(strategy, round_tools, round_context)] + history
             if last_round and round_index > 0:
                 messages.append(constrained.agent_note("Give your final answer now, in plain words."))
-            turn = await self._ask(strategy, messages, round_tools, deadline, documents,
+            turn = await self._ask(strategy, messages, round_tools, deadline, round_context,
                                    min(self.max_tokens, FINAL_MAX_TOKENS) if last_round else None)
             memory.add_message("assistant", turn.assistant_message)
+            just_succeeded = False
 
             if last_round:
                 # No tools were offered: only words count as the answer, never call markup.
                 if turn.calls or not is_words(turn.text):
                     await no_answer(f"the {self.max_rounds} rounds ran out without a final answer in words.")
                     return
-                await finish(turn.text)
+                await finish(turn.text, can_go_on=False)
                 return
             if not turn.calls:
                 problem = turn.errors[0] if turn.errors else (None if is_words(turn.text) else NOT_WORDS)
@@ -484,8 +531,9 @@ class Agent:
                     await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value, content=problem))
                     memory.add_message("environment", constrained.agent_note(problem))
                     continue
-                await finish(turn.text)
-                return
+                if await finish(turn.text, can_go_on=round_index < self.max_rounds - 2):
+                    return
+                continue
 
             if turn.text:
                 await emit(AgentMessage(type="thought", content=turn.text))
@@ -507,19 +555,22 @@ class Agent:
                                                 code=ErrorCode.MODEL_OUTPUT_INVALID.value))
                         memory.add_message("environment", strategy.result_message(call, f"Error: {NOT_WORDS}"))
                         continue
-                    await finish(answer)
-                    return
-                if tool is None or not tool.terminal:
-                    if not repeated:
-                        attempted += 1
-                        succeeded += outcome.ok
-                        done[key] = outcome
+                    if await finish(answer, can_go_on=round_index < self.max_rounds - 2):
+                        return
+                    continue
+                content = outcome.for_model()
+                if (tool is None or not tool.terminal) and not repeated:
+                    attempted += 1
+                    done[key] = outcome
+                    if outcome.ok:
+                        succeeded.append(call.name)
+                        results.append((call.name, content))
+                        just_succeeded = True
                 if outcome.ok:
                     await emit(AgentMessage(type="result", tool=call.name, content=render_result(outcome.result)))
                 else:
                     await emit(AgentMessage(type="error", tool=call.name, content=outcome.error,
                                             code=ErrorCode.TOOL_EXECUTION_FAILED.value))
-                content = outcome.for_model()
                 if repeated:
                     content = f"{REPEAT_NOTE.format(tool=call.name)} {content}"
                 memory.add_message("environment", strategy.result_message(call, content))

@@ -40,8 +40,12 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import routing, values
+from .policy import SmallModelPolicy
+from .rounds import RoundContext
 from .schema import validate as schema_errors
 from .tools import Tool
+
+ON = SmallModelPolicy()
 
 DEFAULT_MAX_STRING = 600
 DEFAULT_MAX_ITEMS = 20
@@ -351,8 +355,6 @@ def _mentioned(options: Sequence[Any], sources: Sequence[str], found_codes: Mapp
 
 # Measured switches (docs/readme/eval.md, "Lever 1, round 2"): a value the model writes itself is let
 # through for numbers / strings (still checked against the schema), instead of only copied ones.
-FREE_NUMBERS = False
-FREE_STRINGS = False
 _FRACTION_HINTS = ("fraction", "decimal", "ratio", "between 0 and 1", "0-1", "0 to 1", "0..1", "probability")
 _RATE_HINTS = ("rate",)
 _PERCENT_HINTS = ("percent", "percentage", "%")
@@ -365,8 +367,11 @@ class _Copy:
     too many."""
 
     def __init__(self, sources: Sequence[str], references: Sequence[str] = (), today: dt.date | None = None,
-                 max_words: int = MAX_SPAN_WORDS) -> None:
+                 max_words: int = MAX_SPAN_WORDS, results: Sequence[tuple[str, str]] = (),
+                 policy: SmallModelPolicy = ON) -> None:
         self.sources = list(sources)
+        self.copy_strings = policy.copy_strings
+        self.copy_numbers = policy.copy_numbers
         self.references = list(references)
         self.spans = spans(self.sources, max_words=max_words, limit=MAX_SPANS) if max_words > 0 else []
         self.use_spans = 0 < len(self.spans) <= MAX_SPANS  # beyond that the grammar gets too big: strings stay free
@@ -374,8 +379,7 @@ class _Copy:
         self.all_objects = json_objects(self.sources)
         # Which tool's result each object came from: a tool is never offered its own output as input (a
         # store_invoice that was just told {"status": "success", ...} would store that).
-        self.owners = {json.dumps(o, sort_keys=True): owner for text in self.sources
-                       if (owner := result_owner(text)) is not None for o in json_objects([text])}
+        self.owners = {json.dumps(o, sort_keys=True): owner for owner, text in results for o in json_objects([text])}
         self.objects = self.all_objects
         self.dates = values.dates(self.sources, today)
         self.times = values.times(self.sources)
@@ -479,7 +483,7 @@ class _Copy:
         kind = spec.get("type")
         if "enum" in spec or "const" in spec:
             return spec
-        if kind == "string" and not FREE_STRINGS:
+        if kind == "string" and self.copy_strings:
             if self.references and _takes_a_document(name, spec):
                 # The run carries documents and this argument is one: the model chooses which, never retypes
                 # it (a tiny model otherwise copies a few words of the request as the "document").
@@ -493,7 +497,7 @@ class _Copy:
             if refs:
                 return {"anyOf": [{"type": "string", "enum": refs}, _grammar_safe(spec)]}
             return _grammar_safe(spec)
-        if kind in ("number", "integer") and not FREE_NUMBERS:
+        if kind in ("number", "integer") and self.copy_numbers:
             numbers = self.number_options(spec, name)
             if numbers:
                 return {"type": kind, "enum": numbers}
@@ -540,7 +544,7 @@ class _Copy:
             if not isinstance(spec, dict) or "enum" in spec or "const" in spec or "default" in spec:
                 continue
             kind = spec.get("type")
-            if kind in ("number", "integer") and not FREE_NUMBERS and not self.number_options(spec, name):
+            if kind in ("number", "integer") and self.copy_numbers and not self.number_options(spec, name):
                 out.append(name)
             elif kind == "string" and spec.get("format") in _DATE_FORMATS and not self.string_options(spec, name):
                 out.append(name)
@@ -832,78 +836,45 @@ def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
     }
 
 
-# When the answer branch is offered on a run's first round (before any tool result; afterwards always):
-# "unrelated": only when the request shares no content word with any offered tool (its name, description,
-# argument names and descriptions, enum values); the base SmolLM2-135M otherwise answers in words for most
-# requests a tool fits (docs/readme/eval.md, "Lever 1, round 2"). "always": a model trained to hold back
-# (the tool adapter) decides alone.
-ANSWER_FIRST_ROUND = "unrelated"
-def _tool_words(tool: Tool) -> set[str]:
-    parts = [tool.name, tool.description or ""]
-    for name, spec in ((tool.parameters or {}).get("properties") or {}).items():
-        parts.append(name)
-        if isinstance(spec, dict):
-            parts.append(str(spec.get("description") or ""))
-            parts.extend(str(v) for v in spec.get("enum") or [])
-    return {routing.stem(w) for w in routing.content_words(" ".join(parts))}
-
-
 def related(request: str, tools: Iterable[Tool]) -> bool:
-    """True when the request shares a content word with an offered tool (same stem, or the same first five
-    letters: "invest" and "investment")."""
-    known = set().union(*(_tool_words(t) for t in callable_tools(tools))) if tools else set()
-    for word in routing.content_words(request):
-        stem = routing.stem(word)
-        if stem in known or (len(stem) >= 5 and any(len(k) >= 5 and k[:5] == stem[:5] for k in known)):
-            return True
-    return False
+    """True when the request shares a content word with an offered tool (:func:`routing.shares_words`)."""
+    return routing.shares_words(request, callable_tools(tools))
 
 
-def answer_offered(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether this round's grammar offers the answer in words: on the first round, see
-    :data:`ANSWER_FIRST_ROUND`; afterwards always, but right after a successful call while the request has a
-    step left ("find ..., then cancel the first one": the cancel is still to do)."""
-    request = request_of(messages)
-    if any(m.get("role") == "assistant" for m in messages):
-        succeeded = _succeeded(messages)
-        last = messages[-1].get("content") if messages else None
-        just_succeeded = isinstance(last, str) and bool(succeeded) and result_owner(last) == succeeded[-1] \
-            and not _failed(last)
-        return not (just_succeeded and routing.pending(callable_tools(tools), request, succeeded))
-    if ANSWER_FIRST_ROUND == "always":
+def answer_offered(tools: Sequence[Tool], context: RoundContext, policy: SmallModelPolicy = ON) -> bool:
+    """Whether this round's grammar offers the answer in words. On the first round, as the policy's
+    ``answer_first_round`` says ("unrelated": only for a request that shares no word with any tool; the base
+    SmolLM2-135M otherwise answers in words for most requests a tool fits: docs/readme/eval.md, "Lever 1,
+    round 2"); afterwards always, but right after a successful call while the plan has a step left ("find
+    ..., then cancel the first one": the cancel is still to do)."""
+    if not context.first:
+        return not (policy.hold_answer_mid_plan and context.just_succeeded and context.step_pending)
+    if policy.answer_first_round == "always":
         return True
-    return request is None or not related(request, tools)
+    return context.request is None or not related(context.request, tools)
 
 
-def _failed(text: str) -> bool:
-    owner = result_owner(text)
-    return owner is not None and text[len(format_result(owner, "")):].startswith("Error")
+def listed_tools(tools: Sequence[Tool], context: RoundContext | None = None,
+                 policy: SmallModelPolicy = ON) -> list[Tool]:
+    """The callable tools the system prompt lists: with the policy's ``route``, those a step of the plan names
+    (all when it names none)."""
+    callable_ = callable_tools(tools)
+    if not policy.route or context is None or not context.plan:
+        return callable_
+    return [t for t in callable_ if t.name in context.plan.tool_names] or callable_
 
 
-def _succeeded(messages: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The tools whose calls succeeded so far, in order (their results came back without ``Error``)."""
-    return [owner for m in messages if m.get("role") == "user" and isinstance(text := m.get("content"), str)
-            and (owner := result_owner(text)) is not None and not _failed(text)]
-
-
-def request_of(messages: Sequence[Mapping[str, Any]]) -> str | None:
-    """The run's request: the text of its first user message (None when there is none)."""
-    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-    return request if isinstance(request, str) else None
-
-
-def listed_tools(tools: Sequence[Tool], request: str | None) -> list[Tool]:
-    """The callable tools the system prompt lists for ``request``: those one of its steps names
-    (:func:`routing.named`)."""
-    return routing.named(callable_tools(tools), request)
-
-
-def round_tools(tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]]) -> list[Tool]:
-    """The tools this round's grammar lets the model call (:func:`routing.shortlist`), among those listed
-    (:func:`listed_tools`): those the request's next step names (the step after as many calls as have
-    succeeded); once every step is done, those that have not yet succeeded."""
-    request = request_of(messages)
-    return routing.shortlist(listed_tools(tools, request), request, _succeeded(messages))
+def round_tools(tools: Sequence[Tool], context: RoundContext, policy: SmallModelPolicy = ON) -> list[Tool]:
+    """The tools this round's grammar lets the model call, among those listed (:func:`listed_tools`): with the
+    policy's ``route``, the plan's current step's tools; once every step is done, those that have not yet
+    succeeded (nothing is done twice; an empty list leaves only the answer)."""
+    listed = listed_tools(tools, context, policy)
+    if not policy.route or not context.plan:
+        return listed
+    step = context.plan.next_step(context.succeeded)
+    if step is None:
+        return [t for t in listed if t.name not in context.succeeded]
+    return [t for t in listed if t.name in step.tools] or listed
 
 
 def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
@@ -913,7 +884,8 @@ def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
 
 
 def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
-                answer: bool = True, leave_out_unfilled: bool = False) -> dict[str, Any]:
+                answer: bool = True, leave_out_unfilled: bool = False, results: Sequence[tuple[str, str]] = (),
+                policy: SmallModelPolicy = ON) -> dict[str, Any]:
     """The JSON schema of one reply (:func:`_call_schema`), kept inside the grammar bounds: when the copied
     values make it too large, spans get shorter (24, 8, 4 words), and at last strings are left free. With
     ``leave_out_unfilled``, the tools :func:`unfilled` names are left out, and with none left, the answer is
@@ -922,7 +894,8 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
     schema: dict[str, Any] = {}
     skipped: set[str] = set()
     for max_words in (MAX_SPAN_WORDS, 8, 4, 0):
-        copy = _Copy(sources, references, max_words=max_words) if sources or references else None
+        copy = _Copy(sources, references, max_words=max_words, results=results, policy=policy) \
+            if sources or references else None
         if leave_out_unfilled and max_words == MAX_SPAN_WORDS and sources and copy is not None:
             skipped = set(_unfilled(tools, copy))
         schema = _call_schema([t for t in tools if t.name not in skipped], copy,
@@ -974,10 +947,12 @@ def _call_schema(tools: Iterable[Tool], copy: _Copy | None = None, *, answer: bo
 
 
 def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
-                    answer: bool = True, leave_out_unfilled: bool = False) -> dict[str, Any]:
+                    answer: bool = True, leave_out_unfilled: bool = False, results: Sequence[tuple[str, str]] = (),
+                    policy: SmallModelPolicy = ON) -> dict[str, Any]:
     """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
     return {"type": "json_schema", "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(
-        tools, sources, references, answer=answer, leave_out_unfilled=leave_out_unfilled)}}
+        tools, sources, references, answer=answer, leave_out_unfilled=leave_out_unfilled, results=results,
+        policy=policy)}}
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:
@@ -994,12 +969,6 @@ def format_answer(text: str) -> str:
 def format_result(tool_name: str, content: str) -> str:
     """The text of the message that carries a tool's result (or ``Error: ...``) back to the model."""
     return f"Result of {tool_name}: {content}"
-
-
-def result_owner(text: str) -> str | None:
-    """The tool whose result ``text`` carries (:func:`format_result`), or None for any other message."""
-    match = re.match(r"Result of ([A-Za-z0-9_.:-]{1,128}): ", text)
-    return match.group(1) if match else None
 
 
 def read_answer(content: str | None) -> str | None:

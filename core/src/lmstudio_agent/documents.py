@@ -6,8 +6,12 @@ an argument; it can write ``"@doc:invoice"``. The system prompt lists the docume
 constrained mode offers the references as copy candidates for string arguments, and a reference to a
 document the run does not have is a tool error the model reads (:class:`UnknownDocumentError`).
 
-A request whose own instruction is longer than :data:`LONG_INPUT_CHARS` also carries that text as the
-document ``input`` (:func:`with_long_input`), so a tool can take the whole request by reference.
+A request that carries a text of its own also passes it as the document ``input`` (:func:`with_long_input`),
+so a tool can take the whole text by reference: the block after its first line or its opening colon
+("Here is an invoice from our supplier: <the invoice>") when that block is :data:`EMBEDDED_MIN_CHARS` long or
+more, else the whole instruction when it is longer than :data:`LONG_INPUT_CHARS`. Pasted inline, the
+notebook's invoice (about 600 characters) was too short to be a document, and a 135M model passed one of its
+lines as ``document_text``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from .errors import AgentError, ErrorCode
 PREFIX = "@doc:"
 INPUT_DOCUMENT = "input"
 LONG_INPUT_CHARS = 1000
+EMBEDDED_MIN_CHARS = 200
+_LEAD_MAX_CHARS = 160  # a request's own words before the text it carries: "Here is an invoice from our supplier:"
 MAX_DOCUMENTS = 8
 MAX_DOCUMENT_CHARS = 60_000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -27,7 +33,7 @@ _NAME = re.compile(NAME_PATTERN)
 _PREVIEW_CHARS = 60
 
 __all__ = [
-    "INPUT_DOCUMENT", "LONG_INPUT_CHARS", "MAX_DOCUMENTS", "MAX_DOCUMENT_CHARS", "NAME_PATTERN", "PREFIX",
+    "EMBEDDED_MIN_CHARS", "INPUT_DOCUMENT", "LONG_INPUT_CHARS", "embedded_text", "MAX_DOCUMENTS", "MAX_DOCUMENT_CHARS", "NAME_PATTERN", "PREFIX",
     "UnknownDocumentError", "check_documents", "listing", "reference", "references", "resolve", "with_long_input",
 ]
 
@@ -126,11 +132,45 @@ def check_documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
     return checked
 
 
+def embedded_text(instruction: str, min_chars: int = EMBEDDED_MIN_CHARS) -> str | None:
+    """The text a request carries after its own words: the block after its first line, or after a colon
+    within its first words, when that block is at least ``min_chars`` long (None otherwise).
+
+    Args:
+        instruction: The user's request.
+        min_chars: The shortest block that counts as a text of its own.
+    """
+    text = instruction.strip()
+    cuts = []
+    newline = text.find("\n")
+    if 0 < newline <= _LEAD_MAX_CHARS:
+        cuts.append(newline + 1)
+    colon = text.find(":")
+    if 0 < colon <= _LEAD_MAX_CHARS:
+        cuts.append(colon + 1)
+    for cut in sorted(cuts):
+        body = text[cut:].strip()
+        if len(body) >= min_chars:
+            return body
+    return None
+
+
 def with_long_input(instruction: str, documents: Mapping[str, str] | None,
                     threshold: int = LONG_INPUT_CHARS) -> dict[str, str]:
-    """The run's documents, plus the instruction itself as ``input`` when it is longer than ``threshold``
-    (unless the caller already named a document ``input``)."""
+    """The run's documents, plus the text the instruction carries as ``input`` (see the module docstring;
+    unless the caller already named a document ``input``).
+
+    Args:
+        instruction: The user's request.
+        documents: The run's documents (name -> text).
+        threshold: The length past which the whole instruction is the document, when it carries no block.
+    """
     out = dict(documents or {})
-    if len(instruction) > threshold and INPUT_DOCUMENT not in out:
+    if INPUT_DOCUMENT in out:
+        return out
+    carried = embedded_text(instruction)
+    if carried is not None:
+        out[INPUT_DOCUMENT] = carried
+    elif len(instruction) > threshold:
         out[INPUT_DOCUMENT] = instruction
     return out

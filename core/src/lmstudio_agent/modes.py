@@ -22,6 +22,8 @@ from . import constrained
 from .client import ChatClient, ChatResponse
 from .deadline import Deadline
 from .documents import references
+from .policy import SmallModelPolicy
+from .rounds import RoundContext
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
 from .tools import Tool
 
@@ -48,13 +50,14 @@ class Turn:
 class Strategy(Protocol):
     mode: ToolMode
 
-    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
-        """Text to add to the system prompt when ``tools`` are offered for ``request`` (None: nothing)."""
+    def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
+        """Text to add to the system prompt when ``tools`` are offered in the round ``context`` describes
+        (None: nothing)."""
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
-                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages``
-        (``documents``: the run's documents, which tool calls may pass by reference)."""
+                context: RoundContext | None = None) -> dict[str, Any]:
+        """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages`` in the
+        round ``context`` describes (its documents are what tool calls may pass by reference)."""
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         """The calls and text in a response."""
@@ -73,11 +76,11 @@ def _ensure_ids(calls: list[ToolCall]) -> list[ToolCall]:
 class NativeStrategy:
     mode = ToolMode.NATIVE
 
-    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
+    def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
         return None
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
-                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+                context: RoundContext | None = None) -> dict[str, Any]:
         return {"tools": [t.to_openai() for t in tools], "tool_choice": "auto"} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -96,7 +99,7 @@ class NativeStrategy:
 class ParsedStrategy(NativeStrategy):
     mode = ToolMode.PARSED
 
-    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
+    def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
         if not tools:
             return None
         listing = json.dumps([t.to_openai()["function"] for t in tools], separators=(",", ":"))
@@ -104,7 +107,7 @@ class ParsedStrategy(NativeStrategy):
         return f"List of tools: <|tool_list_start|>{listing}<|tool_list_end|>\nTo call a tool, reply with {example}."
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
-                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+                context: RoundContext | None = None) -> dict[str, Any]:
         return {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
@@ -117,28 +120,40 @@ class ParsedStrategy(NativeStrategy):
 class ConstrainedStrategy:
     """Grammar-constrained JSON (:mod:`.constrained`): each reply is one call, or an answer in words
     (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
-    round) only the answer can be written."""
+    round) only the answer can be written. ``policy`` says which small-model rules steer the calls
+    (:class:`~lmstudio_agent.policy.SmallModelPolicy`).
+
+    Args:
+        policy: The small-model rules to apply (default: all of them).
+    """
 
     mode = ToolMode.CONSTRAINED
 
-    def system_prompt(self, tools: Sequence[Tool], request: str | None = None) -> str | None:
-        # Only the tools the request names are listed (all when it names none): a shorter prompt is both
-        # faster and less for a tiny model to confuse; the grammar never offers a tool that is not listed.
-        return constrained.system_prompt(constrained.listed_tools(tools, request))
+    def __init__(self, policy: SmallModelPolicy | None = None) -> None:
+        self.policy = policy if policy is not None else SmallModelPolicy()
+
+    def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
+        # With the policy's routing, only the tools the plan names are listed (all when it names none): a
+        # shorter prompt is both faster and less for a tiny model to confuse; the grammar never offers a tool
+        # that is not listed.
+        return constrained.system_prompt(constrained.listed_tools(tools, context, self.policy))
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
-                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+                context: RoundContext | None = None) -> dict[str, Any]:
         # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md); the
         # run's document references ("@doc:NAME") are copy candidates for string arguments too. With no
         # tools (the last round) the grammar offers only the answer.
+        if context is None:
+            context = context_of(messages, tools)
         sources = constrained.copy_sources(messages) if tools else ()
-        refs = references(documents) if tools and documents else ()
-        answer = not tools or constrained.answer_offered(tools, messages)
-        offered = constrained.round_tools(tools, messages) if tools else []
+        refs = references(context.documents) if tools and context.documents else ()
+        answer = not tools or constrained.answer_offered(tools, context, self.policy)
+        offered = constrained.round_tools(tools, context, self.policy) if tools else []
         # A tool whose required number, date or identifier the conversation does not hold is not offered:
         # the model could only invent it. With none left, it answers (and can ask for what is missing).
-        return {"response_format": constrained.response_format(offered, sources, refs, answer=answer or not offered,
-                                                               leave_out_unfilled=True)}
+        return {"response_format": constrained.response_format(
+            offered, sources, refs, answer=answer or not offered, leave_out_unfilled=self.policy.withhold_unfilled,
+            results=context.results, policy=self.policy)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
@@ -160,6 +175,15 @@ class ConstrainedStrategy:
         return {"role": "user", "content": constrained.format_result(call.name, content)}
 
 
+def context_of(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool] = ()) -> RoundContext:
+    """A round's context read off its messages alone, for a caller outside the loop (a single evaluated turn):
+    the request is the first user message, and the round is the first when no assistant message is there."""
+    request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    context = RoundContext.start(request if isinstance(request, str) else None, tools)
+    first = not any(m.get("role") == "assistant" for m in messages)
+    return context if first else RoundContext(request=context.request, plan=context.plan, first=False)
+
+
 STRATEGIES: dict[ToolMode, Strategy] = {
     ToolMode.NATIVE: NativeStrategy(),
     ToolMode.PARSED: ParsedStrategy(),
@@ -167,10 +191,18 @@ STRATEGIES: dict[ToolMode, Strategy] = {
 }
 
 
-def strategy_for(mode: ToolMode | str) -> Strategy:
+def strategy_for(mode: ToolMode | str, policy: SmallModelPolicy | None = None) -> Strategy:
+    """The strategy of a concrete mode; the constrained one applies ``policy`` (default: every rule).
+
+    Args:
+        mode: ``native``, ``parsed`` or ``constrained`` (``auto`` must be resolved first).
+        policy: The small-model rules of the constrained mode.
+    """
     mode = ToolMode(mode)
     if mode is ToolMode.AUTO:
         raise ValueError("resolve 'auto' with detect_mode() first")
+    if mode is ToolMode.CONSTRAINED and policy is not None:
+        return ConstrainedStrategy(policy)
     return STRATEGIES[mode]
 
 

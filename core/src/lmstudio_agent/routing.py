@@ -72,12 +72,14 @@ _PHRASES = [(re.compile(r"\blook(?:ing)? for\b", re.IGNORECASE), "search"),
             (re.compile(r"\blook(?:ing)? up\b", re.IGNORECASE), "get")]
 
 
+def meaning(word: str) -> str:
+    """A word's stem, in the meaning :data:`SYNONYMS` gives it ("changed": "update", "booking": "book")."""
+    base = stem(word)
+    return SYNONYMS.get(word, SYNONYMS.get(base, base))
+
+
 def _terms(words: Sequence[str]) -> set[str]:
-    out = set()
-    for word in words:
-        base = stem(word)
-        out.add(SYNONYMS.get(word, SYNONYMS.get(base, base)))
-    return out
+    return {meaning(word) for word in words}
 
 
 def _name_terms(name: str) -> set[str]:
@@ -134,10 +136,48 @@ def relevance(request: str, tools: Sequence[Tool]) -> list[float]:
     return scores
 
 
-def _ranked_steps(tools: Sequence[Tool], request: str) -> list[list[float]]:
-    # A piece that shares no word with any tool ("Go ahead" of "Go ahead and search ...") is no step.
-    return [scores for part in steps(request, leading_verbs(tools))
+def ranked_steps(tools: Sequence[Tool], request: str) -> list[tuple[str, list[float]]]:
+    """Each step of ``request`` (:func:`steps`) with each tool's :func:`relevance` to it. A piece that shares no
+    word with any tool ("Go ahead" of "Go ahead and search ...") is no step."""
+    return [(part, scores) for part in steps(request, leading_verbs(tools))
             if max(scores := relevance(part, tools), default=0) > 0]
+
+
+def _ranked_steps(tools: Sequence[Tool], request: str) -> list[list[float]]:
+    return [scores for _, scores in ranked_steps(tools, request)]
+
+
+def name_overlap(text: str, tools: Sequence[Tool]) -> list[float]:
+    """How many of each tool's name words ``text`` has (in meaning), each weighted by how few tools share it."""
+    names = [_name_terms(t.name) for t in tools]
+    frequency: dict[str, int] = {}
+    for name in names:
+        for term in name:
+            frequency[term] = frequency.get(term, 0) + 1
+    asked = _terms(content_words(text, _ROUTING_PLAIN))
+    return [sum(math.log(1 + len(tools) / frequency[t]) for t in asked & name) for name in names]
+
+
+def tool_words(tool: Tool) -> set[str]:
+    """The stems of a tool's name, description, argument names and descriptions and enum values."""
+    parts = [tool.name, tool.description or ""]
+    for name, spec in ((tool.parameters or {}).get("properties") or {}).items():
+        parts.append(name)
+        if isinstance(spec, dict):
+            parts.append(str(spec.get("description") or ""))
+            parts.extend(str(v) for v in spec.get("enum") or [])
+    return {stem(w) for w in content_words(" ".join(parts))}
+
+
+def shares_words(request: str, tools: Sequence[Tool]) -> bool:
+    """True when ``request`` shares a content word with one of ``tools`` (:func:`tool_words`: the same stem, or
+    the same first five letters: "invest" and "investment")."""
+    known = set().union(*(tool_words(t) for t in tools)) if tools else set()
+    for word in content_words(request):
+        base = stem(word)
+        if base in known or (len(base) >= 5 and any(len(k) >= 5 and k[:5] == base[:5] for k in known)):
+            return True
+    return False
 
 
 def named(tools: Sequence[Tool], request: str | None, margin: float = MARGIN) -> list[Tool]:

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, resolve
+from lmstudio_agent.policy import SmallModelPolicy
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from . import finetune_cli
@@ -98,7 +99,9 @@ def eval_command(
                                                              "(plain chat, no tools) and report the answers."),
     answer_first_round: Optional[str] = typer.Option(
         None, "--answer-first-round", help="Constrained mode: when a first round may answer in words instead of "
-                                           "calling (always | unrelated) [default: the core's ANSWER_FIRST_ROUND]"),
+                                           "calling (always | unrelated) [default: the small-model policy's]"),
+    policy: str = typer.Option("on", "--policy", help="Constrained mode: the small-model policy's rules on, or off "
+                                                      "(a capable model that needs no steering)."),
 ) -> None:
     """Measure tool calling per mode and split: tool-name and exact name+arguments accuracy, restraint (no call when
     no tool fits), two-step success and latency per call."""
@@ -109,12 +112,13 @@ def eval_command(
         raise typer.BadParameter(str(exc), param_hint="--mode") from None
     if extra_modes and not embedded:
         raise typer.BadParameter("--bare-mode needs --embedded", param_hint="--bare-mode")
+    if policy not in ("on", "off"):
+        raise typer.BadParameter("choose on or off", param_hint="--policy")
+    rules = SmallModelPolicy() if policy == "on" else SmallModelPolicy.off()
     if answer_first_round is not None:
-        from lmstudio_agent import constrained
-
         if answer_first_round not in ("always", "unrelated"):
             raise typer.BadParameter("choose always or unrelated", param_hint="--answer-first-round")
-        constrained.ANSWER_FIRST_ROUND = answer_first_round
+        rules = rules.but(answer_first_round=answer_first_round)
     suites = {"suite": suite} if suite else {name: split_path(name) for name in dict.fromkeys(split)}
     try:
         loaded = {name: load_suite(path) for name, path in suites.items()}
@@ -129,7 +133,7 @@ def eval_command(
             with model_server(base_url, api_key, model, embedded, gguf, run_bare) as (url, key, served):
                 model_id = served
                 results.update(asyncio.run(_evaluate(url, key, model_id, task_sets, run_modes, setup, max_tokens,
-                                                     timeout, multiple=len(task_sets) > 1)))
+                                                     timeout, multiple=len(task_sets) > 1, policy=rules)))
                 if chat:
                     who = "bare model" if run_bare and embedded else (
                         "with the shipped adapter" if embedded else (label or model_id))
@@ -143,7 +147,7 @@ def eval_command(
                           base_url=base_url or "(embedded)",
                           extra={"max_tokens": max_tokens, "label": label, "splits": list(suites),
                                  "adapter": None if (bare or not embedded) else "shipped tool adapter",
-                                 "answer_first_round": _answer_first_round(),
+                                 "answer_first_round": rules.answer_first_round, "policy": policy,
                                  "chat": [{"question": q, **{who: a.get(q, "") for who, a in answers.items()}}
                                           for q in CHAT_CHECKS] if answers else []})
     write_report(report, report_dir)
@@ -159,7 +163,8 @@ def eval_command(
 
 
 async def _evaluate(base_url: str, api_key: str | None, model: str, task_sets: dict[str, list], modes: list[str],
-                    label: str | None, max_tokens: int, timeout: float, multiple: bool) -> dict[str, list[TaskResult]]:
+                    label: str | None, max_tokens: int, timeout: float, multiple: bool,
+                    policy: SmallModelPolicy | None = None) -> dict[str, list[TaskResult]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lmstudio_agent.lmstudio import ensure_model
@@ -186,19 +191,13 @@ async def _evaluate(base_url: str, api_key: str | None, model: str, task_sets: d
                         progress.update(bar, advance=1, acc=f"exact {exact:.0%}")
 
                     results[name] = await run_suite(client, tasks, mode, max_tokens=max_tokens, request_timeout=timeout,
-                                                    on_result=tick)
+                                                    on_result=tick, policy=policy)
     return results
 
 
 async def _chat(base_url: str, api_key: str | None, model: str, timeout: float) -> dict[str, str]:
     async with ChatClient(base_url, api_key, model, timeout=timeout) as client:
         return await ask_plainly(client, CHAT_CHECKS)
-
-
-def _answer_first_round() -> str | None:
-    from lmstudio_agent import constrained
-
-    return getattr(constrained, "ANSWER_FIRST_ROUND", None)
 
 
 def register(app: typer.Typer) -> None:

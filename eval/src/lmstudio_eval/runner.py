@@ -12,12 +12,14 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from lmstudio_agent.agent import Agent, FirstTurn, Goal
+from lmstudio_agent.agent import DEFAULT_POLICY, Agent, FirstTurn, Goal
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
 from lmstudio_agent.modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
+from lmstudio_agent.policy import SmallModelPolicy
+from lmstudio_agent.rounds import RoundContext
 from lmstudio_agent.tools import Tool, ToolRegistry
 from .scoring import Score, score_call, to_plain
 from .suite import Task, tools_for
@@ -33,7 +35,7 @@ class PlainStrategy(ConstrainedStrategy):
     """The plain-prompting baseline: the constrained prompt, but nothing constrains the reply."""
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
-                documents: Mapping[str, str] | None = None) -> dict[str, Any]:
+                context: RoundContext | None = None) -> dict[str, Any]:
         return {}
 
 
@@ -86,28 +88,30 @@ async def concrete_mode(client: ChatClient, mode: str) -> str:
     return (await detect_mode(client, client.model)).value
 
 
-def strategy_override(mode: str) -> Strategy | None:
-    return PlainStrategy() if mode == "plain" else None
+def strategy_override(mode: str, policy: SmallModelPolicy | None = DEFAULT_POLICY) -> Strategy | None:
+    return PlainStrategy(policy) if mode == "plain" else None
 
 
 def build_agent(client: ChatClient, tools: Sequence[Tool], mode: str, goals: Sequence[Goal] = DEFAULT_GOALS,
-                max_tokens: int = 512) -> Agent:
-    """The agent a task runs on: the mode's strategy (``plain`` runs on the constrained prompt)."""
+                max_tokens: int = 512, policy: SmallModelPolicy | None = DEFAULT_POLICY) -> Agent:
+    """The agent a task runs on: the mode's strategy (``plain`` runs on the constrained prompt), with the
+    small-model ``policy`` (None: switched off)."""
     agent_mode = ToolMode.CONSTRAINED if mode == "plain" else ToolMode(mode)
-    return Agent(client=client, tools=list(tools), goals=goals, mode=agent_mode, max_rounds=6, max_tokens=max_tokens)
+    return Agent(client=client, tools=list(tools), goals=goals, mode=agent_mode, max_rounds=6, max_tokens=max_tokens,
+                 policy=policy)
 
 
 async def run_task(client: ChatClient, task: Task, mode: str, *, registry: ToolRegistry | None = None,
                    goals: Sequence[Goal] = DEFAULT_GOALS, max_tokens: int = 512,
-                   request_timeout: float = 120.0) -> TaskResult:
+                   request_timeout: float = 120.0, policy: SmallModelPolicy | None = DEFAULT_POLICY) -> TaskResult:
     """Run one task in ``mode`` (a concrete mode, not ``auto``) and score it: the first round for every task;
     for a two-step task whose first call is right, the round after its result too."""
     tools = tools_for(task, registry)
-    agent = build_agent(client, tools, mode, goals, max_tokens)
+    agent = build_agent(client, tools, mode, goals, max_tokens, policy)
     expected = task.expected
     base: dict[str, Any] = dict(task_id=task.id, mode=mode, kind=task.kind, expected_tool=expected.name if expected else "",
                 expected_arguments=expected.arguments if expected else {}, offered=[t.name for t in tools])
-    strategy = strategy_override(mode)
+    strategy = strategy_override(mode, policy if policy is not None else SmallModelPolicy.off())
     try:
         outcome = await agent.first_turn(task.instruction, deadline=Deadline(request_timeout), strategy=strategy)
     except AgentError as exc:
@@ -183,12 +187,13 @@ async def _second_step(agent: Agent, outcome: FirstTurn, task: Task, tools: Sequ
 
 async def run_suite(client: ChatClient, tasks: Sequence[Task], mode: str, *, registry: ToolRegistry | None = None,
                     goals: Sequence[Goal] = DEFAULT_GOALS, max_tokens: int = 512, request_timeout: float = 120.0,
-                    on_result: Callable[[TaskResult], Any] | None = None) -> list[TaskResult]:
+                    on_result: Callable[[TaskResult], Any] | None = None,
+                    policy: SmallModelPolicy | None = DEFAULT_POLICY) -> list[TaskResult]:
     """Every task in one mode, one after the other (a local model server runs one request at a time)."""
     results = []
     for task in tasks:
         result = await run_task(client, task, mode, registry=registry, goals=goals, max_tokens=max_tokens,
-                                request_timeout=request_timeout)
+                                request_timeout=request_timeout, policy=policy)
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -1,0 +1,136 @@
+"""Whether a final answer tells the user the result, and the result in words when it does not.
+
+Asked "What is the sentiment of this review? ...", SmolLM2-135M called the tool, which answered
+``{"sentiment": "negative", "confidence": 0.97}``, then repeated the review word for word as its answer. An
+answer counts when it states one of the last successful result's values (a short string, or a number in any
+common writing: ``0.97``, ``97%``), and is not a copy of the request. :func:`in_words` writes a result for a
+person when the model's answer does not (the small-model policy's ``ground_answers``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterable
+
+__all__ = ["echoes", "in_words", "salient_values", "stated"]
+
+MAX_VALUE_CHARS = 80
+ECHO_CHARS = 40
+# Values that say how a call went, not what it found: an answer need not repeat them.
+_STATUS_WORDS = frozenset({"ok", "success", "succeeded", "successful", "done", "true", "false", "none", "null",
+                           "error", "failed", "pending", "stored", "saved", "updated", "created"})
+
+
+def _parsed(result: str) -> Any:
+    try:
+        return json.loads(result)
+    except ValueError:
+        return result
+
+
+def _leaves(value: Any, depth: int = 0) -> Iterable[Any]:
+    if depth > 3:
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value[:5]:
+            yield from _leaves(item, depth + 1)
+    else:
+        yield value
+
+
+def salient_values(result: str) -> list[str | float]:
+    """The values of a result (its text, as the model read it) an answer may state: short strings that are not
+    a status word, and numbers."""
+    out: list[str | float] = []
+    for leaf in _leaves(_parsed(result)):
+        if isinstance(leaf, bool) or leaf is None:
+            continue
+        if isinstance(leaf, (int, float)):
+            out.append(float(leaf))
+        elif isinstance(leaf, str):
+            text = leaf.strip()
+            if 0 < len(text) <= MAX_VALUE_CHARS and text.lower() not in _STATUS_WORDS:
+                out.append(text)
+    return out
+
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+
+
+def _numbers_in(text: str) -> list[float]:
+    found = []
+    for match in _NUMBER.finditer(text):
+        raw = match.group().replace(",", ".") if match.group().count(",") == 1 and "." not in match.group() \
+            else match.group().replace(",", "")
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        found.append(value)
+        if text[match.end():match.end() + 1] == "%":
+            found.append(value / 100)
+    return found
+
+
+def _says_number(value: float, numbers: list[float]) -> bool:
+    return any(abs(n - value) <= max(0.006 * max(abs(value), 1e-9), 0.0051) for n in numbers) or \
+        any(abs(n - value * 100) <= 0.51 for n in numbers if abs(value) <= 1)
+
+
+def echoes(answer: str, request: str | None) -> bool:
+    """Whether ``answer`` copies a long run of the request (``ECHO_CHARS`` characters or more)."""
+    if not request:
+        return False
+    said = " ".join(answer.lower().split())
+    asked = " ".join(request.lower().split())
+    if len(said) < ECHO_CHARS:
+        return False
+    return any(said[i:i + ECHO_CHARS] in asked for i in range(0, len(said) - ECHO_CHARS + 1, 8))
+
+
+def stated(answer: str, result: str, request: str | None = None) -> bool:
+    """Whether ``answer`` tells the user the result: it states one of :func:`salient_values` (case and spacing
+    aside; a number in any common writing), or the result has none to state; and it is not an echo of the
+    request (:func:`echoes`) unless it states a value."""
+    values = salient_values(result)
+    lowered = " ".join(answer.lower().split())
+    numbers = _numbers_in(answer)
+    for value in values:
+        if isinstance(value, float):
+            if _says_number(value, numbers):
+                return True
+        elif re.search(rf"(?<![\w]){re.escape(' '.join(value.lower().split()))}(?![\w])", lowered):
+            return True
+    if values:
+        return False
+    return not echoes(answer, request)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)[:120]
+    return str(value)
+
+
+def in_words(tool: str, result: str) -> str:
+    """A sentence that tells a person what ``tool`` returned: its ``message`` when it has one, else its fields."""
+    value = _parsed(result)
+    if isinstance(value, dict):
+        message = value.get("message")
+        if isinstance(message, str) and message.strip():
+            return message.strip().rstrip(".") + "."
+        fields = [f"{key.replace('_', ' ')}: {_plain(item)}" for key, item in value.items()
+                  if not isinstance(item, (dict, list))][:6]
+        if fields:
+            return f"{tool.replace('_', ' ').capitalize()}: " + "; ".join(fields) + "."
+    if isinstance(value, list):
+        return f"{tool.replace('_', ' ').capitalize()} found {len(value)} result{'s' if len(value) != 1 else ''}" \
+            + (f", the first: {_plain(value[0])}." if value else ".")
+    text = " ".join(str(value).split())
+    return text if len(text) <= 400 else text[:400] + " …"
