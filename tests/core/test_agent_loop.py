@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lmstudio_agent import constrained
+from lmstudio_agent import smallmodel
 from lmstudio_agent.agent import Agent, Goal
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.deadline import Deadline
@@ -80,7 +80,7 @@ async def test_constrained_call_is_executed_and_terminate_ends(openai_stub):
     assert not any(f'"{name}"' in listing for name in ("count_words", "explode", "terminate"))
     # After the tool result, the one step done, only the answer in words.
     after = openai_stub.chat_requests[1]["response_format"]["json_schema"]["schema"]
-    assert {k: v for k, v in after.items() if k != "$defs"} == constrained.answer_schema()
+    assert {k: v for k, v in after.items() if k != "$defs"} == smallmodel.answer_schema()
     # String arguments are copied from the conversation: the grammar offers the request's words, not free text.
     weather = schema
     assert weather["properties"]["arguments"]["properties"]["city"] == {"$ref": "#/$defs/copied_text"}
@@ -163,7 +163,7 @@ async def test_rounds_are_bounded_and_tools_withdrawn_on_the_last(openai_stub):
     assert "response_format" in openai_stub.chat_requests[1]
     # the last round: no tools, and the grammar offers only the answer in words
     last = openai_stub.chat_requests[2]
-    assert "tools" not in last and last["response_format"]["json_schema"]["schema"] == constrained.answer_schema()
+    assert "tools" not in last and last["response_format"]["json_schema"]["schema"] == smallmodel.answer_schema()
     assert final_answer(transcript) == "Final words: 1."
 
 
@@ -224,7 +224,7 @@ async def test_constrained_answer_without_a_tool_ends_the_run_with_its_words(ope
     assert len(openai_stub.chat_requests) == 1
     # the system prompt lists the answer as a choice, in the same form as the tools
     system = openai_stub.chat_requests[0]["messages"][0]["content"]
-    assert constrained.format_answer("...") in system and '"tool": "terminate"' not in system
+    assert smallmodel.format_answer("...") in system and '"tool": "terminate"' not in system
 
 
 async def test_constrained_answer_after_a_tool_result_finishes_in_words(openai_stub):
@@ -234,7 +234,7 @@ async def test_constrained_answer_after_a_tool_result_finishes_in_words(openai_s
     assert calls == [("get_weather", "Paris", "celsius")]
     assert final_answer(transcript) == "It is 21 degrees in Paris."
     second = openai_stub.chat_requests[1]["messages"]
-    assert second[-1] == {"role": "user", "content": constrained.format_result("get_weather", second[-1]["content"][
+    assert second[-1] == {"role": "user", "content": smallmodel.format_result("get_weather", second[-1]["content"][
         len("Result of get_weather: "):])}
 
 
@@ -252,7 +252,7 @@ async def test_an_identical_call_runs_once_and_the_model_is_steered_to_finish(op
     assert "same as before: count_words is done" in steer
     branches = openai_stub.chat_requests[2]["response_format"]["json_schema"]["schema"]["anyOf"]
     offered = {v["properties"]["tool"]["const"] for v in branches if "tool" in v["properties"]}
-    assert "count_words" not in offered and constrained.answer_schema() in branches
+    assert "count_words" not in offered and smallmodel.answer_schema() in branches
 
 
 async def test_identical_calls_in_one_native_response_run_once(openai_stub):

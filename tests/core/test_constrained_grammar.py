@@ -1,5 +1,5 @@
 """The constrained grammar: normalised values next to copied words, the answer without a tool, and the tool
-schema's own constraints (lmstudio_agent.constrained)."""
+schema's own constraints (lmstudio_agent.smallmodel)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Literal
 
 import pytest
 
-from lmstudio_agent import constrained
+from lmstudio_agent import grammar_bounds, smallmodel
 from lmstudio_agent.agent import TERMINATE
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.client import ChatResponse, Usage
 from lmstudio_agent.modes import ConstrainedStrategy
-from lmstudio_agent.policy import SmallModelPolicy
+from lmstudio_agent.smallmodel.policy import SmallModelPolicy
 from lmstudio_agent.rounds import RoundContext
 from lmstudio_agent.schema import validate
 from lmstudio_agent.tools import Tool, tool_from_function
@@ -27,7 +27,7 @@ def _tool(name: str, properties: dict, required: list[str] | None = None, descri
 
 def args_of(tool: Tool, request: str) -> dict:
     """The argument schema the grammar allows for ``tool`` given ``request``, with the span list inlined."""
-    schema = constrained.call_schema([tool], [request], answer=False)
+    schema = smallmodel.call_schema([tool], [request], answer=False)
     spans = schema.get("$defs", {}).get("copied_text", {}).get("enum", [])
 
     def walk(node):
@@ -116,13 +116,13 @@ def test_enum_values_are_found_by_name_code_unit_or_inflection():
 
 
 def test_whole_names_and_quotations_are_spans_their_pieces_are_not():
-    spans = constrained.spans(["Find a hotel in Buenos Aires, then book Rio de Janeiro"])
+    spans = smallmodel.spans(["Find a hotel in Buenos Aires, then book Rio de Janeiro"])
     assert {"Buenos Aires", "Rio de Janeiro"} <= set(spans)
     assert not {"Buenos", "Aires", "Rio", "Janeiro", "Rio de"} & set(spans)
-    quoted = constrained.spans(["Save a note that says 'milk, eggs and bread' now"])
+    quoted = smallmodel.spans(["Save a note that says 'milk, eggs and bread' now"])
     assert "milk, eggs and bread" in quoted and "eggs and bread" not in quoted and "milk" not in quoted
     # no value ends with an article or preposition, none starts with a preposition
-    assert not [s for s in constrained.spans(["Remind me to water the plants at 12:15"])
+    assert not [s for s in smallmodel.spans(["Remind me to water the plants at 12:15"])
                 if s.split()[-1] in ("the", "at", "to") or s.split()[0] in ("at", "to")]
     assert allows(CITY, "How many people live in Rio de Janeiro?", {"city": "Rio de Janeiro"})
     assert not allows(CITY, "How many people live in Rio de Janeiro?", {"city": "Rio"})
@@ -130,7 +130,7 @@ def test_whole_names_and_quotations_are_spans_their_pieces_are_not():
 
 def test_free_values_switches():
     def arguments(tool, request, policy):
-        schema = constrained.call_schema([tool], [request], answer=False, policy=policy)
+        schema = smallmodel.call_schema([tool], [request], answer=False, policy=policy)
         return schema["properties"]["arguments"]["properties"]
     free_numbers = SmallModelPolicy(copy_numbers=False)
     assert arguments(BMI, "I weigh 70kg", free_numbers)["weight_kg"] == {"type": "number"}
@@ -157,7 +157,7 @@ def test_an_unanchored_pattern_with_nothing_to_copy_is_left_to_validation():
 def test_arrays_copy_their_items_and_keep_their_bounds():
     tool = _tool("recipes", {"ingredients": {"type": "array", "items": {"type": "string"}, "minItems": 1}})
     allowed = args_of(tool, "Recipes with chicken, rice and broccoli")["properties"]["ingredients"]
-    assert allowed["minItems"] == 1 and allowed["maxItems"] == constrained.DEFAULT_MAX_ITEMS
+    assert allowed["minItems"] == 1 and allowed["maxItems"] == grammar_bounds.DEFAULT_MAX_ITEMS
     assert {"chicken", "rice", "broccoli"} <= set(allowed["items"]["enum"])
 
 
@@ -183,7 +183,7 @@ def test_the_schema_compiles_with_llama_cpp_including_the_answer():
     gbnf_module = pytest.importorskip("llama_cpp.llama_grammar")
     tools = [BMI, INTEREST, TIP, BOOK, TAX, FX, FOOD, CITY, builtin_registry().get("extract_data"), TERMINATE]
     request = "Book 'Chez Panisse' on August 16, 2022 at 7pm for three; 8% of $2,000 in California; extract name"
-    for schema in (constrained.call_schema(tools, [request]), constrained.call_schema([])):
+    for schema in (smallmodel.call_schema(tools, [request]), smallmodel.call_schema([])):
         assert "root ::=" in gbnf_module.json_schema_to_gbnf(json.dumps(schema))
 
 
@@ -195,9 +195,9 @@ def _response(content: str) -> ChatResponse:
 
 
 def test_the_grammar_has_an_answer_branch_and_the_reader_returns_no_call():
-    schema = constrained.call_schema([BMI, TERMINATE], ["Write a haiku"])
-    assert schema["anyOf"][-1] == constrained.answer_schema()
-    text = constrained.format_answer("I cannot write poems with these tools.")
+    schema = smallmodel.call_schema([BMI, TERMINATE], ["Write a haiku"])
+    assert schema["anyOf"][-1] == smallmodel.answer_schema()
+    text = smallmodel.format_answer("I cannot write poems with these tools.")
     assert json.loads(text) == {"type": "answer", "answer": "I cannot write poems with these tools."}
     assert not validate(json.loads(text), schema["anyOf"][-1])
     turn = ConstrainedStrategy().read(_response(text), [BMI, TERMINATE])
@@ -207,15 +207,15 @@ def test_the_grammar_has_an_answer_branch_and_the_reader_returns_no_call():
 def test_the_last_round_offers_only_the_answer_in_words():
     strategy = ConstrainedStrategy()
     request = strategy.request([], [{"role": "user", "content": "Weather in Oslo?"}])
-    assert request["response_format"]["json_schema"]["schema"] == constrained.answer_schema()
-    assert constrained.format_answer("...") in strategy.system_prompt([])
+    assert request["response_format"]["json_schema"]["schema"] == smallmodel.answer_schema()
+    assert smallmodel.format_answer("...") in strategy.system_prompt([])
     # what comes back is words, never a serialized call
-    turn = strategy.read(_response(constrained.format_answer("It is sunny in Oslo.")), [])
+    turn = strategy.read(_response(smallmodel.format_answer("It is sunny in Oslo.")), [])
     assert turn.text == "It is sunny in Oslo." and not turn.calls
 
 
 def test_a_call_is_still_read_as_a_call():
-    turn = ConstrainedStrategy().read(_response(constrained.format_call(BMI, {"weight_kg": 70, "height_m": 1.75})),
+    turn = ConstrainedStrategy().read(_response(smallmodel.format_call(BMI, {"weight_kg": 70, "height_m": 1.75})),
                                       [BMI, TERMINATE])
     assert [(c.name, c.arguments) for c in turn.calls] == [("calculate_bmi", {"weight_kg": 70, "height_m": 1.75})]
 
@@ -227,14 +227,15 @@ def test_first_messages_are_what_the_first_turn_sends():
     agent = Agent(client=ChatClient("http://127.0.0.1:9/v1"), tools=[BMI], mode="constrained")
     system, user = agent.first_messages("What is my BMI?")
     assert user == {"role": "user", "content": "What is my BMI?"}
-    assert constrained.describe_tools([BMI]) in system["content"]
-    assert constrained.format_answer("...") in system["content"]
+    assert smallmodel.describe_tools([BMI]) in system["content"]
+    assert smallmodel.format_answer("...") in system["content"]
 
 
 def test_a_long_conversation_keeps_the_schema_inside_the_grammar_bounds():
     """The spans of many long results would make an enum no server accepts (gateway-model refuses what
     schema_problem names): the spans get shorter, then strings go free, and the schema always fits."""
-    from lmstudio_agent.constrained import MAX_ENUM_VALUES, call_schema, schema_problem
+    from lmstudio_agent.grammar_bounds import MAX_ENUM_VALUES, schema_problem
+    from lmstudio_agent.smallmodel import call_schema
 
     def note(text: str, title: str) -> str:
         """Write a note."""
@@ -250,7 +251,7 @@ def test_a_long_conversation_keeps_the_schema_inside_the_grammar_bounds():
 
 
 def test_the_agents_own_notes_are_never_copied_from():
-    from lmstudio_agent.constrained import agent_note, copy_sources
+    from lmstudio_agent.smallmodel import agent_note, copy_sources
 
     messages = [{"role": "user", "content": "Weather in Oslo"},
                 agent_note("Your reply could not be read as a tool call or an answer."),
@@ -269,8 +270,8 @@ def test_the_first_round_offers_the_answer_only_for_a_request_no_tool_speaks_of(
         schema = strategy.request(tools, [{"role": "user", "content": request}, *history], context)[
             "response_format"]["json_schema"]["schema"]
         return [v["properties"].get("tool", v["properties"]["type"])["const"] for v in schema.get("anyOf", [schema])]
-    assert constrained.related("Order three pizzas", tools) and not constrained.related("Write a haiku", tools)
-    assert constrained.related("Compute the BMI for 70kg", tools)
+    assert smallmodel.related("Order three pizzas", tools) and not smallmodel.related("Write a haiku", tools)
+    assert smallmodel.related("Compute the BMI for 70kg", tools)
     assert branches("Order three pizzas") == ["order_food"]  # routed: only the tool the request names
     # no tool named: every tool the request can fill, and the answer (calculate_bmi needs numbers, none written)
     assert branches("Write a haiku about rain") == ["order_food", "answer"]
@@ -353,12 +354,12 @@ def test_a_tool_is_never_offered_its_own_result_as_input():
 
     tools = list(builtin_registry().select(tags=["invoices"]))
     invoice = {"invoice_number": "RE-1", "date": "2023-11-07"}
-    sources = ["Process the invoice", constrained.format_result("extract_invoice_data", json.dumps(invoice)),
-               constrained.format_result("store_invoice", '{"status": "success", "invoice_number": "RE-1"}')]
+    sources = ["Process the invoice", smallmodel.format_result("extract_invoice_data", json.dumps(invoice)),
+               smallmodel.format_result("store_invoice", '{"status": "success", "invoice_number": "RE-1"}')]
     # the loop says which tool each result came from (RoundContext.results): nothing is parsed back from text
     results = [("extract_invoice_data", json.dumps(invoice)),
                ("store_invoice", '{"status": "success", "invoice_number": "RE-1"}')]
-    schema = constrained.call_schema(tools, sources, results=results)
+    schema = smallmodel.call_schema(tools, sources, results=results)
     (store,) = [v for v in schema["anyOf"] if v["properties"].get("tool", {}).get("const") == "store_invoice"]
     assert store["properties"]["arguments"]["properties"]["invoice_data"] == {"enum": [invoice]}
 
@@ -366,7 +367,8 @@ def test_a_tool_is_never_offered_its_own_result_as_input():
 def test_patterns_are_written_as_llama_cpp_can_compile_them():
     """llama.cpp's converter copies a pattern's escapes into GBNF literals, which know only \\n \\r \\t \\\\ \\":
     a \\d there made LM Studio and gateway-model fail (gateway-model went down with it)."""
-    from lmstudio_agent.constrained import _grammar_safe, gbnf_pattern
+    from lmstudio_agent.grammar_bounds import gbnf_pattern
+    from lmstudio_agent.smallmodel.copying import _grammar_safe
 
     assert gbnf_pattern(r"^\d{4}-\d{2}-\d{2}$") == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
     assert gbnf_pattern(r"^\w+\.\w+$") == "^[A-Za-z0-9_]+[.][A-Za-z0-9_]+$"

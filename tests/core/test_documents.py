@@ -4,7 +4,7 @@ import pytest
 
 from lmstudio_agent.agent import Agent, Goal
 from lmstudio_agent.client import ChatClient
-from lmstudio_agent.constrained import call_schema
+from lmstudio_agent.smallmodel import call_schema
 from lmstudio_agent.documents import (
     LONG_INPUT_CHARS, MAX_DOCUMENTS, UnknownDocumentError, check_documents, listing, reference, resolve,
     with_long_input,

@@ -16,7 +16,7 @@ from lmstudio_agent.client import ChatClient
 from lmstudio_agent.errors import ErrorCode
 from lmstudio_agent.messages import answered, final_answer
 from lmstudio_agent.plan import goal_lines, make_plan
-from lmstudio_agent.policy import SmallModelPolicy
+from lmstudio_agent.smallmodel.policy import SmallModelPolicy
 from lmstudio_agent.tools import ToolRegistry
 from tests.support.openai_stub import json_content, text, tool_call
 

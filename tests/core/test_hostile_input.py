@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lmstudio_agent.bridge.protocol import error_frame, parse_frame
-from lmstudio_agent.constrained import bounded, call_schema
+from lmstudio_agent.grammar_bounds import bounded
+from lmstudio_agent.smallmodel import call_schema
 from lmstudio_agent.contract import (
     ExecuteOptions, HttpResponse, ToolSelection, handle_execute, handle_request, header_map, parse_execute_request,
 )

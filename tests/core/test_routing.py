@@ -1,9 +1,10 @@
-"""Routing: which offered tools a request's current step names (lmstudio_agent.routing), how the constrained
+"""Routing: which offered tools a request's current step names (lmstudio_agent.smallmodel.routing), how the constrained
 grammar uses it, and the value rules that go with it (ordinal references, switches nobody mentioned)."""
 
 from __future__ import annotations
 
-from lmstudio_agent import constrained, routing, values
+from lmstudio_agent import smallmodel
+from lmstudio_agent.smallmodel import routing, values
 from lmstudio_agent.modes import ConstrainedStrategy
 from lmstudio_agent.rounds import RoundContext
 from lmstudio_agent.tools import Tool
@@ -79,13 +80,13 @@ def test_the_constrained_grammar_follows_the_route_and_counts_only_successful_ca
 
     assert offered([request]) == ["search_parcels"]
     failed = [request, {"role": "assistant", "content": "{}"},
-              {"role": "user", "content": constrained.format_result("search_parcels", "Error: the service is down")}]
+              {"role": "user", "content": smallmodel.format_result("search_parcels", "Error: the service is down")}]
     assert offered(failed) == ["search_parcels", "answer"]  # the failed step is tried again, or explained
     done = [request, {"role": "assistant", "content": "{}"},
-            {"role": "user", "content": constrained.format_result("search_parcels", '{"ids": ["PX-1"]}')}]
+            {"role": "user", "content": smallmodel.format_result("search_parcels", '{"ids": ["PX-1"]}')}]
     assert offered(done, ["search_parcels"], True) == ["cancel_parcel"]  # the cancel is still to do: no answer yet
     both = done + [{"role": "assistant", "content": "{}"},
-                   {"role": "user", "content": constrained.format_result("cancel_parcel", '{"ok": true}')}]
+                   {"role": "user", "content": smallmodel.format_result("cancel_parcel", '{"ok": true}')}]
     assert offered(both, ["search_parcels", "cancel_parcel"], True) == ["answer"]  # both steps done: the answer
     # the system prompt lists the tools the plan's steps name; with no request, or none named, all of them
     listing = strategy.system_prompt(PARCELS, start)
@@ -106,7 +107,7 @@ def test_a_switch_the_request_never_mentions_keeps_its_default():
         "parcel_id": {"type": "string"}, "include_history": {"type": "boolean", "default": False}}, ["parcel_id"])
 
     def arguments(request):
-        return constrained.call_schema([lookup], [request], answer=False)["properties"]["arguments"]
+        return smallmodel.call_schema([lookup], [request], answer=False)["properties"]["arguments"]
 
     quiet = arguments("Show parcel PX-1")
     assert "include_history" not in quiet["properties"]
@@ -121,7 +122,7 @@ def test_an_identifier_takes_the_code_like_words_of_the_request():
         ["taxi_ride_id"])
 
     def ids(request):
-        schema = constrained.call_schema([lookup], [request], answer=False)
+        schema = smallmodel.call_schema([lookup], [request], answer=False)
         return schema["properties"]["arguments"]["properties"]["taxi_ride_id"]["enum"]
 
     assert ids("Cancel taxi ride TX-1474 from 12 Baker Street") == ["TX-1474"]
@@ -130,9 +131,9 @@ def test_an_identifier_takes_the_code_like_words_of_the_request():
     # a year, a time or a quantity is no identifier: with nothing else, the tool is not offered
     for request in ("Cancel the ride booked on May 10, 2027", "Cancel the ride at 17:15",
                     "Cancel the ride for 1140000"):
-        assert constrained.unfilled([lookup], [request]) == ["cancel_taxi_ride"], request
+        assert smallmodel.unfilled([lookup], [request]) == ["cancel_taxi_ride"], request
     # no code-like word: the identifier is copied like any string
-    schema = constrained.call_schema([lookup], ["Cancel the ride called blue"], answer=False)
+    schema = smallmodel.call_schema([lookup], ["Cancel the ride called blue"], answer=False)
     assert "blue" in schema["$defs"]["copied_text"]["enum"]
 
 
@@ -148,7 +149,7 @@ def test_a_tool_whose_required_values_are_not_written_is_not_offered():
             "response_format"]["json_schema"]["schema"]
         return [v["properties"].get("tool", v["properties"]["type"])["const"] for v in schema.get("anyOf", [schema])]
 
-    assert constrained.unfilled([bmi, book, CANCEL], ["What is my BMI?"]) == ["calculate_bmi", "book_table", "cancel_parcel"]
+    assert smallmodel.unfilled([bmi, book, CANCEL], ["What is my BMI?"]) == ["calculate_bmi", "book_table", "cancel_parcel"]
     assert offered("What is my BMI?") == ["answer"]  # the model asks for the weight and height
     assert offered("What is my BMI at 70 kg and 1.75 m?") == ["calculate_bmi"]
     assert offered("Book a table at Noma") == ["answer"]  # no date written
@@ -163,7 +164,7 @@ def test_a_date_or_code_is_passed_when_written_and_left_to_its_default_when_not(
         "on": {"type": "string", "format": "date"}}, ["recipient"])
 
     def arguments(request):
-        return constrained.call_schema([transfer], [request], answer=False)["properties"]["arguments"]
+        return smallmodel.call_schema([transfer], [request], answer=False)["properties"]["arguments"]
 
     written = arguments("Send Ana 40 in Swiss francs on 2025-03-02")
     assert {"currency", "on"} <= set(written["required"])
@@ -178,10 +179,10 @@ def test_an_update_carries_at_least_one_change():
     update = _tool("update_parcel", "Update a parcel delivery.", {
         "parcel_id": {"type": "string", "description": "Parcel ID"}, "recipient": {"type": "string"},
         "city": {"type": "string"}}, ["parcel_id"])
-    arguments = constrained.call_schema([update], ["Change parcel PX-1 to Ana in Oslo"], answer=False)[
+    arguments = smallmodel.call_schema([update], ["Change parcel PX-1 to Ana in Oslo"], answer=False)[
         "properties"]["arguments"]
     assert [branch["required"] for branch in arguments["anyOf"]] == [["parcel_id", "recipient"], ["parcel_id", "city"]]
     # a lookup names only what it looks up
     lookup = _tool("get_parcel", "Get a parcel.", {"parcel_id": {"type": "string"}, "full": {"type": "boolean"}},
                    ["parcel_id"])
-    assert "anyOf" not in constrained.call_schema([lookup], ["Show parcel PX-1"], answer=False)["properties"]["arguments"]
+    assert "anyOf" not in smallmodel.call_schema([lookup], ["Show parcel PX-1"], answer=False)["properties"]["arguments"]

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from lmstudio_agent import constrained
+from lmstudio_agent import smallmodel
 from lmstudio_agent.client import ChatClient
 from lmstudio_eval.corpus import (
     GENERATOR_VERSION, all_tools, corpus_path, generate_corpus, split_tools, unseen_groups,
@@ -138,9 +138,9 @@ def test_training_rows_are_the_agents_messages_with_calls_results_and_answers():
     tools = {t.name: t for t in tools_for(two_step)}
     first, second = two_step.expected_calls
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
-    assert messages[2]["content"] == constrained.format_call(tools[first.name], first.arguments)
+    assert messages[2]["content"] == smallmodel.format_call(tools[first.name], first.arguments)
     assert messages[3] == strategy.result_message(ToolCall(name=first.name, arguments=first.arguments), two_step.results[0])
-    assert messages[4]["content"] == constrained.format_call(tools[second.name], second.arguments)
+    assert messages[4]["content"] == smallmodel.format_call(tools[second.name], second.arguments)
     assert messages[6]["content"] == answer_content(two_step.answer)
     (call,) = parse_tool_calls(messages[4]["content"]).calls
     assert (call.name, call.arguments) == (second.name, second.arguments)

@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lmstudio_agent import constrained
+from lmstudio_agent import smallmodel
 from lmstudio_agent.agent import TERMINATE
 from lmstudio_agent.client import ChatClient
 from lmstudio_eval.cli import eval_app
@@ -32,7 +32,7 @@ async def test_auto_picks_constrained_and_the_grammar_always_yields_a_readable_c
     for result in results:
         # a call to an offered tool, or an answer in words read as no call: never an unreadable reply
         assert result.called in result.offered or (
-            result.called is None and constrained.read_answer(result.content) is not None), result
+            result.called is None and smallmodel.read_answer(result.content) is not None), result
         assert result.latency_s > 0 and result.completion_tokens > 0
 
 
@@ -40,11 +40,11 @@ async def test_copied_values_are_what_the_schema_allows_on_the_real_grammar(embe
     async with ChatClient(embedded_model.base_url, embedded_model.api_key, embedded_model.model) as client:
         for task in TASKS[:4]:
             tools = [*tools_for(task), TERMINATE]
-            schema = constrained.call_schema(tools, [task.instruction], answer=False)
+            schema = smallmodel.call_schema(tools, [task.instruction], answer=False)
             response = await client.chat(
-                [{"role": "system", "content": constrained.system_prompt(tools)},
+                [{"role": "system", "content": smallmodel.system_prompt(tools)},
                  {"role": "user", "content": task.instruction}],
-                response_format=constrained.response_format(tools, [task.instruction], answer=False), max_tokens=200)
+                response_format=smallmodel.response_format(tools, [task.instruction], answer=False), max_tokens=200)
             (call,) = parse_tool_calls(response.content).calls
             assert call.name in [t.name for t in tools_for(task)]  # the built-in terminate is not offered
             assert not validate(json.loads(response.content), inline_refs(schema)), response.content
@@ -54,12 +54,12 @@ async def test_the_last_round_answers_in_words_on_the_real_grammar(embedded_mode
     tools = tools_for(TASKS[0])
     async with ChatClient(embedded_model.base_url, embedded_model.api_key, embedded_model.model) as client:
         response = await client.chat(
-            [{"role": "system", "content": constrained.system_prompt([])},
+            [{"role": "system", "content": smallmodel.system_prompt([])},
              {"role": "user", "content": TASKS[0].instruction},
              {"role": "user", "content": "Give your final answer now, in plain words."}],
             **ConstrainedStrategy().request([], []), max_tokens=96)
     turn = ConstrainedStrategy().read(response, [])
-    assert not turn.calls and turn.text and constrained.read_answer(response.content) == turn.text
+    assert not turn.calls and turn.text and smallmodel.read_answer(response.content) == turn.text
     assert not parse_tool_calls(turn.text).calls  # words, never a serialized call
     assert tools  # the task's tools were withdrawn for this round
 

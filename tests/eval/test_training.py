@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lmstudio_agent import constrained
+from lmstudio_agent import smallmodel
 from lmstudio_agent.client import ChatClient
 from lmstudio_eval import finetune_job
 from lmstudio_eval.finetune_cli import finetune_python, plot_curve, run_training_job
@@ -37,7 +37,7 @@ def test_the_answer_is_the_expected_call_in_the_constrained_shape():
         answer = row["messages"][-1]
         assert answer["role"] == "assistant"
         tool = next(t for t in tools_for(task) if t.name == task.expected.name)
-        assert answer["content"] == constrained.format_call(tool, task.expected.arguments)
+        assert answer["content"] == smallmodel.format_call(tool, task.expected.arguments)
         (call,) = parse_tool_calls(answer["content"]).calls
         assert (call.name, call.arguments) == (task.expected.name, task.expected.arguments)
 

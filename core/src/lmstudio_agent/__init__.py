@@ -16,7 +16,7 @@ from .llm import LLM, prompt_llm_for_json
 from .lmstudio import LMStudioAgent
 from .messages import AgentMessage, TrainingExample, WebSocketMessage
 from .modes import ToolMode
-from .policy import SmallModelPolicy
+from .smallmodel.policy import SmallModelPolicy
 from .tools import ActionContext, Tool, ToolRegistry, default_registry, register_tool, tool_from_function
 
 __version__ = "0.1.0"

@@ -17,7 +17,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from . import answers, constrained
+from . import answers
+from . import smallmodel
 from .client import ChatClient
 from .deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
@@ -26,7 +27,7 @@ from .events import RunEvent
 from .llm import LLM
 from .messages import AgentMessage
 from .modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
-from .policy import SmallModelPolicy
+from .smallmodel.policy import SmallModelPolicy
 from .rounds import RoundContext
 from .toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
@@ -490,7 +491,7 @@ class Agent:
                 tools = " or ".join(step.tools)
                 if can_go_on and index not in reminded:
                     reminded.add(index)
-                    memory.add_message("environment", constrained.agent_note(
+                    memory.add_message("environment", smallmodel.agent_note(
                         f"Not done yet: {step.text}. Call {tools} first."))
                     return False
                 await no_answer(f"the step \"{step.text}\" was never done ({tools} never succeeded).")
@@ -512,7 +513,7 @@ class Agent:
             history = memory.to_chat_messages()
             messages = [self.system_message(strategy, round_tools, round_context)] + history
             if last_round and round_index > 0:
-                messages.append(constrained.agent_note("Give your final answer now, in plain words."))
+                messages.append(smallmodel.agent_note("Give your final answer now, in plain words."))
             turn = await self._ask(strategy, messages, round_tools, deadline, round_context,
                                    min(self.max_tokens, FINAL_MAX_TOKENS) if last_round else None)
             memory.add_message("assistant", turn.assistant_message)
@@ -529,7 +530,7 @@ class Agent:
                 problem = turn.errors[0] if turn.errors else (None if is_words(turn.text) else NOT_WORDS)
                 if problem is not None:
                     await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value, content=problem))
-                    memory.add_message("environment", constrained.agent_note(problem))
+                    memory.add_message("environment", smallmodel.agent_note(problem))
                     continue
                 if await finish(turn.text, can_go_on=round_index < self.max_rounds - 2):
                     return

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping, Protocol, Sequence
 
-from . import constrained
+from . import smallmodel
 from .client import ChatClient, ChatResponse
 from .deadline import Deadline
 from .documents import references
-from .policy import SmallModelPolicy
+from .smallmodel.policy import SmallModelPolicy
 from .rounds import RoundContext
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
 from .tools import Tool
@@ -118,10 +118,10 @@ class ParsedStrategy(NativeStrategy):
 
 
 class ConstrainedStrategy:
-    """Grammar-constrained JSON (:mod:`.constrained`): each reply is one call, or an answer in words
+    """Grammar-constrained JSON (:mod:`.smallmodel`): each reply is one call, or an answer in words
     (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
     round) only the answer can be written. ``policy`` says which small-model rules steer the calls
-    (:class:`~lmstudio_agent.policy.SmallModelPolicy`).
+    (:class:`~lmstudio_agent.smallmodel.policy.SmallModelPolicy`).
 
     Args:
         policy: The small-model rules to apply (default: all of them).
@@ -136,7 +136,7 @@ class ConstrainedStrategy:
         # With the policy's routing, only the tools the plan names are listed (all when it names none): a
         # shorter prompt is both faster and less for a tiny model to confuse; the grammar never offers a tool
         # that is not listed.
-        return constrained.system_prompt(constrained.listed_tools(tools, context, self.policy))
+        return smallmodel.system_prompt(smallmodel.listed_tools(tools, context, self.policy))
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 context: RoundContext | None = None) -> dict[str, Any]:
@@ -145,19 +145,19 @@ class ConstrainedStrategy:
         # tools (the last round) the grammar offers only the answer.
         if context is None:
             context = context_of(messages, tools)
-        sources = constrained.copy_sources(messages) if tools else ()
+        sources = smallmodel.copy_sources(messages) if tools else ()
         refs = references(context.documents) if tools and context.documents else ()
-        answer = not tools or constrained.answer_offered(tools, context, self.policy)
-        offered = constrained.round_tools(tools, context, self.policy) if tools else []
+        answer = not tools or smallmodel.answer_offered(tools, context, self.policy)
+        offered = smallmodel.round_tools(tools, context, self.policy) if tools else []
         # A tool whose required number, date or identifier the conversation does not hold is not offered:
         # the model could only invent it. With none left, it answers (and can ask for what is missing).
-        return {"response_format": constrained.response_format(
+        return {"response_format": smallmodel.response_format(
             offered, sources, refs, answer=answer or not offered, leave_out_unfilled=self.policy.withhold_unfilled,
             results=context.results, policy=self.policy)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}
-        answer = constrained.read_answer(response.content)
+        answer = smallmodel.read_answer(response.content)
         if answer is not None:
             return Turn([], answer, [], message, response, {"answer": True})
         if not tools:  # the last round: whatever came back is the answer (a server that ignored the grammar)
@@ -167,12 +167,12 @@ class ConstrainedStrategy:
             return Turn(_ensure_ids(parsed.calls[:1]), "", parsed.errors, message, response)
         reason = "it was cut off" if response.finish_reason == "length" else "it is not a JSON tool call"
         error = f"Your reply could not be read as a tool call or an answer ({reason}). Reply with one JSON " \
-                'object: {"tool": "<tool name>", "arguments": {...}}, or ' + constrained.format_answer("...") + "."
+                'object: {"tool": "<tool name>", "arguments": {...}}, or ' + smallmodel.format_answer("...") + "."
         return Turn([], "", [error], message, response)
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
         # A user turn, not the tool role: many small models' templates accept only user/assistant.
-        return {"role": "user", "content": constrained.format_result(call.name, content)}
+        return {"role": "user", "content": smallmodel.format_result(call.name, content)}
 
 
 def context_of(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool] = ()) -> RoundContext:

@@ -20,7 +20,7 @@ extracted the invoice, answered "processed", and stored nothing. So:
 A plan is *required* when it comes from the goals, or when the request names two or more steps by their
 verbs: a run whose answer comes while a required step's tool has never succeeded is not a success
 (:mod:`.agent` asks once more, then ends it NO_ANSWER). The constrained mode's small-model policy also offers
-each round only the current step's tools (:mod:`.constrained`).
+each round only the current step's tools (:mod:`.smallmodel`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from . import routing
+from .smallmodel import routing
 from .tools import Tool
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
 from lmstudio_agent.modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
-from lmstudio_agent.policy import SmallModelPolicy
+from lmstudio_agent.smallmodel.policy import SmallModelPolicy
 from lmstudio_agent.rounds import RoundContext
 from lmstudio_agent.tools import Tool, ToolRegistry
 from .scoring import Score, score_call, to_plain

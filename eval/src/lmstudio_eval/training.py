@@ -3,7 +3,7 @@ for corpus tasks, the tool's result and what comes next: the second call, or the
 
 The system prompt and user turn are built by the agent itself (:meth:`Agent.system_message`,
 :meth:`Agent.offered_tools`, the mode's strategy), so a model trained on these rows sees at inference what it
-saw in training; the answer is the call as the constrained mode writes it (:func:`constrained.format_call`).
+saw in training; the answer is the call as the constrained mode writes it (:func:`smallmodel.format_call`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from lmstudio_agent import constrained
+from lmstudio_agent import smallmodel
 from lmstudio_agent.agent import TERMINATE, Goal
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.documents import with_long_input
@@ -63,7 +63,7 @@ def tool_call_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None,
         expected = task.expected
         assert expected is not None, f"task {task.id} has no expected call"
         tool = next(t for t in tools_for(task, registry) if t.name == expected.name)
-        answer = constrained.format_call(tool, expected.arguments)
+        answer = smallmodel.format_call(tool, expected.arguments)
         rows.append({"messages": [*first_round_messages(task, registry, goals=goals),
                                   {"role": "assistant", "content": answer}]})
     return rows
@@ -73,10 +73,10 @@ def answer_content(text: str) -> str:
     """The assistant's reply when it answers in words (no tool fits, or it finishes after a result), written as
     the constrained mode writes it: the core's own "answer without a tool" formatter when it has one, else the
     final-answer tool's call."""
-    formatter = getattr(constrained, "format_answer", None)
+    formatter = getattr(smallmodel, "format_answer", None)
     if formatter is not None:
         return formatter(text)
-    return constrained.format_call(TERMINATE, {"message": text})
+    return smallmodel.format_call(TERMINATE, {"message": text})
 
 
 def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals: Sequence[Goal] = DEFAULT_GOALS,
@@ -102,7 +102,7 @@ def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals
         results = task.results or []
         finish = task.kind == "two_step" or (finish_every and index % finish_every == 0)
         for number, call in enumerate(calls):
-            messages.append({"role": "assistant", "content": constrained.format_call(tools[call.name], call.arguments)})
+            messages.append({"role": "assistant", "content": smallmodel.format_call(tools[call.name], call.arguments)})
             if number < len(results) and (number + 1 < len(calls) or (finish and task.answer)):
                 messages.append(strategy.result_message(ToolCall(name=call.name, arguments=call.arguments),
                                                         results[number]))

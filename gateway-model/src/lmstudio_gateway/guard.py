@@ -23,15 +23,15 @@ from typing import Any
 
 from llama_cpp import Llama, StoppingCriteriaList
 
-from lmstudio_agent import constrained
+from lmstudio_agent import grammar_bounds
 
-# The schema bounds are the core's (lmstudio_agent.constrained), so that every schema the agent's constrained
+# The schema bounds are the core's (lmstudio_agent.grammar_bounds), so that every schema the agent's constrained
 # mode writes is one this server accepts.
-MAX_SCHEMA_BYTES = constrained.MAX_SCHEMA_BYTES
-MAX_SCHEMA_DEPTH = constrained.MAX_SCHEMA_DEPTH
-MAX_ENUM_VALUES = constrained.MAX_ENUM_VALUES
-MAX_TOTAL_ENUM_VALUES = constrained.MAX_TOTAL_ENUM_VALUES
-MAX_ALTERNATIVES = constrained.MAX_ALTERNATIVES
+MAX_SCHEMA_BYTES = grammar_bounds.MAX_SCHEMA_BYTES
+MAX_SCHEMA_DEPTH = grammar_bounds.MAX_SCHEMA_DEPTH
+MAX_ENUM_VALUES = grammar_bounds.MAX_ENUM_VALUES
+MAX_TOTAL_ENUM_VALUES = grammar_bounds.MAX_TOTAL_ENUM_VALUES
+MAX_ALTERNATIVES = grammar_bounds.MAX_ALTERNATIVES
 MAX_GRAMMAR_CHARS = 32 * 1024
 DEFAULT_MAX_REQUEST_SECONDS = 300.0
 
@@ -51,15 +51,15 @@ class GrammarLimitError(ValueError):
 
 def check_schema(schema: Any, param: str) -> None:
     """Raise GrammarLimitError if ``schema`` is over any of the bounds (size, depth, enum, alternatives)."""
-    problem = constrained.schema_problem(schema)
+    problem = grammar_bounds.schema_problem(schema)
     if problem is not None:
         raise GrammarLimitError(f"{param}: {problem}", param)
 
 
 def safe_pattern(pattern: str, param: str) -> str:
-    """``pattern`` as llama.cpp can compile it (:func:`lmstudio_agent.constrained.gbnf_pattern`); a pattern it
+    """``pattern`` as llama.cpp can compile it (:func:`lmstudio_agent.grammar_bounds.gbnf_pattern`); a pattern it
     cannot is a GrammarLimitError (a 400), never a grammar that takes the server down."""
-    safe = constrained.gbnf_pattern(pattern)
+    safe = grammar_bounds.gbnf_pattern(pattern)
     if safe is None:
         raise GrammarLimitError(f"{param}: the pattern uses an escape this server cannot compile", param)
     return safe

@@ -23,27 +23,20 @@ import math
 import re
 from typing import Sequence
 
-from .tools import Tool
+from ..tools import Tool
+from . import lexicon
 
 # A tool that scores this much more than the next is the only one offered; tools within it of the best
 # stay offered together (measured on the unseen-tool split: docs/readme/eval.md, "Round 2").
 MARGIN = 1.0
 
-PLAIN_WORDS = frozenset("""a an the my your his her its our their this that these those some any of in on at to for
-from with by and or but into about as via per than which who whose if so is are was were be am do does did me we
-you he she it they them what whats how much many when where why please can could would will should tell give show
-get make want need like there here all out just now one also very really""".split())
+PLAIN_WORDS = lexicon.PLAIN_WORDS
 
 # Everyday verbs that mean one action a tool name says otherwise; only unambiguous ones ("show" and "look"
 # can mean a search or a lookup, so they are left alone).
-SYNONYMS = {
-    "change": "update", "modify": "update", "edit": "update", "amend": "update", "alter": "update",
-    "adjust": "update", "find": "search", "browse": "search", "seek": "search",
-    "retrieve": "get", "fetch": "get", "reserve": "book", "purchase": "buy", "remove": "delete",
-    "erase": "delete", "compute": "calculate", "figure": "calculate",
-}
+SYNONYMS = lexicon.SYNONYMS
 
-_STEPS = re.compile(r"(?:,?\s*\band then\b|,?\s*\bthen\b|,?\s*\bafter that\b|,?\s*\bafterwards\b)", re.IGNORECASE)
+_STEPS = re.compile("|".join(rf",?\s*\b{re.escape(w)}\b" for w in lexicon.STEP_WORDS), re.IGNORECASE)
 _NAME_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -63,13 +56,13 @@ def content_words(text: str, plain: frozenset[str] = PLAIN_WORDS) -> list[str]:
 
 # For routing, the everyday verbs that start tool names ("get_order", "show_menu") count, at half weight:
 # "get me a taxi" is a booking more often than a lookup.
-_WEAK_VERBS = frozenset({"get", "show", "make", "tell", "give", "send"})
+_WEAK_VERBS = lexicon.WEAK_VERBS
 _ROUTING_PLAIN = PLAIN_WORDS - _WEAK_VERBS
 
 
 # Phrasal verbs, read as the one word they mean before the words are split.
-_PHRASES = [(re.compile(r"\blook(?:ing)? for\b", re.IGNORECASE), "search"),
-            (re.compile(r"\blook(?:ing)? up\b", re.IGNORECASE), "get")]
+_PHRASES = [(re.compile(rf"\b{re.escape(phrase)}\b", re.IGNORECASE), meaning)
+            for phrase, meaning in sorted(lexicon.PHRASAL_VERBS.items(), key=lambda item: -len(item[0]))]
 
 
 def meaning(word: str) -> str:

@@ -1,5 +1,5 @@
 """Values as people write them, in the forms a tool's schema wants: the normalised candidates the constrained
-mode offers next to the words it copies (:mod:`.constrained`).
+mode offers next to the words it copies (:mod:`.copying`).
 
 - numbers glued to units or currency signs (``70kg``, ``$25``, ``1.75m``, ``298K``), with thousands separators
   (``2,000,000``), scale words (``2.5 million``, ``$3k``), percentages (``8%``: 8, and 0.08 where a fraction is
