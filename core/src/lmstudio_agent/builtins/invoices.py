@@ -56,16 +56,23 @@ Extract the invoice data from:
 {document_text}
 </invoice>"""
 
-# The notebook's create_invoice_agent() goals, worded as steps a small model can follow; the invoice itself goes
-# to the run as a document (documents={"invoice": text}) and to extract_invoice_data as "@doc:invoice".
+# The notebook's create_invoice_agent() goals, verbatim: the plan comes from their numbered lines (extract, then
+# store; lmstudio_agent.plan), so an ordinary request ("Process this invoice.") runs both steps. The invoice goes to
+# the run as a document (documents={"invoice": text}), or inline after the request's own words; either way
+# extract_invoice_data receives it by reference ("@doc:invoice", "@doc:input").
 INVOICE_GOALS = (
     Goal(name="Persona", description="You are an Invoice Processing Agent, specialized in handling and storing "
                                      "invoice data."),
-    Goal(name="Process Invoices", description="For the invoice: 1. extract its data with extract_invoice_data; "
-                                              "2. store the extracted data with store_invoice; 3. finish with a "
-                                              "short sentence confirming what was stored."),
+    Goal(name="Process Invoices", description="""
+            Your goal is to process invoices by extracting their data and storing it properly.
+            For each invoice:
+            1. Extract all important information including numbers, dates, amounts, and line items
+            2. Store the extracted data indexed by invoice number
+            3. Provide confirmation of successful processing
+            4. Handle any errors appropriately
+            """),
 )
-INVOICE_INSTRUCTION = "Process the invoice: extract its data and store it."
+INVOICE_INSTRUCTION = "Process this invoice."
 
 
 @runtime_checkable
