@@ -202,8 +202,11 @@ def _answer_first_round() -> str | None:
 
 
 def register(app: typer.Typer) -> None:
-    """Mount ``eval`` and ``finetune-tools`` into a typer app (the main ``lmstudio-agent`` CLI)."""
+    """Mount ``eval``, ``outcomes`` and ``finetune-tools`` into a typer app (the main ``lmstudio-agent`` CLI)."""
+    from .outcomes.cli import outcomes_command  # imports this module's model_server
+
     app.command("eval")(eval_command)
+    app.command("outcomes")(outcomes_command)
     app.command("finetune-tools")(finetune_cli.finetune_tools_command)
 
 

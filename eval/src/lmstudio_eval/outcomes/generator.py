@@ -27,7 +27,7 @@ import re
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lmstudio_agent.agent import Goal
 from lmstudio_agent.tools import ActionContext
@@ -613,7 +613,7 @@ PLAN: tuple[tuple[str, Callable[[str, random.Random], dict[str, Any]], tuple[str
 )
 
 
-def gold_run(task: dict[str, Any], note: str | None = None) -> tuple[World, list[Any]]:
+def gold_run(task: Mapping[str, Any], note: str | None = None) -> tuple[World, list[Any]]:
     """Run a task's gold calls on a fresh copy of its state with the real tools; (world after, each result).
     A gold argument ``"{note}"`` stands for the note the wording quotes (``note``)."""
     world = World.from_state(task["state"])
@@ -634,7 +634,7 @@ def _fill_answers(task: dict[str, Any]) -> None:
     """Answer values that come from the gold result (a new balance, what is left, a season's total)."""
     if task["answer"] or task["kind"] == "restraint":
         return
-    note = _quoted_note(task["wordings"][0]["instruction"]) if task["family"] == "meter" else None
+    note = quoted_note(task["wordings"][0]["instruction"]) if task["family"] == "meter" else None
     _, results = gold_run(task, note)
     last = results[-1]
     for field_name in ("season_total_kg", "balance", "packets_left", "used_since_last_kwh"):
@@ -644,11 +644,10 @@ def _fill_answers(task: dict[str, Any]) -> None:
     raise AssertionError(f"no answer value for {task['family']}")
 
 
-def _quoted_note(instruction: str) -> str:
+def quoted_note(instruction: str) -> str | None:
+    """The note a wording quotes (a gold argument ``"{note}"`` stands for it), if any."""
     match = re.search(r'"([^"]+)"', instruction)
-    if not match:
-        raise ValueError(f"no quoted note in {instruction!r}")
-    return match[1]
+    return match[1] if match else None
 
 
 def generate(split: str, seed: int | None = None) -> list[dict[str, Any]]:
