@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Literal
 
-from lmstudio_agent.builtins.invoices import extract_invoice_data, store_invoice
+from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.tools import ActionContext, Tool, tool_from_function
 
 State = dict[str, dict[str, dict[str, Any]]]
@@ -490,10 +490,10 @@ INVOICE_TOOLS = ("extract_invoice_data", "store_invoice")
 
 def build_tool(name: str) -> Tool:
     """The tool ``name`` (one of :data:`FUNCTIONS`, or the notebook's invoice tools from the library)."""
-    if name == "extract_invoice_data":
-        return tool_from_function(extract_invoice_data, side_effects=False)
-    if name == "store_invoice":
-        return tool_from_function(store_invoice, side_effects=True)
+    if name in INVOICE_TOOLS:  # as the library registers them (store_invoice has side effects)
+        tool = builtin_registry().get(name)
+        assert tool is not None
+        return tool
     if name not in FUNCTIONS:
         raise KeyError(f"unknown outcome-evaluation tool '{name}'")
     return tool_from_function(FUNCTIONS[name], side_effects=name not in READ_ONLY)
