@@ -191,8 +191,16 @@ def test_answers_are_read_as_people_write_values():
     assert states("It stands at Gorse Common now.", {"text": "Gorse Common"})
     assert states("Concert: spring gala 2027", {"text": "spring-gala-2027"})
     assert not states("It stands at Gorse.", {"text": "Gorse Common"})
-    assert is_echo("Move hive 818 to the Gorse Common apiary please", ["Move hive 818 to the Gorse Common apiary."])
-    assert not is_echo("Hive 818 now stands at Gorse Common.", ["Move hive 818 to the Gorse Common apiary."])
+    request = "Move hive 818 to the Gorse Common apiary."
+    assert is_echo(request, [request]) and is_echo("hive 818 to the Gorse Common", [request])
+    assert not is_echo("Hive 818 now stands at Gorse Common.", [request])
+    assert not is_echo("Hive number 818 is relocated to the Gorse Common apiary.", [request])
+    assert not is_echo("I can't remove pia.moreau@example.com from the choir, so I cannot do anything.",
+                       ["Remove pia.moreau@example.com from the choir."])
+    review = ("The soup was cold, the waiter ignored us for forty minutes and the bill was wrong twice. "
+              "Never again.")
+    assert is_echo(f"The review: {review}", [f"What is the sentiment of this review? {review}"])
+    assert not is_echo("Negative (97 % confidence).", [f"What is the sentiment of this review? {review}"])
 
 
 def test_the_policy_switch_passes_policy_none_only_where_agent_takes_it(monkeypatch):

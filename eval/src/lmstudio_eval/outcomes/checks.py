@@ -59,19 +59,34 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:[-.@_][a-z0-9]+)*", text.lower())
 
 
+def _longest_run(said: Sequence[str], heard: Sequence[str]) -> int:
+    """The most tokens in a row that ``said`` and ``heard`` share."""
+    best, previous = 0, [0] * (len(heard) + 1)
+    for token in said:
+        current = [0] * (len(heard) + 1)
+        for j, other in enumerate(heard, start=1):
+            if token == other:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
 def is_echo(answer: str, inputs: Sequence[str]) -> bool:
-    """True when the answer repeats an input: ``ECHO_RUN_WORDS`` tokens of it in a row (a short input: four fifths
-    of it, five tokens at least), all of the answer when it is four tokens or more, or the whole input."""
+    """True when the answer repeats an input instead of answering: it is the whole input, or a piece of it of
+    four tokens or more, or at least half of it is a stretch of ``ECHO_RUN_WORDS`` tokens or more copied from the
+    input (a review or an invoice repeated word for word). A sentence that names what the request named ("Hive 818
+    is relocated to the Gorse Common apiary", "I can't remove ... from the choir") is not an echo."""
     said = tokens(answer)
+    if not said:
+        return False
     for source in inputs:
         heard_tokens = tokens(source)
-        heard = " " + " ".join(heard_tokens) + " "
-        if said == heard_tokens or (len(said) >= 4 and " " + " ".join(said) + " " in heard):
+        if said == heard_tokens or (len(said) >= 4 and f" {' '.join(said)} " in f" {' '.join(heard_tokens)} "):
             return True
-        run = min(ECHO_RUN_WORDS, max(5, math.ceil(0.8 * len(heard_tokens))))
-        for start in range(0, max(0, len(said) - run + 1)):
-            if " " + " ".join(said[start:start + run]) + " " in heard:
-                return True
+        run = _longest_run(said, heard_tokens)
+        if run >= ECHO_RUN_WORDS and 2 * run >= len(said):
+            return True
     return False
 
 
