@@ -5,9 +5,11 @@
 #                                     mode (plain, native, parsed, constrained) on EVAL_BARE_LIMIT tasks per split
 #   make eval EVAL_ARGS="--limit 40"  a quick subset spread over every tool
 #   make finetune-tools               train the tool adapter on the corpus's training split, export it (GGUF LoRA)
+#   make eval-outcomes                only the outcome evaluation (issue 22): whole agent runs on the outcome splits
+#                                     (dev and test, 72 tasks x 5 wordings each), judged by what they did
 #
 # Figures go to $(EVAL_REPORT) (report.json, accuracy.png); the last line printed is the JSON summary.
-.PHONY: eval eval-suite finetune-tools
+.PHONY: eval eval-outcomes eval-suite finetune-tools
 
 EVAL_MODES ?= auto
 EVAL_BARE_MODES ?= all
@@ -15,6 +17,8 @@ EVAL_BARE_LIMIT ?= 120
 EVAL_SPLITS ?= heldout unseen
 EVAL_ARGS ?=
 EVAL_REPORT ?= reports/eval/latest
+OUTCOMES_SPLITS ?= dev test
+OUTCOMES_ARGS ?=
 FINETUNE_TOOLS_ARGS ?= --device cpu --max-steps 50 --batch-size 4
 FINETUNE_TOOLS_REPORT ?= reports/eval/finetune
 TOOL_ADAPTER := gateway-model/src/lmstudio_gateway/adapters/smollm2-135m-tools.lora.gguf
@@ -23,6 +27,12 @@ eval: $(STAMPS)/core $(STAMPS)/gateway ## tool calling: embedded model + adapter
 	$(PY) -m lmstudio_eval eval --embedded $(foreach m,$(EVAL_MODES),--mode $(m)) \
 		$(foreach m,$(EVAL_BARE_MODES),--bare-mode $(m)) --bare-limit $(EVAL_BARE_LIMIT) \
 		$(foreach s,$(EVAL_SPLITS),--split $(s)) --report-dir $(EVAL_REPORT) $(EVAL_ARGS)
+	$(MAKE) eval-outcomes
+
+# The outcome evaluation: every wording of every task through Agent.run; the test split is read only to report.
+eval-outcomes: $(STAMPS)/core $(STAMPS)/gateway ## whole agent runs on the outcome dev and test splits, judged by their outcome
+	$(PY) -m lmstudio_eval outcomes --embedded $(foreach s,$(OUTCOMES_SPLITS),--split $(s)) \
+		--report-dir $(EVAL_REPORT)/outcomes $(OUTCOMES_ARGS)
 
 # Regenerate the suite's and the corpus's JSONL files (package data); tests/eval checks they match the generators.
 eval-suite: $(STAMPS)/core ## regenerate the suite's and the tool corpus's JSONL files from their generators

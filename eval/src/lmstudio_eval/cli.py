@@ -201,8 +201,11 @@ async def _chat(base_url: str, api_key: str | None, model: str, timeout: float) 
 
 
 def register(app: typer.Typer) -> None:
-    """Mount ``eval`` and ``finetune-tools`` into a typer app (the main ``lmstudio-agent`` CLI)."""
+    """Mount ``eval``, ``outcomes`` and ``finetune-tools`` into a typer app (the main ``lmstudio-agent`` CLI)."""
+    from .outcomes.cli import outcomes_command  # imports this module's model_server
+
     app.command("eval")(eval_command)
+    app.command("outcomes")(outcomes_command)
     app.command("finetune-tools")(finetune_cli.finetune_tools_command)
 
 

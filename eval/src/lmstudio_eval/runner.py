@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from lmstudio_agent.agent import DEFAULT_POLICY, Agent, FirstTurn, Goal
 from lmstudio_agent.client import ChatClient
@@ -29,6 +29,7 @@ logger = logging.getLogger("lmstudio_eval")
 EVAL_MODES = ("plain", "native", "parsed", "constrained")
 MODE_CHOICES = ("auto", *EVAL_MODES, "all")
 MAX_CONTENT_CHARS = 400
+T = TypeVar("T")
 
 
 class PlainStrategy(ConstrainedStrategy):
@@ -200,7 +201,7 @@ async def run_suite(client: ChatClient, tasks: Sequence[Task], mode: str, *, reg
     return results
 
 
-def spread(tasks: Sequence[Task], limit: int | None) -> list[Task]:
+def spread(tasks: Sequence[T], limit: int | None) -> list[T]:
     """At most ``limit`` tasks, evenly spaced through the suite (so every tool keeps a share)."""
     if not limit or limit >= len(tasks):
         return list(tasks)
