@@ -184,8 +184,8 @@ async def test_an_echo_is_replaced_by_the_result_and_the_policy_can_switch_it_of
     assert final_answer(transcript) == review.split(": ", 1)[1]  # the policy off: the model's words stand
 
 
-async def test_words_that_miss_the_result_keep_their_place_before_it(openai_stub):
+async def test_words_that_miss_the_result_give_way_to_it(openai_stub):
     openai_stub.enqueue(json_content({"tool": "rate_mood", "arguments": {"text": "I am fine"}}),
                         json_content({"type": "answer", "answer": "I rated it"}))
     transcript = await agent(openai_stub, goals=[], policy=SmallModelPolicy()).run("Rate the mood of 'I am fine'")
-    assert final_answer(transcript) == "I rated it. Rate mood: mood: furious; confidence: 0.91."
+    assert final_answer(transcript) == "Rate mood: mood: furious; confidence: 0.91."

@@ -498,9 +498,9 @@ class Agent:
                 return True
             answer = text.strip()
             if grounding and results and not answers.stated(answer, results[-1][1], start.request):
-                # An echo of the request is dropped; other words keep their place before the result's.
-                said = "" if answers.echoes(answer, start.request) else answer.rstrip(".") + ". "
-                answer = said + answers.in_words(*results[-1])
+                # A tiny model's words that miss the result are often wrong about it too ("I can't find ..."
+                # after the find succeeded): the result, in words, replaces them.
+                answer = answers.in_words(*results[-1])
             await emit(AgentMessage(type="result", content=answer))
             return True
 

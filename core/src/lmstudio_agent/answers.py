@@ -92,22 +92,23 @@ def echoes(answer: str, request: str | None) -> bool:
     return any(said[i:i + ECHO_CHARS] in asked for i in range(0, len(said) - ECHO_CHARS + 1, 8))
 
 
+def _mentions(text: str, value: str | float) -> bool:
+    if isinstance(value, float):
+        return _says_number(value, _numbers_in(text))
+    lowered = " ".join(text.lower().split())
+    return re.search(rf"(?<![\w]){re.escape(' '.join(value.lower().split()))}(?![\w])", lowered) is not None
+
+
 def stated(answer: str, result: str, request: str | None = None) -> bool:
     """Whether ``answer`` tells the user the result: it states one of :func:`salient_values` (case and spacing
-    aside; a number in any common writing), or the result has none to state; and it is not an echo of the
-    request (:func:`echoes`) unless it states a value."""
+    aside; a number in any common writing), and one that is new when the result has values the request did not
+    already say (after "add five packets", the new total, not the five); or the result has no value to state.
+    An echo of the request (:func:`echoes`) states nothing."""
     values = salient_values(result)
-    lowered = " ".join(answer.lower().split())
-    numbers = _numbers_in(answer)
-    for value in values:
-        if isinstance(value, float):
-            if _says_number(value, numbers):
-                return True
-        elif re.search(rf"(?<![\w]){re.escape(' '.join(value.lower().split()))}(?![\w])", lowered):
-            return True
-    if values:
-        return False
-    return not echoes(answer, request)
+    if not values:
+        return not echoes(answer, request)
+    new = [v for v in values if not (request and _mentions(request, v))]
+    return any(_mentions(answer, v) for v in new or values)
 
 
 def _plain(value: Any) -> str:

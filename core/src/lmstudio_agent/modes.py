@@ -145,7 +145,13 @@ class ConstrainedStrategy:
         # tools (the last round) the grammar offers only the answer.
         if context is None:
             context = context_of(messages, tools)
-        sources = smallmodel.copy_sources(messages) if tools else ()
+        sources = smallmodel.copy_sources(messages) if tools else []
+        # The plan's current step, when the goals wrote it, is asked too: its values ("the gold tier") count.
+        step = context.plan.next_step(context.succeeded)
+        asked = [context.request] if context.request else []
+        if tools and step is not None and step.source == "goals":
+            sources = [*sources, step.text]
+            asked.append(step.text)
         refs = references(context.documents) if tools and context.documents else ()
         answer = not tools or smallmodel.answer_offered(tools, context, self.policy)
         offered = smallmodel.round_tools(tools, context, self.policy) if tools else []
@@ -153,7 +159,7 @@ class ConstrainedStrategy:
         # the model could only invent it. With none left, it answers (and can ask for what is missing).
         return {"response_format": smallmodel.response_format(
             offered, sources, refs, answer=answer or not offered, leave_out_unfilled=self.policy.withhold_unfilled,
-            results=context.results, policy=self.policy)}
+            results=context.results, policy=self.policy, asked=asked)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
         message = {"role": "assistant", "content": response.content}

@@ -22,7 +22,7 @@ from ..schema import validate as schema_errors
 from . import lexicon, routing, values
 from .policy import SmallModelPolicy
 from .sources import (
-    _ARTICLES, _LEADING, _LINKS, _TRAILING, MAX_KEYS, MAX_SPAN_WORDS, MAX_SPANS, _codes, _mentioned,
+    _ARTICLES, _LEADING, _LINKS, _TRAILING, MAX_KEYS, MAX_SPAN_WORDS, MAX_SPANS, _bare_code, _codes, _mentioned,
     _source_and_target, json_objects, spans,
 )
 
@@ -52,8 +52,11 @@ class _Copy:
 
     def __init__(self, sources: Sequence[str], references: Sequence[str] = (), today: dt.date | None = None,
                  max_words: int = MAX_SPAN_WORDS, results: Sequence[tuple[str, str]] = (),
-                 policy: SmallModelPolicy = ON) -> None:
+                 policy: SmallModelPolicy = ON, asked: Sequence[str] | None = None) -> None:
         self.sources = list(sources)
+        # What was asked (the request, the plan's current step): an enum value it names wins over one that a
+        # tool's result only reports ("give them the gold tier" after a lookup that said "bronze").
+        self.asked = list(asked) if asked is not None else self.sources[:1]
         self.copy_strings = policy.copy_strings
         self.copy_numbers = policy.copy_numbers
         self.references = list(references)
@@ -138,6 +141,12 @@ class _Copy:
         when the sources have some ("PX-1042" of "parcel PX-1042"; not the "12" of "12 Baker Street"), and
         of those the ones with letters too when there are such; with ``identifier_only``, none but those."""
         fmt = spec.get("format")
+        shape = value_shape(name, spec)
+        if shape is not None:
+            pattern = _SHAPES[shape]
+            found = [w for text in self.sources for raw in text.split()
+                     if pattern.fullmatch(w := re.sub(r"['’]s$", "", _bare_code(raw)))]
+            return [o for o in dict.fromkeys(found) if not schema_errors(o, {k: v for k, v in spec.items() if k != "format"})]
         if self.takes_a_code(spec, name):
             if self._codes is None:
                 self._codes = list(dict.fromkeys(code for text in self.sources for code in _codes(text)))
@@ -229,7 +238,8 @@ class _Copy:
             kind = spec.get("type")
             if kind in ("number", "integer") and self.copy_numbers and not self.number_options(spec, name):
                 out.append(name)
-            elif kind == "string" and spec.get("format") in _DATE_FORMATS and not self.string_options(spec, name):
+            elif kind == "string" and (spec.get("format") in _DATE_FORMATS or value_shape(name, spec)) \
+                    and not self.string_options(spec, name):
                 out.append(name)
             elif kind == "string" and self.takes_a_code(spec, name) and not self.string_options(spec, name, True):
                 out.append(name)
@@ -302,7 +312,10 @@ class _Copy:
                     and "enum" in properties[name]:
                 groups.setdefault(tuple(json.dumps(v) for v in spec["enum"]), []).append(name)
         for key, names in groups.items():
-            hits = _mentioned([json.loads(v) for v in key], self.sources, self.codes)
+            options = [json.loads(v) for v in key]
+            hits = _mentioned(options, self.asked) if self.asked else []
+            if len(hits) < len(names):
+                hits = _mentioned(options, self.sources, self.codes)
             if len(hits) >= len(names):
                 for name in names:
                     copied[name] = {**copied[name], "enum": hits}
@@ -320,6 +333,28 @@ class _Copy:
 
 
 _DOCUMENT_WORDS = lexicon.DOCUMENT_WORDS
+
+
+_SHAPES = {
+    "email": re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"),
+    "uri": re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+"),
+    "uuid": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+}
+_SHAPE_FORMATS = {"email": "email", "idn-email": "email", "uri": "uri", "url": "uri", "iri": "uri", "uuid": "uuid"}
+
+
+def value_shape(name: str, spec: dict[str, Any]) -> str | None:
+    """The shape a string argument's value must have, when its ``format``, name or description says one: an
+    e-mail address, a URL or a UUID (``email``, ``uri``, ``uuid``). Such an argument takes only the words of
+    that shape the sources write (a currency code is no e-mail address), and with none written, the tool waits."""
+    fmt = spec.get("format")
+    if isinstance(fmt, str) and fmt in _SHAPE_FORMATS:
+        return _SHAPE_FORMATS[fmt]
+    if fmt or {"enum", "const", "pattern"} & set(spec):
+        return None
+    said = f"{name.replace('_', ' ')} {spec.get('description') or ''}".lower().replace("e-mail", "email")
+    words = set(re.findall(r"[a-z]+", said))
+    return next((shape for shape, hints in lexicon.SHAPE_WORDS.items() if words & hints), None)
 
 
 def _takes_a_document(name: str, spec: dict[str, Any]) -> bool:

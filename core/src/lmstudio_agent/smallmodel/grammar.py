@@ -83,7 +83,7 @@ def round_tools(tools: Sequence[Tool], context: RoundContext, policy: SmallModel
 
 def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
                 answer: bool = True, leave_out_unfilled: bool = False, results: Sequence[tuple[str, str]] = (),
-                policy: SmallModelPolicy = ON) -> dict[str, Any]:
+                policy: SmallModelPolicy = ON, asked: Sequence[str] | None = None) -> dict[str, Any]:
     """The JSON schema of one reply (:func:`_call_schema`), kept inside the grammar bounds: when the copied
     values make it too large, spans get shorter (24, 8, 4 words), and at last strings are left free. With
     ``leave_out_unfilled``, the tools :func:`unfilled` names are left out, and with none left, the answer is
@@ -92,7 +92,7 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
     schema: dict[str, Any] = {}
     skipped: set[str] = set()
     for max_words in (MAX_SPAN_WORDS, 8, 4, 0):
-        copy = _Copy(sources, references, max_words=max_words, results=results, policy=policy) \
+        copy = _Copy(sources, references, max_words=max_words, results=results, policy=policy, asked=asked) \
             if sources or references else None
         if leave_out_unfilled and max_words == MAX_SPAN_WORDS and sources and copy is not None:
             skipped = set(_unfilled(tools, copy))
@@ -146,8 +146,8 @@ def _call_schema(tools: Iterable[Tool], copy: _Copy | None = None, *, answer: bo
 
 def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
                     answer: bool = True, leave_out_unfilled: bool = False, results: Sequence[tuple[str, str]] = (),
-                    policy: SmallModelPolicy = ON) -> dict[str, Any]:
+                    policy: SmallModelPolicy = ON, asked: Sequence[str] | None = None) -> dict[str, Any]:
     """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
     return {"type": "json_schema", "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(
         tools, sources, references, answer=answer, leave_out_unfilled=leave_out_unfilled, results=results,
-        policy=policy)}}
+        policy=policy, asked=asked)}}

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["ACTION_VERBS", "ARTICLES", "CHANGE_VERBS", "DOCUMENT_WORDS", "FRACTION_HINTS", "LINKS", "NAME_LINKS",
            "PERCENT_HINTS", "PHRASAL_VERBS", "PLAIN_WORDS", "QUANTITY_WORDS", "RATE_HINTS", "STEP_WORDS",
-           "SWITCH_VERBS", "SYNONYMS", "WEAK_VERBS", "load"]
+           "SHAPE_WORDS", "SWITCH_VERBS", "SYNONYMS", "WEAK_VERBS", "load"]
 
 
 def load(path: Path | None = None) -> dict[str, Any]:
@@ -41,3 +41,5 @@ DOCUMENT_WORDS: frozenset[str] = frozenset(_DATA["document_words"])
 SWITCH_VERBS: frozenset[str] = frozenset(_DATA["switch_verbs"])
 CHANGE_VERBS: frozenset[str] = frozenset(_DATA["change_verbs"])
 ACTION_VERBS: frozenset[str] = frozenset(_DATA["action_verbs"])
+# The words by which an argument's name or description says the shape of its value (an e-mail address, a URL, a UUID).
+SHAPE_WORDS: dict[str, frozenset[str]] = {shape: frozenset(words) for shape, words in _DATA["shape_words"].items()}
