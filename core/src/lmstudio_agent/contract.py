@@ -271,6 +271,17 @@ Body = Union[bytes, str, None]
 
 def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> ExecuteRequest:
     """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message."""
+    return execute_request_from(read_json_object(body, max_body_bytes))
+
+
+def read_json_object(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """A raw body as a JSON object, with the contract's limits: PAYLOAD_TOO_LARGE past ``max_body_bytes``,
+    INVALID_REQUEST for an empty body, invalid UTF-8, deep nesting, lone surrogates or a non-object.
+
+    Args:
+        body: The raw request body.
+        max_body_bytes: The largest body accepted.
+    """
     if isinstance(body, str):
         try:
             raw = body.encode()
@@ -286,6 +297,15 @@ def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> E
     data = _safe_loads(raw)
     if not isinstance(data, dict):
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body must be a JSON object")
+    return data
+
+
+def execute_request_from(data: dict[str, Any]) -> ExecuteRequest:
+    """A parsed JSON object validated into an :class:`ExecuteRequest` (the strict contract), or AgentError.
+
+    Args:
+        data: The request body, already parsed (:func:`read_json_object`).
+    """
     instruction = data.get("instruction")
     if instruction is None:
         raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")

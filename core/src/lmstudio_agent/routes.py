@@ -1,7 +1,10 @@
-"""The whole HTTP API in one call, for adapters that can stream (the hub, the Worker).
+"""The whole HTTP API in one call, for every adapter (the hub, the Worker, the Lambda).
 
 :func:`route` adds to :func:`lmstudio_agent.contract.handle_request` the streamed ``POST /execute``
-(:mod:`.streaming`) and the async runs under ``/runs`` (:mod:`.runs`); everything else is the contract's.
+(:mod:`.streaming`: ``Accept: text/event-stream``, ``"stream": true`` or the AI SDK's ``useChat`` body), the
+OpenAI-compatible routes under ``/v1/`` (:mod:`.openai_api`) and the async runs under ``/runs``
+(:mod:`.runs`); everything else is the contract's. An adapter that cannot stream (the Lambda) sends a
+:class:`~lmstudio_agent.streaming.StreamResponse` whole once it is written.
 The answer is an :class:`~lmstudio_agent.contract.HttpResponse` or a
 :class:`~lmstudio_agent.streaming.StreamResponse`.
 """
@@ -12,6 +15,7 @@ from .cache import CacheStore
 from .contract import (CORS_HEADERS, Body, ExecuteBackend, ExecuteOptions, Headers, HttpResponse, KeySource, authorize,
                        error_response, handle_request, header_map)
 from .errors import AgentError
+from .openai_api import handle_openai
 from .runs import RunService
 from .streaming import HEARTBEAT_SECONDS, StreamResponse, body_asks_stream, handle_execute_stream, wants_stream
 
@@ -42,6 +46,9 @@ async def route(
             return refused
         return await handle_execute_stream(body, headers, backend, cache=cache, options=options,
                                            heartbeat_seconds=heartbeat_seconds)
+    if path.startswith("/v1/"):
+        return await handle_openai(method, path, raw_headers, body, backend=backend, api_key=api_key, cache=cache,
+                                   options=options, heartbeat_seconds=heartbeat_seconds)
     if runs is not None and (path == "/runs" or path.startswith("/runs/")):
         if method == "OPTIONS":
             allow = CORS_HEADERS["Access-Control-Allow-Headers"] + ", Last-Event-ID"
