@@ -32,7 +32,8 @@ from .errors import AgentError, ErrorCode, validation_problems
 
 HISTORY_MESSAGES = 8
 HISTORY_MESSAGE_CHARS = 2_000
-MAX_MESSAGES = 1_000
+# No count limit on messages or parts: the body limit (64 KiB) bounds them, and a limit the body limit would hit
+# first could not be documented truthfully (a list one item too long would be a 413, not the schema's 400).
 CURRENT_LABEL = "Current request:"
 HISTORY_LABEL = "Conversation so far (for context; answer the current request):"
 
@@ -84,7 +85,7 @@ class UIMessage(BaseModel):
 
     id: Optional[str] = Field(default=None, max_length=256)
     role: Literal["system", "user", "assistant"]
-    parts: list[UIMessagePart] = Field(max_length=MAX_MESSAGES)
+    parts: list[UIMessagePart]
 
     def text(self) -> str:
         return "".join(part.text or "" for part in self.parts if part.type == "text")
@@ -96,8 +97,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Optional[str] = Field(default=None, max_length=256, description="The chat's id (not used by the run).")
-    messages: list[UIMessage] = Field(min_length=1, max_length=MAX_MESSAGES,
-                                      description="The conversation as AI SDK UI messages, oldest first.")
+    messages: list[UIMessage] = Field(min_length=1, description="The conversation as AI SDK UI messages, oldest first.")
     trigger: Optional[Literal["submit-message", "regenerate-message"]] = None
     messageId: Optional[str] = Field(default=None, max_length=256)
     tools: Any = None

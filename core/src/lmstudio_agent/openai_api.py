@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .cache import CacheStore, cache_key, is_cacheable
 from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource,
                        authorize, execute, header_map, plan_execute, prepare, read_json_object)
-from .conversation import MAX_MESSAGES, instruction_from_turns
+from .conversation import instruction_from_turns
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode, validation_problems
 from .events import transcript_of
@@ -58,6 +58,21 @@ ROUTES = {"/v1/models": "GET", "/v1/chat/completions": "POST"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
                 429: "rate_limit_error"}
+
+
+class OpenAIErrorDetail(BaseModel):
+    """The ``error`` object of OpenAI's error shape."""
+
+    message: str = Field(description="A human-readable message; never a stack trace.")
+    type: str = Field(description="OpenAI's error type (invalid_request_error, authentication_error, ...).")
+    param: Optional[str] = Field(default=None, description="The request field at fault, if one is.")
+    code: ErrorCode = Field(description="The contract's error code.")
+
+
+class OpenAIError(BaseModel):
+    """Error body of the ``/v1/`` routes (OpenAI's shape)."""
+
+    error: OpenAIErrorDetail
 
 
 def openai_error(code: ErrorCode, message: str, *, param: str | None = None,
@@ -100,9 +115,10 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1, max_length=256)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
-    stream: Optional[bool] = None
+    model: str = Field(min_length=1, max_length=256, examples=[AGENT_MODEL],
+                       description=f"{AGENT_MODEL!r} (the agent), or a model GET /v1/models lists.")
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation; for the agent, the last is a user message.")
+    stream: Optional[bool] = Field(default=None, description="true: OpenAI chat.completion.chunk events (SSE).")
 
 
 async def handle_openai(
