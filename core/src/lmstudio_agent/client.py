@@ -162,15 +162,34 @@ class ChatClient:
         retries: int | None = None,
     ) -> "httpx.Response":
         """Send with bounded retries; return a 2xx response or raise AgentError."""
+        response = await self._send(method, url, json_body=json_body, deadline=deadline, timeout=timeout,
+                                    retries=retries)
+        if response.is_success:
+            return response
+        raise self._status_error(response)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        deadline: Deadline | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        stream: bool = False,
+    ) -> "httpx.Response":
+        """Send with bounded retries (connect errors, 429 and 5xx); the last response, whatever its status
+        (with ``stream``, its head only: the caller reads the body and closes it). Raises AgentError when the
+        server cannot be reached or does not answer in time."""
         import httpx
 
         retries = self.max_retries if retries is None else retries
         attempt = 0
         while True:
+            request = self._client().build_request(method, url, json=json_body, timeout=self._timeout(deadline, timeout))
             try:
-                response = await self._client().request(
-                    method, url, json=json_body, timeout=self._timeout(deadline, timeout)
-                )
+                response = await self._client().send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 if isinstance(exc, httpx.ConnectTimeout) and attempt < retries:
                     attempt += 1
@@ -189,12 +208,11 @@ class ChatClient:
                     f"Cannot reach the model server at {self.base_url} ({type(exc).__name__})",
                 ) from None
             if response.status_code in RETRY_STATUSES and attempt < retries:
+                await response.aclose()
                 attempt += 1
                 await self._sleep_before_retry(attempt, response.headers.get("retry-after"), deadline)
                 continue
-            if response.is_success:
-                return response
-            raise self._status_error(response)
+            return response
 
     async def _sleep_before_retry(self, attempt: int, retry_after: str | None, deadline: Deadline | None) -> None:
         delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
@@ -347,37 +365,8 @@ class ChatClient:
                            timeout: float | None = None) -> "httpx.Response":
         """``POST /chat/completions`` sent for streaming: the response, its head read (any status); connect
         errors, 429 and 5xx are retried as in :meth:`chat`."""
-        import httpx
-
-        url = f"{self.base_url}/chat/completions"
-        attempt = 0
-        while True:
-            request = self._client().build_request("POST", url, json=body, timeout=self._timeout(deadline, timeout))
-            try:
-                response = await self._client().send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout) and attempt < self.max_retries:
-                    attempt += 1
-                    await self._sleep_before_retry(attempt, None, deadline)
-                    continue
-                raise AgentError(
-                    ErrorCode.UPSTREAM_TIMEOUT, f"The model server at {self.base_url} did not answer in time"
-                ) from None
-            except httpx.TransportError as exc:
-                if attempt < self.max_retries:
-                    attempt += 1
-                    await self._sleep_before_retry(attempt, None, deadline)
-                    continue
-                raise AgentError(
-                    ErrorCode.CONNECTION_FAILED,
-                    f"Cannot reach the model server at {self.base_url} ({type(exc).__name__})",
-                ) from None
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                await response.aclose()
-                attempt += 1
-                await self._sleep_before_retry(attempt, response.headers.get("retry-after"), deadline)
-                continue
-            return response
+        return await self._send("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,
+                                timeout=timeout, stream=True)
 
     async def forward_chat(self, body: dict[str, Any], *, deadline: Deadline | None = None) -> Any:
         """A chat-completions body sent upstream as it is (the OpenAI-compatible pass-through): the answer's

@@ -36,8 +36,8 @@ from typing import Any, AsyncIterator, Mapping, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .cache import CacheStore, cache_key, is_cacheable
-from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource,
-                       authorize, execute, header_map, plan_execute, prepare, read_json_object)
+from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource, execute,
+                       header_map, key_refusal, plan_execute, prepare, read_json_object, route_refusal)
 from .conversation import instruction_from_turns
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode, validation_problems
@@ -148,19 +148,12 @@ async def handle_openai(
     """
     options = options or ExecuteOptions()
     path = "/" + path.strip("/")
-    if path not in ROUTES:
-        return openai_error(ErrorCode.NOT_FOUND, f"No route for {path}")
-    if method == "OPTIONS":
-        return HttpResponse(204, {}, {})
-    if method != ROUTES[path] and not (method == "HEAD" and ROUTES[path] == "GET"):
-        return openai_error(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", headers={"Allow": ROUTES[path]})
-    try:
-        expected = api_key() if callable(api_key) else api_key
-    except AgentError as exc:
-        return openai_error(exc.code, exc.message)
-    refused = authorize(headers, expected)
+    refused = route_refusal(method, path, ROUTES, lambda code, message, extra: openai_error(code, message, headers=extra))
+    if refused is None:
+        refused = key_refusal(headers, api_key)
+        refused = None if refused is None else _as_openai(refused)
     if refused is not None:
-        return _as_openai(refused)
+        return refused
     lowered = header_map(headers)
     try:
         if path == "/v1/models":

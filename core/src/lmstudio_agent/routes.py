@@ -12,9 +12,8 @@ The answer is an :class:`~lmstudio_agent.contract.HttpResponse` or a
 from __future__ import annotations
 
 from .cache import CacheStore
-from .contract import (CORS_HEADERS, Body, ExecuteBackend, ExecuteOptions, Headers, HttpResponse, KeySource, authorize,
-                       error_response, handle_request, header_map)
-from .errors import AgentError
+from .contract import (CORS_HEADERS, Body, ExecuteBackend, ExecuteOptions, Headers, HttpResponse, KeySource,
+                       handle_request, header_map, key_refusal)
 from .openai_api import handle_openai
 from .runs import RunService
 from .streaming import HEARTBEAT_SECONDS, StreamResponse, body_asks_stream, handle_execute_stream, wants_stream
@@ -66,8 +65,4 @@ def check_key(headers: Headers, api_key: KeySource) -> HttpResponse | None:
     """The contract's key check (None: the key is right; else the 401/403 to send), with the key looked up
     (a secret store) only now. Adapters that forward a route elsewhere (the Worker's runs, in Durable
     Objects) check the key with this before forwarding."""
-    try:
-        expected = api_key() if callable(api_key) else api_key
-    except AgentError as exc:
-        return error_response(exc.code, exc.message)
-    return authorize(headers, expected)
+    return key_refusal(headers, api_key)
