@@ -381,8 +381,8 @@ class ChatClient:
 
     async def forward_chat_stream(self, body: dict[str, Any], *, deadline: Deadline | None = None) -> AsyncIterator[bytes]:
         """A chat-completions body with ``stream: true`` sent upstream as it is: the upstream's Server-Sent
-        Events as raw bytes. A refusal before the first byte raises AgentError here (so it can still be an
-        HTTP error); a failure mid-stream ends the stream with an ``{"error": ...}`` event.
+        Events as they come, one whole event per piece. A refusal before the first byte raises AgentError here
+        (so it can still be an HTTP error); a failure mid-stream ends the stream with an ``{"error": ...}`` event.
 
         Args:
             body: The request body (``stream: true``).
@@ -399,11 +399,20 @@ class ChatClient:
                 await response.aclose()
 
         async def chunks() -> AsyncIterator[bytes]:
+            # Whole events only (the lines up to a blank one), so that whatever goes out between two pieces
+            # (a keep-alive comment) never lands inside an event the network happened to split.
             failure: AgentError | None = None
+            event: list[str] = []
             try:
                 async with asyncio.timeout(deadline.remaining() if deadline is not None else None):
-                    async for chunk in response.aiter_raw():
-                        yield chunk
+                    async for line in response.aiter_lines():
+                        if line:
+                            event.append(line)
+                        elif event:
+                            yield ("\n".join(event) + "\n\n").encode()
+                            event = []
+                    if event:
+                        yield ("\n".join(event) + "\n\n").encode()
             except TimeoutError:
                 failure = AgentError(ErrorCode.UPSTREAM_TIMEOUT, "The model did not finish within the deadline")
             except httpx.HTTPError as exc:
@@ -414,7 +423,7 @@ class ChatClient:
             if failure is not None:
                 error = {"error": {"message": failure.message, "type": "server_error", "param": None,
                                    "code": failure.code.value}}
-                yield b"\n\ndata: " + json.dumps(error).encode() + b"\n\n"
+                yield b"data: " + json.dumps(error).encode() + b"\n\n"
 
         return chunks()
 
