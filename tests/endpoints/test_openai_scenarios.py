@@ -1,10 +1,9 @@
 """The OpenAI-compatible face (``GET /v1/models``, ``POST /v1/chat/completions``), written once and run on
 every adapter in DRIVER_MODULES, against the real loopback OpenAI-protocol upstream (``openai_stub``).
 
-The agent model (``"agent"``) runs the loop on the deployment's tools on every adapter. The pass-through to a
-model behind the deployment needs a backend that reaches an upstream itself (the Worker's and the Lambda's
-``AgentBackend``); the hub's agents run on machines behind the bridge, and the bridge protocol carries agent
-tasks only, so on the hub those scenarios check that such a model is refused as unknown.
+The agent model (``"agent"``) runs the loop on the deployment's tools on every adapter. A model behind the
+deployment is passed through: by the Worker's and the Lambda's ``AgentBackend`` to its upstream, by the hub
+over the bridge (``chat:forward``) to a connected agent that serves the model, which sends it to its own.
 """
 
 from __future__ import annotations
@@ -51,10 +50,6 @@ def assert_openai_error(response: DriverResponse, status: int, code: str, param:
         assert leak not in response.text
 
 
-def passes_through(endpoint: EndpointDriver) -> bool:
-    return endpoint.name != "hub"
-
-
 def stream_text(events: list[Any]) -> str:
     chunks = [e for e in events if isinstance(e, dict)]
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
@@ -70,7 +65,7 @@ def test_models_lists_the_agent_and_the_models_behind_it(endpoint):
     ids = [m["id"] for m in response.json["data"]]
     assert ids[0] == "agent"
     assert all(m["object"] == "model" and isinstance(m["owned_by"], str) for m in response.json["data"])
-    assert (MODEL_ID in ids) is passes_through(endpoint)
+    assert MODEL_ID in ids
 
 
 def test_the_key_is_asked_for_in_openais_shape(endpoint):
@@ -163,9 +158,6 @@ def test_bad_input_is_a_4xx_in_openais_shape(endpoint, openai_stub):
 
 
 def test_a_model_behind_it_passes_through_with_tool_calls(endpoint, openai_stub):
-    if not passes_through(endpoint):
-        assert_openai_error(completions(endpoint, ask("hi", model=MODEL_ID)), 404, "NOT_FOUND", "model")
-        return
     openai_stub.enqueue(tool_call("get_weather", {"city": "Paris"}))
     payload = ask("Weather in Paris?", model=MODEL_ID, tools=[WEATHER_TOOL], temperature=0.2)
     response = completions(endpoint, payload)
@@ -184,8 +176,8 @@ def test_a_model_behind_it_passes_through_with_tool_calls(endpoint, openai_stub)
 
 
 def test_a_model_behind_it_streams_through(endpoint, openai_stub):
-    if not passes_through(endpoint) or not hasattr(endpoint, "stream"):
-        pytest.skip(f"{endpoint.name}: no pass-through stream")
+    if not hasattr(endpoint, "stream"):
+        pytest.skip(f"{endpoint.name} does not stream")
     openai_stub.enqueue(streamed_text("Sunny all day."))
     result = endpoint.stream("POST", "/v1/chat/completions", headers=KEYED,
                              body=json.dumps(ask("Weather?", model=MODEL_ID, stream=True)))
@@ -196,8 +188,6 @@ def test_a_model_behind_it_streams_through(endpoint, openai_stub):
 
 
 def test_an_upstream_refusal_passes_as_an_openai_error(endpoint, openai_stub):
-    if not passes_through(endpoint):
-        pytest.skip("the hub passes nothing through")
     openai_stub.enqueue(*[http_error(503, "overloaded")] * 3)
     response = completions(endpoint, ask("hi", model=MODEL_ID), headers={"Cache-Control": "no-cache"})
     assert_openai_error(response, ErrorCode.UPSTREAM_ERROR.http_status, "UPSTREAM_ERROR")  # the contract's status

@@ -77,7 +77,7 @@ def test_openai_sdk_plain_and_streamed(url, openai_stub):
     assert "".join(pieces) == "Five it is."
 
 
-def test_openai_sdk_errors_carry_the_code(url, openai_stub, driver_name):
+def test_openai_sdk_errors_carry_the_code(url, openai_stub):
     import openai
 
     client = openai_client(url)
@@ -99,9 +99,7 @@ def test_openai_sdk_errors_carry_the_code(url, openai_stub, driver_name):
     assert "bad gateway" in str(failed.value) or "UPSTREAM_ERROR" in str(failed.value.body)
 
 
-def test_openai_sdk_passes_through_to_a_model_behind_it(url, openai_stub, driver_name):
-    if driver_name == "hub":
-        pytest.skip("the hub passes nothing through (see tests/endpoints/test_openai_scenarios.py)")
+def test_openai_sdk_passes_through_to_a_model_behind_it(url, openai_stub):
     client = openai_client(url)
     assert MODEL_ID in [m.id for m in client.models.list()]
     openai_stub.enqueue(tool_call("get_weather", {"city": "Paris"}), streamed_text("Sunny."))
@@ -156,14 +154,12 @@ def test_use_chat_keeps_a_failed_runs_code(url, openai_stub):
     assert [p for p in assistant["parts"] if p["type"] == "step-start"] == []  # no empty step
 
 
-def test_ai_sdk_openai_compatible_provider(url, openai_stub, driver_name):
+def test_ai_sdk_openai_compatible_provider(url, openai_stub):
     openai_stub.enqueue(text("Five."), text("Five it is."))
     result = node("generate", url, "What is 2 + 3?")
     assert result.get("thrown") is None, result
     assert result["text"] == "Five." and result["finishReason"] == "stop"
     assert result["streamedText"] == "Five it is."
-    if driver_name == "hub":
-        return  # the hub passes nothing through
     openai_stub.enqueue(tool_call("get_weather", {"city": "Paris"}))
     tools = node("tools", url, "Weather in Paris?", MODEL_ID)
     assert tools.get("thrown") is None, tools
