@@ -18,7 +18,8 @@ error codes, only in OpenAI's shapes:
 - **A model behind it.** Any other model the deployment allows: the request goes to the upstream's
   ``/chat/completions`` as sent (tool calls and streaming preserved), through the backend's
   ``forward_chat``. A non-streamed request is cached unless the client asks for a fresh answer
-  (``Cache-Control: no-cache``); its key is the whole body.
+  (``Cache-Control: no-cache``); its key is the whole body (and, on the hub, the agent identities that may
+  serve it: the backend's ``forward_owner()``).
 - **Errors.** ``{"error": {"message", "type", "param", "code"}}`` with the contract's HTTP status; ``code``
   is the contract's :class:`~lmstudio_agent.errors.ErrorCode` value (an unknown model: 404 ``NOT_FOUND``,
   ``param: "model"``).
@@ -298,8 +299,11 @@ async def _forward(data: dict[str, Any], backend: ExecuteBackend, headers: Mappi
         chunks = await forward(data, deadline, stream=True)
         return StreamResponse(with_heartbeat(chunks, heartbeat_seconds), base_headers=dict(OPENAI_STREAM_HEADERS))
     use_cache = cache is not None and is_cacheable(has_side_effects=False, headers=headers)
+    # A backend whose answers depend on who serves them (the hub: its agents' identities) names them here.
+    owner = getattr(backend, "forward_owner", None)
+    scope = backend.cache_scope() + "|v1/chat/completions" + (f"|owner:{owner()}" if owner is not None else "")
     key = cache_key(instruction=json.dumps(data, sort_keys=True, ensure_ascii=False), tools=[], model=str(data["model"]),
-                    scope=backend.cache_scope() + "|v1/chat/completions")
+                    scope=scope)
     if use_cache and cache is not None:
         try:
             hit = await cache.get(key)

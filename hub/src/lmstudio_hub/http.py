@@ -78,6 +78,11 @@ class HubBackend:
         """The models ``/v1/chat/completions`` passes through to: those a connected agent forwards to."""
         return self.hub.chat_models()
 
+    def forward_owner(self) -> str:
+        """Who may answer a passed-through request (the identities allowed a task that names no tool): part of
+        its cache key, so an answer is served again only while the same agents may give it."""
+        return self.hub.owner_of(())
+
     async def forward_chat(self, body: dict[str, Any], deadline: Deadline, *, stream: bool) -> Any:
         """A chat-completions request for a model behind the hub, over the bridge to an agent that serves it
         (:meth:`BridgeHub.forward_chat`).
