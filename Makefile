@@ -58,7 +58,7 @@ include $(sort $(wildcard mk/*.mk))
 
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
 ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune $(FT_LORA_CONVERTER) \
-	$(STAMPS)/browser
+	$(STAMPS)/browser $(STAMPS)/clients
 BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge bench-size
 
 run: $(STAMPS)/core $(STAMPS)/gateway ## install, start the embedded model, run real agent tasks end to end
@@ -76,7 +76,7 @@ lint: $(STAMPS)/core $(STAMPS)/gateway ## ruff on every Python file and mypy on 
 	$(VENV)/bin/ruff check .
 	$(PY) -m mypy
 
-test-fast: $(STAMPS)/core ## the tests that need neither the model server nor the fine-tuning stack
+test-fast: $(STAMPS)/core $(STAMPS)/clients ## the tests that need neither the model server nor the fine-tuning stack
 	$(PY) -m pytest -q -m "not model and not finetune" tests/core tests/bridge tests/endpoints tests/mcp
 
 # Every runnable block of README.md and docs/readme/*.md, run against the embedded model (tests/docs).

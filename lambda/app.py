@@ -1,7 +1,7 @@
 """AWS Lambda entry point: a thin adapter from API Gateway (or a direct invoke) to the shared contract.
 
-Every request, whatever its shape, takes one path: the event becomes one ``contract.handle_request`` call and
-its answer a proxy result, as in the Worker. Every rule (routing, body limits, validation, auth, the tool
+Every request, whatever its shape, takes one path: the event becomes one ``routes.route`` call (a direct
+invoke, already authorised by IAM: ``contract.handle_request``) and its answer a proxy result, as in the Worker. Every rule (routing, body limits, validation, auth, the tool
 allow-list, the cache rules, the deadline, the error shape) lives in ``lmstudio_agent.contract``; this module
 only translates events, reads secrets and wires the DynamoDB cache store. Heavy imports (boto3, the agent
 loop) wait for the first request that needs them.
@@ -231,7 +231,7 @@ def _headers(event: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _handle(event: Any, context: Any) -> Any:
-    """Any event through ``contract.handle_request``: an API Gateway REST proxy event as sent, anything else
+    """Any event through core's router: an API Gateway REST proxy event as sent, anything else
     as the API reference's direct invoke, ``{"body": "..."}``: ``POST /execute`` already authorised by IAM."""
     if isinstance(event, dict) and "httpMethod" in event:
         method, path, authenticated = str(event["httpMethod"]), str(event["path"]), False
@@ -246,26 +246,32 @@ def _handle(event: Any, context: Any) -> Any:
         return contract.error_response(exc.code, exc.message)
     runtime = _get_runtime()
     route_path = "/" + path.strip("/")
-    if runtime.runs is not None and not authenticated and (route_path == "/runs" or route_path.startswith("/runs/")):
-        # Async runs (core's RunService over DynamoDB): the same key and error rules, through core's router.
-        # A Lambda response cannot stay open, so the events route answers the events there are now.
+    if not authenticated:
+        # Every routed request through core's router: the contract's routes, the streamed execute (a Lambda
+        # response cannot stay open, so _result sends the whole stream once written), the OpenAI-compatible
+        # routes under /v1/ and the async runs over DynamoDB (the events route answers the events there are now).
         from lmstudio_agent.routes import route
 
-        return _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
-                          cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs))
-    # MCP servers (if configured) are connected by the contract once the request is authenticated and valid:
-    # once per container, again after one went away (ExecuteBackend.start).
-    response = _run(contract.handle_request(
-        method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
-        cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
-    ))
+        response = _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
+                              cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs))
+    else:
+        # MCP servers (if configured) are connected by the contract once the request is authenticated and
+        # valid: once per container, again after one went away (ExecuteBackend.start).
+        response = _run(contract.handle_request(
+            method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
+            cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
+        ))
     if route_path == "/execute" and method.upper() != "OPTIONS":  # a CORS preflight is no execute outcome
         _count(response)
     return response
 
 
-def _count(response: contract.HttpResponse) -> None:
-    """One log line and the metrics for an execute outcome (never the body, the headers or a key)."""
+def _count(response: Any) -> None:
+    """One log line and the metrics for an execute outcome (never the body, the headers or a key). A stream's
+    outcome is known only once it is written: it counts as an execute answered."""
+    if not isinstance(response, contract.HttpResponse):
+        logger.info("execute answered as a stream", extra={"status": response.status})
+        return
     code = response.body.get("code")
     if response.status == 200:
         metrics.add_metric(name="ExecuteSuccess", unit=MetricUnit.Count, value=1)

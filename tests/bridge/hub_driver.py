@@ -95,7 +95,7 @@ class HubDriver:
                 serve_agent(
                     runner, bridge_url=self.hub.url, agent_id=agent_id, token=AGENT_TOKEN, model=model,
                     capabilities=["llm", "tool-use"], registry=backend.registry, max_concurrency=4,
-                    streamer=streamer,
+                    streamer=streamer, forwarder=backend.forward_chat,
                 )
             )
         )

@@ -1,5 +1,6 @@
 """The README's flow on the real embedded model: a hub, an LMStudioAgent on the gateway-model server
-(SmolLM2-135M via llama-cpp-python) connected out to it, and a client's POST /execute to the hub."""
+(SmolLM2-135M via llama-cpp-python) connected out to it, and a client's POST /execute to the hub (and the
+openai SDK on its /v1, passed through the bridge to the agent's model server)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,22 @@ async def test_execute_through_the_hub_completes_on_the_embedded_model(make_hub,
         kinds = [json.loads(c)["type"] for c in chunks[:-1]]
         assert kinds[0] == "start" and kinds[-1] == "finish" and "start-step" in kinds
         assert json.loads(chunks[-2])["messageMetadata"]["success"] is True
+
+        # The official openai SDK on the hub's OpenAI face: the agent's own model, passed through the bridge
+        # (chat:forward) to the model server at home, plain and streamed.
+        from openai import AsyncOpenAI
+
+        sdk = AsyncOpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0, timeout=200)
+        assert [m.id for m in (await sdk.models.list()).data] == ["agent", embedded_model.model]
+        ask = [{"role": "user", "content": "Say hello in one short sentence."}]
+        plain = await sdk.chat.completions.create(model=embedded_model.model, messages=ask, max_tokens=16)
+        assert plain.choices[0].message.content.strip()
+        streamed_text = ""
+        async for chunk in await sdk.chat.completions.create(model=embedded_model.model, messages=ask,
+                                                             max_tokens=16, stream=True):
+            streamed_text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+        assert streamed_text.strip()
+        await sdk.close()
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)

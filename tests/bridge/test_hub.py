@@ -506,3 +506,53 @@ async def test_the_agent_token_sent_twice_is_refused_at_the_handshake(hub):
                       open_timeout=5)
     assert info.value.response.status_code == 401
     assert json.loads(info.value.response.body)["code"] == "UNAUTHORIZED"
+
+
+# ------------------------------------------------------------------- the OpenAI pass-through (chat:forward)
+
+
+async def test_a_chat_request_goes_only_to_an_agent_that_forwards_its_model(hub):
+    plain = await raw_agent(hub.url, "plain")
+    forwarder = await raw_agent(hub.url, "forwarder", capabilities=["llm", "chat:forward"])
+    assert hub.chat_models() == [MODEL]
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    asked = asyncio.create_task(hub.forward_chat(body, Deadline(5), stream=False))
+    frame = await recv_json(forwarder)
+    assert frame["type"] == "chat:forward" and frame["data"]["body"] == body
+    assert 0 < frame["data"]["deadline_seconds"] <= 5
+    answer_body = {"id": "x", "object": "chat.completion", "choices": []}
+    await send_json(forwarder, {"type": "chat:result", "data": {"request_id": frame["data"]["request_id"],
+                                                                 "status": "success", "body": answer_body}})
+    assert await asked == answer_body
+    with pytest.raises(AgentError) as none:
+        await hub.forward_chat({**body, "model": "other"}, Deadline(5), stream=False)
+    assert none.value.code is ErrorCode.NO_AGENT_AVAILABLE
+    await plain.close()
+    await forwarder.close()
+
+
+async def test_a_streamed_chat_request_and_an_agent_that_leaves_mid_stream(hub):
+    forwarder = await raw_agent(hub.url, "forwarder", capabilities=["chat:forward"])
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    asked = asyncio.create_task(hub.forward_chat(body, Deadline(5), stream=True))
+    request_id = (await recv_json(forwarder))["data"]["request_id"]
+    await send_json(forwarder, {"type": "chat:chunk", "data": {"request_id": request_id, "data": '{"n": 1}'}})
+    events = await asked
+    assert await events.__anext__() == b'data: {"n": 1}\n\n'
+    forwarder.transport.abort()  # killed mid-stream: the client gets an error event, then [DONE]
+    rest = [chunk async for chunk in events]
+    assert b'"code": "CONNECTION_FAILED"' in rest[0] and rest[-1] == b"data: [DONE]\n\n"
+
+
+async def test_chat_frames_for_an_unknown_request_or_a_failed_one(hub):
+    forwarder = await raw_agent(hub.url, "forwarder", capabilities=["chat:forward"])
+    await send_json(forwarder, {"type": "chat:result", "data": {"request_id": "nope", "status": "success", "body": {}}})
+    assert (await recv_json(forwarder))["data"]["code"] == "NOT_FOUND"
+    asked = asyncio.create_task(hub.forward_chat({"model": MODEL, "messages": []}, Deadline(5), stream=False))
+    request_id = (await recv_json(forwarder))["data"]["request_id"]
+    await send_json(forwarder, {"type": "chat:result", "data": {"request_id": request_id, "status": "error",
+                                                                 "error": "no such model", "code": "FORBIDDEN"}})
+    with pytest.raises(AgentError) as failed:
+        await asked
+    assert failed.value.code is ErrorCode.UPSTREAM_ERROR  # an agent may not speak for the hub's auth
+    await forwarder.close()

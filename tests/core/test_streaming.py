@@ -135,10 +135,24 @@ def test_encoder_pairs_calls_and_outcomes_and_says_a_final_error_once():
     chunks = encode_run(events, error=AgentError(ErrorCode.UPSTREAM_TIMEOUT, "too slow"))
     types = [c["type"] for c in chunks]
     assert types == ["start", "start-step", "tool-input-available", "tool-output-error", "finish-step",
-                     "start-step", "data-agent-error", "finish-step", "start-step", "finish-step", "error", "finish"]
+                     "start-step", "data-agent-error", "finish-step", "message-metadata", "error", "finish"]
+    # The round the run failed on wrote nothing: no empty step; the code goes out before the error chunk.
+    assert chunks[-3] == {"type": "message-metadata", "messageMetadata": {"success": False, "code": "UPSTREAM_TIMEOUT"}}
     assert chunks[3] == {"type": "tool-output-error", "toolCallId": "call-1", "errorText": "TOOL_EXECUTION_FAILED: boom"}
     assert chunks[-2] == {"type": "error", "errorText": "UPSTREAM_TIMEOUT: too slow"}
     assert chunks[-1] == {"type": "finish", "messageMetadata": {"success": False, "code": "UPSTREAM_TIMEOUT"}}
+
+
+def test_tool_outputs_are_json_values_and_plain_text_stays_text():
+    transcript = [AgentMessage(type="action", tool="analyze_sentiment", args={"text": "great"}),
+                  AgentMessage(type="result", tool="analyze_sentiment", content='{"sentiment": "positive"}'),
+                  AgentMessage(type="action", tool="echo", args={}),
+                  AgentMessage(type="result", tool="echo", content="[not json"),
+                  AgentMessage(type="action", tool="count", args={}),
+                  AgentMessage(type="result", tool="count", content="5"),
+                  AgentMessage(type="result", content="done")]
+    outputs = [c["output"] for c in encode_run(events_from_transcript(transcript)) if c["type"] == "tool-output-available"]
+    assert outputs == [{"sentiment": "positive"}, "[not json", "5"]
 
 
 def test_unstreamed_answers_become_one_text_part_and_terminal_calls_get_outputs():

@@ -2,8 +2,13 @@
 
 The hub is read over a real socket and the Worker in-process from its Response's ReadableStream (see the
 drivers). The Lambda cannot stream through API Gateway's REST integration with the Python runtime (response
-streaming needs a Node.js-style streaming handler or a Function URL), so it answers a stream request with
-the usual JSON: that is checked here too, so the difference stays deliberate.
+streaming needs a Node.js-style streaming handler or a Function URL), so it sends the same stream whole,
+once the run is over: every scenario but the two about timing (pieces while the model writes, a client that
+leaves) runs on it too.
+
+The AI SDK's ``useChat`` sends its own body (``id``, ``messages`` as UI messages, ``trigger``, ``messageId``)
+and no ``Accept`` header: that body is a stream request too, its last user message the instruction
+(:mod:`lmstudio_agent.conversation`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import pytest
 
 from tests.endpoints.conftest import CLIENT_KEY, UPSTREAM_TOKEN
 from tests.endpoints.drivers import StreamResult
-from tests.support.openai_stub import http_error, streamed_text, text, tool_call
+from tests.support.openai_stub import http_error, json_content, streamed_text, text, tool_call
 
 SSE = {"Accept": "text/event-stream"}
 # The UI message stream chunk types of AI SDK 5 (packages/ai/src/ui-message-stream/ui-message-chunks.ts) and
@@ -32,6 +37,7 @@ ALLOWED_FIELDS: dict[str, set[str]] = {
     "tool-output-available": {"toolCallId", "output", "providerExecuted", "dynamic", "preliminary"},
     "tool-output-error": {"toolCallId", "errorText", "providerExecuted", "dynamic"},
     "error": {"errorText"},
+    "message-metadata": {"messageMetadata"},
     "finish": {"messageMetadata"},
 }
 
@@ -45,9 +51,12 @@ def stream(endpoint, payload: Any, *, key: Optional[str] = CLIENT_KEY, headers: 
     return endpoint.stream("POST", "/execute", headers=sent, body=json.dumps(payload), **options)
 
 
-def needs_stream(endpoint) -> None:
+def needs_stream(endpoint, *, live: bool = False) -> None:
+    """Skip on an adapter that cannot stream, or (``live``) that sends the stream only once it is written."""
     if not hasattr(endpoint, "stream"):
         pytest.skip(f"{endpoint.name} does not stream (see the module docstring)")
+    if live and not getattr(endpoint, "live_stream", True):
+        pytest.skip(f"{endpoint.name} sends a stream whole, once written (see the module docstring)")
 
 
 def assert_protocol(result: StreamResult) -> None:
@@ -83,6 +92,9 @@ def assert_protocol(result: StreamResult) -> None:
         elif kind in ("tool-output-available", "tool-output-error"):
             assert chunk["toolCallId"] in calls
     assert not open_step and open_text is None
+    steps = [i for i, kind in enumerate(result.types) if kind in ("start-step", "finish-step")]
+    for opened, closed in zip(steps[::2], steps[1::2], strict=True):
+        assert closed > opened + 1, "an empty step"
     for leak in ("Traceback", CLIENT_KEY, UPSTREAM_TOKEN):
         assert leak not in result.text
 
@@ -95,7 +107,7 @@ def answer_text(result: StreamResult) -> str:
 
 
 def test_text_streams_as_deltas_while_the_model_writes(endpoint, openai_stub):
-    needs_stream(endpoint)
+    needs_stream(endpoint, live=True)
     openai_stub.enqueue(streamed_text("Two plus three makes five.", chunk_delay=0.15))
     result = stream(endpoint, {"instruction": "What is 2 + 3?", "tools": []})
     assert_protocol(result)
@@ -150,6 +162,11 @@ def test_a_failed_run_ends_with_the_contracts_code(endpoint, openai_stub):
     assert_protocol(result)
     errors = [c for c in result.chunks if c["type"] == "error"]
     assert len(errors) == 1 and errors[0]["errorText"].startswith("UPSTREAM_ERROR: ")
+    # useChat stops at the error chunk: the code goes out before it, as message metadata it keeps.
+    at = result.types.index("error")
+    assert result.chunks[at - 1] == {"type": "message-metadata",
+                                     "messageMetadata": {"success": False, "code": "UPSTREAM_ERROR"}}
+    assert "start-step" not in result.types  # the round wrote nothing: no empty step
     assert result.chunks[-1]["messageMetadata"] == {"success": False, "code": "UPSTREAM_ERROR"}
 
 
@@ -190,7 +207,7 @@ def test_a_finished_stream_is_cached_and_replayed_as_a_stream(endpoint, openai_s
 
 
 def test_a_client_that_leaves_stops_the_run(endpoint, openai_stub):
-    needs_stream(endpoint)
+    needs_stream(endpoint, live=True)
     words = "one two three four five six seven eight nine ten eleven twelve"
     openai_stub.enqueue(streamed_text(words, chunk_delay=0.1))
     result = stream(endpoint, {"instruction": "count", "tools": []}, stop_after=4)
@@ -201,10 +218,97 @@ def test_a_client_that_leaves_stops_the_run(endpoint, openai_stub):
     assert openai_stub.streams_finished == []
 
 
+# ----------------------------------------------------------------------------------------- useChat's body
+
+def ui_message(role: str, text: str, index: int) -> dict[str, Any]:
+    return {"id": f"m{index}", "role": role, "parts": [{"type": "text", "text": text}]}
+
+
+def chat_body(*turns: tuple[str, str], **extra: Any) -> dict[str, Any]:
+    """The body DefaultChatTransport sends by default (``useChat`` with no options), plus ``extra`` fields."""
+    messages = [ui_message(role, text, i) for i, (role, text) in enumerate(turns)]
+    return {"id": "chat-1", "messages": messages, "trigger": "submit-message", "messageId": None, **extra}
+
+
+def chat(endpoint, payload: Any, *, key: Optional[str] = CLIENT_KEY) -> StreamResult:
+    """What useChat sends: JSON, its key in a header it was given, no Accept header."""
+    sent = {"Content-Type": "application/json"}
+    if key is not None:
+        sent["Authorization"] = f"Bearer {key}"
+    return endpoint.stream("POST", "/execute", headers=sent, body=json.dumps(payload))
+
+
+def test_use_chats_default_body_runs_the_last_user_message(endpoint, openai_stub):
+    needs_stream(endpoint)
+    openai_stub.enqueue(text("Paris."))
+    result = chat(endpoint, chat_body(("user", "Capital of France?")))
+    assert_protocol(result)
+    assert answer_text(result) == "Paris."
+    sent = json.dumps(openai_stub.chat_requests[0]["messages"])
+    assert "Capital of France?" in sent
+
+
+def test_the_run_sees_the_conversation_so_far(endpoint, openai_stub):
+    needs_stream(endpoint)
+    openai_stub.enqueue(text("La capitale est Paris."))
+    result = chat(endpoint, chat_body(("user", "Capital of France?"), ("assistant", "Paris."),
+                                      ("user", "Say it in French.")))
+    assert_protocol(result)
+    assert answer_text(result) == "La capitale est Paris."
+    sent = json.dumps(openai_stub.chat_requests[0]["messages"])
+    assert "Capital of France?" in sent and "Paris." in sent and "Say it in French." in sent
+    assert sent.index("Capital of France?") < sent.index("Say it in French.")
+
+
+def test_tool_outputs_are_the_json_values_the_tools_returned(endpoint, openai_stub):
+    needs_stream(endpoint)
+    openai_stub.enqueue(
+        tool_call("analyze_sentiment", {"text": "I love it"}),
+        *[json_content({"sentiment": "positive"})] * 5,  # the tool's own model calls (no logprobs: it votes)
+        text("It is positive."),
+    )
+    result = chat(endpoint, chat_body(("user", "Is 'I love it' positive?"), tools=["analyze_sentiment"]))
+    assert_protocol(result)
+    outputs = [c["output"] for c in result.chunks if c["type"] == "tool-output-available"]
+    assert outputs == [{"sentiment": "positive", "confidence": 1.0}]
+    assert answer_text(result) == "It is positive."
+
+
+def test_a_chat_body_is_refused_clearly(endpoint):
+    needs_stream(endpoint)
+    no_user = chat(endpoint, chat_body(("user", "hi"), ("assistant", "hello")))
+    assert no_user.status == 400 and no_user.json["code"] == "INVALID_INSTRUCTION"
+    blank = chat(endpoint, {"messages": [{"id": "1", "role": "user", "parts": [{"type": "file", "url": "x"}]}]})
+    assert blank.status == 400 and blank.json["code"] == "INVALID_INSTRUCTION"
+    stranger = chat(endpoint, chat_body(("user", "hi"), temperature=2))
+    assert stranger.status == 400 and stranger.json["code"] == "INVALID_REQUEST"
+    bad_role = chat(endpoint, {"messages": [{"id": "1", "role": "robot", "parts": []}]})
+    assert bad_role.status == 400 and bad_role.json["code"] == "INVALID_REQUEST"
+    unknown = chat(endpoint, chat_body(("user", "hi"), tools=["no_such_tool"]))
+    assert unknown.status == 400 and unknown.json["code"] == "UNKNOWN_TOOL"
+    keyless = chat(endpoint, chat_body(("user", "hi")), key=None)
+    assert keyless.status == 401 and keyless.json["code"] == "UNAUTHORIZED"
+
+
+def test_the_strict_json_contract_is_unchanged(endpoint, openai_stub):
+    """A body with an instruction is the strict contract, as before: a chat field beside it is a 400, and a
+    JSON request gets JSON. Only a body with ``messages`` and no ``instruction`` is read as useChat's."""
+    sent = {"Content-Type": "application/json", "Authorization": f"Bearer {CLIENT_KEY}"}
+    extra = endpoint.request("POST", "/execute", headers=sent, body=json.dumps({"instruction": "hi", "id": "chat-1"}))
+    assert extra.status == 400 and extra.json["code"] == "INVALID_REQUEST"
+    both = endpoint.request("POST", "/execute", headers=sent,
+                            body=json.dumps({"instruction": "hi", "messages": []}))
+    assert both.status == 400 and both.json["code"] == "INVALID_REQUEST"
+    openai_stub.enqueue(text("fine"))
+    plain = endpoint.request("POST", "/execute", headers=sent, body=json.dumps({"instruction": "hi", "tools": []}))
+    assert plain.status == 200 and plain.headers["content-type"].startswith("application/json")
+    assert plain.json["result"][-1] == {"type": "result", "content": "fine"}
+
+
 # --------------------------------------------------------------------------------------------- the Lambda
 
 
-def test_the_lambda_answers_a_stream_request_with_json(make_endpoint, driver_name, openai_stub):
+def test_the_lambda_sends_a_stream_whole(make_endpoint, driver_name, openai_stub):
     if driver_name != "lambda":
         pytest.skip("the Lambda's answer to a stream request")
     endpoint = make_endpoint()
@@ -212,5 +316,6 @@ def test_the_lambda_answers_a_stream_request_with_json(make_endpoint, driver_nam
     sent = {"Content-Type": "application/json", "Authorization": f"Bearer {CLIENT_KEY}", **SSE}
     response = endpoint.request("POST", "/execute", headers=sent,
                                 body=json.dumps({"instruction": "What is 2 + 3?", "tools": [], "stream": True}))
-    assert response.status == 200 and response.headers["content-type"].startswith("application/json")
-    assert response.json["result"][-1]["content"] == "2 + 3 = 5."
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert response.text.endswith("data: [DONE]\n\n")

@@ -88,7 +88,8 @@ def test_routes_and_outputs(template):
     events = template["Resources"]["AgentFunction"]["Properties"]["Events"]
     routes = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values()}
     assert routes == {("GET", "/health"), ("POST", "/execute"), ("POST", "/runs"), ("GET", "/runs/{run_id}"),
-                      ("DELETE", "/runs/{run_id}"), ("GET", "/runs/{run_id}/events")}
+                      ("DELETE", "/runs/{run_id}"), ("GET", "/runs/{run_id}/events"), ("GET", "/v1/models"),
+                      ("POST", "/v1/chat/completions")}
     assert "ExecuteUrl" in template["Outputs"] and "HealthUrl" in template["Outputs"]
 
 

@@ -162,15 +162,34 @@ class ChatClient:
         retries: int | None = None,
     ) -> "httpx.Response":
         """Send with bounded retries; return a 2xx response or raise AgentError."""
+        response = await self._send(method, url, json_body=json_body, deadline=deadline, timeout=timeout,
+                                    retries=retries)
+        if response.is_success:
+            return response
+        raise self._status_error(response)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        deadline: Deadline | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        stream: bool = False,
+    ) -> "httpx.Response":
+        """Send with bounded retries (connect errors, 429 and 5xx); the last response, whatever its status
+        (with ``stream``, its head only: the caller reads the body and closes it). Raises AgentError when the
+        server cannot be reached or does not answer in time."""
         import httpx
 
         retries = self.max_retries if retries is None else retries
         attempt = 0
         while True:
+            request = self._client().build_request(method, url, json=json_body, timeout=self._timeout(deadline, timeout))
             try:
-                response = await self._client().request(
-                    method, url, json=json_body, timeout=self._timeout(deadline, timeout)
-                )
+                response = await self._client().send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 if isinstance(exc, httpx.ConnectTimeout) and attempt < retries:
                     attempt += 1
@@ -189,12 +208,11 @@ class ChatClient:
                     f"Cannot reach the model server at {self.base_url} ({type(exc).__name__})",
                 ) from None
             if response.status_code in RETRY_STATUSES and attempt < retries:
+                await response.aclose()
                 attempt += 1
                 await self._sleep_before_retry(attempt, response.headers.get("retry-after"), deadline)
                 continue
-            if response.is_success:
-                return response
-            raise self._status_error(response)
+            return response
 
     async def _sleep_before_retry(self, attempt: int, retry_after: str | None, deadline: Deadline | None) -> None:
         delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
@@ -307,36 +325,8 @@ class ChatClient:
         body = self._chat_body(messages, model=model, tools=tools, tool_choice=tool_choice,
                                response_format=response_format, max_tokens=max_tokens, temperature=temperature,
                                logprobs=False, top_logprobs=None, extra=extra, stream=True)
-        url = f"{self.base_url}/chat/completions"
         started = time.perf_counter()
-        attempt = 0
-        while True:
-            request = self._client().build_request("POST", url, json=body, timeout=self._timeout(deadline, timeout))
-            try:
-                response = await self._client().send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout) and attempt < self.max_retries:
-                    attempt += 1
-                    await self._sleep_before_retry(attempt, None, deadline)
-                    continue
-                raise AgentError(
-                    ErrorCode.UPSTREAM_TIMEOUT, f"The model server at {self.base_url} did not answer in time"
-                ) from None
-            except httpx.TransportError as exc:
-                if attempt < self.max_retries:
-                    attempt += 1
-                    await self._sleep_before_retry(attempt, None, deadline)
-                    continue
-                raise AgentError(
-                    ErrorCode.CONNECTION_FAILED,
-                    f"Cannot reach the model server at {self.base_url} ({type(exc).__name__})",
-                ) from None
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                await response.aclose()
-                attempt += 1
-                await self._sleep_before_retry(attempt, response.headers.get("retry-after"), deadline)
-                continue
-            break
+        response = await self._open_stream(body, deadline, timeout)
         try:
             if not response.is_success:
                 await response.aread()
@@ -370,6 +360,72 @@ class ChatClient:
             yield assembler.response(time.perf_counter() - started)
         finally:
             await response.aclose()
+
+    async def _open_stream(self, body: dict[str, Any], deadline: Deadline | None,
+                           timeout: float | None = None) -> "httpx.Response":
+        """``POST /chat/completions`` sent for streaming: the response, its head read (any status); connect
+        errors, 429 and 5xx are retried as in :meth:`chat`."""
+        return await self._send("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,
+                                timeout=timeout, stream=True)
+
+    async def forward_chat(self, body: dict[str, Any], *, deadline: Deadline | None = None) -> Any:
+        """A chat-completions body sent upstream as it is (the OpenAI-compatible pass-through): the answer's
+        JSON. Raises AgentError like :meth:`chat`.
+
+        Args:
+            body: The request body, ``model`` included (``stream`` false or absent).
+            deadline: The run's deadline (every wait is clamped to it).
+        """
+        response = await self._request("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline)
+        return _json_or_error(response)
+
+    async def forward_chat_stream(self, body: dict[str, Any], *, deadline: Deadline | None = None) -> AsyncIterator[bytes]:
+        """A chat-completions body with ``stream: true`` sent upstream as it is: the upstream's Server-Sent
+        Events as they come, one whole event per piece. A refusal before the first byte raises AgentError here
+        (so it can still be an HTTP error); a failure mid-stream ends the stream with an ``{"error": ...}`` event.
+
+        Args:
+            body: The request body (``stream: true``).
+            deadline: The run's deadline; the stream ends by it.
+        """
+        import httpx
+
+        response = await self._open_stream(body, deadline)
+        if not response.is_success:
+            try:
+                await response.aread()
+                raise self._status_error(response)
+            finally:
+                await response.aclose()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            # Whole events only (the lines up to a blank one), so that whatever goes out between two pieces
+            # (a keep-alive comment) never lands inside an event the network happened to split.
+            failure: AgentError | None = None
+            event: list[str] = []
+            try:
+                async with asyncio.timeout(deadline.remaining() if deadline is not None else None):
+                    async for line in response.aiter_lines():
+                        if line:
+                            event.append(line)
+                        elif event:
+                            yield ("\n".join(event) + "\n\n").encode()
+                            event = []
+                    if event:
+                        yield ("\n".join(event) + "\n\n").encode()
+            except TimeoutError:
+                failure = AgentError(ErrorCode.UPSTREAM_TIMEOUT, "The model did not finish within the deadline")
+            except httpx.HTTPError as exc:
+                failure = AgentError(ErrorCode.CONNECTION_FAILED,
+                                     f"The model server at {self.base_url} dropped the stream ({type(exc).__name__})")
+            finally:
+                await response.aclose()
+            if failure is not None:
+                error = {"error": {"message": failure.message, "type": "server_error", "param": None,
+                                   "code": failure.code.value}}
+                yield b"data: " + json.dumps(error).encode() + b"\n\n"
+
+        return chunks()
 
     async def list_models(self, *, deadline: Deadline | None = None) -> list[str]:
         """Ids from ``GET /v1/models``."""

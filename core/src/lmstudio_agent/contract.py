@@ -271,6 +271,17 @@ Body = Union[bytes, str, None]
 
 def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> ExecuteRequest:
     """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message."""
+    return execute_request_from(read_json_object(body, max_body_bytes))
+
+
+def read_json_object(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """A raw body as a JSON object, with the contract's limits: PAYLOAD_TOO_LARGE past ``max_body_bytes``,
+    INVALID_REQUEST for an empty body, invalid UTF-8, deep nesting, lone surrogates or a non-object.
+
+    Args:
+        body: The raw request body.
+        max_body_bytes: The largest body accepted.
+    """
     if isinstance(body, str):
         try:
             raw = body.encode()
@@ -286,6 +297,15 @@ def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> E
     data = _safe_loads(raw)
     if not isinstance(data, dict):
         raise AgentError(ErrorCode.INVALID_REQUEST, "Request body must be a JSON object")
+    return data
+
+
+def execute_request_from(data: dict[str, Any]) -> ExecuteRequest:
+    """A parsed JSON object validated into an :class:`ExecuteRequest` (the strict contract), or AgentError.
+
+    Args:
+        data: The request body, already parsed (:func:`read_json_object`).
+    """
     instruction = data.get("instruction")
     if instruction is None:
         raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
@@ -430,6 +450,9 @@ async def handle_execute(
     return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
 
 
+# Builds an error response from a code, a message and extra headers (the contract's shape, or OpenAI's).
+Refuse = Callable[[ErrorCode, str, Mapping[str, str]], HttpResponse]
+
 # The client key a deployment expects: the key itself, or a function that looks it up (a secret store), called
 # only for a keyed route so that /health never reads a secret. AgentError from it is answered with its code.
 KeySource = Union[str, None, Callable[[], Optional[str]]]
@@ -455,21 +478,47 @@ async def handle_request(
     """
     headers = header_map(headers)
     path = "/" + path.strip("/")
-    routes = {"/health": "GET", "/execute": "POST"}
-    if path not in routes:
-        return error_response(ErrorCode.NOT_FOUND, f"No route for {path}")
-    if method == "OPTIONS":
-        return HttpResponse(204, {}, {})
-    if method != routes[path] and not (method == "HEAD" and routes[path] == "GET"):
-        return error_response(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
+    refused = route_refusal(method, path, {"/health": "GET", "/execute": "POST"})
+    if refused is not None:
+        return refused
     if path == "/health":
         return health_response()
     if not authenticated:
-        try:
-            expected = api_key() if callable(api_key) else api_key
-        except AgentError as exc:
-            return error_response(exc.code, exc.message)
-        refused = authorize(headers, expected)
+        refused = key_refusal(headers, api_key)
         if refused is not None:
             return refused
     return await handle_execute(body, headers, backend, cache=cache, options=options)
+
+
+def route_refusal(method: str, path: str, routes: Mapping[str, str], refuse: Refuse = error_response) -> HttpResponse | None:
+    """The answer for a request that goes no further than routing: 404 for an unknown path, 204 for a CORS
+    preflight, 405 (with ``Allow``) for a method the route does not take (``HEAD`` goes with ``GET``); None: go on.
+
+    Args:
+        method: The HTTP method (case-sensitive).
+        path: The normalised path (``/`` first, no trailing ``/``).
+        routes: Each route's one method.
+        refuse: Builds an error response from a code, a message and headers (the contract's shape by default).
+    """
+    if path not in routes:
+        return refuse(ErrorCode.NOT_FOUND, f"No route for {path}", {})
+    if method == "OPTIONS":
+        return HttpResponse(204, {}, {})
+    if method != routes[path] and not (method == "HEAD" and routes[path] == "GET"):
+        return refuse(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
+    return None
+
+
+def key_refusal(headers: Headers, api_key: KeySource) -> HttpResponse | None:
+    """The key check of a keyed route, with the expected key looked up (a secret store) only now: None when
+    the request carries it, else the 401/403 (or the lookup's own error) to send.
+
+    Args:
+        headers: The request headers.
+        api_key: The key the deployment expects, or a function that looks it up.
+    """
+    try:
+        expected = api_key() if callable(api_key) else api_key
+    except AgentError as exc:
+        return error_response(exc.code, exc.message)
+    return authorize(headers, expected)

@@ -342,7 +342,9 @@ class LMStudioAgent:
         Each task runs :meth:`aact` with the tools it names; the hub sends only tasks whose tools this agent
         registered (its Python tools and its MCP servers' tools), and the agent refuses any other
         (UNKNOWN_TOOL). The MCP servers start before it registers and stop when it stops serving. ``max_concurrency`` tasks run at once; ``options`` go to
-        :class:`~lmstudio_agent.bridge.agent_client.BridgeAgent` (timeouts, backoff, frame limit).
+        :class:`~lmstudio_agent.bridge.agent_client.BridgeAgent` (timeouts, backoff, frame limit). The hub's
+        OpenAI pass-through for this agent's model (``chat:forward``) goes to its model server as sent; pass
+        ``forwarder=None`` to take agent tasks only.
         Raises ``ConnectionError`` (CONNECTION_FAILED) when the bridge cannot be reached at the first connect.
         """
         from .bridge.agent_client import serve_agent
@@ -354,6 +356,12 @@ class LMStudioAgent:
         def streamer(instruction: str, tool_names: list[str],
                      documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
             return self.astream(instruction, tool_names or None, documents=documents)
+
+        async def forwarder(body: dict[str, Any], deadline: Deadline, *, stream: bool) -> Any:
+            # The hub's OpenAI pass-through (chat:forward) for this agent's model, to its model server.
+            if stream:
+                return await self.client.forward_chat_stream(body, deadline=deadline)
+            return await self.client.forward_chat(body, deadline=deadline)
 
         try:
             if not self._loaded:
@@ -371,7 +379,7 @@ class LMStudioAgent:
                 model=self.model_name,
                 registry=self.tools,
                 max_concurrency=max_concurrency,
-                **{"streamer": streamer, **options},
+                **{"streamer": streamer, "forwarder": forwarder, **options},
             )
         finally:
             await self.astop_mcp()  # the agent stops serving (cancelled or failed): so do its MCP servers

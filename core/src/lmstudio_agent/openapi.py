@@ -9,7 +9,9 @@ from pydantic.json_schema import models_json_schema
 
 from .contract import MAX_BODY_BYTES, ErrorResponse, ExecuteRequest, ExecuteResponse, HealthResponse
 from .errors import HTTP_STATUS
+from .conversation import ChatRequest
 from .events import RunEvent
+from .openai_api import AGENT_MODEL, ChatCompletionRequest, OpenAIError
 from .runs import RunCreated, RunView
 from .streaming import HEARTBEAT_SECONDS, PROTOCOL_VERSION
 
@@ -20,7 +22,7 @@ def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for ``GET /health`` and ``POST /execute``, as served by the Lambda, the Worker and the hub."""
     _, schemas = models_json_schema(
         [(m, "validation") for m in (ExecuteRequest, ExecuteResponse, ErrorResponse, HealthResponse, RunCreated,
-                                     RunView, RunEvent)],
+                                     RunView, RunEvent, ChatRequest, ChatCompletionRequest, OpenAIError)],
         ref_template=REF,
     )
 
@@ -29,6 +31,9 @@ def openapi_document() -> dict[str, Any]:
 
     def error(description: str) -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": ref("ErrorResponse")}}}
+
+    def openai_error(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ref("OpenAIError")}}}
 
     statuses = sorted(set(HTTP_STATUS.values()) - {404, 405})
     codes_by_status = {s: sorted(c.value for c, st in HTTP_STATUS.items() if st == s) for s in statuses}
@@ -42,8 +47,9 @@ def openapi_document() -> dict[str, Any]:
             f"Server-Sent Events in the Vercel AI SDK UI message stream protocol (AI SDK 5; header "
             f"x-vercel-ai-ui-message-stream: {PROTOCOL_VERSION}). Each event is `data: <chunk JSON>`: start, "
             "start-step / finish-step per model round, text-start / text-delta / text-end, tool-input-available, "
-            "tool-output-available or tool-output-error, data-agent-error (a recovered error), error (errorText "
-            "'<CODE>: <message>'), finish (messageMetadata: success, cached, code), then `data: [DONE]`. A comment "
+            "tool-output-available (output: the JSON value the tool returned) or tool-output-error, data-agent-error "
+            "(a recovered error), message-metadata (success: false, code) then error (errorText '<CODE>: <message>') "
+            "for a failed run, finish (messageMetadata: success, cached, code), then `data: [DONE]`. A comment "
             f"line (`: keep-alive`) every {HEARTBEAT_SECONDS:g} s keeps proxies from cutting an idle stream. "
             "See docs/readme/streaming.md."),
         "headers": {"x-vercel-ai-ui-message-stream": {"schema": {"type": "string", "const": PROTOCOL_VERSION}}},
@@ -86,19 +92,63 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Execute an agent instruction",
                     "security": [{"bearer": []}, {"apiKey": []}],
                     "description": "Answers JSON, or streams the run as Server-Sent Events when the request has "
-                                   "'Accept: text/event-stream' or \"stream\": true (the hub and the Worker; the "
-                                   "Lambda always answers JSON). A request refused before the run starts gets the "
-                                   "JSON error either way.",
+                                   "'Accept: text/event-stream' or \"stream\": true, or is the body the AI SDK's "
+                                   "useChat sends by default (ChatRequest: messages as UI messages; the last user "
+                                   "message is the instruction, the conversation so far is context). The Lambda "
+                                   "sends the stream whole, once the run is over. A request refused before the run "
+                                   "starts gets the JSON error either way.",
                     "parameters": [{"name": "Accept", "in": "header", "required": False,
                                     "schema": {"type": "string", "example": "text/event-stream"}}],
                     "requestBody": {"required": True,
-                                    "content": {"application/json": {"schema": ref("ExecuteRequest")}}},
+                                    "content": {"application/json": {"schema": {
+                                        "oneOf": [ref("ExecuteRequest"), ref("ChatRequest")]}}}},
                     "responses": {
                         "200": {"description": "The agent's transcript (JSON), or the run as it happens (SSE)",
                                 "headers": event_stream["headers"],
                                 "content": {"application/json": {"schema": ref("ExecuteResponse")},
                                             **event_stream["content"]}},
                         **execute_errors,
+                    },
+                }
+            },
+            "/v1/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "OpenAI-compatible: the agent and the models behind the deployment",
+                    "security": keyed,
+                    "responses": {
+                        "200": {"description": f"The models: {AGENT_MODEL!r} first, then those passed through",
+                                "content": {"application/json": {"schema": {
+                                    "type": "object", "required": ["object", "data"],
+                                    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {
+                                        "type": "object", "required": ["id", "object", "owned_by"],
+                                        "properties": {"id": {"type": "string"}, "object": {"const": "model"},
+                                                       "created": {"type": "integer"},
+                                                       "owned_by": {"type": "string"}}}}}}}}},
+                        "401": openai_error("UNAUTHORIZED"), "403": openai_error("FORBIDDEN"),
+                        "500": openai_error("INTERNAL_ERROR (a secret could not be read)"),
+                    },
+                }
+            },
+            "/v1/chat/completions": {
+                "post": {
+                    "operationId": "chatCompletions",
+                    "summary": "OpenAI-compatible chat completions: the agent, or a model behind the deployment",
+                    "description": f"model {AGENT_MODEL!r}: the agent runs on the deployment's tools (client "
+                                   "'tools' are refused) and answers as one assistant message. Any other model "
+                                   "GET /v1/models lists: the request passes through to it as sent, tool calls "
+                                   "and streaming preserved. stream: true answers chat.completion.chunk events "
+                                   "(a failure mid-stream is an {\"error\": ...} event), then data: [DONE]. "
+                                   "Errors are OpenAI's shape; code is the contract's error code.",
+                    "security": keyed,
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": ref("ChatCompletionRequest")}}},
+                    "responses": {
+                        "200": {"description": "A chat.completion (JSON), or chat.completion.chunk events (SSE)",
+                                "content": {"application/json": {"schema": {"type": "object"}},
+                                            **event_stream["content"]}},
+                        **{str(s): openai_error("Error codes: " + ", ".join(codes_by_status[s])) for s in statuses},
+                        "404": openai_error("NOT_FOUND: a model the deployment does not serve (param: model)"),
                     },
                 }
             },

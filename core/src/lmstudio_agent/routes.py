@@ -1,7 +1,10 @@
-"""The whole HTTP API in one call, for adapters that can stream (the hub, the Worker).
+"""The whole HTTP API in one call, for every adapter (the hub, the Worker, the Lambda).
 
 :func:`route` adds to :func:`lmstudio_agent.contract.handle_request` the streamed ``POST /execute``
-(:mod:`.streaming`) and the async runs under ``/runs`` (:mod:`.runs`); everything else is the contract's.
+(:mod:`.streaming`: ``Accept: text/event-stream``, ``"stream": true`` or the AI SDK's ``useChat`` body), the
+OpenAI-compatible routes under ``/v1/`` (:mod:`.openai_api`) and the async runs under ``/runs``
+(:mod:`.runs`); everything else is the contract's. An adapter that cannot stream (the Lambda) sends a
+:class:`~lmstudio_agent.streaming.StreamResponse` whole once it is written.
 The answer is an :class:`~lmstudio_agent.contract.HttpResponse` or a
 :class:`~lmstudio_agent.streaming.StreamResponse`.
 """
@@ -9,9 +12,9 @@ The answer is an :class:`~lmstudio_agent.contract.HttpResponse` or a
 from __future__ import annotations
 
 from .cache import CacheStore
-from .contract import (CORS_HEADERS, Body, ExecuteBackend, ExecuteOptions, Headers, HttpResponse, KeySource, authorize,
-                       error_response, handle_request, header_map)
-from .errors import AgentError
+from .contract import (CORS_HEADERS, Body, ExecuteBackend, ExecuteOptions, Headers, HttpResponse, KeySource,
+                       handle_request, header_map, key_refusal)
+from .openai_api import handle_openai
 from .runs import RunService
 from .streaming import HEARTBEAT_SECONDS, StreamResponse, body_asks_stream, handle_execute_stream, wants_stream
 
@@ -42,6 +45,9 @@ async def route(
             return refused
         return await handle_execute_stream(body, headers, backend, cache=cache, options=options,
                                            heartbeat_seconds=heartbeat_seconds)
+    if path.startswith("/v1/"):
+        return await handle_openai(method, path, raw_headers, body, backend=backend, api_key=api_key, cache=cache,
+                                   options=options, heartbeat_seconds=heartbeat_seconds)
     if runs is not None and (path == "/runs" or path.startswith("/runs/")):
         if method == "OPTIONS":
             allow = CORS_HEADERS["Access-Control-Allow-Headers"] + ", Last-Event-ID"
@@ -59,8 +65,4 @@ def check_key(headers: Headers, api_key: KeySource) -> HttpResponse | None:
     """The contract's key check (None: the key is right; else the 401/403 to send), with the key looked up
     (a secret store) only now. Adapters that forward a route elsewhere (the Worker's runs, in Durable
     Objects) check the key with this before forwarding."""
-    try:
-        expected = api_key() if callable(api_key) else api_key
-    except AgentError as exc:
-        return error_response(exc.code, exc.message)
-    return authorize(headers, expected)
+    return key_refusal(headers, api_key)

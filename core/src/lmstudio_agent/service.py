@@ -61,12 +61,15 @@ class EndpointSettings(BaseModel):
     max_rounds: int = Field(default=4, ge=1, le=20)
     max_tokens: int = Field(default=512, ge=16, le=8192)
     allowed_tools: Optional[list[str]] = None
+    # The models behind the deployment that /v1/chat/completions passes requests through to (None: the
+    # deployment's own model only).
+    openai_models: Optional[list[str]] = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, Any], **overrides: Any) -> "EndpointSettings":
         """Read ``LM_STUDIO_URL`` (or ``LM_STUDIO_API_BASE``), ``LM_STUDIO_TOKEN`` (or ``LM_API_TOKEN``),
         ``LM_STUDIO_MODEL``, ``LM_TOOL_MODE``, ``EXECUTE_DEADLINE_SECONDS``, ``CACHE_TTL_SECONDS``,
-        ``MAX_ROUNDS``, ``ALLOWED_TOOLS`` (comma-separated); ``overrides`` win."""
+        ``MAX_ROUNDS``, ``ALLOWED_TOOLS`` and ``OPENAI_MODELS`` (comma-separated); ``overrides`` win."""
 
         def pick(*names: str) -> Any:
             for name in names:
@@ -87,6 +90,9 @@ class EndpointSettings(BaseModel):
         allowed = pick("ALLOWED_TOOLS")
         if allowed:
             values["allowed_tools"] = [n.strip() for n in str(allowed).split(",") if n.strip()]
+        passthrough = pick("OPENAI_MODELS")
+        if passthrough:
+            values["openai_models"] = [n.strip() for n in str(passthrough).split(",") if n.strip()]
         values = {k: v for k, v in values.items() if v is not None}
         values.update(overrides)
         return cls.model_validate(values)
@@ -322,6 +328,24 @@ class AgentBackend:
         async for event in agent.astream(instruction, deadline=deadline, tools=self.registry.select(tools.names),
                                          documents=documents):
             yield event
+
+    def openai_models(self) -> list[str]:
+        """The models ``/v1/chat/completions`` passes requests through to (``OPENAI_MODELS``, default: the
+        deployment's model)."""
+        return list(self.settings.openai_models or [self.settings.model])
+
+    async def forward_chat(self, body: dict[str, Any], deadline: Deadline, *, stream: bool) -> Any:
+        """A chat-completions request passed to the upstream as it is (:mod:`lmstudio_agent.openai_api`):
+        the answer's JSON, or with ``stream`` its Server-Sent Events as raw bytes.
+
+        Args:
+            body: The request body, ``model`` one of :meth:`openai_models`.
+            deadline: The request's deadline.
+            stream: Whether the body asks for a stream.
+        """
+        if stream:
+            return await self.client.forward_chat_stream(body, deadline=deadline)
+        return await self.client.forward_chat(body, deadline=deadline)
 
     async def aclose(self) -> None:
         """Close the HTTP client; a backend built from settings owns its service and stops its MCP servers too."""

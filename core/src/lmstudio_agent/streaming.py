@@ -10,9 +10,13 @@ chunk carries a field the schema does not list; the contract's error code travel
 - the model's text: ``text-start`` / ``text-delta`` / ``text-end`` (deltas as the model writes them; a
   thought or final answer that was not streamed comes as one delta);
 - each tool call: ``tool-input-available`` (``toolCallId``, ``toolName``, ``input``), then
-  ``tool-output-available`` (``output``) or ``tool-output-error`` (``errorText``);
+  ``tool-output-available`` (``output``: the JSON value the tool returned, an object stays an object) or
+  ``tool-output-error`` (``errorText``);
 - a recovered error of the run (an unreadable reply the model is asked to fix): ``data-agent-error``;
-- a failed run: ``error``;
+- a failed run: ``message-metadata`` (``success: false``, ``code``), then ``error``. ``useChat`` stops reading
+  at the ``error`` chunk, so the code goes out first, in a chunk it keeps on the message (``message.metadata``);
+- a step opens with its first part: a model round that wrote nothing (the one a failed run ends on) leaves
+  no empty ``start-step``/``finish-step`` pair;
 - ``finish`` (``messageMetadata``: ``success``, ``cached``, ``code`` on failure), then ``data: [DONE]``.
 
 Between events a comment line (``: keep-alive``) goes out every :data:`HEARTBEAT_SECONDS`, so proxies and
@@ -39,11 +43,13 @@ from .contract import (
     HttpResponse,
     ToolSelection,
     error_response,
+    execute_request_from,
     no_answer_error,
-    parse_execute_request,
     plan_execute,
     prepare,
+    read_json_object,
 )
+from .conversation import execute_request_from_chat, is_chat_body
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .jsonsafe import loads as safe_loads
@@ -91,8 +97,8 @@ class UIMessageStream:
 
     def feed(self, event: RunEvent) -> list[dict[str, Any]]:
         out = self._flush_held()
-        if event.type == "step-start":
-            return out + self._close_step() + self._open_step()
+        if event.type == "step-start":  # the new round's start-step goes out with its first part
+            return out + self._close_step()
         if event.type == "text-delta":
             if not event.delta:
                 return out
@@ -111,7 +117,8 @@ class UIMessageStream:
         """The chunks of a failed run (the ``error``; ``finish`` follows from :meth:`finish`)."""
         held, self._held = self._held, None
         out = [] if held is None or (held.code == code and held.content == message) else self._emit(held)
-        return out + self._close_step() + [{"type": "error", "errorText": f"{code}: {message}"}]
+        return out + self._close_step() + [{"type": "message-metadata", "messageMetadata": {"success": False, "code": code}},
+                                           {"type": "error", "errorText": f"{code}: {message}"}]
 
     def finish(self, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
         return self._flush_held() + self._close_step() + [{"type": "finish", "messageMetadata": dict(metadata)}]
@@ -179,7 +186,7 @@ class UIMessageStream:
             call_id = self._take_call(message.tool)
             if call_id is None:
                 return []
-            return [{"type": "tool-output-available", "toolCallId": call_id, "output": message.content}]
+            return [{"type": "tool-output-available", "toolCallId": call_id, "output": tool_output(message.content)}]
         if message.type == "result":  # the final answer; a terminal tool's call gets it as its output
             out: list[dict[str, Any]] = []
             call_id = self._take_call(None)
@@ -194,6 +201,19 @@ class UIMessageStream:
                 return [{"type": "tool-output-error", "toolCallId": call_id, "errorText": text}]
         return self._close_text() + [{"type": "data-agent-error",
                                       "data": {"code": message.code, "message": message.content, "tool": message.tool}}]
+
+
+def tool_output(content: str | None) -> Any:
+    """A tool's output as the JSON value the tool returned: the transcript keeps it as text (the loop writes a
+    non-string result as JSON), so text that is a JSON object or array is read back; any other text (a plain
+    string result, a result cut short for the model) stays the string it is."""
+    text = (content or "").strip()
+    if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return content
 
 
 def sse(chunk: Mapping[str, Any], event_id: int | None = None) -> bytes:
@@ -255,17 +275,19 @@ def wants_stream(headers: Mapping[str, str], request: ExecuteRequest | None = No
 
 
 def body_asks_stream(body: Body) -> bool:
-    """Whether a raw body says ``"stream": true`` (a cheap look before the full parse)."""
+    """Whether a raw body says ``"stream": true`` or is the AI SDK's chat body (``messages``, no
+    ``instruction``: ``useChat`` reads the answer as a stream and sends no ``Accept`` header for it). A cheap
+    look before the full parse."""
     if isinstance(body, str):
-        if '"stream"' not in body:
+        if '"stream"' not in body and '"messages"' not in body:
             return False
-    elif not body or b'"stream"' not in body:
+    elif not body or (b'"stream"' not in body and b'"messages"' not in body):
         return False
     try:  # the hardened parser: a hostile body is refused by the full parse, never here
         data = safe_loads(body)
     except (AgentError, ValueError, UnicodeError, RecursionError):
         return False
-    return isinstance(data, dict) and data.get("stream") is True
+    return isinstance(data, dict) and (data.get("stream") is True or is_chat_body(data))
 
 
 # ------------------------------------------------------------------------------------- the response
@@ -279,9 +301,11 @@ class StreamResponse:
     body: AsyncIterator[bytes]
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # The protocol's own headers (the UI message stream's by default; OpenAI chunks have no version header).
+    base_headers: dict[str, str] = field(default_factory=lambda: dict(STREAM_HEADERS))
 
     def all_headers(self) -> dict[str, str]:
-        return {**CORS_HEADERS, **STREAM_HEADERS, **self.headers}
+        return {**CORS_HEADERS, **self.base_headers, **self.headers}
 
 
 async def with_heartbeat(chunks: AsyncIterator[bytes], interval: float = HEARTBEAT_SECONDS) -> AsyncIterator[bytes]:
@@ -431,7 +455,8 @@ async def handle_execute_stream(
     refused before the run starts (bad body, unknown tool, no agent)."""
     options = options or ExecuteOptions()
     try:
-        request = parse_execute_request(body, options.max_body_bytes)
+        data = read_json_object(body, options.max_body_bytes)
+        request = execute_request_from_chat(data) if is_chat_body(data) else execute_request_from(data)
         return await stream_execute(request, backend, headers=headers, cache=cache, options=options,
                                     heartbeat_seconds=heartbeat_seconds)
     except AgentError as exc:

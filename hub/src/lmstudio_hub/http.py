@@ -74,6 +74,26 @@ class HubBackend:
                   documents: dict[str, str] | None = None) -> list[AgentMessage]:
         return await self.hub.submit(instruction, tools.names, model, deadline, documents=documents)
 
+    def openai_models(self) -> list[str]:
+        """The models ``/v1/chat/completions`` passes through to: those a connected agent forwards to."""
+        return self.hub.chat_models()
+
+    def forward_owner(self) -> str:
+        """Who may answer a passed-through request (the identities allowed a task that names no tool): part of
+        its cache key, so an answer is served again only while the same agents may give it."""
+        return self.hub.owner_of(())
+
+    async def forward_chat(self, body: dict[str, Any], deadline: Deadline, *, stream: bool) -> Any:
+        """A chat-completions request for a model behind the hub, over the bridge to an agent that serves it
+        (:meth:`BridgeHub.forward_chat`).
+
+        Args:
+            body: The request body.
+            deadline: The request's deadline.
+            stream: Whether the body asks for a stream.
+        """
+        return await self.hub.forward_chat(body, deadline, stream=stream)
+
     async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
                      documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
         """The agent's events as its ``task:event`` frames arrive (from the transcript, for an agent that sends

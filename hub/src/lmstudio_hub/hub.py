@@ -7,16 +7,23 @@ route and the benchmark use it): it picks a connected agent that has the model a
 ``task:result``, and requeues the task to another agent when its agent disconnects, stops answering
 keepalive pings or exceeds the attempt timeout. Delivery to agents is at least once; the answer to the
 caller is exactly once: the first result for a ``task_id`` wins and later ones are dropped.
+
+:meth:`BridgeHub.forward_chat` is the OpenAI-compatible pass-through (``POST /v1/chat/completions`` for a model
+behind the hub): it sends the request as a ``chat:forward`` frame to a connected agent that serves the model
+and registered the ``chat:forward`` capability, and hands back its ``chat:result`` (or its ``chat:chunk``
+events as they come). It is not queued nor retried: a model request is not idempotent the way an agent task's
+answer is cached, and a client of an OpenAI API retries itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -29,9 +36,16 @@ from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.events import RunEvent
 from lmstudio_agent.messages import AgentMessage
 from lmstudio_agent.bridge.protocol import (
+    CHAT_FORWARD,
     DEFAULT_BRIDGE_PORT,
     HARD_LIMIT_FACTOR,
     MAX_FRAME_BYTES,
+    ChatChunkData,
+    ChatChunkMessage,
+    ChatForwardData,
+    ChatForwardMessage,
+    ChatResultData,
+    ChatResultMessage,
     ErrorMessage,
     HeartbeatAckMessage,
     HeartbeatMessage,
@@ -121,6 +135,14 @@ class _Agent:
     @property
     def free(self) -> int:
         return self.max_concurrency - len(self.active)
+
+
+@dataclass(eq=False)
+class _Chat:
+    """A pass-through on its way: the agent that has it and what it sent back so far."""
+
+    agent: _Agent
+    answers: asyncio.Queue[ChatChunkData | ChatResultData | AgentError] = field(default_factory=asyncio.Queue)
 
 
 @dataclass(eq=False)
@@ -232,6 +254,7 @@ class BridgeHub:
         self._known_tools: set[str] = set()
         self._known_side_effect_tools: set[str] = set()
         self._sends: set[asyncio.Task[None]] = set()
+        self._chats: dict[str, _Chat] = {}
         self._server: Server | None = None
         self._serving = False
 
@@ -264,6 +287,8 @@ class BridgeHub:
             self._watch = None
         for task in list(self._tasks.values()):
             self._fail(task, AgentError(ErrorCode.NO_AGENT_AVAILABLE, "The bridge hub is shutting down"))
+        for chat in self._chats.values():
+            chat.answers.put_nowait(AgentError(ErrorCode.NO_AGENT_AVAILABLE, "The bridge hub is shutting down"))
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -442,6 +467,90 @@ class BridgeHub:
             raise self._deadline_error(task) from None
         finally:
             self._finish(task)
+
+    # ---------------------------------------------------------------------------------- pass-through
+
+    def chat_models(self) -> list[str]:
+        """The models a connected agent passes chat requests through to (it registered ``chat:forward``)."""
+        return sorted({a.model for a in self._agents.values() if CHAT_FORWARD in a.capabilities and a.model})
+
+    async def forward_chat(self, body: dict[str, Any], deadline: Deadline, *, stream: bool) -> Any:
+        """Pass an OpenAI chat-completions ``body`` to an agent that serves ``body["model"]`` (see the module
+        docstring): the answer's JSON, or (``stream``) its events as Server-Sent Events bytes, ending with
+        ``data: [DONE]``. Raises AgentError: NO_AGENT_AVAILABLE when no such agent is connected, the agent's
+        code (UPSTREAM_ERROR for one it may not send) when it fails before a stream starts, UPSTREAM_TIMEOUT.
+
+        Args:
+            body: The request body (``model`` one of :meth:`chat_models`).
+            deadline: The request's deadline.
+            stream: Whether the body asks for a stream.
+        """
+        model = str(body.get("model") or "")
+        agents = [a for a in self._agents.values() if CHAT_FORWARD in a.capabilities and a.model == model]
+        if not self._serving or not agents:
+            raise AgentError(ErrorCode.NO_AGENT_AVAILABLE, f"No connected agent passes requests to the model {model!r}",
+                             details={"retry_after": self.retry_after_seconds})
+        agent = max(agents, key=lambda a: a.free)
+        request_id = uuid.uuid4().hex
+        frame = ChatForwardMessage(data=ChatForwardData(request_id=request_id, body=body,
+                                                        deadline_seconds=max(0.1, deadline.clamp(900.0))))
+        chat = _Chat(agent)
+        self._chats[request_id] = chat
+        self._send_soon(agent, encode(frame))
+        try:
+            first = await self._next_answer(chat, deadline)
+        except BaseException:
+            self._chats.pop(request_id, None)
+            raise
+        if isinstance(first, ChatResultData) or not stream:
+            self._chats.pop(request_id, None)
+            return self._chat_result(first)
+        return self._chat_events(request_id, chat, first, deadline)
+
+    async def _next_answer(self, chat: _Chat, deadline: Deadline) -> ChatChunkData | ChatResultData:
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                answer = await chat.answers.get()
+        except TimeoutError:
+            raise AgentError(ErrorCode.UPSTREAM_TIMEOUT, "The agent's model did not answer within the deadline") from None
+        if isinstance(answer, AgentError):
+            raise answer
+        return answer
+
+    @staticmethod
+    def _chat_result(answer: ChatChunkData | ChatResultData) -> dict[str, Any]:
+        if isinstance(answer, ChatChunkData):  # a stream for a request that asked for none: a broken agent
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The agent streamed an answer that was asked for whole")
+        if answer.status == "error":
+            raise AgentError(_agent_code(answer.code), (answer.error or "")[:MAX_ERROR_CHARS])
+        if answer.body is None:
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The agent's answer has no body")
+        return answer.body
+
+    async def _chat_events(self, request_id: str, chat: _Chat, first: ChatChunkData,
+                           deadline: Deadline) -> AsyncIterator[bytes]:
+        """The stream's events; a failure once it has started is an OpenAI ``{"error": ...}`` event."""
+        answer: ChatChunkData | ChatResultData = first
+        try:
+            while isinstance(answer, ChatChunkData):
+                yield b"data: " + answer.data.encode() + b"\n\n"
+                answer = await self._next_answer(chat, deadline)
+            if answer.status == "error":
+                raise AgentError(_agent_code(answer.code), (answer.error or "")[:MAX_ERROR_CHARS])
+        except AgentError as exc:
+            error = {"error": {"message": exc.message, "type": "server_error", "param": None, "code": exc.code.value}}
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+        finally:
+            self._chats.pop(request_id, None)
+        yield b"data: [DONE]\n\n"
+
+    def _on_chat(self, agent: _Agent, data: ChatChunkData | ChatResultData, kind: str) -> str | None:
+        chat = self._chats.get(data.request_id)
+        if chat is None or chat.agent is not agent:
+            self.stats.protocol_errors += 1
+            return error_frame(ErrorCode.NOT_FOUND, f"Unknown request_id {data.request_id!r}", message_type=kind)
+        chat.answers.put_nowait(data)
+        return None
 
     # -------------------------------------------------------------------------------------- dispatch
 
@@ -736,6 +845,10 @@ class BridgeHub:
         for task in list(agent.active.values()):
             self._release(task)
             self._retry(task, f"agent {agent.agent_id!r} disconnected ({reason})")
+        for chat in self._chats.values():
+            if chat.agent is agent:
+                chat.answers.put_nowait(AgentError(ErrorCode.CONNECTION_FAILED,
+                                                   f"The agent {agent.agent_id!r} disconnected ({reason})"))
         self._drain()
 
     def _on_frame(self, agent: _Agent, raw: str | bytes) -> str | None:
@@ -754,6 +867,8 @@ class BridgeHub:
             return error_frame(exc.code, exc.message, task_id=task_id, message_type=kind)
         if isinstance(msg, TaskResultMessage):
             return self._on_result(agent, msg)
+        if isinstance(msg, (ChatChunkMessage, ChatResultMessage)):
+            return self._on_chat(agent, msg.data, msg.type)
         if isinstance(msg, TaskEventMessage):
             task = self._tasks.get(msg.data.task_id)
             # Only the attempt that holds the task streams: events of a dropped attempt are stale.

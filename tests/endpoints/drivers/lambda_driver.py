@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .base import DriverResponse, EndpointConfig, Headers, RequestBody
+from .base import DriverResponse, EndpointConfig, Headers, RequestBody, SSEReader, StreamResult
 
 ROOT = Path(__file__).resolve().parents[3]
 LAMBDA_DIR = ROOT / "lambda"
@@ -197,6 +197,9 @@ class LambdaDriver:
 
     name = "lambda"
     supports_runs = True  # DynamoDB and the runner function (see the module docstring)
+    # API Gateway's REST integration cannot pass a Python function's response on as it is written: a stream
+    # arrives whole, once the run is over (see stream()).
+    live_stream = False
 
     def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None) -> None:
         self.aws = AwsSandbox(config, extra_env=extra_env)
@@ -236,6 +239,20 @@ class LambdaDriver:
         self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None
     ) -> DriverResponse:
         return response_of(self.invoke(proxy_event(method, path, headers=headers, body=body)))
+
+    def stream(
+        self, method: str, path: str, *, headers: Optional[Headers] = None, body: RequestBody = None,
+        stop_after: Optional[int] = None,
+    ) -> StreamResult:
+        """A stream request, read as the client reads what API Gateway sends: the whole Server-Sent Events
+        body at once (``stop_after`` cannot stop a run whose answer is already complete: it is ignored)."""
+        response = self.request(method, path, headers=headers, body=body)
+        result = StreamResult(response.status, response.headers)
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            SSEReader(result, time.monotonic).feed(response.text)
+        else:
+            result.text = response.text
+        return result
 
     def cache_entries(self) -> int:
         return len(self.aws.items())

@@ -22,14 +22,21 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from ..deadline import Deadline
 from ..errors import AgentError, BridgeConnectionError, ErrorCode
 from ..events import RunEvent, transcript_of
 from ..messages import AgentMessage
 from ..tools import Tool
 from .protocol import (
+    CHAT_FORWARD,
     DEFAULT_BRIDGE_URL,
     HARD_LIMIT_FACTOR,
     MAX_FRAME_BYTES,
+    ChatChunkData,
+    ChatChunkMessage,
+    ChatForwardMessage,
+    ChatResultData,
+    ChatResultMessage,
     ErrorMessage,
     HeartbeatAckMessage,
     HeartbeatMessage,
@@ -54,6 +61,9 @@ logger = logging.getLogger("lmstudio_agent.bridge.agent")
 Runner = Callable[..., Awaitable[Sequence[AgentMessage]]]  # (instruction, tool_names[, documents])
 # Streams a task's events (raising AgentError at the end of a failed run); used for ``stream: true`` tasks.
 Streamer = Callable[..., AsyncIterator[RunEvent]]  # (instruction, tool_names[, documents])
+# Passes an OpenAI chat-completions body to the agent's model server: ``(body, deadline, stream=...)`` -> the
+# answer's JSON, or (stream) its Server-Sent Events as bytes (AgentBackend.forward_chat is one).
+Forwarder = Callable[..., Awaitable[Any]]
 _TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
 
 
@@ -87,6 +97,8 @@ class BridgeAgent:
         max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE.
         streamer: Runs a task sent with ``stream: true`` and yields its events, each sent as a ``task:event``
             frame before the result (None: such tasks run through ``runner``, with no events).
+        forwarder: Passes the hub's ``chat:forward`` requests to this agent's model server (registered as the
+            ``chat:forward`` capability; None: the agent takes agent tasks only).
     """
 
     def __init__(
@@ -108,9 +120,13 @@ class BridgeAgent:
         backoff_max: float = 30.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         streamer: Streamer | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.runner = runner
         self.streamer = streamer
+        self.forwarder = forwarder
+        if forwarder is not None:
+            capabilities = [*capabilities, CHAT_FORWARD]
         self.bridge_url = bridge_url
         self.token = token
         self.registration = RegisterData(
@@ -243,6 +259,8 @@ class BridgeAgent:
                 msg = self._parse(raw)
                 if isinstance(msg, TaskExecuteMessage):
                     await self._start_task(conn, msg)
+                elif isinstance(msg, ChatForwardMessage):
+                    self._start_forward(conn, msg)
                 elif isinstance(msg, TaskCancelMessage):
                     # Forgotten at once: the hub may send the same task again before this run has unwound.
                     running = self._running.pop(msg.data.task_id, None)
@@ -290,6 +308,51 @@ class BridgeAgent:
                            stream=bool(data.stream)))
         self._running[data.task_id] = running
         running.add_done_callback(functools.partial(self._forget, data.task_id))
+
+    def _start_forward(self, conn: ClientConnection, msg: ChatForwardMessage) -> None:
+        request_id = msg.data.request_id
+        if request_id in self._running:
+            logger.warning("agent %s: request %s is already running; ignoring the repeat", self.agent_id, request_id)
+            return
+        running = asyncio.get_running_loop().create_task(self._forward(conn, msg))
+        self._running[request_id] = running
+        running.add_done_callback(functools.partial(self._forget, request_id))
+
+    async def _forward(self, conn: ClientConnection, msg: ChatForwardMessage) -> None:
+        """One pass-through: the model server's answer as ``chat:result``, or its stream as ``chat:chunk``
+        frames (each event's data, ``[DONE]`` left out) and then ``chat:result``."""
+        data = msg.data
+        request_id = data.request_id
+        try:
+            if self.forwarder is None:
+                raise AgentError(ErrorCode.NOT_FOUND, f"Agent {self.agent_id!r} does not pass chat requests through")
+            if data.body.get("model") != self.registration.model:
+                raise AgentError(ErrorCode.NOT_FOUND, f"Agent {self.agent_id!r} serves the model {self.registration.model!r} only")
+            deadline = Deadline(data.deadline_seconds)
+            stream = data.body.get("stream") is True
+            answer = await self.forwarder(data.body, deadline, stream=stream)
+            if stream:
+                async for event in answer:
+                    lines = event.decode("utf-8", "replace").splitlines()
+                    payload = "\n".join(line[5:].lstrip(" ") for line in lines if line.startswith("data:"))
+                    if payload and payload.strip() != "[DONE]":
+                        await self._send_text(conn, encode(ChatChunkMessage(
+                            data=ChatChunkData(request_id=request_id, data=payload))))
+                result = ChatResultData(request_id=request_id, status="success")
+            else:
+                result = ChatResultData(request_id=request_id, status="success", body=answer)
+        except AgentError as exc:
+            result = ChatResultData(request_id=request_id, status="error", error=exc.message, code=exc.code.value)
+        except Exception:
+            logger.exception("agent %s: pass-through %s failed unexpectedly", self.agent_id, request_id)
+            result = ChatResultData(request_id=request_id, status="error", error="Internal error in the agent",
+                                    code=ErrorCode.INTERNAL_ERROR.value)
+        text = encode(ChatResultMessage(data=result))
+        if frame_size(text) > self.max_frame_bytes:
+            error = f"The answer exceeds the bridge's frame limit of {self.max_frame_bytes} bytes"
+            text = encode(ChatResultMessage(data=ChatResultData(request_id=request_id, status="error", error=error,
+                                                                 code=ErrorCode.PAYLOAD_TOO_LARGE.value)))
+        await self._send_text(conn, text)
 
     def _forget(self, task_id: str, done: asyncio.Task[None]) -> None:
         if self._running.get(task_id) is done:

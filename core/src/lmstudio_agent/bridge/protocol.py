@@ -9,6 +9,12 @@ of ``agent:register``, the optional ``documents`` of ``task:execute`` and the op
 ``task:result``. For streamed runs the hub sets ``stream: true`` on ``task:execute`` and the agent sends its
 run's events as ``task:event`` frames (each one :class:`~lmstudio_agent.events.RunEvent`) before the
 ``task:result``.
+
+The OpenAI-compatible pass-through (``POST /v1/chat/completions`` for a model behind the hub) adds three
+frames, used only with an agent that registered the :data:`CHAT_FORWARD` capability: ``chat:forward`` (hub to
+agent: the chat-completions body, sent to the agent's model server as it is), then from the agent, for a
+stream, one ``chat:chunk`` per Server-Sent Event (its ``data``), and last ``chat:result`` (the answer's JSON,
+or the error with its code).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ MAX_FRAME_BYTES = 1024 * 1024
 HARD_LIMIT_FACTOR = 4
 MAX_ID_CHARS = 128
 MAX_TOOLS = 256
+# The capability an agent registers when it passes OpenAI chat-completions requests to its model server.
+CHAT_FORWARD = "chat:forward"
 
 _Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 _Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -113,6 +121,38 @@ class TaskResultData(_Data):
         return self
 
 
+class ChatForwardData(_Data):
+    """``chat:forward``: an OpenAI chat-completions ``body`` for the agent's model server, passed as sent."""
+
+    request_id: _Id
+    body: dict[str, Any]
+    deadline_seconds: float = Field(gt=0, le=900, description="How long the agent may take.")
+
+
+class ChatChunkData(_Data):
+    """``chat:chunk``: the ``data`` of one event of a streamed pass-through, in order."""
+
+    request_id: _Id
+    data: str
+
+
+class ChatResultData(_Data):
+    """``chat:result``: ``status: success`` with the answer's ``body`` (none after a stream's chunks), or
+    ``status: error`` with ``error`` and ``code``."""
+
+    request_id: _Id
+    status: Literal["success", "error"]
+    body: Optional[dict[str, Any]] = None
+    error: Optional[str] = None
+    code: Optional[str] = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ChatResultData":
+        if self.status == "error" and not self.error:
+            raise ValueError("an error result needs 'error' (a message)")
+        return self
+
+
 class TaskCancelData(_Data):
     task_id: _Id
     reason: str = ""
@@ -169,6 +209,21 @@ class TaskCancelMessage(WebSocketMessage):
     data: TaskCancelData
 
 
+class ChatForwardMessage(WebSocketMessage):
+    type: Literal["chat:forward"] = "chat:forward"
+    data: ChatForwardData
+
+
+class ChatChunkMessage(WebSocketMessage):
+    type: Literal["chat:chunk"] = "chat:chunk"
+    data: ChatChunkData
+
+
+class ChatResultMessage(WebSocketMessage):
+    type: Literal["chat:result"] = "chat:result"
+    data: ChatResultData
+
+
 class HeartbeatMessage(WebSocketMessage):
     type: Literal["heartbeat"] = "heartbeat"
     data: HeartbeatData = Field(default_factory=HeartbeatData)
@@ -193,6 +248,9 @@ BridgeMessage = Annotated[
         TaskResultMessage,
         TaskEventMessage,
         TaskCancelMessage,
+        ChatForwardMessage,
+        ChatChunkMessage,
+        ChatResultMessage,
         HeartbeatMessage,
         HeartbeatAckMessage,
         ErrorMessage,
@@ -207,6 +265,9 @@ MESSAGE_TYPES: tuple[str, ...] = (
     "task:result",
     "task:event",
     "task:cancel",
+    "chat:forward",
+    "chat:chunk",
+    "chat:result",
     "heartbeat",
     "heartbeat:ack",
     "error",
