@@ -5,7 +5,7 @@ One run-state model (:class:`RunState`), one store protocol (:class:`RunStore`) 
 gets executed (the ``launcher``):
 
 - the hub: :class:`MemoryRunStore` and an asyncio task in its own process;
-- the Lambda: DynamoDB and an asynchronous invoke of the runner function (lambda/runs.py);
+- the Lambda: DynamoDB (lambda/dynamo_runs.py) and an asynchronous invoke of the runner function (lambda/app.py);
 - the Worker: a Durable Object per run, whose alarm runs it (cloudflare/src/do_runs.py, entry.py).
 
 Routes (all keyed; a run is visible only to the key that created it, anyone else gets 404):
