@@ -39,7 +39,8 @@ eval-suite: $(STAMPS)/core ## regenerate the suite's and the tool corpus's JSONL
 	$(PY) -m lmstudio_eval.suite
 	$(PY) -m lmstudio_eval.corpus
 
-# Training runs in the fine-tuning venv (FT_PY, mk/finetune.mk); serving and measuring in the main one. The adapter
+# The command is eval/src/lmstudio_eval/finetuning/ (cli.py; the rows in data.py). Its training job (job.py) runs
+# in the fine-tuning venv (FT_PY, mk/finetune.mk), by file path; serving and measuring in the main one. The adapter
 # and its recipe (TOOL_ADAPTER, .json beside it) land in gateway-model, which serves them by default; the base
 # model's answers to the plain-chat rows are cached in the report directory (greedy, so the rows are reproducible).
 finetune-tools: $(STAMPS)/finetune $(STAMPS)/gateway $(VENV)/finetune/share/llama.cpp/convert_lora_to_gguf.py ## train the shipped tool adapter (GGUF LoRA) on the corpus

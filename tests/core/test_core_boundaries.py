@@ -99,9 +99,9 @@ def test_the_core_ships_no_hub_server_and_no_eval_data():
 
 
 def test_the_training_job_runs_by_path_in_the_fine_tuning_venv():
-    """eval's finetune_job.py is run by file path by the fine-tuning venv's Python, which has core and
+    """eval's finetuning/job.py is run by file path by the fine-tuning venv's Python, which has core and
     lmstudio_finetune but not lmstudio_eval: it may import nothing else from the project."""
-    job = ROOT / "eval" / "src" / "lmstudio_eval" / "finetune_job.py"
+    job = ROOT / "eval" / "src" / "lmstudio_eval" / "finetuning" / "job.py"
     tree = ast.parse(job.read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0], "relative import"
     assert _imported_top_levels(job) & PROJECT_PACKAGES <= {"lmstudio_finetune", "lmstudio_agent"}

@@ -17,7 +17,7 @@ from lmstudio_eval.corpus_values import COUNTRIES, CURRENCIES, STATES
 from lmstudio_eval.report import summarize
 from lmstudio_eval.runner import run_task
 from lmstudio_eval.suite import Task, load_suite, tools_for
-from lmstudio_eval.training import answer_content, task_rows
+from lmstudio_eval.finetuning.data import answer_content, task_rows
 from lmstudio_agent.modes import ConstrainedStrategy
 from lmstudio_agent.toolcalls import ToolCall, parse_tool_calls
 from lmstudio_agent.tools import ToolRegistry

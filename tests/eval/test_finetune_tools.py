@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lmstudio_eval.cli import eval_app
-from lmstudio_eval.finetune_cli import CURVE_FILE, finetune_python
+from lmstudio_eval.finetuning.cli import CURVE_FILE, finetune_python
 from lmstudio_eval.report import PLOT_FILE, REPORT_FILE
-from lmstudio_eval.training import CHAT_CHECKS
+from lmstudio_eval.finetuning.data import CHAT_CHECKS
 
 pytestmark = [pytest.mark.finetune, pytest.mark.model, pytest.mark.slow]
 

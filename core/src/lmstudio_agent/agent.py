@@ -69,6 +69,7 @@ class Memory:
     and the chat message (OpenAI format) that goes back to the model."""
 
     def __init__(self) -> None:
+        """Start with an empty conversation."""
         self.items: list[dict[str, Any]] = []
 
     def to_chat_messages(self) -> list[dict[str, Any]]:
@@ -76,7 +77,12 @@ class Memory:
         return [m["message"] for m in self.items]
 
     def add_message(self, kind: str, message: dict[str, Any]) -> None:
-        """Record ``message``, added by ``kind``."""
+        """Record ``message``, added by ``kind``.
+
+        Args:
+            kind: Who added it: ``user``, ``assistant`` or ``environment``.
+            message: The chat message (OpenAI format); its ``content`` is also kept as the item's text.
+        """
         self.items.append({"type": kind, "content": message.get("content", ""), "message": message})
 
 
@@ -91,6 +97,9 @@ class ToolOutcome:
     timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
     def for_model(self) -> str:
+        """The outcome as the model sees it: the rendered result, or ``Error: ...`` with the message (never the
+        traceback).
+        """
         if self.ok:
             return render_result(self.result)
         return f"Error: {self.error}"
@@ -100,7 +109,13 @@ class Environment:
     """Runs tools and captures their failures. The traceback is logged, never shown to the model or a client."""
 
     async def execute(self, tool: Tool, args: dict[str, Any], context: ActionContext) -> ToolOutcome:
-        """Run ``tool`` with ``args``, the keyword arguments :meth:`Agent.check` validated (not checked again)."""
+        """Run ``tool`` with ``args``, the keyword arguments :meth:`Agent.check` validated (not checked again).
+
+        Args:
+            tool: The tool to run.
+            args: Its keyword arguments, already validated.
+            context: What the tool receives as ``action_context`` (properties, llm, agent, memory).
+        """
         try:
             return ToolOutcome(ok=True, result=await tool.run(args, context))
         except AgentError as exc:
@@ -116,7 +131,11 @@ class Environment:
 
 def is_words(text: str | None) -> bool:
     """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not JSON
-    (nor the start of it)."""
+    (nor the start of it).
+
+    Args:
+        text: The model's reply text (None counts as empty).
+    """
     stripped = (text or "").strip()
     if not stripped or stripped[0] in "[{":  # JSON, or a fragment of it (a reply cut off at the token cap)
         return False
@@ -125,7 +144,11 @@ def is_words(text: str | None) -> bool:
 
 
 def call_key(call: ToolCall) -> tuple[str, str]:
-    """What makes two calls identical: the tool and its arguments (key order does not matter)."""
+    """What makes two calls identical: the tool and its arguments (key order does not matter).
+
+    Args:
+        call: The tool call.
+    """
     return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
 
 
@@ -136,7 +159,11 @@ NOT_WORDS = "Your final answer must be a short sentence for the user in plain wo
 
 
 def render_result(result: Any) -> str:
-    """A tool result as text for the model, cut to a size small models can take."""
+    """A tool result as text for the model, cut to a size small models can take.
+
+    Args:
+        result: What the tool returned: a string as it is, anything else as JSON.
+    """
     text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
     return text if len(text) <= MAX_RESULT_CHARS else text[:MAX_RESULT_CHARS] + " …[truncated]"
 
@@ -200,6 +227,7 @@ class Agent:
         context: dict[str, Any] | None = None,
         policy: SmallModelPolicy | None = DEFAULT_POLICY,
     ) -> None:
+        """Configure the agent; nothing is sent to the model until a run starts."""
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.client = client
@@ -215,26 +243,46 @@ class Agent:
         self._resolved_mode: ToolMode | None = None if self.mode is ToolMode.AUTO else self.mode
 
     async def resolve_mode(self, deadline: Deadline | None = None) -> ToolMode:
+        """The concrete tool-call mode: the one configured, or (for ``auto``) the one :func:`detect_mode` picks, asked
+        of the server once and then kept.
+
+        Args:
+            deadline: Bounds the model-info request ``auto`` makes.
+        """
         if self._resolved_mode is None:
             self._resolved_mode = await detect_mode(self.client, self.model, deadline=deadline)
             logger.info("tool-call mode for %s: %s", self.model, self._resolved_mode.value)
         return self._resolved_mode
 
     def offered_tools(self, registry: ToolRegistry | None = None) -> list[Tool]:
-        """The tools a run offers: the registry's, plus ``terminate`` unless the registry has its own."""
+        """The tools a run offers: the registry's, plus ``terminate`` unless the registry has its own.
+
+        Args:
+            registry: The tools to offer instead of the agent's own (None: the agent's registry).
+        """
         tools = list(registry if registry is not None else self.registry)
         if not any(t.terminal for t in tools) and all(t.name != TERMINATE.name for t in tools):
             tools.append(TERMINATE)
         return tools
 
     def strategy(self, mode: ToolMode) -> Strategy:
-        """The strategy of a concrete ``mode``, with this agent's small-model policy."""
+        """The strategy of a concrete ``mode``, with this agent's small-model policy.
+
+        Args:
+            mode: A concrete mode (not ``auto``).
+        """
         return strategy_for(mode, self.policy)
 
     def system_message(self, strategy: Strategy, tools: Sequence[Tool],
                        context: RoundContext | None = None) -> dict[str, Any]:
         """The system prompt: goals, the mode's tool listing (for the round ``context`` describes), and (when
-        tools are offered) the run's documents."""
+        tools are offered) the run's documents.
+
+        Args:
+            strategy: The mode's strategy, which adds its tool listing.
+            tools: The tools offered this round (none: no listing and no documents).
+            context: The round (request, plan, documents); None for a caller outside the loop.
+        """
         sep = "\n-------------------\n"
         parts = [f"{g.name}:{sep}{g.description.strip()}{sep}" for g in self.goals]
         extra = strategy.system_prompt(tools, context)
@@ -314,6 +362,13 @@ class Agent:
         transcript message. A failed run yields its ``error`` message, then raises its AgentError.
 
         Leaving the iteration early (``break``, a cancelled consumer) cancels the run.
+
+        Args:
+            instruction: The user's request.
+            memory: The conversation to continue (default: a new one).
+            deadline: When the whole run must end.
+            tools: The tools to offer instead of the agent's registry.
+            documents: Document texts by name, passed to tools by reference (see :meth:`run`).
         """
         queue: asyncio.Queue[RunEvent | BaseException | None] = asyncio.Queue()
 
@@ -349,7 +404,12 @@ class Agent:
 
     @staticmethod
     def check(call: ToolCall, tools: Sequence[Tool]) -> CheckedCall:
-        """Match a call to an offered tool and validate its arguments (nothing runs)."""
+        """Match a call to an offered tool and validate its arguments (nothing runs).
+
+        Args:
+            call: The call the model made.
+            tools: The tools offered this round.
+        """
         tool = next((t for t in tools if t.name == call.name), None)
         if tool is None:
             names = ", ".join(t.name for t in tools) or "none"
@@ -366,7 +426,14 @@ class Agent:
         """Run only the first round of :meth:`run` (same prompt, same extraction, same validation).
 
         ``strategy`` replaces the mode's (the evaluation's plain-prompting baseline uses it). Calls are checked
-        with their document references resolved."""
+        with their document references resolved.
+
+        Args:
+            instruction: The user's request.
+            deadline: When the round must end.
+            strategy: Replaces the mode's strategy.
+            documents: Document texts by name (see :meth:`run`).
+        """
         if strategy is None:
             strategy = self.strategy(await self.resolve_mode(deadline))
         mode = strategy.mode
@@ -389,7 +456,14 @@ class Agent:
     async def next_turn(self, previous: FirstTurn, result: str, *, deadline: Deadline | None = None,
                         strategy: Strategy | None = None) -> FirstTurn:
         """The round after ``previous``, whose first call returned ``result`` (nothing runs: the evaluation
-        harness supplies the result), with the messages :meth:`run` would send then."""
+        harness supplies the result), with the messages :meth:`run` would send then.
+
+        Args:
+            previous: The round before, as :meth:`first_turn` (or this method) returned it.
+            result: The result of ``previous``'s first call, as the tool would have returned it.
+            deadline: When the round must end.
+            strategy: Replaces the strategy of ``previous``'s mode.
+        """
         if strategy is None:
             strategy = self.strategy(previous.mode)
         if not previous.turn.calls:
@@ -424,6 +498,14 @@ class Agent:
         ``documents.LONG_INPUT_CHARS`` is also the document ``input``. The transcript ends with a final
         ``result``, or with an ``error`` coded NO_ANSWER when the run ended without an answer
         (:func:`~lmstudio_agent.messages.answered` tells which).
+
+        Args:
+            instruction: The user's request (a non-empty string).
+            on_message: Called with each transcript message as it is made.
+            memory: The conversation to continue (default: a new one).
+            deadline: When the whole run must end; a run past it fails with UPSTREAM_TIMEOUT.
+            tools: The tools to offer instead of the agent's registry.
+            documents: Document texts by name, passed to tools by reference.
         """
         if not isinstance(instruction, str) or not instruction.strip():
             raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")

@@ -46,7 +46,11 @@ def _leaves(value: Any, depth: int = 0) -> Iterable[Any]:
 
 def salient_values(result: str) -> list[str | float]:
     """The values of a result (its text, as the model read it) an answer may state: short strings that are not
-    a status word, and numbers."""
+    a status word, and numbers.
+
+    Args:
+        result: A tool's result as the model read it (JSON text or plain text).
+    """
     out: list[str | float] = []
     for leaf in _leaves(_parsed(result)):
         if isinstance(leaf, bool) or leaf is None:
@@ -84,7 +88,12 @@ def _says_number(value: float, numbers: list[float]) -> bool:
 
 
 def echoes(answer: str, request: str | None) -> bool:
-    """Whether ``answer`` copies a long run of the request (``ECHO_CHARS`` characters or more)."""
+    """Whether ``answer`` copies a long run of the request (``ECHO_CHARS`` characters or more).
+
+    Args:
+        answer: The model's answer.
+        request: The user's request (None: nothing to echo).
+    """
     if not request:
         return False
     said = " ".join(answer.lower().split())
@@ -105,7 +114,13 @@ def stated(answer: str, result: str, request: str | None = None) -> bool:
     """Whether ``answer`` tells the user the result: it states one of :func:`salient_values` (case and spacing
     aside; a number in any common writing), and one that is new when the result has values the request did not
     already say (after "add five packets", the new total, not the five); or the result has no value to state.
-    An echo of the request (:func:`echoes`) states nothing."""
+    An echo of the request (:func:`echoes`) states nothing.
+
+    Args:
+        answer: The model's answer.
+        result: The tool's result as the model read it.
+        request: The user's request, to tell new values from repeated ones and an echo from a statement.
+    """
     values = salient_values(result)
     if not values:
         return not echoes(answer, request)
@@ -122,7 +137,12 @@ def _plain(value: Any) -> str:
 
 
 def in_words(tool: str, result: str) -> str:
-    """A sentence that tells a person what ``tool`` returned: its ``message`` when it has one, else its fields."""
+    """A sentence that tells a person what ``tool`` returned: its ``message`` when it has one, else its fields.
+
+    Args:
+        tool: The tool's name.
+        result: The tool's result as text (JSON or plain).
+    """
     value = _parsed(result)
     if isinstance(value, dict):
         message = value.get("message")

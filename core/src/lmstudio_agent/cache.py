@@ -20,13 +20,31 @@ DEFAULT_TTL_SECONDS = 3600
 class CacheStore(Protocol):
     """An async key/value store with per-entry expiry. Values are JSON strings."""
 
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str) -> str | None:
+        """The value stored under ``key``, or None when there is none or it expired.
 
-    async def put(self, key: str, value: str, ttl_seconds: int) -> None: ...
+        Args:
+            key: The cache key.
+        """
+        ...
+
+    async def put(self, key: str, value: str, ttl_seconds: int) -> None:
+        """Store ``value`` under ``key`` for ``ttl_seconds``, replacing what was there.
+
+        Args:
+            key: The cache key.
+            value: The JSON string to store.
+            ttl_seconds: How long the entry lives.
+        """
+        ...
 
 
 def normalise_instruction(instruction: str) -> str:
-    """Whitespace-insensitive form of an instruction: runs of white space fold to one space."""
+    """Whitespace-insensitive form of an instruction: runs of white space fold to one space.
+
+    Args:
+        instruction: The request's instruction.
+    """
     return " ".join(instruction.split())
 
 
@@ -37,6 +55,13 @@ def cache_key(*, instruction: str, tools: list[str], model: str, scope: str,
     ``scope`` names the server configuration the answer depends on (upstream URL, tool mode, allow-list),
     so two deployments sharing a table never serve each other's answers. ``documents`` are part of the key
     exactly as sent (a request without any keeps the key it always had).
+
+    Args:
+        instruction: The request's instruction (normalised here).
+        tools: The names of the tools selected (order and repeats do not matter).
+        model: The model's id.
+        scope: The server configuration the answer depends on.
+        documents: The run's documents by name.
     """
     material = {
         "v": CACHE_KEY_VERSION,
@@ -52,7 +77,11 @@ def cache_key(*, instruction: str, tools: list[str], model: str, scope: str,
 
 
 def wants_fresh(headers: Mapping[str, str]) -> bool:
-    """True when the request says ``Cache-Control: no-cache`` (or ``no-store``, or ``Pragma: no-cache``)."""
+    """True when the request says ``Cache-Control: no-cache`` (or ``no-store``, or ``Pragma: no-cache``).
+
+    Args:
+        headers: The request's HTTP headers (any case).
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
     directives = {d.strip().lower() for d in lowered.get("cache-control", "").split(",")}
     return bool(directives & {"no-cache", "no-store"}) or lowered.get("pragma", "").strip().lower() == "no-cache"
@@ -60,7 +89,12 @@ def wants_fresh(headers: Mapping[str, str]) -> bool:
 
 def is_cacheable(*, has_side_effects: bool, headers: Mapping[str, str]) -> bool:
     """A request may be read from or written to the cache only if no selected tool has side effects and
-    the client did not ask for a fresh answer."""
+    the client did not ask for a fresh answer.
+
+    Args:
+        has_side_effects: Whether any selected tool has side effects.
+        headers: The request's HTTP headers.
+    """
     return not has_side_effects and not wants_fresh(headers)
 
 
@@ -72,10 +106,16 @@ class MemoryCacheStore:
     """
 
     def __init__(self, clock=time.time) -> None:
+        """Start empty."""
         self._items: dict[str, tuple[str, float]] = {}
         self._clock = clock
 
     async def get(self, key: str) -> str | None:
+        """The value stored under ``key``, or None when there is none or it expired (an expired entry is dropped).
+
+        Args:
+            key: The cache key.
+        """
         item = self._items.get(key)
         if item is None:
             return None
@@ -86,4 +126,11 @@ class MemoryCacheStore:
         return value
 
     async def put(self, key: str, value: str, ttl_seconds: int) -> None:
+        """Store ``value`` under ``key`` for ``ttl_seconds``, replacing what was there.
+
+        Args:
+            key: The cache key.
+            value: The JSON string to store.
+            ttl_seconds: How long the entry lives.
+        """
         self._items[key] = (value, self._clock() + ttl_seconds)

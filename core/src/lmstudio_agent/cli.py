@@ -33,7 +33,11 @@ STYLES = {"thought": "italic cyan", "action": "bold yellow", "result": "green", 
 
 
 def render_message(message: AgentMessage) -> Text:
-    """One event as a line of text: ``[action] tool(args)``, ``[result] ...``."""
+    """One event as a line of text: ``[action] tool(args)``, ``[result] ...``.
+
+    Args:
+        message: A transcript message.
+    """
     label = Text(f"[{message.type}] ", style=STYLES[message.type])
     if message.type == "action":
         return label + Text(f"{message.tool}({json.dumps(message.args or {}, ensure_ascii=False)})")
@@ -52,10 +56,16 @@ class StreamView:
     """
 
     def __init__(self, out: Console) -> None:
+        """Start with nothing streamed."""
         self.out = out
         self.streamed = ""
 
     def show(self, event: RunEvent) -> None:
+        """Print one event: a text delta as it comes, a message as a line.
+
+        Args:
+            event: The run's next event.
+        """
         if event.type == "step-start":
             self.end()
         elif event.type == "text-delta" and event.delta:
@@ -74,6 +84,7 @@ class StreamView:
                 self.out.print(render_message(message))
 
     def end(self) -> None:
+        """End the line of streamed text, if one is open."""
         if self.streamed:
             self.out.print()
             self.streamed = ""
@@ -98,7 +109,21 @@ def run(
     """Run INSTRUCTION with the built-in tools (and any MCP servers' tools); the model's text and the agent's
     steps show as they happen.
 
-    Exit status: 0 with an answer, 1 when the run ended without one (NO_ANSWER), 2 on an error."""
+    Exit status: 0 with an answer, 1 when the run ended without one (NO_ANSWER), 2 on an error.
+    \f
+
+    Args:
+        instruction: What the agent should do.
+        base_url: The server's URL (default: the environment's, then the server file's, then LM Studio's).
+        api_key: The server's API key.
+        model: The model's id (default: the server's).
+        mode: How tool calls are obtained (``auto``: picked per model).
+        tool: The tools to offer, built-in or from an MCP server (default: all).
+        max_rounds: The most model calls the run makes.
+        timeout: The deadline for the whole run, in seconds.
+        as_json: Print events as JSON lines instead of text.
+        mcp_config: An ``mcp.json`` whose servers' tools join the built-in ones.
+    """
     try:
         agent = LMStudioAgent(model_name=model, base_url=base_url, api_key=api_key,
                               tool_mode=mode, max_rounds=max_rounds, run_timeout=timeout, mcp_config=mcp_config)
@@ -146,7 +171,12 @@ def run(
 
 @app.command()
 def openapi(output: Optional[str] = typer.Option(None, "--output", "-o", help="Write to this file.")) -> None:
-    """Print (or write) the OpenAPI document of the HTTP contract."""
+    """Print (or write) the OpenAPI document of the HTTP contract.
+    \f
+
+    Args:
+        output: Write the document to this file instead of printing it.
+    """
     from .openapi import openapi_json
 
     text = openapi_json()
@@ -198,6 +228,7 @@ _mount_optional()
 
 
 def main() -> None:
+    """The ``lmstudio-agent`` entry point (UTF-8 output, then the typer app)."""
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     app()
 

@@ -68,7 +68,11 @@ def server_file_path() -> Path:
 
 
 def export_lines(info: ServerInfo) -> str:
-    """The ``export`` lines that point other tools (and shells) at ``info``."""
+    """The ``export`` lines that point other tools (and shells) at ``info``.
+
+    Args:
+        info: The running server.
+    """
     lines = [f"export {ENV_BASE_URL}={shlex.quote(info.base_url)}"]
     if info.api_key:
         lines.append(f"export {ENV_API_KEY}={shlex.quote(info.api_key)}")
@@ -77,7 +81,12 @@ def export_lines(info: ServerInfo) -> str:
 
 
 def write_server_file(info: ServerInfo, path: Path | None = None) -> Path:
-    """Write ``info`` atomically, readable only by its owner (it holds the key); returns the path."""
+    """Write ``info`` atomically, readable only by its owner (it holds the key); returns the path.
+
+    Args:
+        info: The running server.
+        path: Where to write it (default: :func:`server_file_path`).
+    """
     target = path or server_file_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     header = f"{_PID_PREFIX}{info.pid}\n" if info.pid is not None else ""
@@ -104,7 +113,11 @@ def _alive(pid: int) -> bool:
 
 
 def parse_server_file(text: str) -> ServerInfo | None:
-    """The server a server file describes, or None when it names no URL."""
+    """The server a server file describes, or None when it names no URL.
+
+    Args:
+        text: The file's contents.
+    """
     values: dict[str, str] = {}
     pid: int | None = None
     for line in text.splitlines():
@@ -134,7 +147,11 @@ def parse_server_file(text: str) -> ServerInfo | None:
 
 
 def read_server_file(path: Path | None = None) -> ServerInfo | None:
-    """The running server the file describes; None when there is no file or its server process has exited."""
+    """The running server the file describes; None when there is no file or its server process has exited.
+
+    Args:
+        path: The file to read (default: :func:`server_file_path`).
+    """
     try:
         text = (path or server_file_path()).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -146,7 +163,12 @@ def read_server_file(path: Path | None = None) -> ServerInfo | None:
 
 
 def remove_server_file(pid: int, path: Path | None = None) -> None:
-    """Remove the server file if it still describes the server ``pid`` (a newer server may have replaced it)."""
+    """Remove the server file if it still describes the server ``pid`` (a newer server may have replaced it).
+
+    Args:
+        pid: The process id of the server that is stopping.
+        path: The file (default: :func:`server_file_path`).
+    """
     target = path or server_file_path()
     try:
         info = parse_server_file(target.read_text(encoding="utf-8"))
@@ -166,6 +188,11 @@ def resolve(base_url: str | None = None, api_key: str | None = None, model: str 
     A URL, its key and its model go together: the server file is used only when no URL is given (or the given
     URL is the file's server), and then its key and model come before the environment's, which belong to the
     environment's server.
+
+    Args:
+        base_url: The server URL given by the caller.
+        api_key: The API key given by the caller.
+        model: The model id given by the caller.
     """
     env_url = os.environ.get(ENV_BASE_URL) or None
     env_key = os.environ.get(ENV_API_KEY) or None

@@ -21,6 +21,7 @@ class Deadline:
     """
 
     def __init__(self, seconds: float | None) -> None:
+        """Start the clock now."""
         self.seconds = seconds
         self._expires_at = None if seconds is None else time.monotonic() + seconds
 
@@ -32,11 +33,16 @@ class Deadline:
 
     @property
     def expired(self) -> bool:
+        """True once no time is left (never, for no deadline)."""
         left = self.remaining()
         return left is not None and left <= 0.0
 
     def clamp(self, timeout: float) -> float:
-        """``timeout`` cut down to what is left; raises UPSTREAM_TIMEOUT once nothing is left."""
+        """``timeout`` cut down to what is left; raises UPSTREAM_TIMEOUT once nothing is left.
+
+        Args:
+            timeout: A network call's own timeout, in seconds.
+        """
         left = self.remaining()
         if left is None:
             return timeout

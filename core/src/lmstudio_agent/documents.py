@@ -47,6 +47,7 @@ class UnknownDocumentError(AgentError):
     """
 
     def __init__(self, name: str, known: list[str]) -> None:
+        """Build the error; its message lists the run's documents so the model can pick a real one."""
         shown = ", ".join(reference(n) for n in known) or "none"
         super().__init__(ErrorCode.TOOL_EXECUTION_FAILED,
                          f"Unknown document '{reference(name)}'. Documents of this run: {shown}.",
@@ -55,12 +56,20 @@ class UnknownDocumentError(AgentError):
 
 
 def reference(name: str) -> str:
-    """The value that stands for document ``name`` in a tool call: ``"@doc:NAME"``."""
+    """The value that stands for document ``name`` in a tool call: ``"@doc:NAME"``.
+
+    Args:
+        name: The document's name.
+    """
     return f"{PREFIX}{name}"
 
 
 def references(documents: Mapping[str, str] | None) -> list[str]:
-    """The reference of every document, in order."""
+    """The reference of every document, in order.
+
+    Args:
+        documents: The run's documents by name (None: none).
+    """
     return [reference(name) for name in documents or {}]
 
 
@@ -77,6 +86,10 @@ def resolve(arguments: Any, documents: Mapping[str, str] | None) -> Any:
     depth (objects and lists). Nothing else changes; the input is not modified.
 
     Raises :class:`UnknownDocumentError` for a reference to a document that is not in ``documents``.
+
+    Args:
+        arguments: A tool call's arguments (any JSON value).
+        documents: The run's documents by name (None: none).
     """
     documents = documents or {}
     if isinstance(arguments, str):
@@ -94,7 +107,11 @@ def resolve(arguments: Any, documents: Mapping[str, str] | None) -> Any:
 
 
 def listing(documents: Mapping[str, str] | None) -> str:
-    """The system-prompt lines that name the run's documents, their sizes, and how to pass one ('' if none)."""
+    """The system-prompt lines that name the run's documents, their sizes, and how to pass one ('' if none).
+
+    Args:
+        documents: The run's documents by name (None: none).
+    """
     if not documents:
         return ""
     lines = []
@@ -110,7 +127,11 @@ def listing(documents: Mapping[str, str] | None) -> str:
 def check_documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
     """A validated copy of a run's documents: at most :data:`MAX_DOCUMENTS`, names matching
     :data:`NAME_PATTERN`, texts strings of at most :data:`MAX_DOCUMENT_CHARS`. Raises AgentError
-    (INVALID_REQUEST) naming the problem."""
+    (INVALID_REQUEST) naming the problem.
+
+    Args:
+        documents: The documents as the caller sent them (None: none).
+    """
     if documents is None:
         return {}
     if not isinstance(documents, Mapping):

@@ -35,6 +35,7 @@ class ErrorCode(str, Enum):
 
     @property
     def http_status(self) -> int:
+        """The HTTP status an error with this code is answered with."""
         return HTTP_STATUS[self]
 
 
@@ -75,6 +76,7 @@ class AgentError(RuntimeError):
     """
 
     def __init__(self, code: ErrorCode, message: str, *, details: dict[str, Any] | None = None) -> None:
+        """Build the error; ``code`` is coerced to :class:`ErrorCode`, so its string value works too."""
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
@@ -82,6 +84,7 @@ class AgentError(RuntimeError):
 
     @property
     def http_status(self) -> int:
+        """The HTTP status of the error's code."""
         return self.code.http_status
 
     def __str__(self) -> str:
@@ -114,4 +117,5 @@ class BridgeConnectionError(AgentError, ConnectionError):
     """
 
     def __init__(self, message: str) -> None:
+        """An :class:`AgentError` coded CONNECTION_FAILED."""
         super().__init__(ErrorCode.CONNECTION_FAILED, message)

@@ -38,29 +38,53 @@ class RunEvent(BaseModel):
 
     @classmethod
     def step_start(cls, step: int) -> "RunEvent":
+        """A ``step-start`` event: round ``step`` begins.
+
+        Args:
+            step: The round's number, from 0.
+        """
         return cls(type="step-start", step=step)
 
     @classmethod
     def text(cls, delta: str) -> "RunEvent":
+        """A ``text-delta`` event: more of the model's text, as it streams.
+
+        Args:
+            delta: The new text.
+        """
         return cls(type="text-delta", delta=delta)
 
     @classmethod
     def of(cls, message: AgentMessage) -> "RunEvent":
+        """A ``message`` event carrying a transcript message.
+
+        Args:
+            message: The transcript message.
+        """
         return cls(type="message", message=message)
 
     def to_dict(self) -> dict:
+        """The event as JSON-ready data, without its unset fields."""
         return self.model_dump(mode="json", exclude_none=True)
 
 
 def transcript_of(events: Iterable[RunEvent]) -> list[AgentMessage]:
-    """The transcript (the ``message`` events' messages, in order)."""
+    """The transcript (the ``message`` events' messages, in order).
+
+    Args:
+        events: A run's events, in order.
+    """
     return [event.message for event in events if event.type == "message" and event.message is not None]
 
 
 def events_from_transcript(transcript: Iterable[AgentMessage]) -> list[RunEvent]:
     """Events for a transcript that was recorded without them (an old cache entry, an agent that sends no
     ``task:event`` frames): a new step starts at each thought, and at an action or a message of no tool that
-    follows a result or an error (the model was asked again)."""
+    follows a result or an error (the model was asked again).
+
+    Args:
+        transcript: The transcript's messages, in order.
+    """
     events: list[RunEvent] = []
     step = -1
     previous: AgentMessage | None = None

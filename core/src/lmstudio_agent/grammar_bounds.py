@@ -38,7 +38,11 @@ MAX_ALTERNATIVES = 64
 
 
 def schema_problem(schema: Any) -> str | None:
-    """Why ``schema`` is over the grammar bounds above (its size, depth, enums, alternatives), or None."""
+    """Why ``schema`` is over the grammar bounds above (its size, depth, enums, alternatives), or None.
+
+    Args:
+        schema: A JSON schema.
+    """
     size = len(json.dumps(schema, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     if size > MAX_SCHEMA_BYTES:
         return f"the schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}"
@@ -68,7 +72,13 @@ def schema_problem(schema: Any) -> str | None:
 
 def bounded(schema: dict[str, Any], max_string: int = DEFAULT_MAX_STRING, max_items: int = DEFAULT_MAX_ITEMS) -> dict[str, Any]:
     """A copy of ``schema`` with every unbounded string and array given an upper bound, and every object
-    closed to extra properties (an extra argument is never valid)."""
+    closed to extra properties (an extra argument is never valid).
+
+    Args:
+        schema: A JSON schema (anything else is returned as it is).
+        max_string: The ``maxLength`` given to a string with none.
+        max_items: The ``maxItems`` given to an array with none.
+    """
     if not isinstance(schema, dict):
         return schema
     out = dict(schema)
@@ -105,7 +115,11 @@ _PUNCTUATION = frozenset(".-+*?()[]{}|^$/:,@#&%!=<>~'`;")
 
 def gbnf_pattern(pattern: str) -> str | None:
     r"""``pattern`` written with what llama.cpp's converter can compile: ``\d``, ``\w`` and ``\s`` as character
-    classes, an escaped punctuation mark as a one-character class; None when it holds another escape."""
+    classes, an escaped punctuation mark as a one-character class; None when it holds another escape.
+
+    Args:
+        pattern: A JSON-schema ``pattern`` (a regular expression).
+    """
     out: list[str] = []
     i = 0
     while i < len(pattern):

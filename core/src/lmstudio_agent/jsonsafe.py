@@ -21,7 +21,11 @@ Raw = Union[bytes, bytearray, str]
 
 
 def is_unicode(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (no lone surrogate), i.e. can be written as UTF-8."""
+    """Whether ``text`` is valid Unicode (no lone surrogate), i.e. can be written as UTF-8.
+
+    Args:
+        text: The string to check.
+    """
     if text.isascii():
         return True
     try:
@@ -36,6 +40,11 @@ def loads(raw: Raw, *, what: str = "Request body", max_depth: int = MAX_JSON_DEP
 
     Raises AgentError(INVALID_REQUEST): invalid UTF-8, invalid JSON, nesting deeper than ``max_depth``, or a
     string (value or key) that is not valid Unicode. ``what`` names the input in the message.
+
+    Args:
+        raw: The JSON, as UTF-8 bytes or text.
+        what: Names the input in error messages.
+        max_depth: The deepest nesting allowed.
     """
     if isinstance(raw, str) and not is_unicode(raw):
         raise AgentError(ErrorCode.INVALID_REQUEST, f"{what} is not valid Unicode (it holds a lone surrogate)")
@@ -53,7 +62,13 @@ def loads(raw: Raw, *, what: str = "Request body", max_depth: int = MAX_JSON_DEP
 
 def check(data: Any, *, what: str = "Request body", max_depth: int = MAX_JSON_DEPTH) -> None:
     """Raise AgentError(INVALID_REQUEST) if ``data`` nests deeper than ``max_depth`` or holds a string (a value
-    or a key) that is not valid Unicode. Iterative, so it is safe on any depth."""
+    or a key) that is not valid Unicode. Iterative, so it is safe on any depth.
+
+    Args:
+        data: Parsed JSON.
+        what: Names the input in error messages.
+        max_depth: The deepest nesting allowed.
+    """
     stack: list[tuple[Any, int, str]] = [(data, 1, "")]
     while stack:
         value, depth, where = stack.pop()

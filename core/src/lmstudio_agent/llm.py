@@ -26,15 +26,32 @@ class LLM:
     supports_json_schema: bool = True
 
     async def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResponse:
+        """One model call with this LLM's model, deadline and (unless given) ``max_tokens``.
+
+        Args:
+            messages: The chat messages (OpenAI format).
+            kwargs: More arguments for :meth:`ChatClient.chat` (``response_format``, ``max_tokens``...).
+        """
         kwargs.setdefault("max_tokens", self.max_tokens)
         return await self.client.chat(messages, model=self.model, deadline=self.deadline, **kwargs)
 
     async def generate(self, messages: list[dict[str, Any]], **kwargs: Any) -> str:
-        """The model's text reply to ``messages``."""
+        """The model's text reply to ``messages``.
+
+        Args:
+            messages: The chat messages (OpenAI format).
+            kwargs: More arguments for :meth:`chat`.
+        """
         return (await self.chat(messages, **kwargs)).content.strip()
 
     async def json(self, schema: dict[str, Any], prompt: str, *, system: str | None = None) -> Any:
-        """See :func:`prompt_llm_for_json`."""
+        """See :func:`prompt_llm_for_json`.
+
+        Args:
+            schema: The JSON schema the answer must match.
+            prompt: The user message.
+            system: Text to put before the JSON instructions in the system message.
+        """
         return await prompt_llm_for_json(self, schema, prompt, system=system)
 
 
@@ -48,6 +65,13 @@ async def prompt_llm_for_json(llm_or_context: Any, schema: dict[str, Any], promp
     Grammar-constrained through ``response_format`` where the backend supports it; the answer is validated
     against the schema either way; one repair round with the validation errors; then MODEL_OUTPUT_INVALID.
     ``llm_or_context`` is an :class:`LLM` or an action context carrying one (the notebook's call style).
+
+    Args:
+        llm_or_context: An :class:`LLM`, or an action context whose ``get("llm")`` gives one.
+        schema: The JSON schema the answer must match.
+        prompt: The user message.
+        system: Text to put before the JSON instructions in the system message.
+        max_tokens: The most tokens the reply may have (default: the LLM's).
     """
     llm: LLM | None = llm_or_context if isinstance(llm_or_context, LLM) else llm_or_context.get("llm")
     if llm is None:

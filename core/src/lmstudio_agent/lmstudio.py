@@ -38,7 +38,11 @@ DEFAULT_GOALS = (
 
 
 def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine from sync code; inside a running event loop, say which async method to use instead."""
+    """Run a coroutine from sync code; inside a running event loop, say which async method to use instead.
+
+    Args:
+        make_coro: Makes the coroutine to run (called only when no loop is running, so none is left unawaited).
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -52,6 +56,11 @@ async def ensure_model(client: ChatClient, model: str, deadline: Deadline) -> No
 
     Raises :class:`AgentError` with CONNECTION_FAILED, or MODEL_NOT_LOADED naming the models the server has and
     the ``--model`` option (``model_name=`` in Python) that chooses one.
+
+    Args:
+        client: The client of the server to check.
+        model: The model's id.
+        deadline: Bounds the listing and loading requests.
     """
     try:
         models = await client.list_models(deadline=deadline)
@@ -125,6 +134,7 @@ class LMStudioAgent:
         transport: httpx.AsyncBaseTransport | None = None,
         mcp_config: Any = None,
     ) -> None:
+        """Configure the agent; nothing connects until :meth:`load_model` (or :meth:`aload_model`)."""
         connection = resolve(base_url, api_key, model_name)
         model_name = self.model_name = connection.model
         self.bridge_url = bridge_url
@@ -169,7 +179,12 @@ class LMStudioAgent:
         return self._agent.context_properties
 
     def register_tool(self, func: Callable[..., Any] | Tool, **options: Any) -> Tool:
-        """Add a tool to this agent (options as :func:`tool_from_function`)."""
+        """Add a tool to this agent (options as :func:`tool_from_function`).
+
+        Args:
+            func: A typed function, or a :class:`Tool` taken as it is.
+            options: The keyword options of :meth:`ToolRegistry.register <lmstudio_agent.tools.ToolRegistry.register>`.
+        """
         return self.registry.register(func, **options)
 
     @property
@@ -260,7 +275,14 @@ class LMStudioAgent:
         ``documents`` (name -> text) go to tools by reference: the model writes ``"@doc:NAME"`` as an
         argument and the tool receives the full text (e.g. ``documents={"invoice": text}``). The transcript
         ends with the final ``result``, or with an ``error`` coded NO_ANSWER when the run found no answer.
-        Built on :meth:`astream`: the transcript is its ``message`` events."""
+        Built on :meth:`astream`: the transcript is its ``message`` events.
+
+        Args:
+            instruction: The user's request (a non-empty string).
+            tools: The tools to offer (default: every registered tool).
+            on_message: Called with each transcript message as it is made.
+            documents: Document texts by name, passed to tools by reference.
+        """
         transcript: list[AgentMessage] = []
         async for event in self.astream(instruction, tools, documents=documents):
             if event.type != "message" or event.message is None:
@@ -285,7 +307,13 @@ class LMStudioAgent:
         """Run the agent on ``instruction`` and yield its events as they happen (see
         :class:`~lmstudio_agent.events.RunEvent`): each round's ``step-start``, the model's text as
         ``text-delta`` s, and every transcript message. A failed run yields its ``error`` message, then raises
-        its AgentError. ``tools`` and ``documents`` as :meth:`aact`."""
+        its AgentError. ``tools`` and ``documents`` as :meth:`aact`.
+
+        Args:
+            instruction: The user's request (a non-empty string).
+            tools: The tools to offer, as :meth:`aact`.
+            documents: Document texts by name, as :meth:`aact`.
+        """
         if not self._loaded:
             raise AgentError(ErrorCode.MODEL_NOT_LOADED, "Call load_model() before act()")
         if not isinstance(instruction, str) or not instruction.strip():
@@ -304,7 +332,14 @@ class LMStudioAgent:
         *,
         documents: Mapping[str, str] | None = None,
     ) -> list[AgentMessage]:
-        """Sync :meth:`aact`. Results stream to ``on_message``; the transcript is also returned."""
+        """Sync :meth:`aact`. Results stream to ``on_message``; the transcript is also returned.
+
+        Args:
+            instruction: The user's request (a non-empty string).
+            tools: The tools to offer, as :meth:`aact`.
+            on_message: Called with each transcript message as it is made.
+            documents: Document texts by name, as :meth:`aact`.
+        """
         return run_sync(lambda: self._closing(self.aact(instruction, tools, on_message, documents=documents)))
 
     async def _closing(self, coro: Awaitable[T]) -> T:
@@ -321,9 +356,20 @@ class LMStudioAgent:
         return ActionContext(self.context, llm=LLM(self.client, self.model_name, Deadline(self.run_timeout)))
 
     async def extract_data(self, text: str, schema: dict[str, str]) -> dict[str, Any]:
+        """The built-in :func:`~lmstudio_agent.builtins.extract_data` tool, run with this agent's model.
+
+        Args:
+            text: The text to extract from.
+            schema: The fields to extract: name -> type, e.g. ``{"name": "string", "age": "number"}``.
+        """
         return await extract_data(self._context(), text, schema)
 
     async def analyze_sentiment(self, text: str) -> dict[str, Any]:
+        """The built-in :func:`~lmstudio_agent.builtins.analyze_sentiment` tool, run with this agent's model.
+
+        Args:
+            text: The text to classify.
+        """
         return await analyze_sentiment(self._context(), text)
 
     def _extract_data(self, text: str, schema: dict[str, str]) -> dict[str, Any]:
@@ -346,6 +392,10 @@ class LMStudioAgent:
         OpenAI pass-through for this agent's model (``chat:forward``) goes to its model server as sent; pass
         ``forwarder=None`` to take agent tasks only.
         Raises ``ConnectionError`` (CONNECTION_FAILED) when the bridge cannot be reached at the first connect.
+
+        Args:
+            max_concurrency: How many tasks run at once.
+            options: Keyword options for :class:`~lmstudio_agent.bridge.agent_client.BridgeAgent`.
         """
         from .bridge.agent_client import serve_agent
 

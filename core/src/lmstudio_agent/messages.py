@@ -56,6 +56,9 @@ def answered(transcript: list[AgentMessage]) -> bool:
 
     A run that ended without one (its last event is an ``error``, e.g. NO_ANSWER when the rounds ran out or
     every tool call failed) is not a success: the endpoints answer ``success: false`` and never cache it.
+
+    Args:
+        transcript: A run's transcript, in order.
     """
     if not transcript:
         return False
@@ -64,7 +67,11 @@ def answered(transcript: list[AgentMessage]) -> bool:
 
 
 def final_answer(transcript: list[AgentMessage]) -> str | None:
-    """The content of the last final ``result`` (one with no tool) of a transcript, if any."""
+    """The content of the last final ``result`` (one with no tool) of a transcript, if any.
+
+    Args:
+        transcript: A run's transcript, in order.
+    """
     for message in reversed(transcript):
         if message.type == "result" and message.tool is None:
             return message.content

@@ -29,6 +29,10 @@ from .tools import Tool
 
 
 class ToolMode(str, Enum):
+    """How tool calls are asked for and read: ``native`` (the server's ``tools``), ``parsed`` (LFM2 call text in the
+    content), ``constrained`` (grammar-constrained JSON) or ``auto`` (picked per model by :func:`detect_mode`).
+    """
+
     AUTO = "auto"
     NATIVE = "native"
     PARSED = "parsed"
@@ -48,22 +52,47 @@ class Turn:
 
 
 class Strategy(Protocol):
+    """What a tool-call mode does in each round: the prompt text, the request's extra arguments, reading the reply and
+    sending a result back.
+    """
+
     mode: ToolMode
 
     def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
         """Text to add to the system prompt when ``tools`` are offered in the round ``context`` describes
-        (None: nothing)."""
+        (None: nothing).
+
+        Args:
+            tools: The tools offered.
+            context: The round (request, plan, documents); None for a caller outside the loop.
+        """
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 context: RoundContext | None = None) -> dict[str, Any]:
         """Extra keyword arguments for :meth:`ChatClient.chat` when ``tools`` are offered for ``messages`` in the
-        round ``context`` describes (its documents are what tool calls may pass by reference)."""
+        round ``context`` describes (its documents are what tool calls may pass by reference).
+
+        Args:
+            tools: The tools offered.
+            messages: The messages about to be sent.
+            context: The round; None for a caller outside the loop (it is then read off ``messages``).
+        """
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
-        """The calls and text in a response."""
+        """The calls and text in a response.
+
+        Args:
+            response: The model's reply.
+            tools: The tools offered this round.
+        """
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
-        """The message that carries a tool's result (or error) back to the model."""
+        """The message that carries a tool's result (or error) back to the model.
+
+        Args:
+            call: The call the result answers.
+            content: The result (or error) as text.
+        """
 
 
 def _ensure_ids(calls: list[ToolCall]) -> list[ToolCall]:
@@ -74,16 +103,39 @@ def _ensure_ids(calls: list[ToolCall]) -> list[ToolCall]:
 
 
 class NativeStrategy:
+    """The server's own tool calling: tools go in the request's ``tools``, calls come back as ``tool_calls`` (or,
+    failing that, as call text in the content) and results go back in ``tool`` messages.
+    """
+
     mode = ToolMode.NATIVE
 
     def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
+        """Nothing: the tools travel in the request.
+
+        Args:
+            tools: The tools offered.
+            context: The round (unused).
+        """
         return None
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 context: RoundContext | None = None) -> dict[str, Any]:
+        """The tools in OpenAI format, with ``tool_choice: auto`` (nothing when no tool is offered).
+
+        Args:
+            tools: The tools offered.
+            messages: The messages about to be sent (unused).
+            context: The round (unused).
+        """
         return {"tools": [t.to_openai() for t in tools], "tool_choice": "auto"} if tools else {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        """The reply's ``tool_calls``, or calls parsed from its content when it has none.
+
+        Args:
+            response: The model's reply.
+            tools: The tools offered (unused).
+        """
         if response.tool_calls:
             calls = _ensure_ids(list(response.tool_calls))
             message = {"role": "assistant", "content": response.content, "tool_calls": [c.to_openai() for c in calls]}
@@ -93,13 +145,28 @@ class NativeStrategy:
                     {"role": "assistant", "content": response.content}, response)
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
+        """A ``tool`` message answering the call's id.
+
+        Args:
+            call: The call the result answers.
+            content: The result (or error) as text.
+        """
         return {"role": "tool", "tool_call_id": call.id, "content": content}
 
 
 class ParsedStrategy(NativeStrategy):
+    """LFM2's call syntax: tools listed in the system prompt, calls parsed from the reply's text."""
+
     mode = ToolMode.PARSED
 
     def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
+        """The tools between LFM2's ``<|tool_list_start|>`` markers, with an example call (None when no tool is
+        offered).
+
+        Args:
+            tools: The tools offered.
+            context: The round (unused).
+        """
         if not tools:
             return None
         listing = json.dumps([t.to_openai()["function"] for t in tools], separators=(",", ":"))
@@ -108,9 +175,23 @@ class ParsedStrategy(NativeStrategy):
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 context: RoundContext | None = None) -> dict[str, Any]:
+        """Nothing: the tools are in the prompt.
+
+        Args:
+            tools: The tools offered (unused).
+            messages: The messages about to be sent (unused).
+            context: The round (unused).
+        """
         return {}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        """The calls parsed from the reply's text (its ``tool_calls`` when none parse); the call text stays in the
+        assistant message.
+
+        Args:
+            response: The model's reply.
+            tools: The tools offered (unused).
+        """
         # The raw call text stays in the assistant message: LFM2's template renders only content.
         parsed = parse_tool_calls(response.content)
         calls = _ensure_ids(parsed.calls or list(response.tool_calls))
@@ -130,9 +211,16 @@ class ConstrainedStrategy:
     mode = ToolMode.CONSTRAINED
 
     def __init__(self, policy: SmallModelPolicy | None = None) -> None:
+        """Keep ``policy`` (None: all the rules)."""
         self.policy = policy if policy is not None else SmallModelPolicy()
 
     def system_prompt(self, tools: Sequence[Tool], context: RoundContext | None = None) -> str | None:
+        """The small-model tool listing: with the policy's routing, only the tools the plan names.
+
+        Args:
+            tools: The tools offered.
+            context: The round, whose plan the routing reads.
+        """
         # With the policy's routing, only the tools the plan names are listed (all when it names none): a
         # shorter prompt is both faster and less for a tiny model to confuse; the grammar never offers a tool
         # that is not listed.
@@ -140,6 +228,14 @@ class ConstrainedStrategy:
 
     def request(self, tools: Sequence[Tool], messages: Sequence[Mapping[str, Any]] = (),
                 context: RoundContext | None = None) -> dict[str, Any]:
+        """The ``response_format`` whose grammar allows only the round's calls (with values copied from the
+        conversation) and, when allowed, an answer.
+
+        Args:
+            tools: The tools offered (none: only the answer).
+            messages: The messages about to be sent; argument values are copied from them.
+            context: The round; None for a caller outside the loop (it is then read off ``messages``).
+        """
         # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md); the
         # run's document references ("@doc:NAME") are copy candidates for string arguments too. With no
         # tools (the last round) the grammar offers only the answer.
@@ -162,6 +258,12 @@ class ConstrainedStrategy:
             results=context.results, policy=self.policy, asked=asked)}
 
     def read(self, response: ChatResponse, tools: Sequence[Tool]) -> Turn:
+        """The answer, or the call, in a grammar-constrained reply.
+
+        Args:
+            response: The model's reply.
+            tools: The tools offered (none: the reply is the answer, whatever it is).
+        """
         message = {"role": "assistant", "content": response.content}
         answer = smallmodel.read_answer(response.content)
         if answer is not None:
@@ -177,13 +279,23 @@ class ConstrainedStrategy:
         return Turn([], "", [error], message, response)
 
     def result_message(self, call: ToolCall, content: str) -> dict[str, Any]:
-        # A user turn, not the tool role: many small models' templates accept only user/assistant.
+        """A user message carrying the result (many small models' templates accept only user and assistant turns).
+
+        Args:
+            call: The call the result answers.
+            content: The result (or error) as text.
+        """
         return {"role": "user", "content": smallmodel.format_result(call.name, content)}
 
 
 def context_of(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool] = ()) -> RoundContext:
     """A round's context read off its messages alone, for a caller outside the loop (a single evaluated turn):
-    the request is the first user message, and the round is the first when no assistant message is there."""
+    the request is the first user message, and the round is the first when no assistant message is there.
+
+    Args:
+        messages: The round's messages.
+        tools: The tools offered.
+    """
     request = next((m.get("content") for m in messages if m.get("role") == "user"), None)
     context = RoundContext.start(request if isinstance(request, str) else None, tools)
     first = not any(m.get("role") == "assistant" for m in messages)
@@ -218,6 +330,11 @@ async def detect_mode(client: ChatClient, model: str | None = None, *, deadline:
     LM Studio (and gateway-model, which mirrors it) lists each model's ``capabilities``: ``tool_use`` means
     native tool calls; without it, grammar-constrained JSON. A server without that listing gets native calls
     with the content fallback, except LFM2 models, whose calls are parsed from content.
+
+    Args:
+        client: The client of the server to ask.
+        model: The model's id (default: the client's).
+        deadline: Bounds the model-info request.
     """
     model = model or client.model
     info = await client.model_info(model, deadline=deadline)

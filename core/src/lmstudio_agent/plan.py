@@ -84,7 +84,11 @@ class Plan:
 
     def done(self, succeeded: Sequence[str]) -> int:
         """How many steps are done, in order, after the ``succeeded`` calls (tool names, oldest first): a
-        step is done by a success of one of its tools that comes after the previous step was done."""
+        step is done by a success of one of its tools that comes after the previous step was done.
+
+        Args:
+            succeeded: The names of the tools whose calls succeeded, oldest first.
+        """
         index = 0
         for name in succeeded:
             if index < len(self.steps) and name in self.steps[index].tools:
@@ -92,12 +96,20 @@ class Plan:
         return index
 
     def next_step(self, succeeded: Sequence[str]) -> Step | None:
-        """The first step not done yet, or None when every step is."""
+        """The first step not done yet, or None when every step is.
+
+        Args:
+            succeeded: The names of the tools whose calls succeeded, oldest first.
+        """
         index = self.done(succeeded)
         return self.steps[index] if index < len(self.steps) else None
 
     def left_out(self, succeeded: Sequence[str]) -> Step | None:
-        """The first required step whose tools never succeeded (None when the plan is not required, or done)."""
+        """The first required step whose tools never succeeded (None when the plan is not required, or done).
+
+        Args:
+            succeeded: The names of the tools whose calls succeeded, oldest first.
+        """
         if not self.required:
             return None
         step = self.next_step(succeeded)
@@ -105,7 +117,11 @@ class Plan:
 
 
 def goal_lines(description: str) -> list[str]:
-    """The numbered or bulleted lines of a goal's description (the inline "1. ... 2. ..." form too), in order."""
+    """The numbered or bulleted lines of a goal's description (the inline "1. ... 2. ..." form too), in order.
+
+    Args:
+        description: A goal's description.
+    """
     text = description.strip()
     if _LINE_MARK.search(text):
         pieces = _LINE_MARK.split(text)[1:]
@@ -124,7 +140,12 @@ def _first_verb(line: str) -> str | None:
 
 
 def step_tools(line: str, tools: Sequence[Tool]) -> list[Tool]:
-    """The tools a goal line names (see the module docstring); empty when it names none."""
+    """The tools a goal line names (see the module docstring); empty when it names none.
+
+    Args:
+        line: One line of a goal's description.
+        tools: The tools offered.
+    """
     written = _written_name(line, tools)
     if written:
         return written[:1]

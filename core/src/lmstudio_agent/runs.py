@@ -5,7 +5,7 @@ One run-state model (:class:`RunState`), one store protocol (:class:`RunStore`) 
 gets executed (the ``launcher``):
 
 - the hub: :class:`MemoryRunStore` and an asyncio task in its own process;
-- the Lambda: DynamoDB and an asynchronous invoke of the runner function (lambda/runs.py);
+- the Lambda: DynamoDB (lambda/dynamo_runs.py) and an asynchronous invoke of the runner function (lambda/app.py);
 - the Worker: a Durable Object per run, whose alarm runs it (cloudflare/src/do_runs.py, entry.py).
 
 Routes (all keyed; a run is visible only to the key that created it, anyone else gets 404):
@@ -118,9 +118,22 @@ class RunStore(Protocol):
     run is taken once (queued -> running) however often it is delivered, and how a cancel is never
     overwritten by the run's own next write."""
 
-    async def get(self, run_id: str) -> RunState | None: ...
+    async def get(self, run_id: str) -> RunState | None:
+        """The run, or None when it is missing or expired.
 
-    async def put(self, state: RunState, expect: str | None = None) -> bool: ...
+        Args:
+            run_id: The run's id.
+        """
+        ...
+
+    async def put(self, state: RunState, expect: str | None = None) -> bool:
+        """Store ``state``; with ``expect``, only if the stored run's status is still that. Says whether it wrote.
+
+        Args:
+            state: The run to store.
+            expect: The status the stored run must have for the write to happen (None: write anyway).
+        """
+        ...
 
 
 class MemoryRunStore:
@@ -132,11 +145,17 @@ class MemoryRunStore:
     """
 
     def __init__(self, clock: Callable[[], float] = time.time, max_runs: int = 10_000) -> None:
+        """Start with no runs."""
         self._runs: dict[str, RunState] = {}
         self._clock = clock
         self._max_runs = max_runs
 
     async def get(self, run_id: str) -> RunState | None:
+        """A copy of the run, or None when it is missing or expired (an expired run is dropped).
+
+        Args:
+            run_id: The run's id.
+        """
         state = self._runs.get(run_id)
         if state is None:
             return None
@@ -146,6 +165,12 @@ class MemoryRunStore:
         return state.model_copy(deep=True)
 
     async def put(self, state: RunState, expect: str | None = None) -> bool:
+        """Store a copy of ``state`` (evicting when full); with ``expect``, only if the stored status is still that.
+
+        Args:
+            state: The run to store.
+            expect: The status the stored run must have for the write to happen (None: write anyway).
+        """
         if expect is not None:
             current = self._runs.get(state.run_id)
             if current is None or current.status != expect:
@@ -168,13 +193,22 @@ class MemoryRunStore:
 
 
 def owner_of(headers: Mapping[str, str]) -> str:
-    """The owner tag of a request's key (a digest: the store never holds a key)."""
+    """The owner tag of a request's key (a digest: the store never holds a key).
+
+    Args:
+        headers: The request's HTTP headers (its API key is read from them).
+    """
     key = presented_key(headers) or ""
     return hashlib.sha256(("lmstudio-agent-run-owner:" + key).encode()).hexdigest()[:32]
 
 
 def execute_body(transcript_events: list[RunEvent], error: AgentError | None) -> dict[str, Any]:
-    """``/execute``'s answer for a finished run."""
+    """``/execute``'s answer for a finished run.
+
+    Args:
+        transcript_events: The run's events.
+        error: The error the run ended with (None: it finished).
+    """
     if error is not None:
         return {"success": False, "error": error.message, "code": error.code.value}
     return {"success": True, "result": [m.to_dict() for m in transcript_of(transcript_events)], "cached": False}
@@ -221,6 +255,7 @@ class RunService:
         new_run_id: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Set up the routes; no run starts until one is created."""
         self.store = store
         self.backend = backend
         self.options = options or ExecuteOptions()
@@ -238,7 +273,14 @@ class RunService:
     # ------------------------------------------------------------------------------------------ routing
 
     async def handle(self, method: str, path: str, headers: Mapping[str, str], body: Body) -> HttpResponse | StreamResponse:
-        """One authorised request under ``/runs``."""
+        """One authorised request under ``/runs``.
+
+        Args:
+            method: The HTTP method.
+            path: The request path (``/runs``, ``/runs/{id}``, ``/runs/{id}/events``...).
+            headers: The request's HTTP headers.
+            body: The request body.
+        """
         parts = [p for p in path.strip("/").split("/") if p]
         owner = owner_of(headers)
         try:
@@ -274,6 +316,12 @@ class RunService:
     # ------------------------------------------------------------------------------------------- routes
 
     async def create(self, body: Body, owner: str) -> HttpResponse:
+        """``POST /runs``: check the request, store it as a queued run and launch it; 202 with the run's id.
+
+        Args:
+            body: The request body (as ``/execute`` takes it).
+            owner: The owner tag of the caller's key (:func:`owner_of`).
+        """
         request = parse_execute_request(body, self.options.max_body_bytes)
         await prepare(self.backend)
         self.backend.select_tools(request.tools)  # refuse unknown tools now, not in the run
@@ -298,10 +346,22 @@ class RunService:
                             {"Location": f"/runs/{state.run_id}", "Cache-Control": "no-store"})
 
     async def view(self, run_id: str, owner: str) -> HttpResponse:
+        """``GET /runs/{id}``: the run's status, events so far and (once over) its result.
+
+        Args:
+            run_id: The run's id.
+            owner: The owner tag of the caller's key; another owner's run is answered as not found.
+        """
         state = await self._owned(run_id, owner)
         return HttpResponse(200, state.public(), {"Cache-Control": "no-store"})
 
     async def cancel(self, run_id: str, owner: str) -> HttpResponse:
+        """``DELETE /runs/{id}``: mark a run that is not over as cancelled (and stop its task here, if it runs here).
+
+        Args:
+            run_id: The run's id.
+            owner: The owner tag of the caller's key.
+        """
         state = await self._owned(run_id, owner)
         for _ in range(3):  # the run may move on between the read and the write: read again
             if state.status in TERMINAL:
@@ -320,6 +380,13 @@ class RunService:
         return HttpResponse(200, {"run_id": run_id, "status": state.status}, {"Cache-Control": "no-store"})
 
     async def events(self, run_id: str, owner: str, headers: Mapping[str, str]) -> StreamResponse:
+        """``GET /runs/{id}/events``: the run's events as server-sent events, from after ``Last-Event-ID``.
+
+        Args:
+            run_id: The run's id.
+            owner: The owner tag of the caller's key.
+            headers: The request's HTTP headers (``Last-Event-ID``).
+        """
         await self._owned(run_id, owner)
         after = _last_event_id(headers)
         if not self.follow_events:
@@ -377,7 +444,11 @@ class RunService:
     # ------------------------------------------------------------------------------------------ running
 
     async def launch(self, run_id: str) -> None:
-        """Start a queued run: the launcher's way, or an asyncio task here."""
+        """Start a queued run: the launcher's way, or an asyncio task here.
+
+        Args:
+            run_id: The queued run's id.
+        """
         if self.launcher is not None:
             await self.launcher(run_id)
             return
@@ -391,7 +462,12 @@ class RunService:
     async def execute(self, run_id: str, *, deadline_seconds: float | None = None) -> RunState | None:
         """Run a queued run to its end, writing its events to the store as they come. A run that is not
         queued (already taken by another delivery, cancelled, expired) is left alone. ``deadline_seconds``
-        cuts the run's deadline (the Lambda passes what its invocation has left)."""
+        cuts the run's deadline (the Lambda passes what its invocation has left).
+
+        Args:
+            run_id: The run's id.
+            deadline_seconds: An upper bound on the run's deadline, in seconds (None: the service's own).
+        """
         state = await self.store.get(run_id)
         if state is None or state.status != "queued":
             return state
@@ -461,7 +537,11 @@ def new_run_id() -> str:
 
 
 def run_id_of(path: str) -> str | None:
-    """The run id in a ``/runs/{id}...`` path, if it is one."""
+    """The run id in a ``/runs/{id}...`` path, if it is one.
+
+    Args:
+        path: A request path.
+    """
     parts = [p for p in path.strip("/").split("/") if p]
     if len(parts) >= 2 and parts[0] == "runs" and RUN_ID.match(parts[1]):
         return parts[1]
@@ -479,4 +559,9 @@ def _last_event_id(headers: Mapping[str, str]) -> int:
 
 
 def run_state_json(state: RunState) -> str:
+    """A run as compact JSON (for stores that keep text).
+
+    Args:
+        state: The run.
+    """
     return json.dumps(state.model_dump(mode="json", exclude_none=True), ensure_ascii=False, separators=(",", ":"))

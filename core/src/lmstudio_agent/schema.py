@@ -31,6 +31,9 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """Return ``schema`` with every local ``$ref`` replaced by its definition, without ``$defs`` or titles.
 
     Raises ``ValueError`` for a recursive definition (it cannot be inlined) or a ``$ref`` that is not local.
+
+    Args:
+        schema: A JSON schema, e.g. pydantic's ``model_json_schema()``.
     """
     defs: dict[str, Any] = {}
     for key in ("definitions", "$defs"):
@@ -79,7 +82,11 @@ def _ordered(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_type_name(value: Any) -> str:
-    """The JSON type of a Python value, as a schema would name it."""
+    """The JSON type of a Python value, as a schema would name it.
+
+    Args:
+        value: A Python value decoded from JSON.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -143,7 +150,12 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 def validate(instance: Any, schema: dict[str, Any] | bool) -> list[str]:
-    """Check ``instance`` against ``schema``; return readable errors (``"$.a[0].b: ..."``), empty when valid."""
+    """Check ``instance`` against ``schema``; return readable errors (``"$.a[0].b: ..."``), empty when valid.
+
+    Args:
+        instance: The value to check.
+        schema: The JSON schema (``True``/``False`` as JSON Schema's boolean schemas).
+    """
     errors: list[str] = []
     _check(instance, schema, "$", schema if isinstance(schema, dict) else {}, errors, 0)
     return errors

@@ -27,6 +27,11 @@ class RedactQueryStrings(logging.Filter):
     """Drops the query string from uvicorn's access-log lines (``"GET /v1/models?<redacted> HTTP/1.1" 200``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Strip query strings from the record's message and arguments; always keeps the record.
+
+        Args:
+            record: A log record.
+        """
         args = record.args
         if isinstance(args, tuple):
             record.args = tuple(_strip_query(a) if isinstance(a, str) else a for a in args)
@@ -52,7 +57,11 @@ def install_access_log_redaction() -> None:
 
 
 def header_timeout_protocol(timeout: float = HEADER_TIMEOUT_SECONDS) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol class, closing a connection whose request head is not in after ``timeout`` s."""
+    """uvicorn's h11 protocol class, closing a connection whose request head is not in after ``timeout`` s.
+
+    Args:
+        timeout: Seconds a client has to send a request's head.
+    """
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderTimeoutH11Protocol(H11Protocol):

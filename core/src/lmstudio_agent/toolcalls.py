@@ -53,7 +53,11 @@ class ToolCall:
     invalid: str | None = None
 
     def to_openai(self, call_id: str | None = None) -> dict[str, Any]:
-        """The call as an OpenAI ``tool_calls`` entry (arguments as a JSON string)."""
+        """The call as an OpenAI ``tool_calls`` entry (arguments as a JSON string).
+
+        Args:
+            call_id: The id to give the call (default: its own, or '').
+        """
         return {
             "id": call_id or self.id or "",
             "type": "function",
@@ -110,6 +114,9 @@ def parse_tool_calls(text: str | None) -> ParsedContent:
 
     ``text`` of the result is the content with all call markup removed; ``errors`` describes markup that
     was meant as a call but could not be read, in words a model can act on.
+
+    Args:
+        text: A model's reply text (None or empty: no calls).
     """
     if not text:
         return ParsedContent([], "", [])
@@ -405,6 +412,10 @@ def parse_openai_tool_calls(tool_calls: Iterable[Any], *, keep_invalid: bool = F
     the agent loop reads), a call that names a tool but whose arguments cannot be read is kept, with
     :attr:`ToolCall.invalid` saying why, so the model's call gets its answer ("your arguments were not valid
     JSON"); and any non-empty name is kept, for the agent to answer "unknown tool".
+
+    Args:
+        tool_calls: The ``tool_calls`` entries of a message.
+        keep_invalid: Keep calls whose arguments cannot be read, marked invalid, instead of dropping them.
     """
     calls: list[ToolCall] = []
     errors: list[str] = []
@@ -635,6 +646,9 @@ def format_lfm2_calls(calls: Iterable[ToolCall]) -> str:
     The LFM2 template renders only ``content``, so this text is what keeps a call in the conversation.
     Calls a Python-style list cannot express (argument names like ``first-name``, infinities) are written as
     the JSON list LFM2 also emits; :func:`parse_tool_calls` reads both.
+
+    Args:
+        calls: The calls to write.
     """
     calls = list(calls)
     if not calls:

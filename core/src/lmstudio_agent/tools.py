@@ -47,6 +47,7 @@ class ToolArgumentError(AgentError):
     """
 
     def __init__(self, tool: str, problems: list[str]) -> None:
+        """Build the error; only the first few problems are spelled out in the message, all stay in ``details``."""
         shown = problems[:_MAX_REPORTED_ERRORS]
         more = len(problems) - len(shown)
         text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
@@ -74,13 +75,19 @@ class ActionContext:
     def __init__(
         self, properties: Mapping[str, Any] | None = None, *, llm: Any = None, agent: Any = None, memory: Any = None
     ) -> None:
+        """Hold the properties and the run's llm, agent and memory (None when there is none)."""
         self.properties: dict[str, Any] = dict(properties or {})
         self.llm = llm
         self.agent = agent
         self.memory = memory
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A property, or ``llm``/``agent``/``memory`` (the notebook's ``action_context.get("llm")``)."""
+        """A property, or ``llm``/``agent``/``memory`` (the notebook's ``action_context.get("llm")``).
+
+        Args:
+            key: A property name, or ``llm``, ``agent`` or ``memory``.
+            default: What to return when there is no such property (or the attribute is None).
+        """
         if key in self.properties:
             return self.properties[key]
         if key in self._ATTRIBUTES:
@@ -115,7 +122,11 @@ _SPHINX_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?([A-Za-z_]\w*)\s*:(.*)$")
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Split a docstring into its description and per-parameter descriptions (Google-style ``Args:``)."""
+    """Split a docstring into its description and per-parameter descriptions (Google-style ``Args:``).
+
+    Args:
+        doc: The docstring (Google-style ``Args:`` or Sphinx ``:param:``); None or empty gives ``("", {})``.
+    """
     if not doc:
         return "", {}
     lines = inspect.cleandoc(doc).splitlines()
@@ -201,6 +212,9 @@ class Tool:
         """Check the model's arguments; return the keyword arguments to call with (Enums and models built).
 
         Raises :class:`ToolArgumentError` naming each bad field.
+
+        Args:
+            args: The arguments as the model sent them (None: no arguments).
         """
         if args is None:
             args = {}
@@ -231,12 +245,22 @@ class Tool:
         return args
 
     async def call(self, args: Mapping[str, Any] | None, context: ActionContext | None = None) -> Any:
-        """Validate ``args`` (:meth:`validate_arguments`), then :meth:`run` the validated values."""
+        """Validate ``args`` (:meth:`validate_arguments`), then :meth:`run` the validated values.
+
+        Args:
+            args: The arguments as the model sent them.
+            context: What the function receives as its injected ``action_context``/``agent`` (default: an empty one).
+        """
         return await self.run(self.validate_arguments(args), context)
 
     async def run(self, kwargs: Mapping[str, Any], context: ActionContext | None = None) -> Any:
         """Run the function with ``kwargs`` as :meth:`validate_arguments` returned them (they are not checked
-        again), the context injected; awaited when the function is async."""
+        again), the context injected; awaited when the function is async.
+
+        Args:
+            kwargs: The validated keyword arguments.
+            context: What the function receives as its injected ``action_context``/``agent`` (default: an empty one).
+        """
         values = dict(kwargs)
         for name, kind in self.injected.items():
             if kind == "agent":
@@ -363,7 +387,18 @@ def tool_from_function(
     tags: Iterable[str] | None = None,
     side_effects: bool = False,
 ) -> Tool:
-    """Build a :class:`Tool` from a typed function (schema from the signature, descriptions from the docstring)."""
+    """Build a :class:`Tool` from a typed function (schema from the signature, descriptions from the docstring).
+
+    Args:
+        func: The function; its parameters typed, ``action_context``/``agent`` parameters injected at run time.
+        name: The tool's name (default: the function's ``__name__``).
+        description: The tool's description (default: the docstring's, before its sections).
+        parameters_override: A JSON schema to use instead of the one built from the signature (arguments are then
+            checked against it, not against a model).
+        terminal: Calling the tool ends the run (its result is the answer).
+        tags: Labels for :meth:`ToolRegistry.by_tag` and :meth:`ToolRegistry.select`.
+        side_effects: The tool changes something outside the run (requests that offer it skip the cache).
+    """
     if not callable(func):
         raise TypeError(f"a tool must be callable, got {type(func).__name__}")
     tool_name = name or getattr(func, "__name__", None)
@@ -427,6 +462,7 @@ class ToolRegistry:
     """
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        """Register ``tools`` in order."""
         self._tools: dict[str, Tool] = {}
         for item in tools:
             self.register(item)
@@ -447,6 +483,17 @@ class ToolRegistry:
         """Add a function (made into a :class:`Tool`) or a ready Tool. A taken name is an error unless ``replace``.
 
         ``tool_name`` is the notebook's spelling of ``name``.
+
+        Args:
+            func_or_tool: A typed function, or a :class:`Tool` taken as it is (then no other option may be given).
+            name: The tool's name (default: the function's ``__name__``).
+            description: The tool's description (default: from the docstring).
+            parameters_override: A JSON schema to use instead of the one built from the signature.
+            terminal: Calling the tool ends the run.
+            tags: Labels for :meth:`by_tag` and :meth:`select`.
+            side_effects: The tool changes something outside the run (requests that offer it skip the cache).
+            replace: Replace a tool registered under the same name instead of raising.
+            tool_name: The notebook's spelling of ``name``.
         """
         if isinstance(func_or_tool, Tool):
             if name or tool_name or description or parameters_override is not None or terminal or tags or side_effects:
@@ -472,6 +519,11 @@ class ToolRegistry:
         """Decorator registering the function; usable bare (``@r.tool``) or with options (``@r.tool(tags=[...])``).
 
         Returns the function unchanged, so tools can still call each other directly.
+
+        Args:
+            func: The function when used bare; a string is taken as the tool's name (the notebook's
+                ``@register_tool("name")``).
+            options: The keyword options of :meth:`register`.
         """
         if isinstance(func, str):  # @register_tool("name"), the notebook's first positional argument
             options.setdefault("name", func)
@@ -484,6 +536,11 @@ class ToolRegistry:
         return decorator(func) if func is not None else decorator
 
     def get(self, name: str) -> Tool | None:
+        """The tool registered as ``name``, or None.
+
+        Args:
+            name: The tool's name.
+        """
         return self._tools.get(name)
 
     def __contains__(self, name: object) -> bool:
@@ -499,13 +556,24 @@ class ToolRegistry:
         return f"ToolRegistry({self.names()!r})"
 
     def names(self) -> list[str]:
+        """The registered names, in registration order."""
         return list(self._tools)
 
     def by_tag(self, tag: str) -> list[Tool]:
+        """The tools carrying ``tag``, in registration order.
+
+        Args:
+            tag: The label to look for.
+        """
         return [item for item in self._tools.values() if tag in item.tags]
 
     def select(self, names: Iterable[str] | None = None, tags: Iterable[str] | None = None) -> ToolRegistry:
-        """A new registry with the named tools (all must exist) that carry any of ``tags`` (when given)."""
+        """A new registry with the named tools (all must exist) that carry any of ``tags`` (when given).
+
+        Args:
+            names: The tools to keep (None: all).
+            tags: Keep only tools with at least one of these labels (None: no filter).
+        """
         wanted = None if names is None else list(dict.fromkeys(names))
         if wanted is not None:
             unknown = [item for item in wanted if item not in self._tools]
@@ -525,16 +593,22 @@ class ToolRegistry:
         return ToolRegistry(chosen)
 
     def to_openai_tools(self) -> list[dict[str, Any]]:
+        """Every tool in OpenAI ``tools`` format, in registration order."""
         return [item.to_openai() for item in self._tools.values()]
 
     def merged(self, other: ToolRegistry | Iterable[Tool]) -> ToolRegistry:
-        """A new registry with this one's tools, then ``other``'s; on a shared name ``other``'s tool wins."""
+        """A new registry with this one's tools, then ``other``'s; on a shared name ``other``'s tool wins.
+
+        Args:
+            other: A registry or tools to add.
+        """
         result = ToolRegistry(self._tools.values())
         for item in other:
             result.register(item, replace=True)
         return result
 
     def copy(self) -> ToolRegistry:
+        """A new registry with the same tools (the tools themselves are shared)."""
         return ToolRegistry(self._tools.values())
 
 
@@ -550,6 +624,11 @@ def register_tool(func: str | None = None, /, **options: Any) -> Callable[[Calla
 
 
 def register_tool(func: Any = None, /, **options: Any) -> Any:
-    """The notebook's decorator: register into :data:`default_registry`; bare or with options."""
+    """The notebook's decorator: register into :data:`default_registry`; bare or with options.
+
+    Args:
+        func: The function when used bare, or the tool's name as a string.
+        options: The keyword options of :meth:`ToolRegistry.register`.
+    """
     return default_registry.tool(func, **options)
 

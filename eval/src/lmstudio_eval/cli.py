@@ -19,11 +19,11 @@ from lmstudio_agent.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT,
 from lmstudio_agent.smallmodel.policy import SmallModelPolicy
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from . import finetune_cli
+from .finetuning import cli as finetune_cli
 from .report import PLOT_FILE, build_report, final_line, render_table, write_report
 from .runner import MODE_CHOICES, TaskResult, concrete_mode, resolve_modes, run_suite, spread
 from .suite import builtin_suite_path, load_suite
-from .training import CHAT_CHECKS, ask_plainly
+from .finetuning.data import CHAT_CHECKS, ask_plainly
 
 console = Console(stderr=True)
 DEFAULT_REPORT_DIR = Path("reports/eval/latest")

@@ -31,7 +31,11 @@ def _llm(action_context: ActionContext) -> LLM:
 
 
 def schema_from_field_types(fields: dict[str, str]) -> dict[str, Any]:
-    """A JSON schema from ``{"name": "string", "age": "number"}``: every field present, null when not found."""
+    """A JSON schema from ``{"name": "string", "age": "number"}``: every field present, null when not found.
+
+    Args:
+        fields: Field names and their types (``string``, ``number``, ``integer``, ``boolean``...; others are strings).
+    """
     if not fields:
         raise ValueError("schema must name at least one field")
     properties = {}
@@ -48,6 +52,7 @@ async def extract_data(action_context: ActionContext, text: str,
     Args:
         text: Input text to extract from.
         schema: Field names and their types, e.g. {"name": "string", "age": "number"}.
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     json_schema = schema_from_field_types(schema)
     prompt = f"Extract these fields from the text: {', '.join(schema)}. Use null for a field that is not there.\n\nText:\n{text}"
@@ -60,6 +65,7 @@ async def analyze_sentiment(action_context: ActionContext, text: str) -> dict[st
 
     Args:
         text: Text to analyze.
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     llm = _llm(action_context)
     messages = [
@@ -102,6 +108,11 @@ def label_distribution(content: str, tokens: list, labels: tuple[str, ...]) -> d
     Walks the generated tokens to the one where the label starts, then reads the alternatives there (and at
     the following tokens while the prefix is still shared between labels, e.g. "ne" of negative/neutral).
     The result is normalised over the labels.
+
+    Args:
+        content: The model's reply, which names a label.
+        tokens: The reply's tokens with their top log-probabilities (each has ``token`` and its alternatives).
+        labels: The labels to score.
     """
     chosen = _label_of(content)
     start = content.lower().find(chosen)

@@ -55,7 +55,11 @@ _COMPANY = re.compile(r"\b(ltd|limited|inc|llc|gmbh|ag|s\.?a\.?|sarl|srl|bv|plc|
 
 
 def parse_amount(token: str) -> float | None:
-    """A number as written on an invoice (``1,250.50``, ``1.250,50``, ``1 250,50``, ``432``), or None."""
+    """A number as written on an invoice (``1,250.50``, ``1.250,50``, ``1 250,50``, ``432``), or None.
+
+    Args:
+        token: The number as written.
+    """
     text = token.strip().replace("\u00a0", " ").replace("\u202f", " ").rstrip(".,")
     negative = text.startswith("-")
     text = text.lstrip("-").replace(" ", "")
@@ -94,7 +98,11 @@ def _iso(year: int, month: int, day: int) -> str | None:
 
 def dates_in(line: str) -> list[tuple[str, str]]:
     """The dates written in a line: (as written, ISO 8601). A numeric date whose day and month could be
-    swapped gives both readings (the day-first one first)."""
+    swapped gives both readings (the day-first one first).
+
+    Args:
+        line: One line of the invoice.
+    """
     found: list[tuple[str, str]] = []
     for match in _ISO.finditer(line):
         iso = _iso(int(match[1]), int(match[2]), int(match[3]))
@@ -127,7 +135,11 @@ def _without_dates(line: str) -> str:
 
 def numbers_in(line: str) -> list[float]:
     """The amounts and counts written in a line (dates and codes such as ``INV-2024-0042`` or ``A4`` left out;
-    ``x2`` and ``2x`` are the count 2)."""
+    ``x2`` and ``2x`` are the count 2).
+
+    Args:
+        line: One line of the invoice.
+    """
     values = []
     line = re.sub(r"(?<![\w])[x×](\d)", r"x \1", _without_dates(line))
     line = re.sub(r"(\d)[x×](?![\w])", r"\1 x", line)
@@ -218,7 +230,11 @@ def _vendor_parts(line: str) -> list[str]:
 
 
 def find_candidates(text: str) -> Candidates:
-    """The candidate values of every invoice field in ``text`` (see the module docstring)."""
+    """The candidate values of every invoice field in ``text`` (see the module docstring).
+
+    Args:
+        text: The invoice's text.
+    """
     lines = [line.rstrip() for line in text.splitlines()]
     found = Candidates(currencies=_currencies(text))
 
@@ -282,7 +298,11 @@ def find_candidates(text: str) -> Candidates:
 
 def consistent(numbers: list[float]) -> tuple[float, float, float] | None:
     """The one reading of a row's numbers as (quantity, unit price, total) with quantity x unit price = total,
-    in the order written; None when there is none or more than one."""
+    in the order written; None when there is none or more than one.
+
+    Args:
+        numbers: A row's numbers, in the order written.
+    """
     readings = []
     for i, quantity in enumerate(numbers):
         for j, unit in enumerate(numbers):
@@ -313,7 +333,11 @@ def _row_schema(row: Row) -> dict[str, Any]:
 
 
 def extraction_schema(found: Candidates) -> dict[str, Any]:
-    """The strict JSON schema of one extraction: every field required, every value a candidate from the text."""
+    """The strict JSON schema of one extraction: every field required, every value a candidate from the text.
+
+    Args:
+        found: The candidates :func:`find_candidates` found.
+    """
     vendor: dict[str, Any] = {"name": _choice(found.vendors, {"type": "string", "minLength": 1, "maxLength": 80})}
     if found.addresses:
         vendor["address"] = {"enum": found.addresses}
@@ -333,7 +357,12 @@ def extraction_schema(found: Candidates) -> dict[str, Any]:
 
 def finish_invoice(invoice: dict[str, Any], found: Candidates) -> dict[str, Any]:
     """The extracted invoice checked: a line whose numbers have one consistent reading gets it, the total is one
-    written on the invoice, and the currency is the document's when it names only one."""
+    written on the invoice, and the currency is the document's when it names only one.
+
+    Args:
+        invoice: The invoice as the model extracted it.
+        found: The candidates found in the invoice's text.
+    """
     invoice = dict(invoice)
     items = []
     for item, row in zip(invoice.get("line_items") or [], found.rows, strict=False):

@@ -94,6 +94,7 @@ class JsonFileInvoiceStorage:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Use the file at ``path``; nothing is read until an invoice is looked up or stored."""
         self.path = Path(path)
 
     def _load(self) -> dict[str, Any]:
@@ -122,6 +123,7 @@ async def extract_invoice_data(action_context: ActionContext, document_text: str
 
     Args:
         document_text: The text content of the invoice to process
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     if not isinstance(document_text, str) or len(document_text.strip()) < 20:
         raise ValueError("document_text must be the invoice's full text (pass the document by reference, "
@@ -138,6 +140,8 @@ def store_invoice(action_context: ActionContext, invoice_data: dict) -> dict:
 
     Args:
         invoice_data: The processed invoice data to store, with its invoice_number
+        action_context: Supplied by the runtime, not the model: its ``invoice_storage`` property is where the invoice
+            goes (a dict in the context when there is none).
     """
     storage = action_context.get("invoice_storage")
     if storage is None:

@@ -14,6 +14,7 @@ async def prompt_expert(action_context: ActionContext, description_of_expert: st
     Args:
         description_of_expert: Detailed description of the expert's background and expertise
         prompt: The specific question or task for the expert
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     llm = action_context.get("llm")
     if llm is None:
@@ -29,6 +30,7 @@ async def generate_technical_documentation(action_context: ActionContext, code_o
 
     Args:
         code_or_feature: The code or feature to document
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     return await prompt_expert(
         action_context,
@@ -44,6 +46,7 @@ async def design_test_suite(action_context: ActionContext, feature_description: 
 
     Args:
         feature_description: Description of the feature to test
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     return await prompt_expert(
         action_context,
@@ -59,6 +62,7 @@ async def perform_code_review(action_context: ActionContext, code: str) -> str:
 
     Args:
         code: The code to review
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     return await prompt_expert(
         action_context,
@@ -74,6 +78,7 @@ async def write_feature_announcement(action_context: ActionContext, feature_deta
     Args:
         feature_details: Technical details of the feature
         audience: Target audience for the announcement (e.g., "technical", "business")
+        action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
     return await prompt_expert(
         action_context,

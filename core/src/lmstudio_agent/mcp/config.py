@@ -42,6 +42,7 @@ class MCPConfigError(AgentError):
     """
 
     def __init__(self, message: str) -> None:
+        """An :class:`~lmstudio_agent.errors.AgentError` coded INVALID_REQUEST."""
         super().__init__(ErrorCode.INVALID_REQUEST, message)
 
 
@@ -99,6 +100,7 @@ class MCPServerConfig(BaseModel):
 
     @property
     def transport(self) -> Literal["stdio", "http"]:
+        """``stdio`` for a server started as a command, ``http`` for one reached at a URL."""
         return "stdio" if self.command is not None else "http"
 
     def describe(self) -> str:
@@ -124,6 +126,7 @@ class MCPConfig(BaseModel):
         return value
 
     def enabled(self) -> dict[str, MCPServerConfig]:
+        """The servers not marked ``disabled``, by name."""
         return {name: server for name, server in self.servers.items() if not server.disabled}
 
 
@@ -134,6 +137,9 @@ def load_mcp_config(source: ConfigSource) -> MCPConfig:
     """An :class:`MCPConfig` from a path to an ``mcp.json``, its parsed JSON, or an MCPConfig.
 
     Raises :class:`MCPConfigError` (INVALID_REQUEST) naming the entry at fault; never echoes a value.
+
+    Args:
+        source: A path to an ``mcp.json``, its parsed JSON, or an :class:`MCPConfig` (returned as it is).
     """
     if isinstance(source, MCPConfig):
         return source

@@ -62,6 +62,9 @@ def side_effects_from_annotations(annotations: Any) -> bool:
     Only a tool that declares ``readOnlyHint: true`` (and not ``destructiveHint: true``) is free of them; no
     annotations at all count as side effects. ``idempotentHint`` does not make a writing tool cacheable: a
     cached answer would skip the write.
+
+    Args:
+        annotations: The tool's MCP ``annotations`` (None: it has none).
     """
     if annotations is None:
         return True
@@ -117,7 +120,12 @@ def _content_text(block: Any) -> str:
 
 def tool_result(result: Any, output_schema: Mapping[str, Any] | None = None) -> Any:
     """What an MCP ``CallToolResult`` gives the model: its structured content when present (unwrapped from
-    ``{"result": x}`` when the tool's output schema is just that wrapper), else its text."""
+    ``{"result": x}`` when the tool's output schema is just that wrapper), else its text.
+
+    Args:
+        result: The MCP ``CallToolResult``.
+        output_schema: The tool's declared output schema, if any.
+    """
     structured = getattr(result, "structuredContent", None)
     if structured is not None:
         properties = (output_schema or {}).get("properties")
@@ -150,6 +158,7 @@ class MCPServerConnection:
 
     def __init__(self, name: str, config: MCPServerConfig, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  stop_timeout: float = DEFAULT_STOP_TIMEOUT, errlog: TextIO | None = None) -> None:
+        """Keep the settings; nothing starts until :meth:`start`."""
         self.name = name
         self.config = config
         self.connect_timeout = connect_timeout
@@ -174,6 +183,7 @@ class MCPServerConnection:
 
     @property
     def running(self) -> bool:
+        """True while the server's task runs, its session is ready and it has not gone away."""
         return self._task is not None and not self._task.done() and self._ready.is_set() and self._gone is None
 
     async def _run(self) -> None:
@@ -250,7 +260,13 @@ class MCPServerConnection:
             logger.warning("MCP server %s stopped unexpectedly: %s", self.name, why)
 
     async def call(self, remote_name: str, arguments: dict[str, Any], timeout: float) -> Any:
-        """Call a tool; the ``CallToolResult``. Raises TOOL_EXECUTION_FAILED when the server cannot answer."""
+        """Call a tool; the ``CallToolResult``. Raises TOOL_EXECUTION_FAILED when the server cannot answer.
+
+        Args:
+            remote_name: The tool's name on the server.
+            arguments: The call's arguments.
+            timeout: Seconds the server has to answer.
+        """
         where = f"MCP server '{self.name}'"
         if self._gone is not None or self._session is None or self._task is None or self._task.done():
             raise AgentError(ErrorCode.TOOL_EXECUTION_FAILED,
@@ -380,6 +396,7 @@ class MCPServers:
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         errlog: TextIO | None = None,
     ) -> None:
+        """Read and check the config; no server starts until :meth:`start` (or ``async with``)."""
         self.config: MCPConfig = load_mcp_config(config)
         self.allow = {name: list(tools) for name, tools in (allow or {}).items()}
         unknown = sorted(set(self.allow) - set(self.config.servers))
@@ -404,6 +421,7 @@ class MCPServers:
 
     @property
     def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop`."""
         return self._started
 
     @property
@@ -413,7 +431,11 @@ class MCPServers:
 
     async def restart_if_unhealthy(self, reserved: Iterable[str] = ()) -> ToolRegistry:
         """Start the servers, or stop and start them again when one has gone away (a long-lived agent or
-        endpoint outlives a crashed server)."""
+        endpoint outlives a crashed server).
+
+        Args:
+            reserved: More tool names already taken, as :meth:`start`.
+        """
         return await self.start(reserved, restart_unhealthy=True)
 
     async def __aenter__(self) -> "MCPServers":
@@ -430,6 +452,10 @@ class MCPServers:
         when one has gone away. If any server fails to start, the others are
         stopped and the first failure is raised (CONNECTION_FAILED; UNKNOWN_TOOL for an allow-list naming a
         tool the server does not offer).
+
+        Args:
+            reserved: Tool names already taken, added to the constructor's.
+            restart_unhealthy: Stop and start the servers again when one has gone away.
         """
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:  # the sync API runs each call in a new loop

@@ -41,7 +41,12 @@ def _with_a_change(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def related(request: str, tools: Iterable[Tool]) -> bool:
-    """True when the request shares a content word with an offered tool (:func:`routing.shares_words`)."""
+    """True when the request shares a content word with an offered tool (:func:`routing.shares_words`).
+
+    Args:
+        request: The user's request.
+        tools: The tools offered.
+    """
     return routing.shares_words(request, callable_tools(tools))
 
 
@@ -50,7 +55,13 @@ def answer_offered(tools: Sequence[Tool], context: RoundContext, policy: SmallMo
     ``answer_first_round`` says ("unrelated": only for a request that shares no word with any tool; the base
     SmolLM2-135M otherwise answers in words for most requests a tool fits: docs/readme/eval.md, "Lever 1,
     round 2"); afterwards always, but right after a successful call while the plan has a step left ("find
-    ..., then cancel the first one": the cancel is still to do)."""
+    ..., then cancel the first one": the cancel is still to do).
+
+    Args:
+        tools: The tools offered.
+        context: The round (first or not, the plan, what succeeded).
+        policy: The small-model rules in force.
+    """
     if not context.first:
         return not (policy.hold_answer_mid_plan and context.just_succeeded and context.step_pending)
     if policy.answer_first_round == "always":
@@ -61,7 +72,13 @@ def answer_offered(tools: Sequence[Tool], context: RoundContext, policy: SmallMo
 def listed_tools(tools: Sequence[Tool], context: RoundContext | None = None,
                  policy: SmallModelPolicy = ON) -> list[Tool]:
     """The callable tools the system prompt lists: with the policy's ``route``, those a step of the plan names
-    (all when it names none)."""
+    (all when it names none).
+
+    Args:
+        tools: The tools offered.
+        context: The round, whose plan the routing reads (None: no routing).
+        policy: The small-model rules in force.
+    """
     callable_ = callable_tools(tools)
     if not policy.route or context is None or not context.plan:
         return callable_
@@ -71,7 +88,13 @@ def listed_tools(tools: Sequence[Tool], context: RoundContext | None = None,
 def round_tools(tools: Sequence[Tool], context: RoundContext, policy: SmallModelPolicy = ON) -> list[Tool]:
     """The tools this round's grammar lets the model call, among those listed (:func:`listed_tools`): with the
     policy's ``route``, the plan's current step's tools; once every step is done, those that have not yet
-    succeeded (nothing is done twice; an empty list leaves only the answer)."""
+    succeeded (nothing is done twice; an empty list leaves only the answer).
+
+    Args:
+        tools: The tools offered.
+        context: The round (its plan and the calls that succeeded).
+        policy: The small-model rules in force.
+    """
     listed = listed_tools(tools, context, policy)
     if not policy.route or not context.plan:
         return listed
@@ -87,7 +110,19 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
     """The JSON schema of one reply (:func:`_call_schema`), kept inside the grammar bounds: when the copied
     values make it too large, spans get shorter (24, 8, 4 words), and at last strings are left free. With
     ``leave_out_unfilled``, the tools :func:`unfilled` names are left out, and with none left, the answer is
-    offered (the model can ask for what is missing)."""
+    offered (the model can ask for what is missing).
+
+    Args:
+        tools: The tools the reply may call.
+        sources: The texts argument values are copied from (:func:`~.sources.copy_sources`).
+        references: The run's document references (``"@doc:NAME"``), offered for string arguments.
+        answer: Offer the answer in words too.
+        leave_out_unfilled: Leave out the tools whose required values the sources do not hold.
+        results: ``(tool name, result text)`` of each successful call so far: a JSON object from them is offered to a
+            tool only when it did not come from that tool's own results.
+        policy: The small-model rules in force.
+        asked: The texts that ask (the request, the plan's current step); an enum value they name wins.
+    """
     tools = list(tools)
     schema: dict[str, Any] = {}
     skipped: set[str] = set()
@@ -105,7 +140,13 @@ def call_schema(tools: Iterable[Tool], sources: Sequence[str] = (), references: 
 
 def unfilled(tools: Iterable[Tool], sources: Sequence[str], references: Sequence[str] = ()) -> list[str]:
     """The names of the tools whose required values ``sources`` do not hold (:meth:`_Copy.missing`): a
-    number, date, time or identifier the model could only invent."""
+    number, date, time or identifier the model could only invent.
+
+    Args:
+        tools: The tools to check.
+        sources: The texts values may be copied from (none: no tool is reported).
+        references: The run's document references.
+    """
     return _unfilled(tools, _Copy(sources, references)) if sources else []
 
 
@@ -147,7 +188,18 @@ def _call_schema(tools: Iterable[Tool], copy: _Copy | None = None, *, answer: bo
 def response_format(tools: Iterable[Tool], sources: Sequence[str] = (), references: Sequence[str] = (), *,
                     answer: bool = True, leave_out_unfilled: bool = False, results: Sequence[tuple[str, str]] = (),
                     policy: SmallModelPolicy = ON, asked: Sequence[str] | None = None) -> dict[str, Any]:
-    """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`)."""
+    """``response_format`` in the OpenAI/LM Studio ``json_schema`` form (:func:`call_schema`).
+
+    Args:
+        tools: The tools the reply may call.
+        sources: The texts argument values are copied from.
+        references: The run's document references.
+        answer: Offer the answer in words too.
+        leave_out_unfilled: Leave out the tools whose required values the sources do not hold.
+        results: ``(tool name, result text)`` of each successful call so far, as :func:`call_schema`.
+        policy: The small-model rules in force.
+        asked: The texts that ask (the request, the plan's current step), as :func:`call_schema`.
+    """
     return {"type": "json_schema", "json_schema": {"name": "tool_call", "strict": True, "schema": call_schema(
         tools, sources, references, answer=answer, leave_out_unfilled=leave_out_unfilled, results=results,
         policy=policy, asked=asked)}}

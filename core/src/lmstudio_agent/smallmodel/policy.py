@@ -53,7 +53,11 @@ class SmallModelPolicy:
                    answer_first_round="always", hold_answer_mid_plan=False, ground_answers=False)
 
     def but(self, **changes: object) -> SmallModelPolicy:
-        """A copy with ``changes`` (field name -> value)."""
+        """A copy with ``changes`` (field name -> value).
+
+        Args:
+            changes: The fields to change, by name.
+        """
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

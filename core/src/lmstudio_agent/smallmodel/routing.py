@@ -41,7 +41,11 @@ _NAME_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 def stem(word: str) -> str:
-    """A crude English stem: the word less one plural or verb ending ("courts", "booked": "court", "book")."""
+    """A crude English stem: the word less one plural or verb ending ("courts", "booked": "court", "book").
+
+    Args:
+        word: A lower-case word.
+    """
     for suffix in ("ing", "es", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
@@ -49,7 +53,12 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str, plain: frozenset[str] = PLAIN_WORDS) -> list[str]:
-    """The words of ``text`` that carry meaning: lower case, longer than two letters, not a ``plain`` word."""
+    """The words of ``text`` that carry meaning: lower case, longer than two letters, not a ``plain`` word.
+
+    Args:
+        text: Any text.
+        plain: The words that carry no meaning here.
+    """
     return [w for w in re.findall(r"[a-z][a-z0-9]+", text.lower().replace("_", " "))
             if len(w) > 2 and w not in plain]
 
@@ -66,7 +75,11 @@ _PHRASES = [(re.compile(rf"\b{re.escape(phrase)}\b", re.IGNORECASE), meaning)
 
 
 def meaning(word: str) -> str:
-    """A word's stem, in the meaning :data:`SYNONYMS` gives it ("changed": "update", "booking": "book")."""
+    """A word's stem, in the meaning :data:`SYNONYMS` gives it ("changed": "update", "booking": "book").
+
+    Args:
+        word: A lower-case word.
+    """
     base = stem(word)
     return SYNONYMS.get(word, SYNONYMS.get(base, base))
 
@@ -82,7 +95,12 @@ def _name_terms(name: str) -> set[str]:
 
 def steps(request: str, verbs: Sequence[str] = ()) -> list[str]:
     """The steps of a request, split at its sequencing words ("then", "after that"), and at an "and" that
-    comes before one of ``verbs`` ("... and cancel the first one")."""
+    comes before one of ``verbs`` ("... and cancel the first one").
+
+    Args:
+        request: The user's request.
+        verbs: Verbs that start a step (the tools' leading verbs).
+    """
     parts = _STEPS.split(request)
     if verbs:
         joined = "|".join(sorted({re.escape(v) for v in verbs if v}, key=len, reverse=True))
@@ -93,21 +111,34 @@ def steps(request: str, verbs: Sequence[str] = ()) -> list[str]:
 
 
 def leading_verb(name: str) -> str:
-    """The first word of a tool's name, lower case, in the meaning :data:`SYNONYMS` gives it."""
+    """The first word of a tool's name, lower case, in the meaning :data:`SYNONYMS` gives it.
+
+    Args:
+        name: A tool's name.
+    """
     parts = _NAME_PARTS.findall(name)
     first = parts[0].lower() if parts else ""
     return SYNONYMS.get(first, first)
 
 
 def leading_verbs(tools: Sequence[Tool]) -> list[str]:
-    """The first word of each tool's name ("cancel" for ``cancel_order``) and the everyday verbs that mean it."""
+    """The first word of each tool's name ("cancel" for ``cancel_order``) and the everyday verbs that mean it.
+
+    Args:
+        tools: The tools offered.
+    """
     firsts = {parts[0].lower() for t in tools if (parts := _NAME_PARTS.findall(t.name))}
     return sorted(firsts | {word for word, meaning in SYNONYMS.items() if meaning in firsts})
 
 
 def relevance(request: str, tools: Sequence[Tool]) -> list[float]:
     """How much of ``request`` each tool's name and description share, weighted by how rare each shared word
-    is among ``tools`` (see the module docstring). Zero when a tool shares no word."""
+    is among ``tools`` (see the module docstring). Zero when a tool shares no word.
+
+    Args:
+        request: A request, or one of its steps.
+        tools: The tools offered.
+    """
     names = [_name_terms(t.name) for t in tools]
     descriptions = [_terms(content_words(t.description or "", _ROUTING_PLAIN)) for t in tools]
     frequency: dict[str, int] = {}
@@ -131,7 +162,12 @@ def relevance(request: str, tools: Sequence[Tool]) -> list[float]:
 
 def ranked_steps(tools: Sequence[Tool], request: str) -> list[tuple[str, list[float]]]:
     """Each step of ``request`` (:func:`steps`) with each tool's :func:`relevance` to it. A piece that shares no
-    word with any tool ("Go ahead" of "Go ahead and search ...") is no step."""
+    word with any tool ("Go ahead" of "Go ahead and search ...") is no step.
+
+    Args:
+        tools: The tools offered.
+        request: The user's request.
+    """
     return [(part, scores) for part in steps(request, leading_verbs(tools))
             if max(scores := relevance(part, tools), default=0) > 0]
 
@@ -141,7 +177,12 @@ def _ranked_steps(tools: Sequence[Tool], request: str) -> list[list[float]]:
 
 
 def name_overlap(text: str, tools: Sequence[Tool]) -> list[float]:
-    """How many of each tool's name words ``text`` has (in meaning), each weighted by how few tools share it."""
+    """How many of each tool's name words ``text`` has (in meaning), each weighted by how few tools share it.
+
+    Args:
+        text: A request, or one of its steps.
+        tools: The tools offered.
+    """
     names = [_name_terms(t.name) for t in tools]
     frequency: dict[str, int] = {}
     for name in names:
@@ -152,7 +193,11 @@ def name_overlap(text: str, tools: Sequence[Tool]) -> list[float]:
 
 
 def tool_words(tool: Tool) -> set[str]:
-    """The stems of a tool's name, description, argument names and descriptions and enum values."""
+    """The stems of a tool's name, description, argument names and descriptions and enum values.
+
+    Args:
+        tool: The tool.
+    """
     parts = [tool.name, tool.description or ""]
     for name, spec in ((tool.parameters or {}).get("properties") or {}).items():
         parts.append(name)
@@ -164,7 +209,12 @@ def tool_words(tool: Tool) -> set[str]:
 
 def shares_words(request: str, tools: Sequence[Tool]) -> bool:
     """True when ``request`` shares a content word with one of ``tools`` (:func:`tool_words`: the same stem, or
-    the same first five letters: "invest" and "investment")."""
+    the same first five letters: "invest" and "investment").
+
+    Args:
+        request: The user's request.
+        tools: The tools offered.
+    """
     known = set().union(*(tool_words(t) for t in tools)) if tools else set()
     for word in content_words(request):
         base = stem(word)
@@ -175,7 +225,13 @@ def shares_words(request: str, tools: Sequence[Tool]) -> bool:
 
 def named(tools: Sequence[Tool], request: str | None, margin: float = MARGIN) -> list[Tool]:
     """The tools any step of ``request`` names (within ``margin`` of that step's best); all of ``tools`` when
-    there is no request, or it shares no word with any of them."""
+    there is no request, or it shares no word with any of them.
+
+    Args:
+        tools: The tools offered.
+        request: The user's request (None: no request).
+        margin: How far below a step's best score a tool may be and still count as named.
+    """
     ranked = _ranked_steps(tools, request) if request else []
     if not ranked:
         return list(tools)
@@ -184,7 +240,13 @@ def named(tools: Sequence[Tool], request: str | None, margin: float = MARGIN) ->
 
 
 def pending(tools: Sequence[Tool], request: str | None, succeeded: Sequence[str] = ()) -> bool:
-    """Whether the request has a step left after the ``succeeded`` calls (see :func:`shortlist`)."""
+    """Whether the request has a step left after the ``succeeded`` calls (see :func:`shortlist`).
+
+    Args:
+        tools: The tools offered.
+        request: The user's request (None: no step is left).
+        succeeded: The names of the tools whose calls succeeded, in order.
+    """
     return bool(request) and len(succeeded) < len(_ranked_steps(tools, request or ""))
 
 
@@ -194,7 +256,14 @@ def shortlist(tools: Sequence[Tool], request: str | None, succeeded: Sequence[st
     round is for the request's next step. Offered: the tools whose relevance to that step is within
     ``margin`` of the best, or all of ``tools`` when no tool shares a word with it; once every step has
     had its call, every tool but those that already succeeded (nothing is done twice; an empty list leaves
-    only the answer)."""
+    only the answer).
+
+    Args:
+        tools: The tools offered.
+        request: The user's request (None: every tool is offered).
+        succeeded: The names of the tools whose calls succeeded, in order.
+        margin: How far below the step's best score a tool may be and still be offered.
+    """
     if not request:
         return list(tools)
     ranked = _ranked_steps(tools, request)

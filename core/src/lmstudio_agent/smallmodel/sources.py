@@ -38,7 +38,12 @@ _TRAILING = ".,;:!?" + _CLOSING
 def copy_sources(messages: Iterable[Mapping[str, Any]], recent: int = COPY_RECENT) -> list[str]:
     """The texts argument values may be copied from, in order: the content of the first user message (the
     request) and of the last ``recent`` user and tool messages (the latest results). Bounded, so a round
-    costs the same however long the conversation has grown."""
+    costs the same however long the conversation has grown.
+
+    Args:
+        messages: The conversation's messages (the agent's own notes are left out).
+        recent: How many of the latest user and tool messages to take after the request.
+    """
     texts = [m["content"] for m in messages
              if m.get("role") in ("user", "tool") and isinstance(m.get("content"), str) and m["content"].strip()
              and not m.get(NOTE_KEY)]
@@ -104,7 +109,14 @@ def spans(sources: Sequence[str], max_words: int = MAX_SPAN_WORDS, max_length: i
     punctuation. Runs that start a multi-word user request are left out: that is the request's verb
     ("Translate ..."), which small models otherwise copy into every value. Spans holding ``"`` or ``\\`` are
     left out too (llama.cpp's schema-to-grammar converter cannot escape them). With ``limit``, stops as soon
-    as there are more than ``limit`` (a long document would otherwise cost a second a round)."""
+    as there are more than ``limit`` (a long document would otherwise cost a second a round).
+
+    Args:
+        sources: The texts to take spans from.
+        max_words: The most words in a span.
+        max_length: The longest span, in characters.
+        limit: Stop once there are more spans than this (None: no limit).
+    """
     found: dict[str, None] = {}
     for text in sources:
         words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
@@ -162,12 +174,20 @@ def _quotes_paired(span: str) -> bool:
 def numbers(sources: Sequence[str]) -> list[int | float]:
     """The numbers written in the sources, in order, without repeats: in digits (also glued to a unit or
     currency sign, with thousands separators or a scale word) or in words; for a percentage both the number
-    and the fraction (:func:`values.numbers`)."""
+    and the fraction (:func:`values.numbers`).
+
+    Args:
+        sources: The texts to read.
+    """
     return values.numbers(sources)
 
 
 def json_objects(sources: Sequence[str]) -> list[dict[str, Any]]:
-    """The JSON objects written in the sources (a tool's result, or data pasted into a request)."""
+    """The JSON objects written in the sources (a tool's result, or data pasted into a request).
+
+    Args:
+        sources: The texts to read.
+    """
     decoder = json.JSONDecoder()
     found: list[dict[str, Any]] = []
     for text in sources:
@@ -258,7 +278,11 @@ _JOINED = re.compile(r"[A-Za-z0-9]+(?:[-_.:/@+][A-Za-z0-9]+)+")
 def code_like(word: str) -> bool:
     """Whether a word reads as an identifier rather than as a word of the language: three characters or more,
     and a digit in it ("A-1042", "88231", a UUID), or parts joined by punctuation ("spring-fair-2",
-    "ada@example.org", "north_gate"), or a capital after a small letter ("eBike9", "gitHub")."""
+    "ada@example.org", "north_gate"), or a capital after a small letter ("eBike9", "gitHub").
+
+    Args:
+        word: One word as written.
+    """
     if len(word) < 3:
         return False
     return any(c.isdigit() for c in word) or bool(_JOINED.fullmatch(word)) or bool(re.search(r"[a-z][A-Z]", word))

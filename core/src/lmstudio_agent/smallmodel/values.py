@@ -62,14 +62,23 @@ _UNIT_OF = {name: group for group in UNIT_GROUPS for name in group}
 
 
 def unit_group(word: str) -> frozenset[str] | None:
-    """The group of unit names ``word`` belongs to (``"kilograms"``: kg, kilogram, ...), or None."""
+    """The group of unit names ``word`` belongs to (``"kilograms"``: kg, kilogram, ...), or None.
+
+    Args:
+        word: A word as written (case and surrounding punctuation do not matter).
+    """
     return _UNIT_OF.get(word.lower().strip(".,;:!?()"))
 
 
 def units_named(name: str, description: str = "") -> set[frozenset[str]]:
     """The unit groups an argument's name and description name ("Weight in kilograms", ``height_m``,
     "square meters"). A one- or two-letter unit counts only as a part of the name (``height_m``), never as a
-    word of the description ("in", "m")."""
+    word of the description ("in", "m").
+
+    Args:
+        name: An argument's name.
+        description: The argument's description.
+    """
 
     def square(text: str) -> str:
         return re.sub(r"\bsquare[ _](?:meters?|metres?)\b|\bsq\.? ?m\b", "m²", text.lower())
@@ -134,7 +143,11 @@ def _tidy(value: float) -> Number:
 
 
 def number_mentions(text: str) -> list[Mention]:
-    """Every number written in ``text`` in digits or words, in order (see the module docstring)."""
+    """Every number written in ``text`` in digits or words, in order (see the module docstring).
+
+    Args:
+        text: The text to read.
+    """
     found: list[tuple[int, Mention]] = []
     for match in _NUM.finditer(text):
         value = _as_number(match.group("num"))
@@ -198,7 +211,11 @@ def _word_numbers(text: str) -> list[tuple[int, Mention]]:
 
 def words_to_number(words: Sequence[str]) -> tuple[Number, int]:
     """The number that the leading number words of ``words`` spell (``["twenty-five", "people"]``: 25, 1 word
-    used); ``(0, 0)`` when they spell none."""
+    used); ``(0, 0)`` when they spell none.
+
+    Args:
+        words: Lower-case words, the number words first.
+    """
     total, current, used, seen = 0, 0, 0, False
     for position, word in enumerate(words):
         parts = word.split("-")
@@ -223,12 +240,21 @@ def words_to_number(words: Sequence[str]) -> tuple[Number, int]:
 
 
 def fraction(percent: Number) -> Number:
-    """A percentage as a fraction (8 -> 0.08)."""
+    """A percentage as a fraction (8 -> 0.08).
+
+    Args:
+        percent: The percentage.
+    """
     return _tidy(percent / 100)
 
 
 def out_of_bounds(value: Number, spec: dict) -> bool:
-    """True when ``value`` breaks the schema's ``minimum``/``maximum`` (or their exclusive forms)."""
+    """True when ``value`` breaks the schema's ``minimum``/``maximum`` (or their exclusive forms).
+
+    Args:
+        value: The number.
+        spec: The JSON schema of the argument.
+    """
     checks = (("minimum", lambda b: value < b), ("maximum", lambda b: value > b),
               ("exclusiveMinimum", lambda b: value <= b), ("exclusiveMaximum", lambda b: value >= b))
     return any(isinstance(spec.get(key), (int, float)) and not isinstance(spec.get(key), bool) and broken(spec[key])
@@ -237,7 +263,12 @@ def out_of_bounds(value: Number, spec: dict) -> bool:
 
 def numbers(texts: Iterable[str], *, fractions: bool = True) -> list[Number]:
     """The numbers the texts write, in order, without repeats: each as written, a scaled value after it
-    (``2.5 million``), and for a percentage, with ``fractions``, the fraction (``8%``: 8 and 0.08)."""
+    (``2.5 million``), and for a percentage, with ``fractions``, the fraction (``8%``: 8 and 0.08).
+
+    Args:
+        texts: The texts to read.
+        fractions: Add the fraction after each percentage.
+    """
     found: list[Number] = []
 
     def add(value: Number) -> None:
@@ -287,7 +318,12 @@ def _valid(year: int, month: int, day: int) -> dt.date | None:
 
 def dates(texts: Iterable[str], today: dt.date | None = None) -> list[dt.date]:
     """The calendar dates the texts name, in order, without repeats. A date without a year is the next one
-    from ``today``; ``tomorrow`` and weekday names count from ``today`` (default: the local date)."""
+    from ``today``; ``tomorrow`` and weekday names count from ``today`` (default: the local date).
+
+    Args:
+        texts: The texts to read.
+        today: The date relative dates count from (default: the local date).
+    """
     today = today or dt.date.today()
     found: list[tuple[int, int, dt.date]] = []
     for order, text in enumerate(texts):
@@ -353,7 +389,11 @@ _TIME = re.compile(
 
 
 def times(texts: Iterable[str]) -> list[dt.time]:
-    """The clock times the texts name (``3pm``, ``3:30 p.m.``, ``15:30``, ``noon``), in order, without repeats."""
+    """The clock times the texts name (``3pm``, ``3:30 p.m.``, ``15:30``, ``noon``), in order, without repeats.
+
+    Args:
+        texts: The texts to read.
+    """
     out: list[dt.time] = []
     for text in texts:
         for match in _TIME.finditer(text):
@@ -374,7 +414,12 @@ def times(texts: Iterable[str]) -> list[dt.time]:
 
 
 def date_times(texts: Sequence[str], today: dt.date | None = None) -> list[dt.datetime]:
-    """Each date named with each time named (a time alone is on ``today``; a date alone at midnight)."""
+    """Each date named with each time named (a time alone is on ``today``; a date alone at midnight).
+
+    Args:
+        texts: The texts to read.
+        today: The date relative dates count from, and the date of a time named alone (default: the local date).
+    """
     found_dates, found_times = dates(texts, today), times(texts)
     if not found_dates and found_times:
         found_dates = [today or dt.date.today()]
@@ -486,7 +531,11 @@ def _names_in(lowered: str, names: Iterable[str]) -> list[tuple[int, str]]:
 
 def codes(texts: Iterable[str]) -> dict[str, list[str]]:
     """The codes for what the texts name, in order of mention: ``currency`` (ISO 4217), ``country`` (ISO 3166
-    alpha-2 then alpha-3), ``state`` (US postal codes) and ``language`` (ISO 639-1)."""
+    alpha-2 then alpha-3), ``state`` (US postal codes) and ``language`` (ISO 639-1).
+
+    Args:
+        texts: The texts to read.
+    """
     out: dict[str, list[str]] = {"currency": [], "country": [], "state": [], "language": []}
     currency_names = {name: code for code, names in CURRENCIES.items() for name in names}
 

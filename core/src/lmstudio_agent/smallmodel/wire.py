@@ -56,7 +56,11 @@ DEFAULT_MAX_ANSWER = 600
 
 
 def topic(tool: Tool) -> str:
-    """A few plain words for what the tool is about: its name's words without a generic leading verb."""
+    """A few plain words for what the tool is about: its name's words without a generic leading verb.
+
+    Args:
+        tool: The tool.
+    """
     if tool.terminal:
         return FINAL_TOPIC
     words = [w for w in re.split(r"[_\-.\s]+", tool.name) if w]
@@ -80,12 +84,20 @@ NOTE_KEY = "_agent_note"
 
 
 def agent_note(text: str) -> dict[str, Any]:
-    """A user turn the agent writes itself (a correction, a nudge to finish), kept out of the copy sources."""
+    """A user turn the agent writes itself (a correction, a nudge to finish), kept out of the copy sources.
+
+    Args:
+        text: The note's text.
+    """
     return {"role": "user", "content": text, NOTE_KEY: True}
 
 
 def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
-    """The "answer without a tool" branch: ``{"type": "answer", "answer": "<words>"}``."""
+    """The "answer without a tool" branch: ``{"type": "answer", "answer": "<words>"}``.
+
+    Args:
+        max_length: The longest answer, in characters.
+    """
     return {
         "type": "object",
         "properties": {TOPIC_KEY: {"const": ANSWER_TOPIC},
@@ -97,28 +109,50 @@ def answer_schema(max_length: int = DEFAULT_MAX_ANSWER) -> dict[str, Any]:
 
 def callable_tools(tools: Iterable[Tool]) -> list[Tool]:
     """The tools this mode lists and lets the model call: all but the built-in final-answer tool, whose
-    place the answer branch takes."""
+    place the answer branch takes.
+
+    Args:
+        tools: The tools offered.
+    """
     return [t for t in tools if not (t.terminal and t.name == BUILTIN_FINAL_TOOL)]
 
 
 def format_call(tool: Tool, arguments: Mapping[str, Any]) -> str:
-    """A call as the constrained model writes it (training data for fine-tuning uses exactly this)."""
+    """A call as the constrained model writes it (training data for fine-tuning uses exactly this).
+
+    Args:
+        tool: The tool called.
+        arguments: The call's arguments.
+    """
     return json.dumps({TOPIC_KEY: topic(tool), NAME_KEY: tool.name, ARGUMENTS_KEY: dict(arguments)},
                       ensure_ascii=False)
 
 
 def format_answer(text: str) -> str:
-    """An answer without a tool call, as the constrained model writes it (training data uses exactly this)."""
+    """An answer without a tool call, as the constrained model writes it (training data uses exactly this).
+
+    Args:
+        text: The answer.
+    """
     return json.dumps({TOPIC_KEY: ANSWER_TOPIC, ANSWER_KEY: text}, ensure_ascii=False)
 
 
 def format_result(tool_name: str, content: str) -> str:
-    """The text of the message that carries a tool's result (or ``Error: ...``) back to the model."""
+    """The text of the message that carries a tool's result (or ``Error: ...``) back to the model.
+
+    Args:
+        tool_name: The name of the tool called.
+        content: The result (or error) as text.
+    """
     return f"Result of {tool_name}: {content}"
 
 
 def read_answer(content: str | None) -> str | None:
-    """The words of an answer-branch reply (:func:`format_answer`); None when ``content`` is not one."""
+    """The words of an answer-branch reply (:func:`format_answer`); None when ``content`` is not one.
+
+    Args:
+        content: The reply's content.
+    """
     if not content:
         return None
     try:
@@ -150,7 +184,12 @@ def _placeholder(spec: Any) -> Any:
 
 def describe_tools(tools: Iterable[Tool], *, answer: bool = True) -> str:
     """Each tool as its one-line description, then the exact shape of a call to it; with ``answer``, the
-    answer branch last, in the same form."""
+    answer branch last, in the same form.
+
+    Args:
+        tools: The tools offered (the built-in final-answer tool is left out).
+        answer: Describe the answer branch too.
+    """
     blocks = []
     for tool in callable_tools(tools):
         properties = (tool.parameters or {}).get("properties") or {}
@@ -174,7 +213,11 @@ ANSWER_ONLY_PROMPT = """Reply to the user in words, as one JSON object:
 
 
 def system_prompt(tools: Iterable[Tool]) -> str:
-    """The constrained mode's part of the system prompt; with no tools (a run's last round), the answer only."""
+    """The constrained mode's part of the system prompt; with no tools (a run's last round), the answer only.
+
+    Args:
+        tools: The tools offered.
+    """
     tools = list(tools)
     if not callable_tools(tools):
         return ANSWER_ONLY_PROMPT.format(answer=format_answer("..."))

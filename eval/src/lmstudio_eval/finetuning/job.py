@@ -1,6 +1,6 @@
 """The training half of ``finetune-tools``, run by the fine-tuning environment's Python (torch, Axolotl):
 
-    python path/to/lmstudio_eval/finetune_job.py JOB.json
+    python path/to/lmstudio_eval/finetuning/job.py JOB.json
 
 JOB.json names the rows, the base model and the knobs; the job runs the ``finetune/`` pipeline
 (:class:`lmstudio_finetune.LMStudioFineTuner`: LoRA with Axolotl -> merge -> GGUF -> quantize; or, with
@@ -96,7 +96,7 @@ def _failure(tuner: Any, stage: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python path/to/lmstudio_eval/finetune_job.py JOB.json", file=sys.stderr)
+        print("usage: python path/to/lmstudio_eval/finetuning/job.py JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     try:

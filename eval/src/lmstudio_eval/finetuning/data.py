@@ -20,8 +20,8 @@ from lmstudio_agent.lmstudio import DEFAULT_GOALS
 from lmstudio_agent.modes import ToolMode, strategy_for
 from lmstudio_agent.toolcalls import ToolCall
 from lmstudio_agent.tools import ToolRegistry
-from .runner import build_agent
-from .suite import Task, tools_for
+from ..runner import build_agent
+from ..suite import Task, tools_for
 
 # Asked of the base model and kept as its own answers, so training on tool calls does not wash out plain
 # chat; the check questions (CHAT_CHECKS) are different ones.

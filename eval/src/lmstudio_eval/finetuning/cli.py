@@ -1,10 +1,10 @@
 """``lmstudio-agent finetune-tools``: fine-tune a model on tool calls, export it, and measure it.
 
-1. Training rows (:mod:`.training`): tasks of the tool corpus's training split (:mod:`.corpus`: one call, no call,
+1. Training rows (:mod:`.data`): tasks of the tool corpus's training split (:mod:`..corpus`: one call, no call,
    two steps, with the tool results and final answers in words), tasks of the suite's training split, and the base
    model's own answers to a few general questions (so plain chat survives the training).
 2. Unless ``--no-measure``, the base model is measured on the held-out and unseen-tool splits.
-3. The ``finetune/`` pipeline runs in the fine-tuning environment (:mod:`.finetune_job`): LoRA with Axolotl, then
+3. The ``finetune/`` pipeline runs in the fine-tuning environment (:mod:`.job`): LoRA with Axolotl, then
    either one GGUF LoRA adapter file (``--export lora``, the default: what gateway-model ships and applies to the
    embedded model) with a recipe JSON beside it, or merged GGUF files (``--export merged``).
 4. Unless ``--no-measure``, the trained model is served and measured on the same tasks, and a few general
@@ -28,11 +28,11 @@ from rich.console import Console
 
 from lmstudio_agent.client import ChatClient
 from lmstudio_agent.errors import AgentError, ErrorCode
-from .report import PLOT_FILE, build_report, final_line, render_table, write_report
-from .runner import TaskResult, run_suite, spread
-from .corpus import corpus_path
-from .suite import builtin_suite_path, load_suite
-from .training import CHAT_CHECKS, CHAT_KEEP, ask_plainly, training_rows, write_rows
+from ..report import PLOT_FILE, build_report, final_line, render_table, write_report
+from ..runner import TaskResult, run_suite, spread
+from ..corpus import corpus_path
+from ..suite import builtin_suite_path, load_suite
+from .data import CHAT_CHECKS, CHAT_KEEP, ask_plainly, training_rows, write_rows
 
 console = Console(stderr=True)
 CURVE_FILE = "training_curve.png"
@@ -49,7 +49,7 @@ def finetune_python(explicit: Optional[Path]) -> Path:
 
 
 def run_training_job(python: Path, job: dict[str, Any], job_path: Path, timeout_s: float | None) -> dict[str, Any]:
-    """Run :mod:`.finetune_job` in the fine-tuning environment; its output streams to this terminal."""
+    """Run :mod:`.job` in the fine-tuning environment; its output streams to this terminal."""
     job_path.parent.mkdir(parents=True, exist_ok=True)
     job_path.write_text(json.dumps(job, indent=2), encoding="utf-8")
     result_path = Path(job["result"])
@@ -58,7 +58,7 @@ def run_training_job(python: Path, job: dict[str, Any], job_path: Path, timeout_
            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     try:
         # By file path: the fine-tuning environment has the core and the fine-tuner, not this package.
-        subprocess.run([str(python), str(Path(__file__).with_name("finetune_job.py")), str(job_path)], env=env,
+        subprocess.run([str(python), str(Path(__file__).with_name("job.py")), str(job_path)], env=env,
                        timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise AgentError(ErrorCode.FINE_TUNING_FAILED, f"fine-tuning took longer than {timeout_s:g} s") from None
@@ -278,7 +278,7 @@ def finetune_tools_command(
                         for q in CHAT_CHECKS]},
     )
     write_report(report, report_dir)
-    from .plot import plot_report
+    from ..plot import plot_report
 
     plot_report(report, report_dir / PLOT_FILE)
     plot_curve(trained["losses"], report_dir / CURVE_FILE,
@@ -293,7 +293,7 @@ def finetune_tools_command(
 def write_recipe(trained: dict[str, Any], rows_path: Path, corpus, suite, keep: dict[str, str], seed: int,
                  adapter: Path | None) -> Path:
     """The recipe JSON next to the adapter: data generator version and seed, rows, settings, losses, time."""
-    from .corpus import GENERATOR_VERSION, SEED
+    from ..corpus import GENERATOR_VERSION, SEED
 
     target = adapter.with_suffix("").with_suffix(".json") if adapter else Path(trained["gguf"]).with_suffix(".json")
     losses = trained["losses"]
