@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Callable, Mapping, Protocol, runtime_checkable
 
 CACHE_KEY_VERSION = 1
 DEFAULT_TTL_SECONDS = 3600
@@ -105,7 +105,7 @@ class MemoryCacheStore:
         clock: The time source for expiry, in seconds (tests pass their own).
     """
 
-    def __init__(self, clock=time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         """Start empty."""
         self._items: dict[str, tuple[str, float]] = {}
         self._clock = clock

@@ -34,6 +34,8 @@ TOOL_CHOICES = frozenset({"none", "auto", "required"})
 
 @dataclass
 class Usage:
+    """The token counts a completion reports (0 where the server reports none)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -93,6 +95,7 @@ class ChatClient:
         max_connections: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """Keep the configuration; the HTTP connection pool is opened on the first call."""
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
@@ -128,6 +131,7 @@ class ChatClient:
         return self._http
 
     async def aclose(self) -> None:
+        """Close the connection pool; a later call opens a new one."""
         if self._http is not None and not self._http.is_closed:
             await self._http.aclose()
         self._http = None
@@ -135,7 +139,7 @@ class ChatClient:
     async def __aenter__(self) -> "ChatClient":
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     @property
@@ -263,7 +267,24 @@ class ChatClient:
         deadline: Deadline | None = None,
         timeout: float | None = None,
     ) -> ChatResponse:
-        """One chat completion. Raises AgentError (CONNECTION_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, ...)."""
+        """One chat completion. Raises AgentError (CONNECTION_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, ...).
+
+        Args:
+            messages: The conversation (OpenAI format); keys starting with ``_`` are not sent and a null
+                ``content`` goes out as ``""``.
+            model: The model id (default: the client's model).
+            tools: Tool definitions (OpenAI format); sent only when not empty.
+            tool_choice: ``none``, ``auto`` or ``required`` (LM Studio rejects the object form: ValueError);
+                sent only with ``tools``.
+            response_format: OpenAI's ``response_format`` (e.g. a JSON schema the reply must follow).
+            max_tokens: The most tokens the reply may have.
+            temperature: The sampling temperature.
+            logprobs: Ask for the tokens' log-probabilities (:attr:`ChatResponse.logprobs`).
+            top_logprobs: With ``logprobs``: how many alternatives to report at each position.
+            extra: More body fields, merged in last (they override the ones above).
+            deadline: The run's deadline (every wait, retries included, is clamped to it).
+            timeout: Seconds this call may take, instead of the client's ``timeout``.
+        """
         body = self._chat_body(messages, model=model, tools=tools, tool_choice=tool_choice,
                                response_format=response_format, max_tokens=max_tokens, temperature=temperature,
                                logprobs=logprobs, top_logprobs=top_logprobs, extra=extra, stream=False)
@@ -319,6 +340,18 @@ class ChatClient:
         Every read waits at most the client's timeout (clamped by ``deadline``), and the whole stream ends by
         the deadline. Connect errors, 429 and 5xx before the first byte are retried as in :meth:`chat`; a
         server that ignores ``stream`` and answers JSON is read as one delta. Raises AgentError like :meth:`chat`.
+
+        Args:
+            messages: The conversation (OpenAI format), sent as by :meth:`chat`.
+            model: The model id (default: the client's model).
+            tools: Tool definitions (OpenAI format); sent only when not empty.
+            tool_choice: ``none``, ``auto`` or ``required``; sent only with ``tools``.
+            response_format: OpenAI's ``response_format``.
+            max_tokens: The most tokens the reply may have.
+            temperature: The sampling temperature.
+            extra: More body fields, merged in last.
+            deadline: The run's deadline: each read is clamped to it and the stream ends by it.
+            timeout: Seconds each read may wait, instead of the client's ``timeout``.
         """
         import httpx
 
@@ -428,7 +461,11 @@ class ChatClient:
         return chunks()
 
     async def list_models(self, *, deadline: Deadline | None = None) -> list[str]:
-        """Ids from ``GET /v1/models``."""
+        """Ids from ``GET /v1/models``.
+
+        Args:
+            deadline: The run's deadline (the call also waits at most 10 s).
+        """
         response = await self._request("GET", f"{self.base_url}/models", deadline=deadline, timeout=10.0)
         data = _json_or_error(response)
         items = data.get("data") if isinstance(data, dict) else None
@@ -438,7 +475,12 @@ class ChatClient:
 
     async def model_info(self, model: str | None = None, *, deadline: Deadline | None = None) -> dict[str, Any] | None:
         """LM Studio's ``/api/v0/models`` entry for the model (with ``capabilities``), or None where the server
-        has no such listing or does not list the model."""
+        has no such listing or does not list the model. Tried once, without retries.
+
+        Args:
+            model: The model id or path (default: the client's model).
+            deadline: The run's deadline (the call also waits at most 10 s).
+        """
         model = model or self.model
         try:
             response = await self._request(
@@ -455,7 +497,12 @@ class ChatClient:
         return None
 
     async def request_load(self, model: str | None = None, *, deadline: Deadline | None = None) -> bool:
-        """Ask LM Studio (0.4+) to load the model through its native REST API; False where unsupported."""
+        """Ask LM Studio (0.4+) to load the model through its native REST API; False where unsupported.
+
+        Args:
+            model: The model to load (default: the client's model).
+            deadline: The run's deadline (loading may take minutes: the call waits at most 300 s).
+        """
         try:
             await self._request(
                 "POST", f"{self.server_root}/api/v1/models/load", json_body={"model": model or self.model},

@@ -126,16 +126,26 @@ class HttpResponse:
         return text
 
     def all_headers(self) -> dict[str, str]:
+        """The headers to send: JSON content type and CORS first, then this response's own (which win)."""
         return {"Content-Type": "application/json", **CORS_HEADERS, **self.headers}
 
 
 def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None,
                    result: list[AgentMessage] | None = None) -> HttpResponse:
+    """An error in the contract's shape (:class:`ErrorResponse`), with the HTTP status that ``code`` maps to.
+
+    Args:
+        code: The error code; it sets the status and is the body's ``code``.
+        message: The human-readable message (never a stack trace).
+        headers: Extra response headers (``WWW-Authenticate``, ``Allow``).
+        result: The transcript, for a run that ended without an answer (NO_ANSWER).
+    """
     body = ErrorResponse(error=message, code=code, result=result).model_dump(mode="json", exclude_none=True)
     return HttpResponse(status=code.http_status, body=body, headers=dict(headers or {}))
 
 
 def health_response() -> HttpResponse:
+    """The ``GET /health`` answer: 200 with the current time in milliseconds."""
     return HttpResponse(200, HealthResponse(timestamp=int(time.time() * 1000)).model_dump(mode="json"))
 
 
@@ -148,7 +158,11 @@ CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 def header_map(headers: Headers) -> dict[str, str]:
     """Headers as a dict with lower-case names. Accepts a mapping or (name, value) pairs; a name that repeats
-    gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them."""
+    gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them.
+
+    Args:
+        headers: The request headers: a mapping or (name, value) pairs.
+    """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     combined: dict[str, str] = {}
     for name, value in pairs:
@@ -163,6 +177,9 @@ def credential_headers(headers: Headers) -> dict[str, str]:
     A credential header (``Authorization``, ``X-Api-Key``) that repeats, as two headers or as one whose value
     is a comma-joined list (how proxies and the Fetch API pass repeats on), is ambiguous: AgentError
     (UNAUTHORIZED). Keys never hold a comma (a bearer token's alphabet has none), so a comma means two values.
+
+    Args:
+        headers: The request headers: a mapping or (name, value) pairs.
     """
     lowered = header_map(headers)
     for name in CREDENTIAL_HEADERS:
@@ -175,7 +192,11 @@ def credential_headers(headers: Headers) -> dict[str, str]:
 
 def presented_key(headers: Headers) -> str | None:
     """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any; AgentError(UNAUTHORIZED)
-    for a credential sent twice (:func:`credential_headers`) or two different keys in the two headers."""
+    for a credential sent twice (:func:`credential_headers`) or two different keys in the two headers.
+
+    Args:
+        headers: The request headers: a mapping or (name, value) pairs.
+    """
     lowered = credential_headers(headers)
     auth = lowered.get("authorization", "").strip()
     bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -190,6 +211,10 @@ def authorize(headers: Headers, expected_key: str | None) -> HttpResponse | None
     """None when the request carries the expected key; otherwise the 401/403 response to send.
 
     Compared in constant time. With no key configured the endpoint refuses everything (fails closed).
+
+    Args:
+        headers: The request headers: a mapping or (name, value) pairs.
+        expected_key: The deployment's client key (None or empty: none is configured, so 403 for every key).
     """
     try:
         key = presented_key(headers)
@@ -243,7 +268,11 @@ class ExecuteBackend(Protocol):
         ...
 
     def select_tools(self, names: list[str]) -> ToolSelection:
-        """The selection for ``names`` (empty: the whole allow-list); AgentError(UNKNOWN_TOOL) otherwise."""
+        """The selection for ``names`` (empty: the whole allow-list); AgentError(UNKNOWN_TOOL) otherwise.
+
+        Args:
+            names: The tool names the request asked for.
+        """
         ...
 
     async def run(
@@ -251,7 +280,15 @@ class ExecuteBackend(Protocol):
         documents: dict[str, str] | None = None,
     ) -> list[AgentMessage]:
         """Run the instruction (with the request's ``documents``, passed only when it has some) and return the
-        transcript; raise AgentError on failure."""
+        transcript; raise AgentError on failure.
+
+        Args:
+            instruction: What the agent should do.
+            tools: The tools the run may use (:meth:`select_tools`).
+            model: The model to run on.
+            deadline: The run's deadline.
+            documents: The request's long inputs, name -> text.
+        """
         ...
 
 
@@ -270,7 +307,12 @@ Body = Union[bytes, str, None]
 
 
 def parse_execute_request(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> ExecuteRequest:
-    """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message."""
+    """Validate a raw body into an :class:`ExecuteRequest`, or raise AgentError with a clear message.
+
+    Args:
+        body: The raw request body.
+        max_body_bytes: The largest body accepted (PAYLOAD_TOO_LARGE past it).
+    """
     return execute_request_from(read_json_object(body, max_body_bytes))
 
 
@@ -333,7 +375,11 @@ class ExecutePlan:
 
 async def prepare(backend: ExecuteBackend) -> None:
     """Let the backend connect what it needs before a run (MCP servers: once, again after one went away),
-    once the request is authenticated and valid. A backend without ``start`` needs nothing."""
+    once the request is authenticated and valid. A backend without ``start`` needs nothing.
+
+    Args:
+        backend: The backend about to run the request.
+    """
     start = getattr(backend, "start", None)
     if start is not None:
         await start()
@@ -343,7 +389,14 @@ def plan_execute(request: ExecuteRequest, backend: ExecuteBackend, *, headers: M
                  cache: CacheStore | None = None) -> ExecutePlan:
     """The tool selection (UNKNOWN_TOOL is raised here), the model, the cache rule and the cache key: the key
     names the deployment's scope, the owner of the tools (an agent identity on the hub), the instruction, the
-    tools, the model and the documents."""
+    tools, the model and the documents.
+
+    Args:
+        request: The validated request.
+        backend: The backend that will run it (its allow-list, default model and cache scope).
+        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
+        cache: The cache store (None: the answer is never cached).
+    """
     selection = backend.select_tools(request.tools)
     model = request.model or backend.default_model
     use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
@@ -355,7 +408,11 @@ def plan_execute(request: ExecuteRequest, backend: ExecuteBackend, *, headers: M
 
 def no_answer_error(transcript: list[AgentMessage]) -> AgentError | None:
     """NO_ANSWER (with the transcript) for a run that ended without an answer, else None. Such a run is never
-    cached: the same request may well succeed on another try."""
+    cached: the same request may well succeed on another try.
+
+    Args:
+        transcript: The run's messages.
+    """
     if answered(transcript):
         return None
     last = transcript[-1] if transcript else None
@@ -372,7 +429,17 @@ async def execute(
     cache: CacheStore | None = None,
     options: ExecuteOptions | None = None,
 ) -> ExecuteResponse:
-    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline."""
+    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline.
+
+    Raises AgentError for every failure (NO_ANSWER with the transcript for a run that ended without an answer).
+
+    Args:
+        request: The validated request.
+        backend: What runs the agent.
+        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
+    """
     options = options or ExecuteOptions()
     await prepare(backend)
     plan = plan_execute(request, backend, headers=headers, cache=cache)
@@ -432,7 +499,15 @@ async def handle_execute(
     cache: CacheStore | None = None,
     options: ExecuteOptions | None = None,
 ) -> HttpResponse:
-    """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception."""
+    """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception.
+
+    Args:
+        body: The raw request body.
+        headers: The request headers: a mapping or (name, value) pairs.
+        backend: What runs the agent.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
+    """
     options = options or ExecuteOptions()
     headers = header_map(headers)
     try:
@@ -475,6 +550,18 @@ async def handle_request(
     ``authenticated``: the platform already authenticated the caller (a Lambda invoked directly, which IAM
     authorised), so no client key is asked for. Methods are case-sensitive (RFC 9110): ``post`` is not
     ``POST`` and gets a 405.
+
+    Args:
+        method: The HTTP method (case-sensitive).
+        path: The request path (leading and trailing ``/`` do not matter).
+        headers: The request headers: a mapping or (name, value) pairs.
+        body: The raw request body.
+        backend: What runs the agent.
+        api_key: The client key the deployment expects, or a function that looks it up (called only for a
+            keyed route).
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
+        authenticated: The platform already authenticated the caller: skip the client key check.
     """
     headers = header_map(headers)
     path = "/" + path.strip("/")

@@ -88,6 +88,7 @@ class UIMessage(BaseModel):
     parts: list[UIMessagePart]
 
     def text(self) -> str:
+        """The message's text: its ``text`` parts joined (other parts carry none)."""
         return "".join(part.text or "" for part in self.parts if part.type == "text")
 
 
@@ -107,7 +108,11 @@ class ChatRequest(BaseModel):
 
 
 def is_chat_body(data: Any) -> bool:
-    """Whether a parsed body is the AI SDK's chat shape (``messages``, no ``instruction``)."""
+    """Whether a parsed body is the AI SDK's chat shape (``messages``, no ``instruction``).
+
+    Args:
+        data: The parsed JSON body (anything: only a dict can be the chat shape).
+    """
     return isinstance(data, dict) and "messages" in data and "instruction" not in data
 
 

@@ -10,7 +10,7 @@ The transcript of a run is exactly its ``message`` events, in order.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -63,7 +63,7 @@ class RunEvent(BaseModel):
         """
         return cls(type="message", message=message)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready data, without its unset fields."""
         return self.model_dump(mode="json", exclude_none=True)
 

@@ -106,6 +106,7 @@ class ChatMessage(BaseModel):
     content: Union[str, list[dict[str, Any]], None] = None
 
     def text(self) -> str:
+        """The message's text: ``content`` when a string, else its ``text`` parts joined."""
         if isinstance(self.content, str):
             return self.content
         return "".join(str(part.get("text") or "") for part in self.content or [] if part.get("type") == "text")
@@ -171,7 +172,12 @@ async def handle_openai(
 
 
 def allowed_models(backend: ExecuteBackend) -> list[str]:
-    """The models behind the deployment that requests may name (the backend's ``openai_models()``)."""
+    """The models behind the deployment that requests may name (the backend's ``openai_models()``; none
+    without it). :data:`AGENT_MODEL` is never among them: that name always means the agent.
+
+    Args:
+        backend: The deployment's backend.
+    """
     listing = getattr(backend, "openai_models", None)
     return [m for m in (listing() if listing is not None else []) if m != AGENT_MODEL]
 

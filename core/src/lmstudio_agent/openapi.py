@@ -210,4 +210,5 @@ def openapi_document() -> dict[str, Any]:
 
 
 def openapi_json() -> str:
+    """:func:`openapi_document` as indented JSON text with a final newline (the committed ``openapi.json``)."""
     return json.dumps(openapi_document(), indent=2, sort_keys=False) + "\n"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 
-T = TypeVar("T", dict, list)
+T = TypeVar("T", dict[str, Any], list[Any])
 
 __all__ = ["inline_refs", "validate", "json_type_name"]
 
@@ -40,7 +40,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         found = schema.get(key)
         if isinstance(found, dict):
             defs.update({f"#/{key}/{name}": value for name, value in found.items()})
-    return _inline(schema, defs, ())
+    return cast(dict[str, Any], _inline(schema, defs, ()))
 
 
 def _inline(node: Any, defs: dict[str, Any], stack: tuple[str, ...]) -> Any:
@@ -247,7 +247,7 @@ def _resolve(ref: str, root: dict[str, Any]) -> Any:
 
 
 def _check_number(value: float, schema: dict[str, Any], path: str, errors: list[str]) -> None:
-    bounds = (
+    bounds: tuple[tuple[str, Callable[[float, float], bool], str], ...] = (
         ("minimum", lambda v, b: v >= b, "at least"),
         ("maximum", lambda v, b: v <= b, "at most"),
         ("exclusiveMinimum", lambda v, b: v > b, "greater than"),

@@ -69,7 +69,15 @@ class EndpointSettings(BaseModel):
     def from_env(cls, env: Mapping[str, Any], **overrides: Any) -> "EndpointSettings":
         """Read ``LM_STUDIO_URL`` (or ``LM_STUDIO_API_BASE``), ``LM_STUDIO_TOKEN`` (or ``LM_API_TOKEN``),
         ``LM_STUDIO_MODEL``, ``LM_TOOL_MODE``, ``EXECUTE_DEADLINE_SECONDS``, ``CACHE_TTL_SECONDS``,
-        ``MAX_ROUNDS``, ``ALLOWED_TOOLS`` and ``OPENAI_MODELS`` (comma-separated); ``overrides`` win."""
+        ``MAX_ROUNDS``, ``ALLOWED_TOOLS`` and ``OPENAI_MODELS`` (comma-separated); ``overrides`` win.
+
+        An empty variable counts as unset. Raises pydantic's ValidationError for an invalid value
+        (:func:`load_settings` turns it into the adapters' error).
+
+        Args:
+            env: The environment (``os.environ``, a Worker's ``env`` bindings).
+            **overrides: Settings by field name, taking precedence over the environment.
+        """
 
         def pick(*names: str) -> Any:
             for name in names:
@@ -99,7 +107,11 @@ class EndpointSettings(BaseModel):
 
     def options(self, *, limit_seconds: float | None = None) -> ExecuteOptions:
         """The execute route's limits; the run's deadline cut to ``limit_seconds`` when the platform allows
-        less (what a Lambda invocation has left, a Worker's tunnel cut), but never below 1 s."""
+        less (what a Lambda invocation has left, a Worker's tunnel cut), but never below 1 s.
+
+        Args:
+            limit_seconds: The seconds the platform allows this request (None: no limit beyond the setting).
+        """
         deadline = self.deadline_seconds
         if limit_seconds is not None and limit_seconds < deadline:
             deadline = max(MIN_DEADLINE_SECONDS, limit_seconds)
@@ -107,14 +119,23 @@ class EndpointSettings(BaseModel):
 
 
 def settings_problem(exc: ValidationError) -> str:
-    """The names of the invalid settings, never their values (a secret may be among them)."""
+    """The names of the invalid settings, never their values (a secret may be among them).
+
+    Args:
+        exc: The error validating :class:`EndpointSettings` raised.
+    """
     names = sorted({".".join(map(str, e["loc"])) or "settings" for e in exc.errors()})
     return "invalid " + ", ".join(names)
 
 
 def load_settings(env: Mapping[str, Any], **overrides: Any) -> EndpointSettings:
     """:meth:`EndpointSettings.from_env`, with the adapters' one policy for a bad configuration: it is logged
-    and raised as INTERNAL_ERROR naming the bad settings (never their values)."""
+    and raised as INTERNAL_ERROR naming the bad settings (never their values).
+
+    Args:
+        env: The environment, as for :meth:`EndpointSettings.from_env`.
+        **overrides: Settings by field name, taking precedence over the environment.
+    """
     try:
         return EndpointSettings.from_env(env, **overrides)
     except ValidationError as exc:
@@ -134,18 +155,33 @@ class UnconfiguredBackend:
     default_model = ""
 
     def __init__(self, error: AgentError) -> None:
+        """Keep the error every execute answers with."""
         self.error = error
 
     def cache_scope(self) -> str:
+        """A fixed scope: nothing is ever run, so nothing is cached under it."""
         return "unconfigured"
 
     async def start(self) -> None:
         """Nothing to connect: every execute answers the configuration error."""
 
     def select_tools(self, names: list[str]) -> ToolSelection:
+        """Raise the configuration error: the contract asks for the tools first, so this is where it surfaces.
+
+        Args:
+            names: The tool names the request asked for (unused).
+        """
         raise self.error
 
     async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline) -> list[AgentMessage]:
+        """Raise the configuration error (never reached through the contract: :meth:`select_tools` raises first).
+
+        Args:
+            instruction: What the agent should do (unused).
+            tools: The selected tools (unused).
+            model: The model to run on (unused).
+            deadline: The run's deadline (unused).
+        """
         raise self.error
 
 
@@ -176,6 +212,7 @@ class EndpointService:
         max_models: int = MAX_REMEMBERED_MODELS,
         mcp_servers: MCPServers | None = None,
     ) -> None:
+        """Narrow the registry to the allow-list and compute the cache scope; no connection is opened."""
         self.settings = settings
         registry = registry if registry is not None else builtin_registry()
         self._python_tools = registry
@@ -215,17 +252,31 @@ class EndpointService:
 
     @property
     def default_model(self) -> str:
+        """The model a request that names none runs on (``LM_STUDIO_MODEL``)."""
         return self.settings.model
 
     def cache_scope(self) -> str:
+        """Identity of what answers depend on: the upstream URL, the tool mode, the round limit and the tools."""
         return self._scope
 
     def select_tools(self, names: list[str]) -> ToolSelection:
+        """The selection for ``names`` (empty: every tool on the allow-list); AgentError(UNKNOWN_TOOL) for a
+        name the registry does not have.
+
+        Args:
+            names: The tool names the request asked for.
+        """
         selected = self.registry.select(names) if names else self.registry
         return ToolSelection(tuple(selected.names()), any(t.side_effects for t in selected))
 
     async def mode_for(self, client: ChatClient, model: str, deadline: Deadline | None = None) -> ToolMode:
-        """The configured mode, or the one detected for ``model`` (once, then remembered)."""
+        """The configured mode, or the one detected for ``model`` (once, then remembered).
+
+        Args:
+            client: The client to probe the model with, when its mode is not known yet.
+            model: The model id.
+            deadline: The run's deadline (bounds the detection).
+        """
         if self.settings.tool_mode is not ToolMode.AUTO:
             return self.settings.tool_mode
         mode = self._modes.get(model)
@@ -243,7 +294,11 @@ class EndpointService:
         return list(self._modes)
 
     def backend(self, *, transport: httpx.AsyncBaseTransport | None = None) -> AgentBackend:
-        """A backend for one request (or one event loop): a fresh HTTP client over this service."""
+        """A backend for one request (or one event loop): a fresh HTTP client over this service.
+
+        Args:
+            transport: The httpx transport to the upstream (tests); the default opens real connections.
+        """
         return AgentBackend(self, transport=transport)
 
 
@@ -272,6 +327,7 @@ class AgentBackend:
         context: dict[str, Any] | None = None,
         mcp_servers: MCPServers | None = None,
     ) -> None:
+        """Take the service (or build one from settings) and open no connection yet: the client connects lazily."""
         self._owns_service = isinstance(service, EndpointSettings)
         if isinstance(service, EndpointSettings):
             service = EndpointService(service, registry, context=context, mcp_servers=mcp_servers)
@@ -286,6 +342,7 @@ class AgentBackend:
 
     @property
     def default_model(self) -> str:
+        """The service's default model."""
         return self.service.default_model
 
     @property
@@ -295,6 +352,7 @@ class AgentBackend:
 
     @property
     def mcp_servers(self) -> MCPServers | None:
+        """The service's MCP servers (None: it has none)."""
         return self.service.mcp_servers
 
     async def start(self) -> None:
@@ -302,14 +360,25 @@ class AgentBackend:
         await self.service.start()
 
     def cache_scope(self) -> str:
+        """The service's cache scope (:meth:`EndpointService.cache_scope`)."""
         return self.service.cache_scope()
 
     def select_tools(self, names: list[str]) -> ToolSelection:
+        """The service's selection for ``names`` (:meth:`EndpointService.select_tools`).
+
+        Args:
+            names: The tool names the request asked for (empty: the whole allow-list).
+        """
         return self.service.select_tools(names)
 
     async def agent(self, model: str, deadline: Deadline | None = None) -> Agent:
         """An agent for ``model`` on this backend's client, its tool-call mode already known (it holds
-        configuration only, so one per run costs nothing)."""
+        configuration only, so one per run costs nothing).
+
+        Args:
+            model: The model to run on.
+            deadline: The run's deadline (bounds the tool-call mode's detection).
+        """
         mode = await self.service.mode_for(self.client, model, deadline)
         settings = self.settings
         return Agent(client=self.client, tools=self.registry, goals=ENDPOINT_GOALS, mode=mode, model=model,
@@ -317,13 +386,30 @@ class AgentBackend:
 
     async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
                   documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        """Run the instruction with the agent loop and return its transcript; AgentError when the run fails.
+
+        Args:
+            instruction: What the agent should do.
+            tools: The selected tools (:meth:`select_tools`).
+            model: The model to run on.
+            deadline: The run's deadline.
+            documents: The request's long inputs, name -> text.
+        """
         agent = await self.agent(model, deadline)
         return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
                                documents=documents)
 
     async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
                      documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
-        """The run's events as they happen (:meth:`Agent.astream`); raises AgentError at the end of a failed run."""
+        """The run's events as they happen (:meth:`Agent.astream`); raises AgentError at the end of a failed run.
+
+        Args:
+            instruction: What the agent should do.
+            tools: The selected tools (:meth:`select_tools`).
+            model: The model to run on.
+            deadline: The run's deadline.
+            documents: The request's long inputs, name -> text.
+        """
         agent = await self.agent(model, deadline)
         async for event in agent.astream(instruction, deadline=deadline, tools=self.registry.select(tools.names),
                                          documents=documents):

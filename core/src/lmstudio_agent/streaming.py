@@ -83,6 +83,7 @@ class UIMessageStream:
     """
 
     def __init__(self, message_id: str | None = None) -> None:
+        """Start with no step, text part or tool call open."""
         self.message_id = message_id or f"msg-{uuid.uuid4().hex[:16]}"
         self._step_open = False
         self._text_id: str | None = None
@@ -93,9 +94,17 @@ class UIMessageStream:
         self._held: AgentMessage | None = None  # a run-level error message: the run's last, or recovered from?
 
     def start(self) -> list[dict[str, Any]]:
+        """The stream's first chunk: ``start`` with the message id."""
         return [{"type": "start", "messageId": self.message_id}]
 
     def feed(self, event: RunEvent) -> list[dict[str, Any]]:
+        """The chunks for one run event (possibly none), with the steps and text parts opened and closed
+        around them. A run-level error message is held back until the next call, which tells whether the run
+        recovered from it (it goes out as ``data-agent-error``) or failed with it (:meth:`fail` says it once).
+
+        Args:
+            event: The next event of the run.
+        """
         out = self._flush_held()
         if event.type == "step-start":  # the new round's start-step goes out with its first part
             return out + self._close_step()
@@ -114,13 +123,23 @@ class UIMessageStream:
         return out + self._ensure_step() + self._message(event.message)
 
     def fail(self, code: str, message: str) -> list[dict[str, Any]]:
-        """The chunks of a failed run (the ``error``; ``finish`` follows from :meth:`finish`)."""
+        """The chunks of a failed run (the ``error``; ``finish`` follows from :meth:`finish`).
+
+        Args:
+            code: The contract's error code (an :class:`~lmstudio_agent.errors.ErrorCode` value).
+            message: The human-readable message.
+        """
         held, self._held = self._held, None
         out = [] if held is None or (held.code == code and held.content == message) else self._emit(held)
         return out + self._close_step() + [{"type": "message-metadata", "messageMetadata": {"success": False, "code": code}},
                                            {"type": "error", "errorText": f"{code}: {message}"}]
 
     def finish(self, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The last chunks: a held-back message, the open step closed, then ``finish``.
+
+        Args:
+            metadata: The ``finish`` chunk's ``messageMetadata`` (:func:`finish_metadata`).
+        """
         return self._flush_held() + self._close_step() + [{"type": "finish", "messageMetadata": dict(metadata)}]
 
     def _flush_held(self) -> list[dict[str, Any]]:
@@ -206,7 +225,11 @@ class UIMessageStream:
 def tool_output(content: str | None) -> Any:
     """A tool's output as the JSON value the tool returned: the transcript keeps it as text (the loop writes a
     non-string result as JSON), so text that is a JSON object or array is read back; any other text (a plain
-    string result, a result cut short for the model) stays the string it is."""
+    string result, a result cut short for the model) stays the string it is.
+
+    Args:
+        content: The result message's content.
+    """
     text = (content or "").strip()
     if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
         try:
@@ -217,14 +240,26 @@ def tool_output(content: str | None) -> Any:
 
 
 def sse(chunk: Mapping[str, Any], event_id: int | None = None) -> bytes:
-    """One chunk as a Server-Sent Event (with an ``id:`` line when ``event_id`` is given)."""
+    """One chunk as a Server-Sent Event (with an ``id:`` line when ``event_id`` is given).
+
+    Args:
+        chunk: The chunk, JSON-encodable.
+        event_id: The event's id, for a client that resumes with ``Last-Event-ID`` (None: no ``id:`` line).
+    """
     head = f"id: {event_id}\n" if event_id is not None else ""
     return (head + "data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
 
 
 def encode_run(events: Iterable[RunEvent], *, error: AgentError | None = None,
                metadata: Mapping[str, Any] | None = None, message_id: str | None = None) -> list[dict[str, Any]]:
-    """The whole chunk list of a finished run (used for cache replays and the async runs' snapshots)."""
+    """The whole chunk list of a finished run (used for cache replays and the async runs' snapshots).
+
+    Args:
+        events: The run's events, in order.
+        error: What the run failed with (None: it succeeded).
+        metadata: The ``finish`` chunk's metadata (default: :func:`finish_metadata` for ``error``).
+        message_id: The assistant message's id (default: a new random one).
+    """
     encoder = UIMessageStream(message_id)
     chunks = encoder.start()
     for event in events:
@@ -236,6 +271,12 @@ def encode_run(events: Iterable[RunEvent], *, error: AgentError | None = None,
 
 
 def finish_metadata(error: AgentError | None, *, cached: bool = False) -> dict[str, Any]:
+    """The ``finish`` chunk's ``messageMetadata``: ``success`` and ``cached``, or ``success: false`` and the code.
+
+    Args:
+        error: What the run failed with (None: it succeeded).
+        cached: Whether a successful answer was replayed from the cache.
+    """
     if error is None:
         return {"success": True, "cached": cached}
     return {"success": False, "code": error.code.value}
@@ -249,13 +290,30 @@ class StreamingBackend(Protocol):
 
     def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
                documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
-        """The run's events as they happen; raises AgentError at the end of a failed run."""
+        """The run's events as they happen; raises AgentError at the end of a failed run.
+
+        Args:
+            instruction: What the agent should do.
+            tools: The selected tools.
+            model: The model to run on.
+            deadline: The run's deadline.
+            documents: The request's long inputs, name -> text.
+        """
         ...
 
 
 async def backend_events(backend: ExecuteBackend, instruction: str, tools: ToolSelection, model: str,
                          deadline: Deadline, documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
-    """The backend's live events where it streams, else its transcript's events once the run is over."""
+    """The backend's live events where it streams, else its transcript's events once the run is over.
+
+    Args:
+        backend: What runs the agent (a :class:`StreamingBackend` streams live).
+        instruction: What the agent should do.
+        tools: The selected tools.
+        model: The model to run on.
+        deadline: The run's deadline.
+        documents: The request's long inputs, name -> text (passed on only when there are some).
+    """
     extra = {"documents": documents} if documents else {}
     stream = getattr(backend, "stream", None)
     if stream is None:
@@ -267,7 +325,12 @@ async def backend_events(backend: ExecuteBackend, instruction: str, tools: ToolS
 
 
 def wants_stream(headers: Mapping[str, str], request: ExecuteRequest | None = None) -> bool:
-    """``Accept: text/event-stream`` or ``"stream": true`` in the body."""
+    """``Accept: text/event-stream`` or ``"stream": true`` in the body.
+
+    Args:
+        headers: The request headers (any case).
+        request: The parsed request, when there is one.
+    """
     accept = next((v for k, v in headers.items() if k.lower() == "accept"), "")
     if "text/event-stream" in accept.lower():
         return True
@@ -277,7 +340,11 @@ def wants_stream(headers: Mapping[str, str], request: ExecuteRequest | None = No
 def body_asks_stream(body: Body) -> bool:
     """Whether a raw body says ``"stream": true`` or is the AI SDK's chat body (``messages``, no
     ``instruction``: ``useChat`` reads the answer as a stream and sends no ``Accept`` header for it). A cheap
-    look before the full parse."""
+    look before the full parse.
+
+    Args:
+        body: The raw request body.
+    """
     if isinstance(body, str):
         if '"stream"' not in body and '"messages"' not in body:
             return False
@@ -305,12 +372,18 @@ class StreamResponse:
     base_headers: dict[str, str] = field(default_factory=lambda: dict(STREAM_HEADERS))
 
     def all_headers(self) -> dict[str, str]:
+        """The headers to send: CORS, then the protocol's, then this response's own (later ones win)."""
         return {**CORS_HEADERS, **self.base_headers, **self.headers}
 
 
 async def with_heartbeat(chunks: AsyncIterator[bytes], interval: float = HEARTBEAT_SECONDS) -> AsyncIterator[bytes]:
     """``chunks`` with :data:`HEARTBEAT` whenever ``interval`` seconds pass without one. Closing the result
-    closes ``chunks`` (so a client that leaves cancels the run)."""
+    closes ``chunks`` (so a client that leaves cancels the run).
+
+    Args:
+        chunks: The stream's chunks.
+        interval: Seconds of silence after which a heartbeat goes out.
+    """
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()  # unbounded: a run's chunks are few
 
     async def pump() -> None:
@@ -361,7 +434,16 @@ async def stream_execute(
 ) -> StreamResponse:
     """``POST /execute`` as a stream. Everything that can be refused before the run (tools, the cache read)
     raises AgentError here, so it gets the contract's JSON error; once the stream starts, a failure is an
-    ``error`` chunk. A cache hit replays the stored events; a finished, cacheable run stores them."""
+    ``error`` chunk. A cache hit replays the stored events; a finished, cacheable run stores them.
+
+    Args:
+        request: The validated request.
+        backend: What runs the agent.
+        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`~lmstudio_agent.contract.ExecuteOptions`'s).
+        heartbeat_seconds: Silence after which the stream sends a comment line.
+    """
     options = options or ExecuteOptions()
     await prepare(backend)
     plan = plan_execute(request, backend, headers=headers, cache=cache)
@@ -414,7 +496,13 @@ async def stream_execute(
 
 
 async def cache_get_events(cache: CacheStore | None, key: str) -> list[RunEvent] | None:
-    """The cached events under ``key``: those a stream stored, or events made from a JSON answer's transcript."""
+    """The cached events under ``key``: those a stream stored, or events made from a JSON answer's transcript.
+    None on a miss, and on any cache failure (logged: a broken cache never fails a request).
+
+    Args:
+        cache: The cache store (None: always a miss).
+        key: The request's cache key.
+    """
     if cache is None:
         return None
     try:
@@ -432,7 +520,14 @@ async def cache_get_events(cache: CacheStore | None, key: str) -> list[RunEvent]
 
 async def cache_put_events(cache: CacheStore | None, key: str, events: list[RunEvent], ttl: int) -> None:
     """Store a finished run's events with its transcript (``{"result": [...], "events": [...]}``), which the
-    JSON route reads as well."""
+    JSON route reads as well. A failed write is logged, never raised.
+
+    Args:
+        cache: The cache store (None: nothing is stored).
+        key: The request's cache key.
+        events: The finished run's events.
+        ttl: Seconds the entry lives.
+    """
     if cache is None:
         return
     value = {"result": [m.to_dict() for m in transcript_of(events)], "events": [e.to_dict() for e in events]}
@@ -452,7 +547,16 @@ async def handle_execute_stream(
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> HttpResponse | StreamResponse:
     """A streamed ``POST /execute`` after auth: the stream, or the contract's JSON error for a request
-    refused before the run starts (bad body, unknown tool, no agent)."""
+    refused before the run starts (bad body, unknown tool, no agent). Never raises.
+
+    Args:
+        body: The raw request body (the contract's JSON or the AI SDK's chat body).
+        headers: The request headers.
+        backend: What runs the agent.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`~lmstudio_agent.contract.ExecuteOptions`'s).
+        heartbeat_seconds: Silence after which the stream sends a comment line.
+    """
     options = options or ExecuteOptions()
     try:
         data = read_json_object(body, options.max_body_bytes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import Field
 
@@ -24,7 +24,7 @@ SENTIMENTS = ("positive", "negative", "neutral")
 
 
 def _llm(action_context: ActionContext) -> LLM:
-    llm = action_context.get("llm")
+    llm: LLM | None = action_context.get("llm")
     if llm is None:
         raise AgentError(ErrorCode.MODEL_NOT_LOADED, "No model is available to this tool")
     return llm
@@ -56,8 +56,8 @@ async def extract_data(action_context: ActionContext, text: str,
     """
     json_schema = schema_from_field_types(schema)
     prompt = f"Extract these fields from the text: {', '.join(schema)}. Use null for a field that is not there.\n\nText:\n{text}"
-    return await prompt_llm_for_json(_llm(action_context), json_schema, prompt,
-                                     system="You extract data from text exactly as written.")
+    return cast(dict[str, Any], await prompt_llm_for_json(_llm(action_context), json_schema, prompt,
+                                                          system="You extract data from text exactly as written."))
 
 
 async def analyze_sentiment(action_context: ActionContext, text: str) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _label_of(content: str) -> str:
     raise AgentError(ErrorCode.MODEL_OUTPUT_INVALID, f"The model's sentiment answer has no label: {content[:80]!r}")
 
 
-def label_distribution(content: str, tokens: list, labels: tuple[str, ...]) -> dict[str, float] | None:
+def label_distribution(content: str, tokens: list[Any], labels: tuple[str, ...]) -> dict[str, float] | None:
     """Probability of each label at the point where the model wrote it, from the token log-probabilities.
 
     Walks the generated tokens to the one where the label starts, then reads the alternatives there (and at

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from ..agent import Goal
 from ..llm import prompt_llm_for_json
@@ -101,7 +101,7 @@ class JsonFileInvoiceStorage:
         return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def __getitem__(self, invoice_number: str) -> dict[str, Any]:
-        return self._load()[invoice_number]
+        return cast(dict[str, Any], self._load()[invoice_number])
 
     def __contains__(self, invoice_number: object) -> bool:
         return invoice_number in self._load()
@@ -116,7 +116,7 @@ class JsonFileInvoiceStorage:
         os.replace(tmp, self.path)
 
 
-async def extract_invoice_data(action_context: ActionContext, document_text: str) -> dict:
+async def extract_invoice_data(action_context: ActionContext, document_text: str) -> dict[str, Any]:
     """Extract standardized invoice data from document text.
 
     Identifies invoice number, date, total amount, vendor and line items from any invoice format.
@@ -135,7 +135,7 @@ async def extract_invoice_data(action_context: ActionContext, document_text: str
     return finish_invoice(invoice, candidates)
 
 
-def store_invoice(action_context: ActionContext, invoice_data: dict) -> dict:
+def store_invoice(action_context: ActionContext, invoice_data: dict[str, Any]) -> dict[str, Any]:
     """Store an invoice in the invoice database. An invoice with the same number is replaced.
 
     Args:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import AgentError, ErrorCode
+from ..llm import LLM
 from ..tools import ActionContext
 
 
@@ -16,7 +17,7 @@ async def prompt_expert(action_context: ActionContext, description_of_expert: st
         prompt: The specific question or task for the expert
         action_context: Supplied by the runtime, not the model: the run's context, whose ``llm`` answers.
     """
-    llm = action_context.get("llm")
+    llm: LLM | None = action_context.get("llm")
     if llm is None:
         raise AgentError(ErrorCode.MODEL_NOT_LOADED, "No model is available to this tool")
     return await llm.generate([

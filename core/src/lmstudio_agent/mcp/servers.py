@@ -20,7 +20,7 @@ import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Mapping, Sequence, TextIO, cast
 
 from ..agent import TERMINATE
 from ..deadline import Deadline
@@ -106,7 +106,7 @@ def _describe(exc: BaseException | None) -> str:
 def _content_text(block: Any) -> str:
     kind = getattr(block, "type", None)
     if kind == "text":
-        return block.text
+        return cast(str, block.text)
     if kind in ("image", "audio"):
         return f"[{kind} {block.mimeType}, {len(block.data)} base64 characters]"
     if kind == "resource_link":

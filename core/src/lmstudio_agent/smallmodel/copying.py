@@ -306,7 +306,7 @@ class _Copy:
             if len(written) >= len(names) and (kind == "format" or len(written) <= 2 * len(names) + 2):
                 required.update(names)
         # enum values the sources mention, when they mention one for every argument sharing that enum
-        groups: dict[tuple, list[str]] = {}
+        groups: dict[tuple[Any, ...], list[str]] = {}
         for name, spec in copied.items():
             if isinstance(spec, dict) and isinstance(spec.get("enum"), list) and name in properties \
                     and "enum" in properties[name]:

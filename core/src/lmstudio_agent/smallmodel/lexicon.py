@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["ACTION_VERBS", "ARTICLES", "CHANGE_VERBS", "DOCUMENT_WORDS", "FRACTION_HINTS", "LINKS", "NAME_LINKS",
            "PERCENT_HINTS", "PHRASAL_VERBS", "PLAIN_WORDS", "QUANTITY_WORDS", "RATE_HINTS", "STEP_WORDS",
@@ -21,7 +21,8 @@ def load(path: Path | None = None) -> dict[str, Any]:
     Args:
         path: Another lexicon file of the same shape.
     """
-    return json.loads((path or Path(__file__).with_name("lexicon.json")).read_text(encoding="utf-8"))
+    text = (path or Path(__file__).with_name("lexicon.json")).read_text(encoding="utf-8")
+    return cast(dict[str, Any], json.loads(text))
 
 
 _DATA = load()

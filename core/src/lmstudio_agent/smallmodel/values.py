@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 __all__ = [
     "Mention", "UNIT_GROUPS", "unit_group", "units_named", "codes", "fraction", "out_of_bounds", "dates", "date_times", "number_mentions", "numbers", "times", "words_to_number",
@@ -248,15 +248,16 @@ def fraction(percent: Number) -> Number:
     return _tidy(percent / 100)
 
 
-def out_of_bounds(value: Number, spec: dict) -> bool:
+def out_of_bounds(value: Number, spec: dict[str, Any]) -> bool:
     """True when ``value`` breaks the schema's ``minimum``/``maximum`` (or their exclusive forms).
 
     Args:
         value: The number.
         spec: The JSON schema of the argument.
     """
-    checks = (("minimum", lambda b: value < b), ("maximum", lambda b: value > b),
-              ("exclusiveMinimum", lambda b: value <= b), ("exclusiveMaximum", lambda b: value >= b))
+    checks: tuple[tuple[str, Callable[[Number], bool]], ...] = (
+        ("minimum", lambda b: value < b), ("maximum", lambda b: value > b),
+        ("exclusiveMinimum", lambda b: value <= b), ("exclusiveMaximum", lambda b: value >= b))
     return any(isinstance(spec.get(key), (int, float)) and not isinstance(spec.get(key), bool) and broken(spec[key])
                for key, broken in checks)
 

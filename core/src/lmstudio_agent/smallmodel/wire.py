@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from ..tools import Tool
 from . import lexicon
@@ -161,7 +161,7 @@ def read_answer(content: str | None) -> str | None:
         return None
     if isinstance(value, dict) and NAME_KEY not in value and isinstance(value.get(ANSWER_KEY), str) \
             and value.get(TOPIC_KEY, ANSWER_TOPIC) == ANSWER_TOPIC:
-        return value[ANSWER_KEY].strip()
+        return cast(str, value[ANSWER_KEY]).strip()
     return None
 
 
