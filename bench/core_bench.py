@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import httpx
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON figures.")
     args = parser.parse_args()
     figures: dict = {"machine": describe(), "python": platform.python_version(),
-                     "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                     "recorded_at": datetime.now(UTC).isoformat(timespec="seconds")}
     figures["import_lmstudio_agent_ms"] = round(cold_import_ms(sys.executable, "lmstudio_agent", args.runs), 1)
     if args.litellm_python:
         figures["import_litellm_ms"] = round(cold_import_ms(args.litellm_python, "litellm", args.runs), 1)

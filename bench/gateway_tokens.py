@@ -14,7 +14,7 @@ import os
 import sys
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -98,7 +98,7 @@ def main(
     texts = {s["text"] for runs_ in samples.values() for s in runs_}
     result = {
         "benchmark": "gateway_tokens",
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model_path.name,
         "llama_cpp_python": llama_cpp.__version__,
         "machine": describe(),

@@ -120,7 +120,7 @@ def _function_tree(workdir: Path) -> Path:
     """Our function as lambda/Makefile builds it, for this interpreter (the artifact targets 3.13): the same
     requirements, core and handler files, and .pyc compiled as a build on the runtime's Python ships them."""
     tree = workdir / "ours"
-    version = "%d.%d" % sys.version_info[:2]
+    version = "{}.{}".format(*sys.version_info[:2])
     subprocess.run(["make", "--no-print-directory", "-f", "lambda/Makefile", "build-AgentFunction",
                     f"ARTIFACTS_DIR={tree}", f"LAMBDA_PYTHON={sys.executable}", f"LAMBDA_PYTHON_VERSION={version}"],
                    cwd=ROOT, check=True, timeout=900, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
@@ -134,7 +134,7 @@ def _litellm_tree(litellm_python: str, workdir: Path) -> tuple[Path, Path, str]:
                             "print('%d.%d' % sys.version_info[:2])"],
                            capture_output=True, text=True, check=True, timeout=300).stdout.split()
     site_packages, version, python_version = found
-    if python_version != "%d.%d" % sys.version_info[:2]:
+    if python_version != "{}.{}".format(*sys.version_info[:2]):
         raise SystemExit(f"LiteLLM's venv runs Python {python_version}; the bench needs the same as its own")
     tree = workdir / "litellm"
     shutil.copytree(site_packages, tree, symlinks=True)
@@ -259,7 +259,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lambda-bench-") as tmp:
         workdir = Path(tmp)
         results = {
-            "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": describe(),
             "cold_import": bench_cold_import(args.litellm_python, args.import_runs, workdir),
             "artifact": bench_artifact(args.artifact, workdir),

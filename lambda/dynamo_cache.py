@@ -8,7 +8,8 @@ The rules (key, TTL, no-cache, side effects, ``cached: true``) live in ``lmstudi
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 # Every call is bounded: a slow cache must cost at most a few seconds of the run's deadline, never hang it.
 CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 2, "mode": "standard"}}

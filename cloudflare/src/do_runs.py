@@ -12,7 +12,8 @@ entry.py holds the object's class and the forwarding from the Worker.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from lmstudio_agent.runs import RunState, run_state_json
 

@@ -3,7 +3,8 @@ real WebSocket connections (see helpers.py for the raw protocol clients)."""
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 

@@ -35,7 +35,8 @@ import types
 from collections.abc import Mapping
 from http import HTTPMethod, HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_SRC = REPO_ROOT / "cloudflare" / "src"
@@ -169,7 +170,7 @@ class Response:
         self._body = body.encode() if isinstance(body, str) else (b"" if self._stream is not None else (body or b""))
 
     @property
-    def body(self) -> "ReadableStream | None":
+    def body(self) -> ReadableStream | None:
         """The body as JS gives it: a ReadableStream (null for no body)."""
         if self._stream is None and self._body:
             self._stream = ReadableStream()
@@ -226,11 +227,11 @@ class ReadableStream:
     def __init__(self) -> None:
         import asyncio
 
-        self._queue: "asyncio.Queue[Any]" = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.cancelled = False
         self.locked = False
 
-    def getReader(self) -> "ReadableStream":  # noqa: N802 - the JS name
+    def getReader(self) -> ReadableStream:  # noqa: N802 - the JS name
         if self.locked:
             raise JsException("TypeError: ReadableStream is locked")
         self.locked = True
@@ -284,13 +285,13 @@ class TransformStream:
         self.writable = _Writable(self.readable)
 
     @classmethod
-    def new(cls) -> "TransformStream":
+    def new(cls) -> TransformStream:
         return cls()
 
 
 class TextEncoder:
     @classmethod
-    def new(cls) -> "TextEncoder":
+    def new(cls) -> TextEncoder:
         return cls()
 
     def encode(self, text: str) -> Uint8Array:

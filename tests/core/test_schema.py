@@ -31,7 +31,7 @@ class Invoice(BaseModel):
 
 class TreeNode(BaseModel):
     value: int
-    children: list["TreeNode"] = []
+    children: list[TreeNode] = []
 
 
 INVOICE_SCHEMA = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Optional
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 

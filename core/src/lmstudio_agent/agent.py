@@ -15,7 +15,8 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from . import answers
 from . import smallmodel

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Callable, Mapping, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
 
 CACHE_KEY_VERSION = 1
 DEFAULT_TTL_SECONDS = 3600

@@ -15,7 +15,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
 
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
@@ -114,7 +115,7 @@ class ChatClient:
 
     # ------------------------------------------------------------------------------------------ plumbing
 
-    def _client(self) -> "httpx.AsyncClient":
+    def _client(self) -> httpx.AsyncClient:
         import httpx
 
         loop = asyncio.get_running_loop()
@@ -136,7 +137,7 @@ class ChatClient:
             await self._http.aclose()
         self._http = None
 
-    async def __aenter__(self) -> "ChatClient":
+    async def __aenter__(self) -> ChatClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -147,7 +148,7 @@ class ChatClient:
         """The server's root URL: the base URL without its ``/v1`` suffix (LM Studio's native API lives there)."""
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
 
-    def _timeout(self, deadline: Deadline | None, timeout: float | None = None) -> "httpx.Timeout":
+    def _timeout(self, deadline: Deadline | None, timeout: float | None = None) -> httpx.Timeout:
         import httpx
 
         total = timeout if timeout is not None else self.timeout
@@ -164,7 +165,7 @@ class ChatClient:
         deadline: Deadline | None = None,
         timeout: float | None = None,
         retries: int | None = None,
-    ) -> "httpx.Response":
+    ) -> httpx.Response:
         """Send with bounded retries; return a 2xx response or raise AgentError."""
         response = await self._send(method, url, json_body=json_body, deadline=deadline, timeout=timeout,
                                     retries=retries)
@@ -182,7 +183,7 @@ class ChatClient:
         timeout: float | None = None,
         retries: int | None = None,
         stream: bool = False,
-    ) -> "httpx.Response":
+    ) -> httpx.Response:
         """Send with bounded retries (connect errors, 429 and 5xx); the last response, whatever its status
         (with ``stream``, its head only: the caller reads the body and closes it). Raises AgentError when the
         server cannot be reached or does not answer in time."""
@@ -395,7 +396,7 @@ class ChatClient:
             await response.aclose()
 
     async def _open_stream(self, body: dict[str, Any], deadline: Deadline | None,
-                           timeout: float | None = None) -> "httpx.Response":
+                           timeout: float | None = None) -> httpx.Response:
         """``POST /chat/completions`` sent for streaming: the response, its head read (any status); connect
         errors, 429 and 5xx are retried as in :meth:`chat`."""
         return await self._send("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,

@@ -14,7 +14,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Iterable, Literal, Mapping, Optional, Protocol, Union
+from typing import Annotated, Any, Literal, Optional, Protocol, Union
+from collections.abc import Callable, Iterable, Mapping
 
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -457,7 +458,7 @@ async def execute(
             backend.run(request.instruction, selection, model, deadline, **extra),
             timeout=options.deadline_seconds + 1.0,
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AgentError(
             ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
         ) from None

@@ -23,7 +23,8 @@ carry the contract's own optional fields beside it (``tools``, ``model``, ``docu
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -100,7 +101,7 @@ class ChatRequest(BaseModel):
     id: Optional[str] = Field(default=None, max_length=256, description="The chat's id (not used by the run).")
     messages: list[UIMessage] = Field(min_length=1, description="The conversation as AI SDK UI messages, oldest first.")
     trigger: Optional[Literal["submit-message", "regenerate-message"]] = None
-    messageId: Optional[str] = Field(default=None, max_length=256)
+    messageId: Optional[str] = Field(default=None, max_length=256)  # noqa: N815 (the AI SDK's field name)
     tools: Any = None
     model: Any = None
     documents: Any = None

@@ -17,7 +17,8 @@ lines as ``document_text``.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .errors import AgentError, ErrorCode
 

@@ -10,7 +10,8 @@ The transcript of a run is exactly its ``message`` events, in order.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Literal, Optional
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,14 +31,14 @@ class RunEvent(BaseModel):
     message: Optional[AgentMessage] = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "RunEvent":
+    def _shape(self) -> RunEvent:
         needs = {"step-start": "step", "text-delta": "delta", "message": "message"}[self.type]
         if getattr(self, needs) is None:
             raise ValueError(f"a {self.type!r} event needs {needs!r}")
         return self
 
     @classmethod
-    def step_start(cls, step: int) -> "RunEvent":
+    def step_start(cls, step: int) -> RunEvent:
         """A ``step-start`` event: round ``step`` begins.
 
         Args:
@@ -46,7 +47,7 @@ class RunEvent(BaseModel):
         return cls(type="step-start", step=step)
 
     @classmethod
-    def text(cls, delta: str) -> "RunEvent":
+    def text(cls, delta: str) -> RunEvent:
         """A ``text-delta`` event: more of the model's text, as it streams.
 
         Args:
@@ -55,7 +56,7 @@ class RunEvent(BaseModel):
         return cls(type="text-delta", delta=delta)
 
     @classmethod
-    def of(cls, message: AgentMessage) -> "RunEvent":
+    def of(cls, message: AgentMessage) -> RunEvent:
         """A ``message`` event carrying a transcript message.
 
         Args:

@@ -6,7 +6,8 @@ import asyncio
 import inspect
 import logging
 import os
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 
 from .agent import Agent, Goal, OnMessage
@@ -221,7 +222,7 @@ class LMStudioAgent:
         finally:
             await self.client.aclose()
 
-    async def __aenter__(self) -> "LMStudioAgent":
+    async def __aenter__(self) -> LMStudioAgent:
         await self.astart_mcp()
         return self
 

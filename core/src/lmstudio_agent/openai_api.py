@@ -32,7 +32,8 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Mapping, Optional, Union
+from typing import Any, Optional, Union
+from collections.abc import AsyncIterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -320,7 +321,7 @@ async def _forward(data: dict[str, Any], backend: ExecuteBackend, headers: Mappi
             return HttpResponse(200, json.loads(hit), {"Cache-Control": "no-store", "X-Cache": "HIT"})
     try:
         answer = await asyncio.wait_for(forward(data, deadline, stream=False), options.deadline_seconds + 1.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AgentError(ErrorCode.UPSTREAM_TIMEOUT, f"The model did not answer within {options.deadline_seconds:g}s") from None
     if not isinstance(answer, dict):
         raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server's answer is not a JSON object")

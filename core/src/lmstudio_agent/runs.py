@@ -30,7 +30,8 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable, Literal, Mapping, Optional, Protocol
+from typing import Any, Literal, Optional, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, TypeVar, cast
+from typing import Any, TypeVar, cast
+from collections.abc import Callable
 
 
 T = TypeVar("T", dict[str, Any], list[Any])
@@ -188,10 +189,9 @@ def _check(value: Any, schema: Any, path: str, root: dict[str, Any], errors: lis
             errors.append(f"{path}: expected {wanted}, got {json_type_name(value)}")
             return  # further keywords would only repeat the same mistake
 
-    if "enum" in schema and isinstance(schema["enum"], list):
-        if not any(_same(value, option) for option in schema["enum"]):
-            options = ", ".join(_short(option, 30) for option in schema["enum"][:12])
-            errors.append(f"{path}: {_short(value)} is not one of: {options}")
+    if "enum" in schema and isinstance(schema["enum"], list) and not any(_same(value, o) for o in schema["enum"]):
+        options = ", ".join(_short(option, 30) for option in schema["enum"][:12])
+        errors.append(f"{path}: {_short(value)} is not one of: {options}")
     if "const" in schema and not _same(value, schema["const"]):
         errors.append(f"{path}: must be {_short(schema['const'])}, got {_short(value)}")
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import AsyncIterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -66,7 +67,7 @@ class EndpointSettings(BaseModel):
     openai_models: Optional[list[str]] = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, Any], **overrides: Any) -> "EndpointSettings":
+    def from_env(cls, env: Mapping[str, Any], **overrides: Any) -> EndpointSettings:
         """Read ``LM_STUDIO_URL`` (or ``LM_STUDIO_API_BASE``), ``LM_STUDIO_TOKEN`` (or ``LM_API_TOKEN``),
         ``LM_STUDIO_MODEL``, ``LM_TOOL_MODE``, ``EXECUTE_DEADLINE_SECONDS``, ``CACHE_TTL_SECONDS``,
         ``MAX_ROUNDS``, ``ALLOWED_TOOLS`` and ``OPENAI_MODELS`` (comma-separated); ``overrides`` win.

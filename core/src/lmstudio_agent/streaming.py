@@ -31,7 +31,8 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable, Mapping, Protocol
+from typing import Any, Protocol
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from .cache import CacheStore
 from .contract import (
@@ -400,7 +401,7 @@ async def with_heartbeat(chunks: AsyncIterator[bytes], interval: float = HEARTBE
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield HEARTBEAT
                 continue
             if item is None:

@@ -17,7 +17,8 @@ import re
 import tokenize
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "LFM2_CALL_END",

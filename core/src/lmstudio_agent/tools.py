@@ -13,7 +13,8 @@ import json
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, overload
+from typing import Any, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 

@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console

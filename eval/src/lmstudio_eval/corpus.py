@@ -22,7 +22,8 @@ import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
+from collections.abc import Iterable
 
 from .corpus_catalog import CALCULATORS, ENTITIES, GENERAL_QUESTIONS, IMPLIED, MISSING, OUT_OF_SCOPE, Attr, Calculator, Entity
 from .corpus_values import KINDS, Kind, enum_kind, ident_kind, join_words

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as _dt
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 # ---------------------------------------------------------------------------------------------- pools
 

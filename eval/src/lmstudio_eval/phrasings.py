@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 Value = Any
 # (rng, split) -> (shown, value); a joint draw fills several slots: dicts of slot -> shown, slot -> value.

@@ -6,7 +6,8 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from .runner import TaskResult
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
 
 from lmstudio_agent.agent import DEFAULT_POLICY, Agent, FirstTurn, Goal
 from lmstudio_agent.client import ChatClient

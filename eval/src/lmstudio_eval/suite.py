@@ -17,7 +17,8 @@ import json
 import random
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -61,7 +62,7 @@ class Task(BaseModel):
         return tools
 
     @model_validator(mode="after")
-    def _expected_is_offered(self) -> "Task":
+    def _expected_is_offered(self) -> Task:
         if self.kind == "no_call":
             if self.expected is not None or self.expected_calls:
                 raise ValueError("a no_call task has no expected call")

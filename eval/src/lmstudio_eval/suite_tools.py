@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import operator
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.tools import ToolRegistry
@@ -43,7 +44,7 @@ def get_local_time(city: str) -> dict:
     Args:
         city: City name, e.g. "Tokyo".
     """
-    return {"city": city, "time": dt.datetime.now(dt.timezone.utc).strftime("%H:%M"), "note": "UTC shown offline"}
+    return {"city": city, "time": dt.datetime.now(dt.UTC).strftime("%H:%M"), "note": "UTC shown offline"}
 
 
 def convert_units(value: float, from_unit: LengthOrMass, to_unit: LengthOrMass) -> dict:

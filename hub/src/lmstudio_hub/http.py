@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 
 import uvicorn
 

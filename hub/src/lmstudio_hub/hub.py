@@ -23,7 +23,8 @@ import logging
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -127,7 +128,7 @@ class _Agent:
     side_effect_tools: frozenset[str]
     max_concurrency: int
     identity: AgentIdentity | None = None
-    active: dict[str, "_Task"] = field(default_factory=dict)
+    active: dict[str, _Task] = field(default_factory=dict)
 
     def can_run(self, tools: tuple[str, ...], model: str) -> bool:
         return (not model or model == self.model) and self.tools.issuperset(tools)

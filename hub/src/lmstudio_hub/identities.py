@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 MIN_TOKEN_CHARS = 16
 SHARED = "*shared*"  # the owner name of agents that connected with the shared token

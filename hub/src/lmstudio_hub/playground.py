@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.events import RunEvent, events_from_transcript

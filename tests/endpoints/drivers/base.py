@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Protocol, Sequence, Union
+from typing import Any, Optional, Protocol, Union
+from collections.abc import Mapping, Sequence
 
 RequestBody = Union[str, bytes, None]
 # A mapping, or (name, value) pairs when a header is sent more than once.
@@ -40,7 +41,7 @@ class DriverResponse:
     text: str = ""
 
     @classmethod
-    def from_parts(cls, status: int, headers: Mapping[str, str], text: str) -> "DriverResponse":
+    def from_parts(cls, status: int, headers: Mapping[str, str], text: str) -> DriverResponse:
         try:
             data = json.loads(text) if text else {}
         except ValueError:

@@ -26,7 +26,8 @@ import types
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
+from collections.abc import Mapping
 
 from .base import DriverResponse, EndpointConfig, Headers, RequestBody, SSEReader, StreamResult
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Mapping, Optional
+from typing import Optional
+from collections.abc import Mapping
 
 from tests.cloudflare.runtime import DurableObjectNamespace, ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
 

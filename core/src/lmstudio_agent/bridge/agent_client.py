@@ -16,7 +16,8 @@ import json
 import logging
 import random
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, NoReturn, Sequence
+from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect

@@ -65,7 +65,7 @@ class RegisterData(_Data):
     max_concurrency: int = Field(default=1, ge=1, le=1024, description="Tasks the agent runs at once.")
 
     @model_validator(mode="after")
-    def _side_effects_are_tools(self) -> "RegisterData":
+    def _side_effects_are_tools(self) -> RegisterData:
         stray = sorted(set(self.side_effect_tools) - set(self.tools))
         if stray:
             raise ValueError(f"side_effect_tools must be among tools; not in tools: {', '.join(stray)}")
@@ -113,7 +113,7 @@ class TaskResultData(_Data):
     code: Optional[str] = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
-    def _shape(self) -> "TaskResultData":
+    def _shape(self) -> TaskResultData:
         if self.status == "success" and self.result is None:
             raise ValueError("a success result needs 'result' (a list of AgentMessage)")
         if self.status == "error" and not self.error:
@@ -147,7 +147,7 @@ class ChatResultData(_Data):
     code: Optional[str] = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
-    def _shape(self) -> "ChatResultData":
+    def _shape(self) -> ChatResultData:
         if self.status == "error" and not self.error:
             raise ValueError("an error result needs 'error' (a message)")
         return self

@@ -21,7 +21,8 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Optional, Union
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -86,7 +87,7 @@ class MCPServerConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_transport(self) -> "MCPServerConfig":
+    def _one_transport(self) -> MCPServerConfig:
         if (self.command is None) == (self.url is None):
             raise ValueError("give either 'command' (a stdio server) or 'url' (a streamable HTTP server)")
         kind = (self.type or "").lower().replace("_", "-")

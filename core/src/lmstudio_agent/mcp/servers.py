@@ -20,7 +20,8 @@ import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Iterable, Mapping, Sequence, TextIO, cast
+from typing import Any, TextIO, cast
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..agent import TERMINATE
 from ..deadline import Deadline
@@ -350,7 +351,7 @@ class MCPServerConnection:
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=self.stop_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         except Exception as exc:  # the server failed while closing: it is stopped all the same
@@ -438,7 +439,7 @@ class MCPServers:
         """
         return await self.start(reserved, restart_unhealthy=True)
 
-    async def __aenter__(self) -> "MCPServers":
+    async def __aenter__(self) -> MCPServers:
         await self.start()
         return self
 

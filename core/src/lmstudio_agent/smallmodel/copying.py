@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from ..grammar_bounds import DEFAULT_MAX_STRING, gbnf_pattern
 from ..schema import validate as schema_errors
@@ -81,7 +82,7 @@ class _Copy:
         self._said: set[str] | None = None  # the stems of the sources' words, once asked for
         self._codes: list[str] | None = None  # the sources' code-like words (:func:`_codes`), once asked for
 
-    def for_tool(self, tool_name: str) -> "_Copy":
+    def for_tool(self, tool_name: str) -> _Copy:
         """Offer ``tool_name`` only the objects that did not come from its own results."""
         self.objects = [o for o in self.all_objects if self.owners.get(json.dumps(o, sort_keys=True)) != tool_name]
         return self
@@ -236,12 +237,8 @@ class _Copy:
             if not isinstance(spec, dict) or "enum" in spec or "const" in spec or "default" in spec:
                 continue
             kind = spec.get("type")
-            if kind in ("number", "integer") and self.copy_numbers and not self.number_options(spec, name):
-                out.append(name)
-            elif kind == "string" and (spec.get("format") in _DATE_FORMATS or value_shape(name, spec)) \
-                    and not self.string_options(spec, name):
-                out.append(name)
-            elif kind == "string" and self.takes_a_code(spec, name) and not self.string_options(spec, name, True):
+            if kind in ("number", "integer") and self.copy_numbers and not self.number_options(spec, name) or kind == "string" and (spec.get("format") in _DATE_FORMATS or value_shape(name, spec)) \
+                    and not self.string_options(spec, name) or kind == "string" and self.takes_a_code(spec, name) and not self.string_options(spec, name, True):
                 out.append(name)
         return out
 

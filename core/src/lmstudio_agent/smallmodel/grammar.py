@@ -9,7 +9,8 @@ can loop inside a string until the token cap.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from ..grammar_bounds import bounded, schema_problem
 from ..rounds import RoundContext

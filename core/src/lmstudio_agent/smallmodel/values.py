@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "Mention", "UNIT_GROUPS", "unit_group", "units_named", "codes", "fraction", "out_of_bounds", "dates", "date_times", "number_mentions", "numbers", "times", "words_to_number",

@@ -21,7 +21,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional
+from collections.abc import Iterator, Sequence
 
 import typer
 from rich.console import Console

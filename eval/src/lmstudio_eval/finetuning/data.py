@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from lmstudio_agent import smallmodel
 from lmstudio_agent.agent import TERMINATE, Goal

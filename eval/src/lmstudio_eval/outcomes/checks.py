@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from lmstudio_agent.agent import is_words
 from lmstudio_agent.builtins.invoice_text import MONTHS, dates_in, parse_amount

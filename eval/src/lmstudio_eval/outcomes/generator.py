@@ -27,7 +27,8 @@ import re
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from lmstudio_agent.agent import Goal
 from lmstudio_agent.tools import ActionContext

@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from lmstudio_agent.agent import Agent, Goal
 from lmstudio_agent.client import ChatClient, ChatResponse

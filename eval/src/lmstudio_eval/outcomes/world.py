@@ -18,7 +18,8 @@ import copy
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.tools import ActionContext, Tool, tool_from_function
@@ -39,7 +40,7 @@ class World:
     changes: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_state(cls, state: State) -> "World":
+    def from_state(cls, state: State) -> World:
         """A fresh world holding a deep copy of ``state`` (a task's initial state is never changed)."""
         return cls(copy.deepcopy(state))
 
