@@ -33,6 +33,25 @@ HARD_LIMIT_FACTOR = 4
 MAX_ID_CHARS = 128
 MAX_TOOLS = 256
 
+# The codes an agent may report for a failed task. Anything else (an auth or hub code, or a code this
+# version does not know) reaches the client as UPSTREAM_ERROR, so an agent cannot impersonate the hub.
+AGENT_CODES = frozenset(
+    {
+        ErrorCode.MODEL_NOT_LOADED,
+        ErrorCode.CONNECTION_FAILED,
+        ErrorCode.INVALID_INSTRUCTION,
+        ErrorCode.TOOL_EXECUTION_FAILED,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.UNKNOWN_TOOL,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.UPSTREAM_TIMEOUT,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.MODEL_OUTPUT_INVALID,
+        ErrorCode.NO_ANSWER,
+        ErrorCode.INTERNAL_ERROR,
+    }
+)
+
 _Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 _Name = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -275,3 +294,17 @@ def _describe(raw: str | bytes, exc: ValidationError) -> AgentError:
     # drop=1: the union tag the discriminator adds to every location.
     problems = validation_problems(exc, root="frame", drop=1)
     return AgentError(ErrorCode.INVALID_REQUEST, f"Invalid {kind!r} frame: {problems}", details=details)
+
+
+def agent_code(code: str | None) -> ErrorCode:
+    """The code a client sees for an agent's failed ``task:result``: the agent's own when it is one an agent
+    may report (:data:`AGENT_CODES`), else UPSTREAM_ERROR.
+
+    Args:
+        code: The ``code`` of the agent's ``task:result`` (None: it sent none).
+    """
+    try:
+        parsed = ErrorCode(code) if code else ErrorCode.UPSTREAM_ERROR
+    except ValueError:
+        return ErrorCode.UPSTREAM_ERROR
+    return parsed if parsed in AGENT_CODES else ErrorCode.UPSTREAM_ERROR
