@@ -39,7 +39,7 @@ async def make_hub(kind: str, **options: Any) -> Any:
     return await AwsHub(agents_text(), CLIENT_KEY, **options).start()
 
 
-@pytest.fixture(params=["cloudflare"])
+@pytest.fixture(params=["cloudflare", "aws"])
 async def serverless_hub(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     hub = await make_hub(request.param)
     try:
