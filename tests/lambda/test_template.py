@@ -144,3 +144,38 @@ def test_no_secret_in_the_template(template):
     env = template["Resources"]["AgentFunction"]["Properties"]["Environment"]["Variables"]
     assert "LM_STUDIO_TOKEN" not in env and "CLIENT_API_KEY" not in env  # only the secrets' names travel
     assert {"CLIENT_API_KEY_SECRET", "LM_STUDIO_TOKEN_SECRET", "CACHE_TABLE", "MCP_CONFIG_SECRET"} <= set(env)
+
+
+def test_the_bridge_hub_is_a_websocket_api_with_three_routes_to_the_bridge_function(template):
+    resources = template["Resources"]
+    api = resources["BridgeApi"]
+    assert api["Type"] == "AWS::ApiGatewayV2::Api" and api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    routes = {r["Properties"]["RouteKey"]: r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    for route in routes.values():
+        assert route["Properties"]["Target"] == {"Sub": "integrations/${BridgeIntegration}"}
+    integration = resources["BridgeIntegration"]["Properties"]
+    assert integration["IntegrationType"] == "AWS_PROXY" and "${BridgeFunction.Arn}" in integration["IntegrationUri"]["Sub"]
+    stage = resources["BridgeStage"]["Properties"]
+    assert stage["StageName"] == "prod" and stage["DeploymentId"] == {"Ref": "BridgeDeployment"}
+    assert set(resources["BridgeDeployment"]["DependsOn"]) == {"BridgeConnectRoute", "BridgeDisconnectRoute",
+                                                                "BridgeDefaultRoute"}
+    function = resources["BridgeFunction"]["Properties"]
+    assert function["Handler"] == "app.bridge_handler"
+    assert resources["BridgeInvokePermission"]["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    for name, key in (("BridgeConnectionsTable", "pk"), ("BridgeTasksTable", "task_id")):
+        table = resources[name]["Properties"]
+        assert table["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+        assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    # The functions that post to agents may manage the API's connections and read both tables.
+    for name in ("AgentFunction", "RunnerFunction", "BridgeFunction"):
+        props = resources[name]["Properties"]
+        variables = props["Environment"]["Variables"]
+        assert variables["CONNECTIONS_TABLE"] == {"Ref": "BridgeConnectionsTable"}
+        assert variables["TASKS_TABLE"] == {"Ref": "BridgeTasksTable"}
+        assert "${BridgeApi}" in variables["BRIDGE_CALLBACK_URL"]["Sub"]
+        statements = props["Policies"][0]["Statement"]
+        assert any(s.get("Action") == "execute-api:ManageConnections" for s in statements if isinstance(s, dict)), name
+    assert (ROOT / "lambda" / "ws_bridge.py").exists()
+    assert "ws_bridge.py" in (ROOT / "lambda" / "Makefile").read_text()
+    assert "wss://${BridgeApi}" in template["Outputs"]["BridgeUrl"]["Value"]["Sub"]
