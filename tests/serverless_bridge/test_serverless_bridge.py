@@ -241,3 +241,13 @@ async def test_heartbeats(serverless_hub, agents):
 
 async def _acked(hub) -> bool:
     return hub.heartbeats_answered() >= 1
+
+
+async def test_the_agent_sends_its_own_heartbeat_and_the_hub_acks_it(serverless_hub, agents):
+    """API Gateway closes a connection idle for 10 minutes: the agent's text heartbeat (every 240 s by default)
+    keeps it open. Here every 0.1 s."""
+    hub = serverless_hub
+    await start(agents, hub, "agent-1", heartbeat_interval=0.1)
+    async with asyncio.timeout(5):
+        while hub.heartbeats_answered() < 3:
+            await asyncio.sleep(0.05)

@@ -55,6 +55,9 @@ Runner = Callable[..., Awaitable[Sequence[AgentMessage]]]  # (instruction, tool_
 # Streams a task's events (raising AgentError at the end of a failed run); used for ``stream: true`` tasks.
 Streamer = Callable[..., AsyncIterator[RunEvent]]  # (instruction, tool_names[, documents])
 _TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
+# Well inside API Gateway's 10-minute idle timeout, and rare enough to cost nothing (one Lambda invocation
+# every 4 minutes on AWS; none on Cloudflare, whose runtime answers it).
+DEFAULT_HEARTBEAT_SECONDS = 240.0
 
 
 class BridgeRefusedError(AgentError, ConnectionError):
@@ -87,6 +90,9 @@ class BridgeAgent:
         max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE.
         streamer: Runs a task sent with ``stream: true`` and yields its events, each sent as a ``task:event``
             frame before the result (None: such tasks run through ``runner``, with no events).
+        heartbeat_interval: Seconds between ``heartbeat`` text frames (None: none). Serverless hubs need them:
+            API Gateway closes a WebSocket idle for 10 minutes whatever its pings, and Cloudflare answers the
+            frame without waking the agent's Durable Object; the process hub answers it too.
     """
 
     def __init__(
@@ -108,8 +114,10 @@ class BridgeAgent:
         backoff_max: float = 30.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         streamer: Streamer | None = None,
+        heartbeat_interval: float | None = DEFAULT_HEARTBEAT_SECONDS,
     ) -> None:
         self.runner = runner
+        self.heartbeat_interval = heartbeat_interval
         self.streamer = streamer
         self.bridge_url = bridge_url
         self.token = token
@@ -237,7 +245,21 @@ class BridgeAgent:
 
     # -------------------------------------------------------------------------------------- serving
 
+    async def _heartbeat(self, conn: ClientConnection) -> None:
+        assert self.heartbeat_interval is not None
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self._send_text(conn, encode(HeartbeatMessage()))
+
     async def _serve(self, conn: ClientConnection) -> None:
+        beating = asyncio.ensure_future(self._heartbeat(conn)) if self.heartbeat_interval else None
+        try:
+            await self._receive(conn)
+        finally:
+            if beating is not None:
+                beating.cancel()
+
+    async def _receive(self, conn: ClientConnection) -> None:
         try:
             async for raw in conn:
                 msg = self._parse(raw)
