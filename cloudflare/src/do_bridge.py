@@ -29,7 +29,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
 from workers import DurableObject, Response
@@ -45,12 +45,15 @@ from lmstudio_agent.bridge.relay import (
     check_lost,
     lost_result,
     on_agent_frame,
+    parse_relay_line,
     registration_success,
+    relay_line,
     task_frame,
     timeout_result,
 )
 from lmstudio_agent.contract import presented_key
 from lmstudio_agent.errors import AgentError
+from lmstudio_agent.events import RunEvent
 
 logger = logging.getLogger("lmstudio_agent.worker.bridge")
 
@@ -61,6 +64,8 @@ DIRECTORY_NAME = "directory"
 DIRECTORY_KEY = "agents"
 POLICY_VIOLATION = 1008
 INTERNAL_URL = "https://bridge.internal"
+# Streamed tasks being written: a task that nothing references can be collected before it finishes.
+_PUMPS: set[asyncio.Task[None]] = set()
 # Messages an object receives are capped at 1 MiB on Workers: the same as the protocol's frame limit.
 MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -118,6 +123,7 @@ class AgentObject(DurableObject):
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
         self.waiting: dict[str, asyncio.Future[TaskResultData]] = {}
+        self.events: dict[str, asyncio.Queue[RunEvent]] = {}  # the streamed tasks' events, as they come
         from js import WebSocketRequestResponsePair
 
         # The agent's text heartbeat is answered by the runtime, without waking (or billing) the object.
@@ -128,7 +134,10 @@ class AgentObject(DurableObject):
         if (request.headers.get("upgrade") or "").lower() == "websocket":
             return self._accept(request)
         if path == "/task":
-            return _json(json.loads(await self._task(await request.text())))
+            body = await request.text()
+            if json.loads(body).get("stream"):
+                return self._streamed_task(body)
+            return _json(json.loads(await self._task(body)))
         return _json({"success": False, "error": "Not found", "code": "NOT_FOUND"}, 404)
 
     # ------------------------------------------------------------------------------------ connection
@@ -189,6 +198,8 @@ class AgentObject(DurableObject):
             ws.send(outcome.reply)
         if outcome.close:
             ws.close(POLICY_VIOLATION, "registration not allowed")
+        if outcome.event is not None and outcome.event.task_id in self.events:
+            self.events[outcome.event.task_id].put_nowait(outcome.event.event)
         answered = outcome.result
         if outcome.failed_task is not None:
             answered = lost_result(outcome.failed_task, "the agent sent an invalid result")
@@ -247,6 +258,13 @@ class AgentObject(DurableObject):
             return lost_result(task.task_id, "the agent's socket is closed").model_dump_json()
         try:
             result = await asyncio.wait_for(future, timeout)
+        except asyncio.CancelledError:  # the caller went away: so does the task
+            self.waiting.pop(task.task_id, None)
+            try:
+                ws.send(encode(TaskCancelMessage(data=TaskCancelData(task_id=task.task_id, reason="caller left"))))
+            except Exception:
+                pass
+            raise
         except TimeoutError:
             self.waiting.pop(task.task_id, None)
             try:
@@ -255,6 +273,49 @@ class AgentObject(DurableObject):
                 pass
             result = timeout_result(task.task_id, attachment["registered"]["agent_id"], timeout)
         return result.model_dump_json()
+
+    def _streamed_task(self, body: str) -> Response:
+        """A task sent with ``stream: true``: the answer is a stream of lines (core's ``relay_line``), each
+        ``task:event`` as it arrives, then the result (the Worker passes the events on to its client)."""
+        from js import TextEncoder, TransformStream
+
+        pipe = TransformStream.new()
+        writer = pipe.writable.getWriter()
+        encoder = TextEncoder.new()
+        task_id = TaskExecuteData.model_validate(json.loads(body)["task"]).task_id
+        queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self.events[task_id] = queue
+
+        async def pump() -> None:
+            running = asyncio.ensure_future(self._task(body))
+            try:
+                while True:
+                    getting = asyncio.ensure_future(queue.get())
+                    await asyncio.wait({getting, running}, return_when=asyncio.FIRST_COMPLETED)
+                    if getting.done():
+                        await writer.write(encoder.encode(relay_line(getting.result())))
+                        continue
+                    getting.cancel()
+                    while not queue.empty():
+                        await writer.write(encoder.encode(relay_line(queue.get_nowait())))
+                    result = TaskResultData.model_validate_json(running.result())
+                    await writer.write(encoder.encode(relay_line(result)))
+                    return
+            except Exception:  # the Worker stopped reading (its client left): the task is dropped
+                logger.info("a streamed task's reader went away", exc_info=True)
+            finally:
+                self.events.pop(task_id, None)
+                if not running.done():
+                    running.cancel()
+                try:
+                    await writer.close()
+                except Exception:
+                    pass
+
+        task = asyncio.ensure_future(pump())
+        _PUMPS.add(task)
+        task.add_done_callback(_PUMPS.discard)
+        return Response(pipe.readable, status=200, headers={"Content-Type": "application/x-ndjson"})
 
     async def _directory(self, method: str, body: str) -> None:
         namespace = getattr(self.env, DIRECTORY_BINDING)
@@ -319,3 +380,34 @@ class WorkerRelay:
                                                    "agent_id": agent.agent_id, "timeout": timeout}))
         logger.debug("task %s on %s: %.3fs", task.task_id, agent.agent_id, time.monotonic() - started)
         return check_lost(TaskResultData.model_validate_json(await answer.text()))
+
+    async def dispatch_stream(self, agent: DirectoryEntry, task: TaskExecuteData,
+                              timeout: float) -> AsyncIterator[RunEvent | TaskResultData]:
+        """The agent's object streams the task's events, then its result, one ``relay_line`` each."""
+        namespace = getattr(self.env, AGENTS_BINDING)
+        stub = namespace.get(namespace.idFromName(agent.agent_id))
+        answer = await stub.fetch(f"{INTERNAL_URL}/task", method="POST",
+                                  body=json.dumps({"task": task.model_dump(mode="json", exclude_none=True),
+                                                   "agent_id": agent.agent_id, "timeout": timeout, "stream": True}))
+        if answer.body is None:
+            yield parse_relay_line(await answer.text())
+            return
+        reader = answer.body.getReader()
+        buffered = ""
+        finished = False
+        try:
+            while True:
+                chunk = await reader.read()
+                if chunk.done:
+                    finished = True
+                    break
+                buffered += bytes(chunk.value).decode("utf-8")
+                while "\n" in buffered:
+                    line, buffered = buffered.split("\n", 1)
+                    if line.strip():
+                        yield parse_relay_line(line)
+        finally:
+            if not finished:  # the client left: cancelling the stream makes the object cancel the task
+                await reader.cancel()
+        if buffered.strip():
+            yield parse_relay_line(buffered)

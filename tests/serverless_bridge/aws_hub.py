@@ -76,8 +76,10 @@ class ApiGatewayFront:
         if self._http_server is not None:
             self._http_server.close()
             await self._http_server.wait_closed()
-        for task in list(self._pending):
+        pending = [task for task in self._pending if task is not asyncio.current_task()]
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     @property
     def url(self) -> str:
@@ -144,6 +146,10 @@ class ApiGatewayFront:
     # ------------------------------------------------------------------------------- management API
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        current = asyncio.current_task()
+        if current is not None:  # a kept-alive client connection: ended by stop()
+            self._pending.add(current)
+            current.add_done_callback(self._pending.discard)
         try:
             while True:
                 line = await reader.readline()
@@ -196,6 +202,63 @@ class ApiGatewayFront:
         return 405, {"message": "Method Not Allowed"}, None
 
 
+class LambdaPool:
+    """Lambda's containers: each invocation runs in a thread, in a container (a separate import of app.py with
+    its own globals) taken from a pool, so concurrent invocations never share one.
+
+    Args:
+        queue_run: What the API function's async invoke of the runner function does (``await queue_run(id)``).
+    """
+
+    def __init__(self, queue_run: Any = None) -> None:
+        self.queue_run = queue_run
+        self.pool: list[Any] = []  # warm containers, free to take
+        self.containers = 0
+        self.warm = False  # True once moto holds the secrets: a new container then makes its clients at init
+        # Lambda runs up to 1,000 invocations at once: a waiting /execute must not starve the $default
+        # invocation that carries its result (asyncio's default pool has only cpu_count + 4 threads).
+        self.executor = ThreadPoolExecutor(max_workers=LAMBDA_CONCURRENCY, thread_name_prefix="lambda")
+
+    def container(self) -> Any:
+        if self.pool:
+            return self.pool.pop()
+        module = load_handler_module()
+        if self.queue_run is not None:
+            module._start_run = self.queue_run
+            module._run_service.__globals__["_start_run"] = self.queue_run
+        if self.warm:
+            # The container's init: its boto3 clients are made here, one container at a time (botocore's
+            # client creation is not thread-safe, and a real container makes them before its first request).
+            module._client_key()
+            module._bridge_identities()
+        self.containers += 1
+        return module
+
+    async def call(self, function: str, event: Any, timeout: float = 28.0) -> Any:
+        container = self.container()
+        try:
+            call = functools.partial(getattr(container, function), event, LambdaContext(timeout_seconds=timeout))
+            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        finally:
+            self.pool.append(container)
+
+    def cold(self) -> None:
+        """Every container goes away (Lambda promises to keep none between invocations)."""
+        self.pool.clear()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def create_bridge_resources(db: Any, secrets_client: Any, agents_text: str) -> None:
+    """The stack's bridge tables (as template.yaml declares them) and the BRIDGE_AGENTS secret, in moto."""
+    for table, key in ((CONNECTIONS_TABLE, "pk"), (TASKS_TABLE, "task_id")):
+        db.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
+    secrets_client.create_secret(Name=AGENTS_SECRET, SecretString=agents_text)
+
+
 class AwsHub:
     """The stack's bridge: the API function (``lambda_handler``), the WebSocket function (``bridge_handler``),
     the runner function, moto's tables and secrets, and the API Gateway front.
@@ -213,12 +276,12 @@ class AwsHub:
         self.client_key = client_key
         self.deadline_seconds = deadline_seconds
         self.front = ApiGatewayFront(self._invoke_ws)
-        self.pool: list[Any] = []  # warm containers, free to take
-        self.containers = 0
         self.queued_runs: list[str] = []
-        # Lambda runs up to 1,000 invocations at once: a waiting /execute must not starve the $default
-        # invocation that carries its result (asyncio's default pool has only cpu_count + 4 threads).
-        self.executor = ThreadPoolExecutor(max_workers=LAMBDA_CONCURRENCY, thread_name_prefix="lambda")
+
+        async def queue_run(run_id: str) -> None:  # Lambda's async invoke: queued, delivered by tick()
+            self.queued_runs.append(run_id)
+
+        self.lambdas = LambdaPool(queue_run)
         self._mock: Any = None
         self._saved: dict[str, str | None] = {}
 
@@ -249,20 +312,21 @@ class AwsHub:
         import ws_bridge
 
         db = boto3.client("dynamodb", region_name="us-east-1")
-        for table, key in ((CONNECTIONS_TABLE, "pk"), (TASKS_TABLE, "task_id"), (CACHE_TABLE, "key"), (RUNS_TABLE, "run_id")):
+        for table, key in ((CACHE_TABLE, "key"), (RUNS_TABLE, "run_id")):
             db.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                             AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
                             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}])
         sm = boto3.client("secretsmanager", region_name="us-east-1")
-        sm.create_secret(Name=AGENTS_SECRET, SecretString=self.agents_text)
+        create_bridge_resources(db, sm, self.agents_text)
         sm.create_secret(Name=CLIENT_KEY_SECRET, SecretString=self.client_key)
         ws_bridge.clients.__init__()  # a fresh container's clients, made under moto
-        self.pool.append(self._container())
+        self.lambdas.warm = True
+        self.lambdas.pool.append(self.lambdas.container())
         return self
 
     async def stop(self) -> None:
         await self.front.stop()
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.lambdas.close()
         if self._mock is not None:
             self._mock.stop()
         for key, value in self._saved.items():
@@ -277,31 +341,8 @@ class AwsHub:
 
     # --------------------------------------------------------------------------------------- Lambda
 
-    def _container(self) -> Any:
-        if self.pool:
-            return self.pool.pop()
-        module = load_handler_module()
-
-        async def queue_run(run_id: str) -> None:  # Lambda's async invoke: queued, delivered by tick()
-            self.queued_runs.append(run_id)
-
-        module._start_run = queue_run
-        module._run_service.__globals__["_start_run"] = queue_run
-        if self._mock is not None:
-            # The container's init: its boto3 clients are made here, one container at a time (botocore's
-            # client creation is not thread-safe, and a real container makes them before its first request).
-            module._client_key()
-            module._bridge_identities()
-        self.containers += 1
-        return module
-
     async def _call(self, function: str, event: Any, timeout: float = 28.0) -> Any:
-        container = self._container()
-        try:
-            call = functools.partial(getattr(container, function), event, LambdaContext(timeout_seconds=timeout))
-            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
-        finally:
-            self.pool.append(container)
+        return await self.lambdas.call(function, event, timeout)
 
     async def _invoke_ws(self, event: dict[str, Any]) -> Any:
         return await self._call("bridge_handler", event)
@@ -329,11 +370,11 @@ class AwsHub:
 
     def hibernate(self, agent_id: str) -> bool:
         """Every container goes cold (Lambda keeps no state between invocations it promises to keep)."""
-        self.pool.clear()
+        self.lambdas.cold()
         return True
 
     def constructed(self) -> int:
-        return self.containers
+        return self.lambdas.containers
 
     def heartbeats_answered(self) -> int:
         """Heartbeat acks the $default route posted."""

@@ -19,17 +19,19 @@ Nothing here imports websockets or a cloud SDK: the Worker's bundle carries this
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol, Sequence
+from typing import Any, AsyncIterator, Iterable, Optional, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..contract import ToolSelection
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
+from ..events import RunEvent, events_from_transcript
 from ..messages import AgentMessage
 from .identities import AgentIdentity, Identities, refusal_of
 from .protocol import (
@@ -112,6 +114,15 @@ class Relay(Protocol):
     async def dispatch(self, agent: DirectoryEntry, task: TaskExecuteData, timeout: float) -> TaskResultData:
         """Hand ``task`` to ``agent`` and return its ``task:result``; an UPSTREAM_TIMEOUT error result when it
         gives none within ``timeout`` seconds. Raises AgentLost or AgentBusy."""
+        ...
+
+
+class StreamingRelay(Relay, Protocol):
+    """A relay that can also pass a task's ``task:event`` frames on as they come (the Worker's)."""
+
+    def dispatch_stream(self, agent: DirectoryEntry, task: TaskExecuteData,
+                        timeout: float) -> AsyncIterator[RunEvent | TaskResultData]:
+        """As :meth:`Relay.dispatch` for a task sent with ``stream: true``: its events, then its result."""
         ...
 
 
@@ -292,9 +303,7 @@ class RelayBackend:
         effects = bool(side & set(names)) if names else bool(side)
         return ToolSelection(tuple(names), effects, owner=",".join(self.identities.owners_of(names)))
 
-    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
-                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
-        """Hand the task to an agent that offers the tools; to the next when one is lost or busy."""
+    async def _candidates(self, tools: ToolSelection, model: str) -> list[DirectoryEntry]:
         online = self._online if self._online is not None else list(await self.relay.agents())
         candidates = [a for a in online if a.can_run(tools.names, model)]
         if not candidates:
@@ -303,6 +312,60 @@ class RelayBackend:
                                                            f"{', '.join(tools.names) or '(any)'}",
                              details={"retry_after": 1})
         random.shuffle(candidates)
+        return candidates
+
+    async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                     documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
+        """The agent's events as its ``task:event`` frames arrive, where the relay passes them on (else the
+        transcript's, at the end). A task lost before its first event goes to the next agent; one lost after
+        it fails (its client has seen part of a run), with UPSTREAM_ERROR."""
+        streaming = getattr(self.relay, "dispatch_stream", None)
+        if streaming is None:
+            for event in events_from_transcript(await self.run(instruction, tools, model, deadline, documents)):
+                yield event
+            return
+        candidates = await self._candidates(tools, model)
+        task = TaskExecuteData(task_id=uuid.uuid4().hex, instruction=instruction, tools=list(tools.names),
+                               documents=dict(documents) if documents else None, stream=True)
+        lost: list[str] = []
+        while candidates:
+            agent = candidates.pop(0)
+            left = deadline.remaining()
+            if left is not None and left <= 0:
+                raise _deadline_error(deadline, lost)
+            messages = 0
+            result: TaskResultData | None = None
+            try:
+                async for item in streaming(agent, task, 60.0 if left is None else left):
+                    if isinstance(item, TaskResultData):
+                        result = item
+                    else:
+                        messages += item.type == "message"
+                        yield item
+            except AgentBusy:
+                continue
+            except AgentLost as exc:
+                lost.append(f"agent {agent.agent_id!r} was lost before answering ({exc})")
+                if messages or len(lost) >= self.max_attempts:
+                    raise AgentError(ErrorCode.UPSTREAM_ERROR, "; ".join(lost)) from None
+                continue
+            if result is None:
+                raise AgentError(ErrorCode.UPSTREAM_ERROR, f"agent {agent.agent_id!r} ended the stream without a result")
+            if result.status != "success":
+                raise AgentError(agent_code(result.code), (result.error or "")[:MAX_ERROR_CHARS])
+            if messages == 0:
+                for event in events_from_transcript(result.result or []):
+                    yield event
+            return
+        if lost:
+            raise AgentError(ErrorCode.UPSTREAM_ERROR, "; ".join(lost) + "; no other agent offers the tools")
+        raise AgentError(ErrorCode.HUB_BUSY, "Every agent that can run this task is at its concurrency limit",
+                         details={"retry_after": 1})
+
+    async def run(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
+                  documents: dict[str, str] | None = None) -> list[AgentMessage]:
+        """Hand the task to an agent that offers the tools; to the next when one is lost or busy."""
+        candidates = await self._candidates(tools, model)
         task = TaskExecuteData(task_id=uuid.uuid4().hex, instruction=instruction, tools=list(tools.names),
                                documents=dict(documents) if documents else None)
         lost: list[str] = []
@@ -346,6 +409,28 @@ class RelayBackend:
 def _deadline_error(deadline: Deadline, lost: list[str]) -> AgentError:
     why = f" ({'; '.join(lost)})" if lost else ""
     return AgentError(ErrorCode.UPSTREAM_TIMEOUT, f"No agent answered within the deadline of {deadline.seconds or 0:g}s{why}")
+
+
+def relay_line(item: RunEvent | TaskResultData) -> str:
+    """One line of a relayed stream (NDJSON): ``{"event": ...}`` or ``{"result": ...}``.
+
+    Args:
+        item: An event of the task, or its result.
+    """
+    key = "result" if isinstance(item, TaskResultData) else "event"
+    return f'{{"{key}":{item.model_dump_json(exclude_none=True)}}}\n'
+
+
+def parse_relay_line(line: str) -> RunEvent | TaskResultData:
+    """The event or result of one :func:`relay_line` (AgentLost/AgentBusy raised for the relay's markers).
+
+    Args:
+        line: One line.
+    """
+    data: Any = json.loads(line)
+    if "result" in data:
+        return check_lost(TaskResultData.model_validate(data["result"]))
+    return RunEvent.model_validate(data["event"])
 
 
 def check_lost(result: TaskResultData) -> TaskResultData:
