@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 from workers import DurableObject, Response
 
+from js_streams import to_stream_response
+
 from lmstudio_agent.bridge.identities import AgentIdentity, Identities, IdentityError, parse_identities
 from lmstudio_agent.bridge.protocol import RegisterData, TaskCancelData, TaskCancelMessage, TaskExecuteData, TaskResultData, encode
 from lmstudio_agent.bridge.relay import (
@@ -54,6 +56,7 @@ from lmstudio_agent.bridge.relay import (
 from lmstudio_agent.contract import presented_key
 from lmstudio_agent.errors import AgentError
 from lmstudio_agent.events import RunEvent
+from lmstudio_agent.streaming import StreamResponse
 
 logger = logging.getLogger("lmstudio_agent.worker.bridge")
 
@@ -64,8 +67,6 @@ DIRECTORY_NAME = "directory"
 DIRECTORY_KEY = "agents"
 POLICY_VIOLATION = 1008
 INTERNAL_URL = "https://bridge.internal"
-# Streamed tasks being written: a task that nothing references can be collected before it finishes.
-_PUMPS: set[asyncio.Task[None]] = set()
 # Messages an object receives are capped at 1 MiB on Workers: the same as the protocol's frame limit.
 MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -276,46 +277,32 @@ class AgentObject(DurableObject):
 
     def _streamed_task(self, body: str) -> Response:
         """A task sent with ``stream: true``: the answer is a stream of lines (core's ``relay_line``), each
-        ``task:event`` as it arrives, then the result (the Worker passes the events on to its client)."""
-        from js import TextEncoder, TransformStream
-
-        pipe = TransformStream.new()
-        writer = pipe.writable.getWriter()
-        encoder = TextEncoder.new()
+        ``task:event`` as it arrives, then the result (the Worker passes the events on to its client). A
+        reader that goes away ends the stream, which cancels the task (``task:cancel`` to the agent)."""
         task_id = TaskExecuteData.model_validate(json.loads(body)["task"]).task_id
         queue: asyncio.Queue[RunEvent] = asyncio.Queue()
         self.events[task_id] = queue
 
-        async def pump() -> None:
+        async def lines() -> AsyncIterator[bytes]:
             running = asyncio.ensure_future(self._task(body))
             try:
                 while True:
                     getting = asyncio.ensure_future(queue.get())
                     await asyncio.wait({getting, running}, return_when=asyncio.FIRST_COMPLETED)
                     if getting.done():
-                        await writer.write(encoder.encode(relay_line(getting.result())))
+                        yield relay_line(getting.result()).encode()
                         continue
                     getting.cancel()
                     while not queue.empty():
-                        await writer.write(encoder.encode(relay_line(queue.get_nowait())))
-                    result = TaskResultData.model_validate_json(running.result())
-                    await writer.write(encoder.encode(relay_line(result)))
+                        yield relay_line(queue.get_nowait()).encode()
+                    yield relay_line(TaskResultData.model_validate_json(running.result())).encode()
                     return
-            except Exception:  # the Worker stopped reading (its client left): the task is dropped
-                logger.info("a streamed task's reader went away", exc_info=True)
             finally:
                 self.events.pop(task_id, None)
                 if not running.done():
                     running.cancel()
-                try:
-                    await writer.close()
-                except Exception:
-                    pass
 
-        task = asyncio.ensure_future(pump())
-        _PUMPS.add(task)
-        task.add_done_callback(_PUMPS.discard)
-        return Response(pipe.readable, status=200, headers={"Content-Type": "application/x-ndjson"})
+        return to_stream_response(StreamResponse(lines(), 200, {"Content-Type": "application/x-ndjson"}))
 
     async def _directory(self, method: str, body: str) -> None:
         namespace = getattr(self.env, DIRECTORY_BINDING)

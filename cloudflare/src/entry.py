@@ -12,7 +12,6 @@ instead of on an LM Studio behind a tunnel.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -23,6 +22,7 @@ from workers import DurableObject, Response, WorkerEntrypoint
 
 from do_bridge import AGENTS_BINDING, AgentObject, DirectoryObject, WorkerRelay, bridge_enabled, identities_of
 from do_runs import DurableRunStore
+from js_streams import _PUMPS, to_stream_response  # noqa: F401 - _PUMPS: the tests wait on it
 from kv_cache import KVCacheStore
 from lmstudio_agent import contract
 from lmstudio_agent.bridge.identities import IdentityError
@@ -261,10 +261,6 @@ def header_dict(headers: Any) -> dict[str, str]:
     return {str(key).lower(): str(value) for key, value in pairs}
 
 
-# Streams being written: a task that nothing references can be collected before it finishes.
-_PUMPS: set[asyncio.Task[None]] = set()
-
-
 def to_response(result: contract.HttpResponse | StreamResponse) -> Response:
     if isinstance(result, StreamResponse):
         return to_stream_response(result)
@@ -273,37 +269,6 @@ def to_response(result: contract.HttpResponse | StreamResponse) -> Response:
         headers.pop("Content-Type", None)
         return Response(None, status=result.status, headers=headers)
     return Response(result.json(), status=result.status, headers=headers)
-
-
-def to_stream_response(result: StreamResponse) -> Response:
-    """A streamed answer: a ``Response`` over a TransformStream's readable side, written by a task as the
-    chunks come (the pattern of the SDK's own ASGI adapter). The Workers runtime keeps the request alive while
-    its body is being written; a client that goes away makes the next write fail, which stops the run."""
-    from js import TextEncoder, TransformStream  # the Workers runtime's JS globals
-
-    pipe = TransformStream.new()
-    writer = pipe.writable.getWriter()
-    encoder = TextEncoder.new()
-
-    async def pump() -> None:
-        try:
-            async for chunk in result.body:
-                await writer.write(encoder.encode(chunk.decode("utf-8")))
-        except Exception:  # the client left (the write rejected) or the run broke: stop, say nothing more
-            logger.info("a streamed answer stopped early", exc_info=True)
-        finally:
-            aclose = getattr(result.body, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            try:
-                await writer.close()
-            except Exception:
-                pass
-
-    task = asyncio.ensure_future(pump())
-    _PUMPS.add(task)
-    task.add_done_callback(_PUMPS.discard)
-    return Response(pipe.readable, status=result.status, headers=result.all_headers())
 
 
 # ------------------------------------------------------------------------------------------- async runs

@@ -111,12 +111,21 @@ def test_least_privilege_iam(template):
         for action in statement_actions:
             actions[action] = resources
     assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue",
-                            "lambda:InvokeFunction"}
-    assert actions["dynamodb:GetItem"] == [{"GetAtt": "RunsTable.Arn"}]  # the last statement naming it
+                            "lambda:InvokeFunction", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan",
+                            "execute-api:ManageConnections"}
+    # The bridge's reads, writes and scans reach its own two tables only (the last statement naming them).
+    bridge_tables = [{"GetAtt": "BridgeConnectionsTable.Arn"}, {"GetAtt": "BridgeTasksTable.Arn"}]
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"):
+        assert actions[action] == bridge_tables
+    # Posting to agents: this stack's WebSocket API, its prod stage, its connections.
+    assert actions["execute-api:ManageConnections"] == [
+        {"Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${BridgeApi}/prod/*/@connections/*"}]
     secrets = actions["secretsmanager:GetSecretValue"]
-    assert len(secrets) == 3
-    # The third, the optional mcp.json secret, is granted only when its name is set.
+    assert len(secrets) == 4
+    # The third, the optional mcp.json secret, is granted only when its name is set; the fourth, the bridge's
+    # agents, likewise.
     assert secrets[2]["If"][0] == "HasMcpConfig" and secrets[2]["If"][2] == {"Ref": "AWS::NoValue"}
+    assert secrets[3]["If"][0] == "HasBridge" and secrets[3]["If"][2] == {"Ref": "AWS::NoValue"}
     assert template["Conditions"]["HasMcpConfig"] == {"Not": [{"Equals": [{"Ref": "McpConfigSecretName"}, ""]}]}
     assert template["Parameters"]["McpConfigSecretName"]["Default"] == ""
     assert actions["lambda:InvokeFunction"] == [{"GetAtt": "RunnerFunction.Arn"}]  # only the runner
@@ -129,7 +138,9 @@ def test_the_runner_runs_past_api_gateways_limit_with_least_privilege(template):
     assert float(runner["Environment"]["Variables"]["RUN_DEADLINE_SECONDS"]) + 30 <= runner["Timeout"]
     (policy,) = runner["Policies"]
     granted = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
-    assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}
+    # Its own runs table, the model token, and (a run through the bridge) the bridge's tables and connections.
+    assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue", "dynamodb:UpdateItem",
+                       "dynamodb:DeleteItem", "dynamodb:Scan", "execute-api:ManageConnections"}
     for statement in policy["Statement"]:
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert all(r != "*" for r in resources)

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
-from tests.endpoints.drivers.lambda_driver import LAMBDA_DIR, LambdaContext, load_handler_module, proxy_event, response_of
+from tests.endpoints.drivers.lambda_driver import LAMBDA_DIR, LambdaContext, restore_env, load_handler_module, proxy_event, response_of
 
 STAGE = "prod"
 CONNECTIONS_TABLE = "bridge-connections-test"
@@ -329,11 +329,7 @@ class AwsHub:
         self.lambdas.close()
         if self._mock is not None:
             self._mock.stop()
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(self._saved)
 
     @property
     def url(self) -> str:

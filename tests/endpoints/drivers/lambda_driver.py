@@ -129,6 +129,15 @@ def response_of(result: Mapping[str, Any]) -> DriverResponse:
     return DriverResponse.from_parts(int(result["statusCode"]), headers, body)
 
 
+def restore_env(saved: Mapping[str, Optional[str]]) -> None:
+    """Put the environment variables back as ``saved`` holds them (None: unset)."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 class AwsSandbox:
     """moto's in-process AWS with the stack's table and secrets, plus the function's environment variables."""
 
@@ -190,11 +199,7 @@ class AwsSandbox:
 
     def close(self) -> None:
         self._mock.stop()
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(self._saved)
 
 
 class LambdaDriver:
