@@ -340,7 +340,7 @@ def register(data: RegisterData, state: dict[str, Any], connection: str, tables:
         return
     state["registered"] = data.model_dump(mode="json")
     tables.put(f"conn#{connection}", state)
-    post(endpoint, connection, registration_success(data.agent_id))
+    post(endpoint, connection, registration_success(data.agent_id, MAX_MESSAGE_BYTES))
 
 
 def _put_agent(tables: Tables, pk: str, entry: dict[str, Any], connection: str) -> bool:

@@ -251,3 +251,22 @@ async def test_the_agent_sends_its_own_heartbeat_and_the_hub_acks_it(serverless_
     async with asyncio.timeout(5):
         while hub.heartbeats_answered() < 3:
             await asyncio.sleep(0.05)
+
+
+async def test_large_results_within_each_hubs_message_limit(serverless_hub, agents):
+    """API Gateway takes messages of at most 128 KB in frames of at most 32 KB: the agent sends a long result
+    in fragments, and refuses one over the limit its hub named at registration with PAYLOAD_TOO_LARGE (the
+    Worker's objects take 1 MiB, the protocol's own limit)."""
+    hub = serverless_hub
+
+    async def sized(instruction: str, tools: list[str], documents=None) -> list[AgentMessage]:
+        return [AgentMessage(type="result", content="x" * int(instruction))]
+
+    await start(agents, hub, "agent-1", sized)
+    status, body = await execute(hub, str(60_000))
+    assert status == 200 and len(body["result"][0]["content"]) == 60_000, body
+    status, body = await execute(hub, str(200_000))
+    if hub.name == "aws":
+        assert status == 413 and body["code"] == "PAYLOAD_TOO_LARGE" and "131072" in body["error"], body
+    else:
+        assert status == 200 and len(body["result"][0]["content"]) == 200_000

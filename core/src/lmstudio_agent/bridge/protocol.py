@@ -3,7 +3,8 @@
 Every frame is a :class:`~lmstudio_agent.messages.WebSocketMessage` (``{"type", "data", "metadata"}``) carried
 as a JSON text frame. The API reference's messages are kept exactly (``agent:register``,
 ``registration:success``, ``task:execute``, ``task:result``); the few a working hub needs are added and
-documented in docs/readme/bridge.md: ``registration:error``, ``task:cancel``, ``heartbeat`` /
+documented in docs/readme/bridge.md: ``registration:error`` (and the optional ``max_message_bytes`` of
+``registration:success``), ``task:cancel``, ``heartbeat`` /
 ``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
 of ``agent:register``, the optional ``documents`` of ``task:execute`` and the optional ``code`` of an error
 ``task:result``. For streamed runs the hub sets ``stream: true`` on ``task:execute`` and the agent sends its
@@ -84,7 +85,12 @@ class RegisterData(_Data):
 
 
 class RegistrationSuccessData(_Data):
+    """``registration:success``; ``max_message_bytes`` (optional): the largest message this hub accepts, when
+    it is smaller than the protocol's frame limit (API Gateway: 128 KB), so the agent refuses a larger result
+    itself with PAYLOAD_TOO_LARGE instead of losing its connection."""
+
     agent_id: _Id
+    max_message_bytes: Optional[int] = Field(default=None, ge=1024)
 
 
 class RegistrationErrorData(_Data):

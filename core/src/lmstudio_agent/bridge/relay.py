@@ -144,13 +144,15 @@ class FrameOutcome:
     failed_task: str | None = None
 
 
-def registration_success(agent_id: str) -> str:
+def registration_success(agent_id: str, max_message_bytes: int | None = None) -> str:
     """The ``registration:success`` frame.
 
     Args:
         agent_id: The registered id.
+        max_message_bytes: The hub's message limit, when it is below the protocol's frame limit.
     """
-    return encode(RegistrationSuccessMessage(data=RegistrationSuccessData(agent_id=agent_id)))
+    limit = max_message_bytes if max_message_bytes is not None and max_message_bytes < MAX_FRAME_BYTES else None
+    return encode(RegistrationSuccessMessage(data=RegistrationSuccessData(agent_id=agent_id, max_message_bytes=limit)))
 
 
 def registration_error(agent_id: str | None, code: ErrorCode, message: str) -> str:
