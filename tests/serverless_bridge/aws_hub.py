@@ -271,7 +271,7 @@ class AwsHub:
 
     name = "aws"
 
-    def __init__(self, agents_text: str, client_key: str, deadline_seconds: float = 10.0) -> None:
+    def __init__(self, agents_text: str, client_key: str, deadline_seconds: float = 25.0) -> None:
         self.agents_text = agents_text
         self.client_key = client_key
         self.deadline_seconds = deadline_seconds

@@ -38,7 +38,7 @@ class CloudflareHub:
 
     name = "cloudflare"
 
-    def __init__(self, agents_text: str, client_key: str, deadline_seconds: float = 10.0) -> None:
+    def __init__(self, agents_text: str, client_key: str, deadline_seconds: float = 25.0) -> None:
         self.entry = load_entry()
         self.env = WorkerEnv(
             vars={"EXECUTE_DEADLINE_SECONDS": f"{deadline_seconds:g}", "CACHE_TTL_SECONDS": "3600",

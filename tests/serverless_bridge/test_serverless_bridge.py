@@ -187,8 +187,21 @@ async def test_a_stale_connection_leaves_the_directory(serverless_hub, agents):
     assert fresh.agent.tasks_done == 1 and stale.agent.tasks_done == 0
 
 
-async def test_ten_agents_two_hundred_tasks_none_lost_none_twice(serverless_hub, agents):
-    hub = serverless_hub
+@pytest.mark.parametrize("kind", ["cloudflare", "aws"])
+async def test_ten_agents_two_hundred_tasks_none_lost_none_twice(kind, agents):
+    from .conftest import make_hub
+
+    # What is asserted is that no task is lost or answered twice, not speed: a generous deadline, since moto and
+    # the Lambda threads share this machine's two CPUs with the rest of the suite.
+    hub = await make_hub(kind, deadline_seconds=90.0)
+    try:
+        await _ten_agents_two_hundred_tasks(hub, agents)
+    finally:
+        await agents.close()
+        await hub.stop()
+
+
+async def _ten_agents_two_hundred_tasks(hub, agents) -> None:
     handles = [await start(agents, hub, f"agent-{n}", max_concurrency=4) for n in range(1, 11)]
     semaphore = asyncio.Semaphore(20)  # clients calling at once
 
@@ -198,7 +211,7 @@ async def test_ten_agents_two_hundred_tasks_none_lost_none_twice(serverless_hub,
         assert status == 200, body
         return body["result"][0]["content"]
 
-    answers = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(200))), 120)
+    answers = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(200))), 300)
     assert sorted(answers) == sorted(f"echo: task {n} []" for n in range(200))
     # Each client got one answer, its own (above). Delivery to agents is at least once, as on the process hub:
     # a task runs twice only when the connection it was on was lost (on this loaded machine a keepalive may
