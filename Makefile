@@ -59,7 +59,7 @@ include $(sort $(wildcard mk/*.mk))
 # Every component's install stamp: `make test` installs all of them. (Targets from mk/*.mk.)
 ALL_STAMPS := $(STAMPS)/core $(STAMPS)/gateway $(STAMPS)/lambda $(STAMPS)/worker $(STAMPS)/finetune $(FT_LORA_CONVERTER) \
 	$(STAMPS)/browser $(STAMPS)/clients
-BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge bench-size
+BENCH_TARGETS := bench-core bench-gateway bench-lambda bench-bridge bench-serverless-bridge bench-size
 
 run: $(STAMPS)/core $(STAMPS)/gateway ## install, start the embedded model, run real agent tasks end to end
 	$(PY) scripts/run_demo.py

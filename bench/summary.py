@@ -1,6 +1,6 @@
 """Print every benchmark figure beside its target, marking misses, with the machine each came from.
 
-    python bench/summary.py DIR [NAME ...]     # NAME: core, gateway_tokens, bridge, lambda, sizes (default: all found)
+    python bench/summary.py DIR [NAME ...]     # NAME: core, gateway_tokens, bridge, lambda, sizes, serverless_bridge (default: all found)
 
 `make bench` runs it on the figures it just measured (DIR is .venv/bench-results, or bench/results with RECORD=1).
 Exit status 0 even when a target is missed: a benchmark reports, the tests assert.
@@ -81,8 +81,16 @@ def _sizes(d: dict) -> list[Figure]:
     ]
 
 
+def _serverless_bridge(d: dict) -> list[Figure]:
+    names = {"process_hub": "bridge /execute, process hub", "cloudflare_durable_objects": "  Worker + Durable Objects",
+             "aws_api_gateway_websocket": "  Lambda + API Gateway WS"}
+    return [Figure(names.get(name, name), f"p50 {f['p50_ms']:.2f} / p99 {f['p99_ms']:.1f} ms", "", None)
+            for name, f in d["hubs"].items()]
+
+
 EXTRACTORS: dict[str, Callable[[dict], list[Figure]]] = {
     "core": _core, "gateway_tokens": _gateway, "bridge": _bridge, "lambda": _lambda, "sizes": _sizes,
+    "serverless_bridge": _serverless_bridge,
 }
 
 

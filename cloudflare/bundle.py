@@ -24,7 +24,7 @@ CORE_PACKAGE = REPO_ROOT / "core" / "src" / "lmstudio_agent"
 PYTHON_MODULES = WORKER_DIR / "python_modules"
 DEFAULT_OUTDIR = WORKER_DIR / "dist"
 WRANGLER_TIMEOUT_SECONDS = 300
-ENTRY_MODULES = ("entry.py", "kv_cache.py", "do_runs.py")
+ENTRY_MODULES = ("entry.py", "kv_cache.py", "do_runs.py", "do_bridge.py", "js_streams.py")
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -5,6 +5,10 @@ invoke, already authorised by IAM: ``contract.handle_request``) and its answer a
 allow-list, the cache rules, the deadline, the error shape) lives in ``lmstudio_agent.contract``; this module
 only translates events, reads secrets and wires the DynamoDB cache store. Heavy imports (boto3, the agent
 loop) wait for the first request that needs them.
+
+With ``BRIDGE_AGENTS_SECRET`` set the stack is also a bridge hub (ws_bridge.py): agents connect out to the
+WebSocket API (:func:`bridge_handler` answers its routes) and ``/execute`` and ``/runs`` run on them through
+core's ``RelayBackend``, in place of an LM Studio behind a tunnel.
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ def _get_runtime() -> _Runtime:
     global _runtime
     from lmstudio_agent.service import EndpointService, UnconfiguredBackend, load_settings
 
+    if os.environ.get("BRIDGE_AGENTS_SECRET"):
+        return _bridge_runtime()
     try:
         token = _secret("LM_STUDIO_TOKEN_SECRET")
     except AgentError as exc:
@@ -135,6 +141,56 @@ def _get_runtime() -> _Runtime:
     _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest,
                         _run_service(backend, settings))
     return _runtime
+
+
+def _bridge_identities() -> Any:
+    """The agents the bridge admits: the BRIDGE_AGENTS secret (Powertools' cache, re-read after max_age)."""
+    from lmstudio_agent.bridge.identities import Identities, parse_identities
+
+    text = _secret("BRIDGE_AGENTS_SECRET")
+    return Identities(tuple(parse_identities(text or "", source="BRIDGE_AGENTS secret")))
+
+
+def _bridge_runtime() -> _Runtime:
+    """The bridge hub's runtime: core's RelayBackend over the connections and tasks tables (ws_bridge.py);
+    rebuilt when the identities secret changes. The LM Studio settings are not needed: agents reach theirs."""
+    global _runtime
+    from lmstudio_agent.bridge.identities import IdentityError
+    from lmstudio_agent.bridge.relay import RelayBackend
+    from lmstudio_agent.service import EndpointSettings, UnconfiguredBackend
+
+    try:
+        identities = _bridge_identities()
+    except AgentError as exc:
+        return _Runtime(None, UnconfiguredBackend(exc), None, "")
+    except IdentityError as exc:
+        logger.error("the BRIDGE_AGENTS secret is malformed", extra={"reason": str(exc)})
+        return _Runtime(None, UnconfiguredBackend(AgentError(ErrorCode.INTERNAL_ERROR,
+                                                             "The bridge is misconfigured: BRIDGE_AGENTS")), None, "")
+    digest = hashlib.sha256(repr(identities).encode() + str([a.fingerprint() for a in identities.agents]).encode()).hexdigest()
+    if _runtime is not None and _runtime.token_digest == digest:
+        return _runtime
+    from dynamo_cache import DynamoCacheStore
+    from ws_bridge import AwsRelay, Tables, callback_url
+
+    try:
+        settings = EndpointSettings.from_env({**os.environ, "LM_STUDIO_URL": os.environ.get("LM_STUDIO_URL") or "http://bridge.invalid/v1"})
+    except Exception:
+        settings = None
+    backend = RelayBackend(AwsRelay(Tables(), callback_url()), identities=identities,
+                           default_model=os.environ.get("BRIDGE_MODEL", ""), scope="aws-bridge")
+    table = os.environ.get("CACHE_TABLE")
+    _runtime = _Runtime(settings, backend, DynamoCacheStore(table) if table else None, digest,
+                        _run_service(backend, settings) if settings is not None else None)
+    return _runtime
+
+
+def bridge_handler(event: Any, context: Any) -> dict[str, Any]:
+    """The bridge's WebSocket routes (``$connect``, ``$default``, ``$disconnect``): ws_bridge.handler, with the
+    identities read through this container's cached secret."""
+    from ws_bridge import handler
+
+    return handler(event, context, identities=_bridge_identities)
 
 
 def _mcp_servers() -> Any:

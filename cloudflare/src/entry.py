@@ -4,11 +4,14 @@ It turns the Worker request into one ``routes.route`` call (the contract's ``han
 execute) and the result into a ``Response``; ``/runs`` goes, once the key is checked, to the run's Durable Object.
 Routing, auth, validation, the cache rules, the deadline and the error shape all live in the core; what
 is Worker-specific is reading ``self.env`` (vars, secrets, the KV binding) and the platform's limits.
+
+With the ``BRIDGE_AGENTS`` secret and the ``AGENTS`` binding the Worker is also a bridge hub (do_bridge.py):
+agents connect out to ``/bridge``, and ``/execute`` and ``/runs`` run on them (core's ``RelayBackend``)
+instead of on an LM Studio behind a tunnel.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -17,9 +20,14 @@ from urllib.parse import urlsplit
 
 from workers import DurableObject, Response, WorkerEntrypoint
 
+from do_bridge import AGENTS_BINDING, AgentObject, DirectoryObject, WorkerRelay, bridge_enabled, identities_of
 from do_runs import DurableRunStore
+from js_streams import _PUMPS, to_stream_response  # noqa: F401 - _PUMPS: the tests wait on it
 from kv_cache import KVCacheStore
 from lmstudio_agent import contract
+from lmstudio_agent.bridge.identities import IdentityError
+from lmstudio_agent.bridge.relay import RelayBackend
+from lmstudio_agent.contract import presented_key
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.routes import RUNS_CORS_METHODS, check_key, route
 from lmstudio_agent.runs import RunService, new_run_id, run_id_of
@@ -45,6 +53,9 @@ INTERNAL_ERROR_BODY = '{"success":false,"error":"Internal error in the Worker","
 
 # Statuses whose responses must not carry a body (the Fetch spec's "null body status"; JS throws otherwise).
 NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
+BRIDGE_PATH = "/bridge"
+
+__all__ = ["AgentObject", "Default", "DirectoryObject", "RunObject"]  # the classes wrangler.toml binds
 
 
 class Default(WorkerEntrypoint):
@@ -53,6 +64,8 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Response:
         """Never raises: every outcome, a bug included, is a response in the contract's shape."""
         try:
+            if urlsplit(str(request.url)).path == BRIDGE_PATH:
+                return await bridge_connect(request, self.env)
             if is_runs_path(request):
                 return await forward_to_run(request, self.env)
             return to_response(await handle(request, self.env))
@@ -127,11 +140,14 @@ def service_for(settings: EndpointSettings) -> EndpointService:
 def build_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOptions]:
     """This request's backend and limits from the Worker's vars and secrets.
 
-    The HTTP client is per request (one isolate serves concurrent requests, and a Worker may not use one
+    In bridge mode (:func:`do_bridge.bridge_enabled`) the backend is core's ``RelayBackend`` over the agents'
+    Durable Objects. The HTTP client is per request (one isolate serves concurrent requests, and a Worker may not use one
     request's I/O objects in another); the service behind it lives as long as the isolate. A configuration
     error does not break ``/health`` and is reported only to an authenticated client, naming the settings but
     never their values (core's policy, :func:`lmstudio_agent.service.load_settings`).
     """
+    if bridge_enabled(env):
+        return bridge_backend(env)
     try:
         settings = load_settings(EnvView(env))
     except AgentError as exc:
@@ -140,6 +156,50 @@ def build_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOp
     if options.deadline_seconds < settings.deadline_seconds:
         logger.warning("EXECUTE_DEADLINE_SECONDS capped at %gs on Workers", MAX_DEADLINE_SECONDS)
     return service_for(settings).backend(), options
+
+
+def bridge_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOptions]:
+    """The relay over the agents' objects, with the deployment's deadline and cache TTL (LM_STUDIO_URL and
+    the other LM Studio settings are not needed: the agents reach their model servers themselves)."""
+    try:
+        identities = identities_of(env)
+    except IdentityError as exc:
+        logger.error("BRIDGE_AGENTS is malformed: %s", exc)
+        return UnconfiguredBackend(AgentError(ErrorCode.INTERNAL_ERROR, "The bridge is misconfigured: BRIDGE_AGENTS")), \
+            contract.ExecuteOptions()
+    try:
+        options = load_settings(EnvView(env)).options(limit_seconds=MAX_DEADLINE_SECONDS)
+    except AgentError:
+        options = contract.ExecuteOptions()
+    assert identities is not None  # bridge_enabled checked the secret is set
+    return RelayBackend(WorkerRelay(env), identities=identities, default_model=env_value(env, "BRIDGE_MODEL") or "",
+                        scope="worker-bridge"), options
+
+
+async def bridge_connect(request: Any, env: Any) -> Response:
+    """``/bridge``: an agent's WebSocket, handed (once its token is checked) to the object named by the
+    token's ``agent_id``, which accepts it. Refusals are the contract's 401/403 JSON, as on the process hub."""
+    if not bridge_enabled(env):
+        return to_response(contract.error_response(ErrorCode.NOT_FOUND, "The bridge is not configured on this Worker"))
+    headers = list(header_dict(request.headers).items())
+    if (dict(headers).get("upgrade") or "").lower() != "websocket":
+        return to_response(contract.error_response(ErrorCode.INVALID_REQUEST, "Expected a WebSocket upgrade on /bridge"))
+    try:
+        key = presented_key(headers)
+        identities = identities_of(env)
+    except AgentError as exc:
+        return to_response(contract.error_response(exc.code, exc.message, {"WWW-Authenticate": "Bearer"}))
+    except IdentityError as exc:
+        logger.error("BRIDGE_AGENTS is malformed: %s", exc)
+        return to_response(contract.error_response(ErrorCode.INTERNAL_ERROR, "The bridge is misconfigured"))
+    if key is None:
+        return to_response(contract.error_response(ErrorCode.UNAUTHORIZED, "Missing token: send 'Authorization: Bearer <token>'",
+                                                   {"WWW-Authenticate": "Bearer"}))
+    identity = identities.authenticate(key) if identities is not None else None
+    if identity is None or identity.agent_id is None:
+        return to_response(contract.error_response(ErrorCode.FORBIDDEN, "Invalid token"))
+    namespace = getattr(env, AGENTS_BINDING)
+    return await namespace.get(namespace.idFromName(identity.agent_id)).fetch(request)
 
 
 class EnvView:
@@ -201,10 +261,6 @@ def header_dict(headers: Any) -> dict[str, str]:
     return {str(key).lower(): str(value) for key, value in pairs}
 
 
-# Streams being written: a task that nothing references can be collected before it finishes.
-_PUMPS: set[asyncio.Task[None]] = set()
-
-
 def to_response(result: contract.HttpResponse | StreamResponse) -> Response:
     if isinstance(result, StreamResponse):
         return to_stream_response(result)
@@ -213,37 +269,6 @@ def to_response(result: contract.HttpResponse | StreamResponse) -> Response:
         headers.pop("Content-Type", None)
         return Response(None, status=result.status, headers=headers)
     return Response(result.json(), status=result.status, headers=headers)
-
-
-def to_stream_response(result: StreamResponse) -> Response:
-    """A streamed answer: a ``Response`` over a TransformStream's readable side, written by a task as the
-    chunks come (the pattern of the SDK's own ASGI adapter). The Workers runtime keeps the request alive while
-    its body is being written; a client that goes away makes the next write fail, which stops the run."""
-    from js import TextEncoder, TransformStream  # the Workers runtime's JS globals
-
-    pipe = TransformStream.new()
-    writer = pipe.writable.getWriter()
-    encoder = TextEncoder.new()
-
-    async def pump() -> None:
-        try:
-            async for chunk in result.body:
-                await writer.write(encoder.encode(chunk.decode("utf-8")))
-        except Exception:  # the client left (the write rejected) or the run broke: stop, say nothing more
-            logger.info("a streamed answer stopped early", exc_info=True)
-        finally:
-            aclose = getattr(result.body, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            try:
-                await writer.close()
-            except Exception:
-                pass
-
-    task = asyncio.ensure_future(pump())
-    _PUMPS.add(task)
-    task.add_done_callback(_PUMPS.discard)
-    return Response(pipe.readable, status=result.status, headers=result.all_headers())
 
 
 # ------------------------------------------------------------------------------------------- async runs

@@ -69,37 +69,9 @@ class HubDriver:
             await asyncio.sleep(0.01)
 
     async def _start_agent(self, agent_id: str, model: str) -> None:
-        config = self.config
-        settings = EndpointSettings(
-            lm_studio_url=config.upstream_url,
-            lm_studio_token=SecretStr(config.upstream_token) if config.upstream_token else None,
-            model=model,
-            tool_mode=ToolMode(config.tool_mode),
-            deadline_seconds=config.deadline_seconds,
-            cache_ttl_seconds=max(60, config.cache_ttl_seconds),
-            allowed_tools=config.allowed_tools,
-        )
-        backend = AgentBackend(settings)
+        backend, serving = home_agent(self.config, self.hub.url, agent_id, model, AGENT_TOKEN)
         self.backends.append(backend)
-
-        async def runner(instruction: str, tools: list[str],
-                         documents: Optional[dict[str, str]] = None) -> list[AgentMessage]:
-            return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
-                                     documents=documents)
-
-        def streamer(instruction: str, tools: list[str], documents: Optional[dict[str, str]] = None):
-            return backend.stream(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
-                                  documents=documents)
-
-        self.serving.append(
-            asyncio.ensure_future(
-                serve_agent(
-                    runner, bridge_url=self.hub.url, agent_id=agent_id, token=AGENT_TOKEN, model=model,
-                    capabilities=["llm", "tool-use"], registry=backend.registry, max_concurrency=4,
-                    streamer=streamer, forwarder=backend.forward_chat,
-                )
-            )
-        )
+        self.serving.append(serving)
 
     def request(
         self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None, body: RequestBody = None
@@ -146,6 +118,48 @@ class HubDriver:
         await self.hub.stop()
         for backend in self.backends:
             await backend.aclose()
+
+
+def home_agent(config: EndpointConfig, url: str, agent_id: str, model: str, token: str
+               ) -> tuple[AgentBackend, asyncio.Future[None]]:
+    """A home agent serving ``model`` through the core agent loop (``AgentBackend``, as the Lambda and the
+    Worker run it) on the scripted upstream, connected out to the hub at ``url``; call on the running loop.
+
+    Args:
+        config: The deployment's settings (upstream, token, tool mode, allow-list, deadline).
+        url: The hub's WebSocket URL.
+        agent_id: The agent's id.
+        model: The model it serves.
+        token: Its token.
+    """
+    settings = EndpointSettings(
+        lm_studio_url=config.upstream_url,
+        lm_studio_token=SecretStr(config.upstream_token) if config.upstream_token else None,
+        model=model,
+        tool_mode=ToolMode(config.tool_mode),
+        deadline_seconds=config.deadline_seconds,
+        cache_ttl_seconds=max(60, config.cache_ttl_seconds),
+        allowed_tools=config.allowed_tools,
+    )
+    backend = AgentBackend(settings)
+
+    async def runner(instruction: str, tools: list[str],
+                     documents: Optional[dict[str, str]] = None) -> list[AgentMessage]:
+        return await backend.run(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
+                                 documents=documents)
+
+    def streamer(instruction: str, tools: list[str], documents: Optional[dict[str, str]] = None):
+        return backend.stream(instruction, backend.select_tools(tools), model, Deadline(config.deadline_seconds),
+                              documents=documents)
+
+    serving = asyncio.ensure_future(
+        serve_agent(
+            runner, bridge_url=url, agent_id=agent_id, token=token, model=model,
+            capabilities=["llm", "tool-use"], registry=backend.registry, max_concurrency=4, streamer=streamer,
+            forwarder=backend.forward_chat,
+        )
+    )
+    return backend, serving
 
 
 def make_driver(config: EndpointConfig) -> HubDriver:

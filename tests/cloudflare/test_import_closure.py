@@ -19,7 +19,7 @@ VENDORED = {
     "pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection",
     "httpx", "httpcore", "anyio", "sniffio", "h11", "idna", "certifi",
 }
-WORKER_MODULES = {"lmstudio_agent", "entry", "kv_cache", "do_runs", "workers", "tests"}
+WORKER_MODULES = {"lmstudio_agent", "entry", "kv_cache", "do_runs", "do_bridge", "js_streams", "workers", "tests"}
 
 PROBE = textwrap.dedent(
     """

@@ -112,12 +112,21 @@ def test_least_privilege_iam(template):
         for action in statement_actions:
             actions[action] = resources
     assert set(actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue",
-                            "lambda:InvokeFunction"}
-    assert actions["dynamodb:GetItem"] == [{"GetAtt": "RunsTable.Arn"}]  # the last statement naming it
+                            "lambda:InvokeFunction", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan",
+                            "execute-api:ManageConnections"}
+    # The bridge's reads, writes and scans reach its own two tables only (the last statement naming them).
+    bridge_tables = [{"GetAtt": "BridgeConnectionsTable.Arn"}, {"GetAtt": "BridgeTasksTable.Arn"}]
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"):
+        assert actions[action] == bridge_tables
+    # Posting to agents: this stack's WebSocket API, its prod stage, its connections.
+    assert actions["execute-api:ManageConnections"] == [
+        {"Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${BridgeApi}/prod/*/@connections/*"}]
     secrets = actions["secretsmanager:GetSecretValue"]
-    assert len(secrets) == 3
-    # The third, the optional mcp.json secret, is granted only when its name is set.
+    assert len(secrets) == 4
+    # The third, the optional mcp.json secret, is granted only when its name is set; the fourth, the bridge's
+    # agents, likewise.
     assert secrets[2]["If"][0] == "HasMcpConfig" and secrets[2]["If"][2] == {"Ref": "AWS::NoValue"}
+    assert secrets[3]["If"][0] == "HasBridge" and secrets[3]["If"][2] == {"Ref": "AWS::NoValue"}
     assert template["Conditions"]["HasMcpConfig"] == {"Not": [{"Equals": [{"Ref": "McpConfigSecretName"}, ""]}]}
     assert template["Parameters"]["McpConfigSecretName"]["Default"] == ""
     assert actions["lambda:InvokeFunction"] == [{"GetAtt": "RunnerFunction.Arn"}]  # only the runner
@@ -130,7 +139,9 @@ def test_the_runner_runs_past_api_gateways_limit_with_least_privilege(template):
     assert float(runner["Environment"]["Variables"]["RUN_DEADLINE_SECONDS"]) + 30 <= runner["Timeout"]
     (policy,) = runner["Policies"]
     granted = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
-    assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}
+    # Its own runs table, the model token, and (a run through the bridge) the bridge's tables and connections.
+    assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue", "dynamodb:UpdateItem",
+                       "dynamodb:DeleteItem", "dynamodb:Scan", "execute-api:ManageConnections"}
     for statement in policy["Statement"]:
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert all(r != "*" for r in resources)
@@ -145,3 +156,38 @@ def test_no_secret_in_the_template(template):
     env = template["Resources"]["AgentFunction"]["Properties"]["Environment"]["Variables"]
     assert "LM_STUDIO_TOKEN" not in env and "CLIENT_API_KEY" not in env  # only the secrets' names travel
     assert {"CLIENT_API_KEY_SECRET", "LM_STUDIO_TOKEN_SECRET", "CACHE_TABLE", "MCP_CONFIG_SECRET"} <= set(env)
+
+
+def test_the_bridge_hub_is_a_websocket_api_with_three_routes_to_the_bridge_function(template):
+    resources = template["Resources"]
+    api = resources["BridgeApi"]
+    assert api["Type"] == "AWS::ApiGatewayV2::Api" and api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    routes = {r["Properties"]["RouteKey"]: r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    for route in routes.values():
+        assert route["Properties"]["Target"] == {"Sub": "integrations/${BridgeIntegration}"}
+    integration = resources["BridgeIntegration"]["Properties"]
+    assert integration["IntegrationType"] == "AWS_PROXY" and "${BridgeFunction.Arn}" in integration["IntegrationUri"]["Sub"]
+    stage = resources["BridgeStage"]["Properties"]
+    assert stage["StageName"] == "prod" and stage["DeploymentId"] == {"Ref": "BridgeDeployment"}
+    assert set(resources["BridgeDeployment"]["DependsOn"]) == {"BridgeConnectRoute", "BridgeDisconnectRoute",
+                                                                "BridgeDefaultRoute"}
+    function = resources["BridgeFunction"]["Properties"]
+    assert function["Handler"] == "app.bridge_handler"
+    assert resources["BridgeInvokePermission"]["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    for name, key in (("BridgeConnectionsTable", "pk"), ("BridgeTasksTable", "task_id")):
+        table = resources[name]["Properties"]
+        assert table["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+        assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    # The functions that post to agents may manage the API's connections and read both tables.
+    for name in ("AgentFunction", "RunnerFunction", "BridgeFunction"):
+        props = resources[name]["Properties"]
+        variables = props["Environment"]["Variables"]
+        assert variables["CONNECTIONS_TABLE"] == {"Ref": "BridgeConnectionsTable"}
+        assert variables["TASKS_TABLE"] == {"Ref": "BridgeTasksTable"}
+        assert "${BridgeApi}" in variables["BRIDGE_CALLBACK_URL"]["Sub"]
+        statements = props["Policies"][0]["Statement"]
+        assert any(s.get("Action") == "execute-api:ManageConnections" for s in statements if isinstance(s, dict)), name
+    assert (ROOT / "lambda" / "ws_bridge.py").exists()
+    assert "ws_bridge.py" in (ROOT / "lambda" / "Makefile").read_text()
+    assert "wss://${BridgeApi}" in template["Outputs"]["BridgeUrl"]["Value"]["Sub"]

@@ -62,33 +62,16 @@ from lmstudio_agent.bridge.protocol import (
     TaskExecuteData,
     TaskExecuteMessage,
     TaskResultMessage,
+    agent_code,
     encode,
     error_frame,
     parse_frame,
 )
 
-from .identities import AgentIdentity, IdentityError, Identities, IdentitySource
+from .identities import AgentIdentity, IdentityError, Identities, IdentitySource, refusal_of
 
 logger = logging.getLogger("lmstudio_hub.hub")
 
-# The codes an agent may report for a failed task. Anything else (an auth or hub code, or a code this
-# version does not know) reaches the client as UPSTREAM_ERROR, so an agent cannot impersonate the hub.
-AGENT_CODES = frozenset(
-    {
-        ErrorCode.MODEL_NOT_LOADED,
-        ErrorCode.CONNECTION_FAILED,
-        ErrorCode.INVALID_INSTRUCTION,
-        ErrorCode.TOOL_EXECUTION_FAILED,
-        ErrorCode.INVALID_REQUEST,
-        ErrorCode.UNKNOWN_TOOL,
-        ErrorCode.PAYLOAD_TOO_LARGE,
-        ErrorCode.UPSTREAM_TIMEOUT,
-        ErrorCode.UPSTREAM_ERROR,
-        ErrorCode.MODEL_OUTPUT_INVALID,
-        ErrorCode.NO_ANSWER,
-        ErrorCode.INTERNAL_ERROR,
-    }
-)
 MAX_ERROR_CHARS = 2000
 
 
@@ -523,7 +506,7 @@ class BridgeHub:
         if isinstance(answer, ChatChunkData):  # a stream for a request that asked for none: a broken agent
             raise AgentError(ErrorCode.UPSTREAM_ERROR, "The agent streamed an answer that was asked for whole")
         if answer.status == "error":
-            raise AgentError(_agent_code(answer.code), (answer.error or "")[:MAX_ERROR_CHARS])
+            raise AgentError(agent_code(answer.code), (answer.error or "")[:MAX_ERROR_CHARS])
         if answer.body is None:
             raise AgentError(ErrorCode.UPSTREAM_ERROR, "The agent's answer has no body")
         return answer.body
@@ -537,7 +520,7 @@ class BridgeHub:
                 yield b"data: " + answer.data.encode() + b"\n\n"
                 answer = await self._next_answer(chat, deadline)
             if answer.status == "error":
-                raise AgentError(_agent_code(answer.code), (answer.error or "")[:MAX_ERROR_CHARS])
+                raise AgentError(agent_code(answer.code), (answer.error or "")[:MAX_ERROR_CHARS])
         except AgentError as exc:
             error = {"error": {"message": exc.message, "type": "server_error", "param": None, "code": exc.code.value}}
             yield b"data: " + json.dumps(error).encode() + b"\n\n"
@@ -800,12 +783,7 @@ class BridgeHub:
             await conn.send(_registration_error(data.agent_id, ErrorCode.NO_AGENT_AVAILABLE, "The hub is shutting down"))
             await conn.close(CloseCode.GOING_AWAY, "hub shutting down")
             return None
-        refusal = None
-        if identity.agent_id is not None and data.agent_id != identity.agent_id:
-            refusal = f"this token belongs to agent {identity.agent_id!r}, not {data.agent_id!r}"
-        elif not identity.may_offer(data.tools):
-            allowed = sorted(set(data.tools) - (identity.tools or frozenset()))
-            refusal = f"agent {data.agent_id!r} may not offer tool(s): {', '.join(allowed)}"
+        refusal = refusal_of(identity, data.agent_id, data.tools)
         if refusal is not None:
             logger.warning("refused a registration from %s: %s", conn.remote_address, refusal)
             await conn.send(_registration_error(data.agent_id, ErrorCode.FORBIDDEN, refusal))
@@ -922,7 +900,7 @@ class BridgeHub:
             self.stats.completed += 1
             task.future.set_result(list(data.result or []))
         else:
-            self._fail(task, AgentError(_agent_code(data.code), (data.error or "")[:MAX_ERROR_CHARS]))
+            self._fail(task, AgentError(agent_code(data.code), (data.error or "")[:MAX_ERROR_CHARS]))
         self._drain()
         return None
 
@@ -942,11 +920,3 @@ class BridgeHub:
 
 def _registration_error(agent_id: str | None, code: ErrorCode, message: str) -> str:
     return encode(RegistrationErrorMessage(data=RegistrationErrorData(agent_id=agent_id, error=message, code=code)))
-
-
-def _agent_code(code: str | None) -> ErrorCode:
-    try:
-        parsed = ErrorCode(code) if code else ErrorCode.UPSTREAM_ERROR
-    except ValueError:
-        return ErrorCode.UPSTREAM_ERROR
-    return parsed if parsed in AGENT_CODES else ErrorCode.UPSTREAM_ERROR

@@ -1,167 +1,19 @@
-"""Agent identities: which token may connect as which ``agent_id``, offering which tools.
+"""Agent identities: core's :mod:`lmstudio_agent.bridge.identities`, named here too for the hub's callers.
 
-The list comes from a file (``--agents-file`` / ``BRIDGE_AGENTS_FILE``) or an environment variable
-(``BRIDGE_AGENTS``), one agent a line (``;`` also separates entries in the variable)::
-
-    # agent_id: token  tools (comma-separated, or * for any tool)
-    home-pc: 3b1f0c...e9  analyze_sentiment,extract_data
-    gpu-box: 77aa41...02  *
-
-A token is at least ``MIN_TOKEN_CHARS`` characters and belongs to one agent. An agent may register only its
-own ``agent_id`` and only tools its line names. Errors name the line, never a token.
-
-The shared token (``--token`` / ``BRIDGE_TOKEN``) is the simple mode: whoever holds it may register any
-``agent_id`` with any tools, so every such agent is trusted as one owner. Both may be configured at once.
+The list and its rules live in the core once, because the serverless hubs (the Worker's Durable Objects and
+the Lambda WebSocket handlers) admit agents by the same rules and carry only the core package.
 """
 
-from __future__ import annotations
+from lmstudio_agent.bridge.identities import (
+    MIN_TOKEN_CHARS,
+    SHARED,
+    AgentIdentity,
+    Identities,
+    IdentityError,
+    IdentitySource,
+    parse_identities,
+    refusal_of,
+)
 
-import hashlib
-import hmac
-import os
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-from collections.abc import Iterable
-
-MIN_TOKEN_CHARS = 16
-SHARED = "*shared*"  # the owner name of agents that connected with the shared token
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
-_TOOL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-class IdentityError(ValueError):
-    """The identity list is malformed; the message names the source and line (never a token)."""
-
-
-@dataclass(frozen=True)
-class AgentIdentity:
-    """One agent the hub admits. ``tools`` None: any tool (``*``). ``agent_id`` None: the shared token."""
-
-    agent_id: str | None
-    token: str = field(repr=False)
-    tools: frozenset[str] | None
-
-    @property
-    def owner(self) -> str:
-        return self.agent_id if self.agent_id is not None else SHARED
-
-    def may_offer(self, tools: Iterable[str]) -> bool:
-        return self.tools is None or self.tools.issuperset(tools)
-
-    def fingerprint(self) -> str:
-        """What revocation compares: a change of token or tools revokes the connection made with the old one."""
-        tools = "*" if self.tools is None else ",".join(sorted(self.tools))
-        return hashlib.sha256(f"{self.agent_id}\0{self.token}\0{tools}".encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Identities:
-    """The admitted agents (per-agent tokens) and, optionally, the shared token."""
-
-    agents: tuple[AgentIdentity, ...] = ()
-    shared_token: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        ids = [a.agent_id for a in self.agents]
-        if len(set(ids)) != len(ids):
-            raise IdentityError("an agent_id is listed twice")
-        tokens = [a.token for a in self.agents] + ([self.shared_token] if self.shared_token else [])
-        if len(set(tokens)) != len(tokens):
-            raise IdentityError("two agents (or an agent and the shared token) have the same token")
-
-    @property
-    def empty(self) -> bool:
-        return not self.agents and not self.shared_token
-
-    def authenticate(self, token: str) -> AgentIdentity | None:
-        """The identity whose token this is (every token compared, each in constant time), or None."""
-        found: AgentIdentity | None = None
-        presented = token.encode()
-        for identity in self.agents:
-            if hmac.compare_digest(presented, identity.token.encode()):
-                found = identity
-        if self.shared_token and hmac.compare_digest(presented, self.shared_token.encode()):
-            found = AgentIdentity(None, self.shared_token, None)
-        return found
-
-    def get(self, agent_id: str) -> AgentIdentity | None:
-        return next((a for a in self.agents if a.agent_id == agent_id), None)
-
-    def shared(self) -> AgentIdentity | None:
-        return AgentIdentity(None, self.shared_token, None) if self.shared_token else None
-
-    def owners_of(self, tools: Iterable[str]) -> list[str]:
-        """Who may serve a task naming ``tools``: the agents allowed every one of them (and the shared mode)."""
-        names = list(tools)
-        owners = sorted(a.owner for a in self.agents if a.may_offer(names))
-        return owners + ([SHARED] if self.shared_token else [])
-
-    def current(self, identity: AgentIdentity) -> bool:
-        """Whether ``identity`` (what a connection authenticated as) is still admitted, unchanged."""
-        if identity.agent_id is None:
-            shared = self.shared_token
-            return bool(shared) and shared is not None and hmac.compare_digest(identity.token.encode(), shared.encode())
-        now = self.get(identity.agent_id)
-        return now is not None and now.fingerprint() == identity.fingerprint()
-
-
-def parse_identities(text: str, *, source: str = "BRIDGE_AGENTS") -> list[AgentIdentity]:
-    """The ``agent_id: token tools`` lines of ``text`` (blank lines and ``#`` comments skipped)."""
-    identities: list[AgentIdentity] = []
-    for number, line in enumerate(re.split(r"[\n;]", text), start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        agent_id, sep, rest = line.partition(":")
-        agent_id = agent_id.strip()
-        parts = rest.split()
-        where = f"{source}, entry {number}"
-        if not sep or not _ID.match(agent_id):
-            raise IdentityError(f"{where}: expected 'agent_id: token tools' with an agent_id of letters, digits, ._@-")
-        if len(parts) != 2:
-            raise IdentityError(f"{where} ({agent_id}): expected a token and the tools (comma-separated, or *)")
-        token, tools_text = parts
-        if len(token) < MIN_TOKEN_CHARS:
-            raise IdentityError(f"{where} ({agent_id}): the token must be at least {MIN_TOKEN_CHARS} characters")
-        if tools_text == "*":
-            tools = None
-        else:
-            names = [t.strip() for t in tools_text.split(",") if t.strip()]
-            bad = [t for t in names if not _TOOL.match(t)]
-            if not names or bad:
-                raise IdentityError(f"{where} ({agent_id}): tools must be comma-separated names, or *")
-            tools = frozenset(names)
-        identities.append(AgentIdentity(agent_id, token, tools))
-    return identities
-
-
-@dataclass
-class IdentitySource:
-    """Where the identities come from; :meth:`load` reads them again (the file on every call)."""
-
-    shared_token: str | None = field(default=None, repr=False)
-    agents_file: Path | None = None
-    agents_env: str | None = field(default=None, repr=False)
-
-    def load(self) -> Identities:
-        agents: list[AgentIdentity] = []
-        if self.agents_env:
-            agents += parse_identities(self.agents_env, source="BRIDGE_AGENTS")
-        if self.agents_file is not None:
-            try:
-                text = self.agents_file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise IdentityError(f"cannot read the agents file {self.agents_file}: {exc.__class__.__name__}") from None
-            agents += parse_identities(text, source=str(self.agents_file))
-        return Identities(tuple(agents), self.shared_token or None)
-
-    def stamp(self) -> tuple[float, int] | None:
-        """The agents file's (mtime, size), to notice a change without reading it."""
-        if self.agents_file is None:
-            return None
-        try:
-            st = os.stat(self.agents_file)
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
+__all__ = ["MIN_TOKEN_CHARS", "SHARED", "AgentIdentity", "Identities", "IdentityError", "IdentitySource",
+           "parse_identities", "refusal_of"]

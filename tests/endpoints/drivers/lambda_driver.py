@@ -130,10 +130,20 @@ def response_of(result: Mapping[str, Any]) -> DriverResponse:
     return DriverResponse.from_parts(int(result["statusCode"]), headers, body)
 
 
+def restore_env(saved: Mapping[str, Optional[str]]) -> None:
+    """Put the environment variables back as ``saved`` holds them (None: unset)."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 class AwsSandbox:
     """moto's in-process AWS with the stack's table and secrets, plus the function's environment variables."""
 
-    def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None,
+                 passthrough_services: tuple[str, ...] = ()) -> None:
         from moto import mock_aws
 
         self.config = config
@@ -153,7 +163,11 @@ class AwsSandbox:
         }
         self._saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        self._mock = mock_aws()
+        # passthrough_services: services moto leaves to a real endpoint (the bridge's management API, served
+        # by its loopback stand-in: moto's own never answers 410 Gone).
+        self._mock = mock_aws(config={"core": {"mock_credentials": True, "reset_boto3_session": True,
+                                               "service_whitelist": None,
+                                               "passthrough": {"urls": [], "services": list(passthrough_services)}}})
         self._mock.start()
         import boto3
 
@@ -186,11 +200,7 @@ class AwsSandbox:
 
     def close(self) -> None:
         self._mock.stop()
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(self._saved)
 
 
 class LambdaDriver:
@@ -202,8 +212,9 @@ class LambdaDriver:
     # arrives whole, once the run is over (see stream()).
     live_stream = False
 
-    def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None) -> None:
-        self.aws = AwsSandbox(config, extra_env=extra_env)
+    def __init__(self, config: EndpointConfig, *, extra_env: Optional[Mapping[str, str]] = None,
+                 passthrough_services: tuple[str, ...] = ()) -> None:
+        self.aws = AwsSandbox(config, extra_env=extra_env, passthrough_services=passthrough_services)
         self.module = load_handler_module()
         self.runners: list[Any] = []  # the runner function's containers
         self.invoked: list[dict[str, Any]] = []  # the async invokes the API function made

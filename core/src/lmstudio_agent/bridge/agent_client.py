@@ -66,6 +66,11 @@ Streamer = Callable[..., AsyncIterator[RunEvent]]  # (instruction, tool_names[, 
 # answer's JSON, or (stream) its Server-Sent Events as bytes (AgentBackend.forward_chat is one).
 Forwarder = Callable[..., Awaitable[Any]]
 _TRANSCRIPT: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
+# Well inside API Gateway's 10-minute idle timeout, and rare enough to cost nothing (one Lambda invocation
+# every 4 minutes on AWS; none on Cloudflare, whose runtime answers it).
+DEFAULT_HEARTBEAT_SECONDS = 240.0
+# API Gateway takes WebSocket frames of at most 32 KB: a longer message goes as fragments of this many characters.
+FRAGMENT_CHARS = 8 * 1024
 
 
 class BridgeRefusedError(AgentError, ConnectionError):
@@ -95,11 +100,16 @@ class BridgeAgent:
         ping_timeout: Seconds to wait for a pong before the connection counts as lost (None: forever).
         backoff_initial: The first reconnect delay, in seconds; it doubles, with jitter, up to ``backoff_max``.
         backoff_max: The longest reconnect delay, in seconds.
-        max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE.
+        max_frame_bytes: The largest frame sent or accepted; a larger result is answered as PAYLOAD_TOO_LARGE
+            (and so is one over the hub's own limit, when its ``registration:success`` names one). Messages are
+            sent in frames of at most 32 KB (API Gateway's frame limit; every hub reassembles them).
         streamer: Runs a task sent with ``stream: true`` and yields its events, each sent as a ``task:event``
             frame before the result (None: such tasks run through ``runner``, with no events).
         forwarder: Passes the hub's ``chat:forward`` requests to this agent's model server (registered as the
             ``chat:forward`` capability; None: the agent takes agent tasks only).
+        heartbeat_interval: Seconds between ``heartbeat`` text frames (None: none). Serverless hubs need them:
+            API Gateway closes a WebSocket idle for 10 minutes whatever its pings, and Cloudflare answers the
+            frame without waking the agent's Durable Object; the process hub answers it too.
     """
 
     def __init__(
@@ -122,8 +132,11 @@ class BridgeAgent:
         max_frame_bytes: int = MAX_FRAME_BYTES,
         streamer: Streamer | None = None,
         forwarder: Forwarder | None = None,
+        heartbeat_interval: float | None = DEFAULT_HEARTBEAT_SECONDS,
     ) -> None:
+        """Set up the session; nothing connects until :meth:`run`."""
         self.runner = runner
+        self.heartbeat_interval = heartbeat_interval
         self.streamer = streamer
         self.forwarder = forwarder
         if forwarder is not None:
@@ -144,6 +157,7 @@ class BridgeAgent:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_frame_bytes = max_frame_bytes
+        self.send_limit = max_frame_bytes  # lowered by a hub that names a smaller message limit
         self.registered = asyncio.Event()  # set while registered with a hub
         self.registrations = 0  # how many times it has registered (1 + reconnects)
         self.tasks_done = 0
@@ -153,10 +167,12 @@ class BridgeAgent:
 
     @property
     def agent_id(self) -> str:
+        """The id this agent registers under."""
         return self.registration.agent_id
 
     @property
     def tools(self) -> frozenset[str]:
+        """The names of the tools this agent registers (and runs)."""
         return frozenset(self.registration.tools)
 
     async def run(self) -> None:
@@ -228,6 +244,8 @@ class BridgeAgent:
                 while True:
                     msg = self._parse(await conn.recv())
                     if isinstance(msg, RegistrationSuccessMessage):
+                        hub_limit = msg.data.max_message_bytes
+                        self.send_limit = min(self.max_frame_bytes, hub_limit or self.max_frame_bytes)
                         break
                     if isinstance(msg, RegistrationErrorMessage):
                         refusal = BridgeRefusedError(msg.data.code, f"The hub refused agent {self.agent_id!r}: {msg.data.error}")
@@ -249,12 +267,26 @@ class BridgeAgent:
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter: half fixed, half random, so a crowd of agents spreads out."""
-        ceiling = min(self.backoff_max, self.backoff_initial * (2**failures))
+        ceiling: float = min(self.backoff_max, self.backoff_initial * (2.0**failures))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     # -------------------------------------------------------------------------------------- serving
 
+    async def _heartbeat(self, conn: ClientConnection) -> None:
+        assert self.heartbeat_interval is not None
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self._send_text(conn, encode(HeartbeatMessage()))
+
     async def _serve(self, conn: ClientConnection) -> None:
+        beating = asyncio.ensure_future(self._heartbeat(conn)) if self.heartbeat_interval else None
+        try:
+            await self._receive(conn)
+        finally:
+            if beating is not None:
+                beating.cancel()
+
+    async def _receive(self, conn: ClientConnection) -> None:
         try:
             async for raw in conn:
                 msg = self._parse(raw)
@@ -368,7 +400,7 @@ class BridgeAgent:
         async for event in stream:
             events.append(event)
             text = encode(TaskEventMessage(data=TaskEventData(task_id=task_id, event=event)))
-            if frame_size(text) <= self.max_frame_bytes:
+            if frame_size(text) <= self.send_limit:
                 await self._send_text(conn, text)
         return transcript_of(events)
 
@@ -396,8 +428,8 @@ class BridgeAgent:
                 logger.exception("agent %s: task %s failed unexpectedly", self.agent_id, task_id)
                 result = _error_result(task_id, AgentError(ErrorCode.INTERNAL_ERROR, "Internal error in the agent"))
         text = encode(TaskResultMessage(data=result))
-        if frame_size(text) > self.max_frame_bytes:
-            error = AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"The result exceeds the bridge's frame limit of {self.max_frame_bytes} bytes")
+        if frame_size(text) > self.send_limit:
+            error = AgentError(ErrorCode.PAYLOAD_TOO_LARGE, f"The result exceeds the bridge's message limit of {self.send_limit} bytes")
             text = encode(TaskResultMessage(data=_error_result(task_id, error)))
         await self._send_text(conn, text)
         self.tasks_done += 1
@@ -409,7 +441,10 @@ class BridgeAgent:
 
     async def _send_text(self, conn: ClientConnection, text: str) -> None:
         try:
-            await conn.send(text)
+            if len(text) > FRAGMENT_CHARS:  # one message in frames of at most 32 KB (4 bytes a character)
+                await conn.send(text[i:i + FRAGMENT_CHARS] for i in range(0, len(text), FRAGMENT_CHARS))
+            else:
+                await conn.send(text)
         except ConnectionClosed:
             pass  # the hub requeues what a lost connection held
 

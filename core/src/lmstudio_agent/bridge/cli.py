@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -59,7 +59,7 @@ def agent(
     from ..lmstudio import LMStudioAgent
 
     configure_logging(log_level)
-    options: dict = {}
+    options: dict[str, Any] = {}
     if model:
         options["model_name"] = model
     options["tool_mode"] = mode
