@@ -120,7 +120,9 @@ def test_cli_prints_a_generated_key_once_and_requires_it(tmp_path: Path) -> None
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.2)
         # The banner: the export lines, the generated key in them (once), and the server file with the same values.
-        text = out.read_text()
+        # It is printed once the server has started, which can come a moment after /health first answers.
+        while "export LM_API_TOKEN=" not in (text := out.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
         [line] = [line for line in text.splitlines() if line.strip().startswith("export LM_API_TOKEN=")]
         key = line.split("=", 1)[1]
         assert key.startswith("sk-gw-")

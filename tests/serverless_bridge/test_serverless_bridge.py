@@ -247,7 +247,7 @@ async def test_heartbeats(serverless_hub, agents):
     built = hub.constructed()
     hub.hibernate("agent-1")
     await handle.agent.connection.send(HEARTBEAT_FRAME)
-    await until(lambda: _acked(hub))
+    await until(lambda: _acked(hub), timeout=30)  # a loaded 2-core machine can take seconds
     if hub.name == "cloudflare":
         assert hub.constructed() == built  # the object stayed asleep
 

@@ -47,13 +47,21 @@ def _leaves(value: Any, depth: int = 0) -> Iterable[Any]:
 
 def salient_values(result: str) -> list[str | float]:
     """The values of a result (its text, as the model read it) an answer may state: short strings that are not
-    a status word, and numbers.
+    a status word, and numbers; for a plain-text result, its words of four letters or more and its numbers.
 
     Args:
         result: A tool's result as the model read it (JSON text or plain text).
     """
     out: list[str | float] = []
-    for leaf in _leaves(_parsed(result)):
+    parsed = _parsed(result)
+    if isinstance(parsed, str):  # plain text: each of its words that says something ("Sunny and 21 C in Bern")
+        for word in dict.fromkeys(re.findall(r"[^\W_]+(?:[.,'-][^\W_]+)*", parsed)):
+            if any(c.isdigit() for c in word):
+                out.extend(_numbers_in(word) or [word])
+            elif len(word) >= 4 and word.lower() not in _STATUS_WORDS:
+                out.append(word)
+        return out
+    for leaf in _leaves(parsed):
         if isinstance(leaf, bool) or leaf is None:
             continue
         if isinstance(leaf, (int, float)):
