@@ -16,10 +16,17 @@ from lmstudio_hub.state import Agent, AgentRegistry, HubSettings, HubStats
 
 from .helpers import MODEL
 
+# BridgeHub's defaults, but a deadline of 5s so that a task a broken rule leaves waiting fails the test quickly.
+SETTINGS: dict[str, Any] = dict(
+    default_model="", max_attempts=3, task_timeout=60.0, default_deadline=5.0, max_queue=256, max_agent_concurrency=64,
+    ping_interval=None, ping_timeout=None, close_timeout=2.0, register_timeout=10.0, max_frame_bytes=1 << 20,
+    retry_after_seconds=1,
+)
+
 
 class Harness:
     def __init__(self, **settings: Any) -> None:
-        self.settings = HubSettings(**{"default_deadline": 5.0, **settings})
+        self.settings = HubSettings(**{**SETTINGS, **settings})
         self.agents = AgentRegistry()
         self.stats = HubStats()
         self.sent: list[tuple[str, dict[str, Any]]] = []

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from websockets.asyncio.server import ServerConnection
 
 from lmstudio_agent.bridge.identities import AgentIdentity
-from lmstudio_agent.bridge.protocol import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
     from .scheduler import Task
@@ -28,20 +27,21 @@ MAX_ERROR_CHARS = 2000  # the most of an agent's error text passed on to a calle
 
 @dataclass
 class HubSettings:
-    """The hub's settings, read by its parts when they act (see :class:`~lmstudio_hub.hub.BridgeHub`'s Args)."""
+    """The hub's settings, read by its parts when they act: see :class:`~lmstudio_hub.hub.BridgeHub`'s Args (and
+    its defaults, given there once)."""
 
-    default_model: str = ""
-    max_attempts: int = 3
-    task_timeout: float = 60.0
-    default_deadline: float = 60.0
-    max_queue: int = 256
-    max_agent_concurrency: int = 64
-    ping_interval: float | None = 10.0
-    ping_timeout: float | None = 10.0
-    close_timeout: float = 2.0
-    register_timeout: float = 10.0
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    retry_after_seconds: int = 1
+    default_model: str
+    max_attempts: int
+    task_timeout: float
+    default_deadline: float
+    max_queue: int
+    max_agent_concurrency: int
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float
+    register_timeout: float
+    max_frame_bytes: int
+    retry_after_seconds: int
 
 
 @dataclass(frozen=True)
