@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from lmstudio_agent.agent import Agent
-from lmstudio_agent.client import ChatClient
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.agent.loop import Agent
+from lmstudio_agent.model.client import ChatClient
+from lmstudio_agent.agent.tools import ToolRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402

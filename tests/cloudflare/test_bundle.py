@@ -57,8 +57,8 @@ def test_bundle_check_catches_a_missing_or_stale_core_file(built: Path, tmp_path
         bundle.check_bundle(copy)
     message = str(failure.value)
     assert "entry.py is missing" in message
-    assert "lmstudio_agent/contract.py is missing" in message
-    assert "lmstudio_agent/cache.py differs" in message
+    assert "lmstudio_agent/endpoint/contract.py is missing" in message
+    assert "lmstudio_agent/endpoint/cache.py differs" in message
 
 
 def test_a_syntax_error_fails_the_build(tmp_path: Path) -> None:

@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 
-from .agent import Agent, Goal, OnMessage
+from .agent.loop import Agent, Goal, OnMessage
 from .bridge.protocol import DEFAULT_BRIDGE_URL
 from .builtins import analyze_sentiment, builtin_registry, extract_data
-from .client import ChatClient
-from .connection import resolve
+from .model.client import ChatClient
+from .model.connection import resolve
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
-from .events import RunEvent
-from .llm import LLM
-from .messages import AgentMessage
-from .modes import ToolMode
-from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
+from .agent.events import RunEvent
+from .model.llm import LLM
+from .agent.messages import AgentMessage
+from .model.modes import ToolMode
+from .agent.tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 if TYPE_CHECKING:
     import httpx
@@ -84,7 +84,7 @@ class LMStudioAgent:
     """A tool-using agent on a model served by LM Studio (or any OpenAI-compatible server).
 
     The server URL, token and model come from the arguments, else ``LM_STUDIO_API_BASE``, ``LM_API_TOKEN`` and
-    ``LM_STUDIO_MODEL``, else the server file a running ``make serve-model`` wrote (:mod:`lmstudio_agent.connection`),
+    ``LM_STUDIO_MODEL``, else the server file a running ``make serve-model`` wrote (:mod:`lmstudio_agent.model.connection`),
     else ``http://localhost:1234/v1`` and the API reference's ``lmstudio-community/LFM2-350M-Instruct-GGUF``.
     The agent starts with the built-in tools; add your own with :meth:`register_tool` or pass them to :meth:`act`.
 
@@ -184,7 +184,7 @@ class LMStudioAgent:
 
         Args:
             func: A typed function, or a :class:`Tool` taken as it is.
-            options: The keyword options of :meth:`ToolRegistry.register <lmstudio_agent.tools.ToolRegistry.register>`.
+            options: The keyword options of :meth:`ToolRegistry.register <lmstudio_agent.agent.tools.ToolRegistry.register>`.
         """
         return self.registry.register(func, **options)
 
@@ -306,7 +306,7 @@ class LMStudioAgent:
         documents: Mapping[str, str] | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run the agent on ``instruction`` and yield its events as they happen (see
-        :class:`~lmstudio_agent.events.RunEvent`): each round's ``step-start``, the model's text as
+        :class:`~lmstudio_agent.agent.events.RunEvent`): each round's ``step-start``, the model's text as
         ``text-delta`` s, and every transcript message. A failed run yields its ``error`` message, then raises
         its AgentError. ``tools`` and ``documents`` as :meth:`aact`.
 

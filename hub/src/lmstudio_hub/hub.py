@@ -31,11 +31,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from lmstudio_agent.contract import error_response, presented_key
+from lmstudio_agent.endpoint.contract import error_response, presented_key
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.agent.messages import AgentMessage
 from lmstudio_agent.bridge.protocol import (
     CHAT_FORWARD,
     DEFAULT_BRIDGE_PORT,

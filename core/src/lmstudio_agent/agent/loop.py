@@ -19,18 +19,18 @@ from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from . import answers
-from . import smallmodel
-from .client import ChatClient
-from .deadline import Deadline
+from ..model import smallmodel
+from ..model.client import ChatClient
+from ..deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
-from .errors import AgentError, ErrorCode
+from ..errors import AgentError, ErrorCode
 from .events import RunEvent
-from .llm import LLM
+from ..model.llm import LLM
 from .messages import AgentMessage
-from .modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
-from .smallmodel.policy import SmallModelPolicy
+from ..model.modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
+from ..model.smallmodel.policy import SmallModelPolicy
 from .rounds import RoundContext
-from .toolcalls import ToolCall, parse_tool_calls
+from ..model.toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 logger = logging.getLogger("lmstudio_agent.agent")
@@ -209,7 +209,7 @@ class Agent:
         environment: What runs the tools and turns their failures into messages (default: :class:`Environment`).
         max_rounds: The most model calls one run makes.
         max_tokens: The most tokens one model reply may have.
-        context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
+        context: Properties every tool run sees in its :class:`~lmstudio_agent.agent.tools.ActionContext`.
         policy: The small-model rules the constrained mode applies (:class:`~lmstudio_agent.SmallModelPolicy`;
             default: all of them; ``None``: none). Native and parsed modes never apply them.
     """
@@ -498,7 +498,7 @@ class Agent:
         replaced by that document's text (:mod:`.documents`). An instruction longer than
         ``documents.LONG_INPUT_CHARS`` is also the document ``input``. The transcript ends with a final
         ``result``, or with an ``error`` coded NO_ANSWER when the run ended without an answer
-        (:func:`~lmstudio_agent.messages.answered` tells which).
+        (:func:`~lmstudio_agent.agent.messages.answered` tells which).
 
         Args:
             instruction: The user's request (a non-empty string).

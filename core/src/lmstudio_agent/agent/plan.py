@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from collections.abc import Sequence
 
-from .smallmodel import routing
+from ..model.smallmodel import routing
 from .tools import Tool
 
 if TYPE_CHECKING:
-    from .agent import Goal
+    from .loop import Goal
 
 __all__ = ["Plan", "Step", "goal_lines", "make_plan"]
 

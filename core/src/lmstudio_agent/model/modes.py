@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 
 from . import smallmodel
 from .client import ChatClient, ChatResponse
-from .deadline import Deadline
-from .documents import references
+from ..deadline import Deadline
+from ..agent.documents import references
 from .smallmodel.policy import SmallModelPolicy
-from .rounds import RoundContext
+from ..agent.rounds import RoundContext
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
-from .tools import Tool
+from ..agent.tools import Tool
 
 
 class ToolMode(str, Enum):
@@ -203,7 +203,7 @@ class ConstrainedStrategy:
     """Grammar-constrained JSON (:mod:`.smallmodel`): each reply is one call, or an answer in words
     (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
     round) only the answer can be written. ``policy`` says which small-model rules steer the calls
-    (:class:`~lmstudio_agent.smallmodel.policy.SmallModelPolicy`).
+    (:class:`~lmstudio_agent.model.smallmodel.policy.SmallModelPolicy`).
 
     Args:
         policy: The small-model rules to apply (default: all of them).

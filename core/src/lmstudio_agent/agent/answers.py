@@ -14,7 +14,7 @@ import re
 from typing import Any
 from collections.abc import Iterable
 
-from .smallmodel.values import numbers as written_numbers
+from ..model.smallmodel.values import numbers as written_numbers
 
 __all__ = ["echoes", "in_words", "salient_values", "stated"]
 
