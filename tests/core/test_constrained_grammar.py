@@ -13,7 +13,7 @@ from lmstudio_agent.agent.loop import TERMINATE
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.model.client import ChatResponse, Usage
 from lmstudio_agent.model.modes import ConstrainedStrategy
-from lmstudio_agent.model.smallmodel.policy import SmallModelPolicy
+from lmstudio_agent.model.policy import SmallModelPolicy
 from lmstudio_agent.agent.rounds import RoundContext
 from lmstudio_agent.model.schema import validate
 from lmstudio_agent.agent.tools import Tool, tool_from_function

@@ -16,7 +16,7 @@ from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.errors import ErrorCode
 from lmstudio_agent.agent.messages import answered, final_answer
 from lmstudio_agent.agent.plan import goal_lines, make_plan
-from lmstudio_agent.model.smallmodel.policy import SmallModelPolicy
+from lmstudio_agent.model.policy import SmallModelPolicy
 from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import json_content, text, tool_call
 

@@ -16,7 +16,7 @@ from .model.llm import LLM, prompt_llm_for_json
 from .lmstudio import LMStudioAgent
 from .agent.messages import AgentMessage, TrainingExample, WebSocketMessage
 from .model.modes import ToolMode
-from .model.smallmodel.policy import SmallModelPolicy
+from .model.policy import SmallModelPolicy
 from .agent.tools import ActionContext, Tool, ToolRegistry, default_registry, register_tool, tool_from_function
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
 from lmstudio_agent.model.modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
-from lmstudio_agent.model.smallmodel.policy import SmallModelPolicy
+from lmstudio_agent.model.policy import SmallModelPolicy
 from lmstudio_agent.agent.rounds import RoundContext
 from lmstudio_agent.agent.tools import Tool, ToolRegistry
 from .scoring import Score, score_call, to_plain

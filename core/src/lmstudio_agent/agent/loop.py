@@ -28,7 +28,7 @@ from .events import RunEvent
 from ..model.llm import LLM
 from .messages import AgentMessage
 from ..model.modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
-from ..model.smallmodel.policy import SmallModelPolicy
+from ..model.policy import SmallModelPolicy
 from .rounds import RoundContext
 from ..model.toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function

@@ -23,7 +23,7 @@ from . import smallmodel
 from .client import ChatClient, ChatResponse
 from ..deadline import Deadline
 from ..agent.documents import references
-from .smallmodel.policy import SmallModelPolicy
+from .policy import SmallModelPolicy
 from ..agent.rounds import RoundContext
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
 from ..agent.tools import Tool
@@ -203,7 +203,7 @@ class ConstrainedStrategy:
     """Grammar-constrained JSON (:mod:`.smallmodel`): each reply is one call, or an answer in words
     (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
     round) only the answer can be written. ``policy`` says which small-model rules steer the calls
-    (:class:`~lmstudio_agent.model.smallmodel.policy.SmallModelPolicy`).
+    (:class:`~lmstudio_agent.model.policy.SmallModelPolicy`).
 
     Args:
         policy: The small-model rules to apply (default: all of them).

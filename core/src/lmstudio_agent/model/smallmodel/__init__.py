@@ -20,7 +20,7 @@ from __future__ import annotations
 from .grammar import (
     answer_offered, call_schema, listed_tools, related, response_format, round_tools, unfilled,
 )
-from .policy import SmallModelPolicy
+from ..policy import SmallModelPolicy
 from .sources import code_like, copy_sources, json_objects, numbers, spans
 from .wire import (
     ANSWER_KEY, ANSWER_SUMMARY, ANSWER_TOPIC, ARGUMENTS_KEY, BUILTIN_FINAL_TOOL, FINAL_SUMMARY, FINAL_TOPIC, NAME_KEY,
