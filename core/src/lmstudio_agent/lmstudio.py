@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 
 
 from .agent.loop import Agent, Goal, OnMessage
-from .bridge.protocol import DEFAULT_BRIDGE_URL
-from .builtins import analyze_sentiment, builtin_registry, extract_data
+from .bridge import DEFAULT_BRIDGE_URL
 from .model.client import ChatClient
 from .model.connection import resolve
 from .deadline import Deadline
@@ -153,6 +152,8 @@ class LMStudioAgent:
         if isinstance(tools, ToolRegistry):
             self.registry = tools
         else:
+            from .builtins import builtin_registry  # the demo tools load with the first agent that offers them
+
             self.registry = builtin_registry()
             for item in tools or ():
                 self.registry.register(item, replace=True)
@@ -363,6 +364,8 @@ class LMStudioAgent:
             text: The text to extract from.
             schema: The fields to extract: name -> type, e.g. ``{"name": "string", "age": "number"}``.
         """
+        from .builtins import extract_data
+
         return await extract_data(self._context(), text, schema)
 
     async def analyze_sentiment(self, text: str) -> dict[str, Any]:
@@ -371,6 +374,8 @@ class LMStudioAgent:
         Args:
             text: The text to classify.
         """
+        from .builtins import analyze_sentiment
+
         return await analyze_sentiment(self._context(), text)
 
     def _extract_data(self, text: str, schema: dict[str, str]) -> dict[str, Any]:

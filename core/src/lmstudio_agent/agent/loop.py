@@ -19,7 +19,6 @@ from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from . import answers
-from ..model import smallmodel
 from ..model.client import ChatClient
 from ..deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
@@ -128,6 +127,15 @@ class Environment:
             logger.info("tool %s raised %s", tool.name, type(exc).__name__)
             logger.debug("traceback of tool %s:\n%s", tool.name, tb)
             return ToolOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=tb)
+
+
+def _note(text: str) -> dict[str, Any]:
+    """A note the agent writes into the conversation itself (:func:`~lmstudio_agent.model.smallmodel.wire.agent_note`:
+    marked so the constrained mode never copies from it); the small-model rules load with the first note.
+    """
+    from ..model.smallmodel.wire import agent_note
+
+    return agent_note(text)
 
 
 def is_words(text: str | None) -> bool:
@@ -574,7 +582,7 @@ class Agent:
                 tools = " or ".join(step.tools)
                 if can_go_on and index not in reminded:
                     reminded.add(index)
-                    memory.add_message("environment", smallmodel.agent_note(
+                    memory.add_message("environment", _note(
                         f"Not done yet: {step.text}. Call {tools} first."))
                     return False
                 await no_answer(f"the step \"{step.text}\" was never done ({tools} never succeeded).")
@@ -596,7 +604,7 @@ class Agent:
             history = memory.to_chat_messages()
             messages = [self.system_message(strategy, round_tools, round_context)] + history
             if last_round and round_index > 0:
-                messages.append(smallmodel.agent_note("Give your final answer now, in plain words."))
+                messages.append(_note("Give your final answer now, in plain words."))
             turn = await self._ask(strategy, messages, round_tools, deadline, round_context,
                                    min(self.max_tokens, FINAL_MAX_TOKENS) if last_round else None)
             memory.add_message("assistant", turn.assistant_message)
@@ -613,7 +621,7 @@ class Agent:
                 problem = turn.errors[0] if turn.errors else (None if is_words(turn.text) else NOT_WORDS)
                 if problem is not None:
                     await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value, content=problem))
-                    memory.add_message("environment", smallmodel.agent_note(problem))
+                    memory.add_message("environment", _note(problem))
                     continue
                 if await finish(turn.text, can_go_on=round_index < self.max_rounds - 2):
                     return

@@ -30,9 +30,9 @@ from ..errors import AgentError, ErrorCode, validation_problems
 from ..jsonsafe import loads as safe_loads
 from ..agent.events import RunEvent
 from ..agent.messages import AgentMessage, WebSocketMessage
+from . import DEFAULT_BRIDGE_PORT as DEFAULT_BRIDGE_PORT  # re-exported: the hub and the client name them here
+from . import DEFAULT_BRIDGE_URL as DEFAULT_BRIDGE_URL
 
-DEFAULT_BRIDGE_PORT = 65028
-DEFAULT_BRIDGE_URL = f"ws://localhost:{DEFAULT_BRIDGE_PORT}"
 # Frames above this get an error frame and are dropped; the connection stays up. The WebSocket layer's own
 # hard limit (HARD_LIMIT_FACTOR times this) closes a connection that sends more, so memory stays bounded.
 MAX_FRAME_BYTES = 1024 * 1024

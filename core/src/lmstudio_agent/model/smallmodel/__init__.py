@@ -11,22 +11,63 @@ well-formed call. Each choice was kept because it raised the evaluation harness'
 - :mod:`.grammar`: one round's schema, and which tools and whether the answer it offers;
 - :mod:`.routing`: which tools a request's words are about (a lexical prior);
 - :mod:`.values`: values as people write them, in the forms a schema wants;
-- :mod:`.policy`: the rules as one object the agent is given;
+- :class:`SmallModelPolicy` (:mod:`lmstudio_agent.model.policy`, outside this package): the rules as one object
+  the agent is given, which it holds without loading them;
 - :mod:`.lexicon`: their English words, in one data file (``lexicon.json``).
+
+Nothing here is imported with ``lmstudio_agent``: the constrained mode imports the rules with its first round,
+the plan imports :mod:`.routing` with the first plan that has tools, and the names below load from their modules
+when first used.
 """
 
 from __future__ import annotations
 
-from .grammar import (
-    answer_offered, call_schema, listed_tools, related, response_format, round_tools, unfilled,
-)
-from ..policy import SmallModelPolicy
-from .sources import code_like, copy_sources, json_objects, numbers, spans
-from .wire import (
-    ANSWER_KEY, ANSWER_SUMMARY, ANSWER_TOPIC, ARGUMENTS_KEY, BUILTIN_FINAL_TOOL, FINAL_SUMMARY, FINAL_TOPIC, NAME_KEY,
-    NOTE_KEY, TOPIC_KEY, agent_note, answer_schema, callable_tools, describe_tools, format_answer, format_call,
-    format_result, read_answer, system_prompt, topic,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..policy import SmallModelPolicy
+    from .grammar import (
+        answer_offered, call_schema, listed_tools, related, response_format, round_tools, unfilled,
+    )
+    from .sources import code_like, copy_sources, json_objects, numbers, spans
+    from .wire import (
+        ANSWER_KEY, ANSWER_SUMMARY, ANSWER_TOPIC, ARGUMENTS_KEY, BUILTIN_FINAL_TOOL, FINAL_SUMMARY, FINAL_TOPIC,
+        NAME_KEY, NOTE_KEY, TOPIC_KEY, agent_note, answer_schema, callable_tools, describe_tools, format_answer,
+        format_call, format_result, read_answer, system_prompt, topic,
+    )
+
+# Each name's module, imported on first use: the plan needs only :mod:`.routing` (and its lexicon), so a run in
+# the native or parsed mode never loads the grammar, the copy rules or the value forms.
+_HOMES = {
+    "SmallModelPolicy": "..policy",
+    **dict.fromkeys(("answer_offered", "call_schema", "listed_tools", "related", "response_format", "round_tools",
+                     "unfilled"), ".grammar"),
+    **dict.fromkeys(("code_like", "copy_sources", "json_objects", "numbers", "spans"), ".sources"),
+    **dict.fromkeys(("ANSWER_KEY", "ANSWER_SUMMARY", "ANSWER_TOPIC", "ARGUMENTS_KEY", "BUILTIN_FINAL_TOOL",
+                     "FINAL_SUMMARY", "FINAL_TOPIC", "NAME_KEY", "NOTE_KEY", "TOPIC_KEY", "agent_note",
+                     "answer_schema", "callable_tools", "describe_tools", "format_answer", "format_call",
+                     "format_result", "read_answer", "system_prompt", "topic"), ".wire"),
+}
+
+_SUBMODULES = frozenset({"copying", "grammar", "lexicon", "routing", "sources", "values", "wire"})
+
+
+def __getattr__(name: str) -> Any:
+    """The exported ``name``, or the submodule ``name``, imported now.
+
+    Args:
+        name: The attribute asked for.
+    """
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ANSWER_KEY", "ANSWER_SUMMARY", "ANSWER_TOPIC", "ARGUMENTS_KEY", "BUILTIN_FINAL_TOOL", "FINAL_SUMMARY",
