@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from .agent.loop import Agent, Goal, OnMessage
 from .bridge import DEFAULT_BRIDGE_URL
 from .model.client import ChatClient
-from .model.connection import resolve
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .agent.events import RunEvent
@@ -135,6 +134,8 @@ class LMStudioAgent:
         mcp_config: Any = None,
     ) -> None:
         """Configure the agent; nothing connects until :meth:`load_model` (or :meth:`aload_model`)."""
+        from .model.connection import resolve  # the server-file rules load with the first agent
+
         connection = resolve(base_url, api_key, model_name)
         model_name = self.model_name = connection.model
         self.bridge_url = bridge_url

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from . import answers
 from ..model.client import ChatClient
 from ..deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
@@ -588,10 +587,13 @@ class Agent:
                 await no_answer(f"the step \"{step.text}\" was never done ({tools} never succeeded).")
                 return True
             answer = text.strip()
-            if grounding and results and not answers.stated(answer, results[-1][1], start.request):
-                # A tiny model's words that miss the result are often wrong about it too ("I can't find ..."
-                # after the find succeeded): the result, in words, replaces them.
-                answer = answers.in_words(*results[-1])
+            if grounding and results:
+                from . import answers  # only the constrained mode's grounding reads it
+
+                if not answers.stated(answer, results[-1][1], start.request):
+                    # A tiny model's words that miss the result are often wrong about it too ("I can't find
+                    # ..." after the find succeeded): the result, in words, replaces them.
+                    answer = answers.in_words(*results[-1])
             await emit(AgentMessage(type="result", content=answer))
             return True
 
