@@ -31,7 +31,7 @@ MODEL = "echo"
 
 
 async def echo(instruction: str, tools: list[str]):
-    from lmstudio_agent.messages import AgentMessage
+    from lmstudio_agent.agent.messages import AgentMessage
 
     return [AgentMessage(type="result", content=instruction)]
 

@@ -54,7 +54,7 @@ async def time_calls(call: Any, rounds: int, warmup: int) -> dict[str, float]:
 
 
 async def process_hub(rounds: int, warmup: int) -> dict[str, float]:
-    from lmstudio_agent.routes import route
+    from lmstudio_agent.endpoint.router import route
     from lmstudio_hub import BridgeHub
     from lmstudio_hub.http import HubBackend
     from tests.bridge.helpers import TOKEN, Agents

@@ -28,11 +28,11 @@ class Figure:
 
 def _core(d: dict) -> list[Figure]:
     t = d.get("targets", {})
-    out = [Figure("cold import lmstudio_agent", f"{d['import_lmstudio_agent_ms']:.0f} ms", f"<= {t.get('import_ms', 300)} ms",
-                  d["import_lmstudio_agent_ms"] <= t.get("import_ms", 300))]
+    out = [Figure("cold import lmstudio_agent", f"{d['import_lmstudio_agent_ms']:.0f} ms", f"<= {t.get('import_ms', 200)} ms",
+                  d["import_lmstudio_agent_ms"] <= t.get("import_ms", 200))]
     if "import_ratio" in d:
         out.append(Figure("  vs LiteLLM", f"{d['import_ratio']:.3f} ({d['import_litellm_ms']:.0f} ms)",
-                          f"<= {t.get('import_ratio_max', 0.1)}", d["import_ratio"] <= t.get("import_ratio_max", 0.1)))
+                          f"<= {t.get('import_ratio_max', 0.05)}", d["import_ratio"] <= t.get("import_ratio_max", 0.05)))
     loop = d["loop_overhead_per_round"]
     out.append(Figure("agent-loop overhead per round, p50", f"{loop['p50_ms']:.3f} ms", f"<= {t.get('loop_p50_ms', 1.0)} ms",
                       loop["p50_ms"] <= t.get("loop_p50_ms", 1.0)))

@@ -2,7 +2,7 @@
 
 Every request, whatever its shape, takes one path: the event becomes one ``routes.route`` call (a direct
 invoke, already authorised by IAM: ``contract.handle_request``) and its answer a proxy result, as in the Worker. Every rule (routing, body limits, validation, auth, the tool
-allow-list, the cache rules, the deadline, the error shape) lives in ``lmstudio_agent.contract``; this module
+allow-list, the cache rules, the deadline, the error shape) lives in ``lmstudio_agent.endpoint.contract``; this module
 only translates events, reads secrets and wires the DynamoDB cache store. Heavy imports (boto3, the agent
 loop) wait for the first request that needs them.
 
@@ -29,7 +29,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lmstudio_agent import contract
+from lmstudio_agent.endpoint import contract
 from lmstudio_agent.errors import AgentError, ErrorCode
 
 logger = Logger()
@@ -108,7 +108,7 @@ def _get_runtime() -> _Runtime:
     every authenticated execute with INTERNAL_ERROR naming the problem, and ``/health`` keeps working.
     """
     global _runtime
-    from lmstudio_agent.service import EndpointService, UnconfiguredBackend, load_settings
+    from lmstudio_agent.endpoint.backend import EndpointService, UnconfiguredBackend, load_settings
 
     if os.environ.get("BRIDGE_AGENTS_SECRET"):
         return _bridge_runtime()
@@ -157,7 +157,7 @@ def _bridge_runtime() -> _Runtime:
     global _runtime
     from lmstudio_agent.bridge.identities import IdentityError
     from lmstudio_agent.bridge.relay import RelayBackend
-    from lmstudio_agent.service import EndpointSettings, UnconfiguredBackend
+    from lmstudio_agent.endpoint.backend import EndpointSettings, UnconfiguredBackend
 
     try:
         identities = _bridge_identities()
@@ -222,7 +222,7 @@ def _run_service(backend: Any, settings: Any) -> Any:
     if not table:
         return None
     from dynamo_runs import DynamoRunStore
-    from lmstudio_agent.runs import RunService
+    from lmstudio_agent.endpoint.runs import RunService
 
     return RunService(
         DynamoRunStore(table), backend, options=settings.options(), launcher=_start_run,
@@ -307,7 +307,7 @@ def _handle(event: Any, context: Any) -> Any:
         # Every routed request through core's router: the contract's routes, the streamed execute (a Lambda
         # response cannot stay open, so _result sends the whole stream once written), the OpenAI-compatible
         # routes under /v1/ and the async runs over DynamoDB (the events route answers the events there are now).
-        from lmstudio_agent.routes import route
+        from lmstudio_agent.endpoint.router import route
 
         response = _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
                               cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs))

@@ -1,7 +1,7 @@
 """A DynamoDB table as core's ``cache.CacheStore``: the Lambda's only cache code.
 
-The rules (key, TTL, no-cache, side effects, ``cached: true``) live in ``lmstudio_agent.cache`` and
-``lmstudio_agent.contract``; this module only stores and reads strings. Items: partition key ``key`` (S),
+The rules (key, TTL, no-cache, side effects, ``cached: true``) live in ``lmstudio_agent.endpoint.cache`` and
+``lmstudio_agent.endpoint.contract``; this module only stores and reads strings. Items: partition key ``key`` (S),
 ``value`` (S, the JSON transcript) and ``expires_at`` (N, epoch seconds; the table's TTL attribute).
 """
 

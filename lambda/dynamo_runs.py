@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynamo_cache import DynamoTable
-from lmstudio_agent.runs import RunState, run_state_json
+from lmstudio_agent.endpoint.runs import RunState, run_state_json
 
 CLIENT_CONFIG = {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 3, "mode": "standard"}}
 MAX_STATE_BYTES = 350_000

@@ -53,7 +53,7 @@ from lmstudio_agent.bridge.relay import (
     task_frame,
     timeout_result,
 )
-from lmstudio_agent.contract import error_response, presented_key
+from lmstudio_agent.endpoint.contract import error_response, presented_key
 from lmstudio_agent.errors import AgentError, ErrorCode
 
 logger = logging.getLogger("lmstudio_agent.lambda.bridge")

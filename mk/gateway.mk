@@ -30,7 +30,7 @@ gateway: $(STAMPS)/gateway ## llama-cpp-python, the embedded model and lmstudio-
 
 # The server in the foreground: `make serve-model GATEWAY_ARGS="--port 8080 --model path/to/model.gguf"`.
 # The key comes from GATEWAY_API_KEY, else one is generated and printed once. While it runs, its URL, key and
-# model are in the server file that lmstudio-agent and LMStudioAgent() read (lmstudio_agent.connection).
+# model are in the server file that lmstudio-agent and LMStudioAgent() read (lmstudio_agent.model.connection).
 GATEWAY_ARGS ?=
 serve-model: $(STAMPS)/gateway ## serve the embedded model on http://127.0.0.1:1234/v1 in the foreground (GATEWAY_ARGS=...)
 	$(PY) -m lmstudio_gateway serve $(GATEWAY_ARGS)

@@ -26,10 +26,10 @@ from rich.panel import Panel
 from rich.rule import Rule
 
 from lmstudio_agent import AgentError, LMStudioAgent
-from lmstudio_agent.agent import is_words
+from lmstudio_agent.agent.loop import is_words
 from lmstudio_agent.builtins import INVOICE_GOALS, INVOICE_INSTRUCTION, builtin_registry
 from lmstudio_agent.cli import render_message
-from lmstudio_agent.messages import AgentMessage, answered, final_answer
+from lmstudio_agent.agent.messages import AgentMessage, answered, final_answer
 
 console = Console()
 
@@ -184,8 +184,8 @@ PLAYGROUND_PORT = int(os.environ.get("PLAYGROUND_PORT", "65029"))
 
 async def playground(base_url: str, api_key: str | None, model: str) -> bool:
     """A hub on loopback with one agent on the model; its playground's URL and key are printed."""
-    from lmstudio_agent.cache import MemoryCacheStore
-    from lmstudio_agent.contract import ExecuteOptions
+    from lmstudio_agent.endpoint.cache import MemoryCacheStore
+    from lmstudio_agent.endpoint.contract import ExecuteOptions
     from lmstudio_hub import BridgeHub
     from lmstudio_hub.http import HubHttpApp, HubHttpServer
 

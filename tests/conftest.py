@@ -13,7 +13,7 @@ from tests.support.openai_stub import ScriptedOpenAIServer
 @pytest.fixture(autouse=True)
 def _no_running_server_file(tmp_path_factory, monkeypatch) -> None:
     """Tests never pick up the server file of a `make serve-model` the developer has running."""
-    from lmstudio_agent.connection import ENV_SERVER_FILE
+    from lmstudio_agent.model.connection import ENV_SERVER_FILE
 
     monkeypatch.setenv(ENV_SERVER_FILE, str(tmp_path_factory.getbasetemp() / "no-server.env"))
 

@@ -54,10 +54,10 @@ from lmstudio_agent.bridge.relay import (
     task_frame,
     timeout_result,
 )
-from lmstudio_agent.contract import presented_key
+from lmstudio_agent.endpoint.contract import presented_key
 from lmstudio_agent.errors import AgentError
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.streaming import StreamResponse
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.endpoint.streaming import StreamResponse
 
 logger = logging.getLogger("lmstudio_agent.worker.bridge")
 

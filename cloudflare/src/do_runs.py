@@ -15,7 +15,7 @@ import time
 from typing import Any
 from collections.abc import Callable
 
-from lmstudio_agent.runs import RunState, run_state_json
+from lmstudio_agent.endpoint.runs import RunState, run_state_json
 
 STATE_KEY = "run"
 

@@ -1,4 +1,4 @@
-"""Cloudflare Python Worker: a thin adapter from the Workers fetch API to ``lmstudio_agent.contract``.
+"""Cloudflare Python Worker: a thin adapter from the Workers fetch API to ``lmstudio_agent.endpoint.contract``.
 
 It turns the Worker request into one ``routes.route`` call (the contract's ``handle_request``, the streamed
 execute) and the result into a ``Response``; ``/runs`` goes, once the key is checked, to the run's Durable Object.
@@ -24,20 +24,20 @@ from do_bridge import AGENTS_BINDING, AgentObject, DirectoryObject, WorkerRelay,
 from do_runs import DurableRunStore
 from js_streams import _PUMPS, to_stream_response  # noqa: F401 - _PUMPS: the tests wait on it
 from kv_cache import KVCacheStore
-from lmstudio_agent import contract
+from lmstudio_agent.endpoint import contract
 from lmstudio_agent.bridge.identities import IdentityError
 from lmstudio_agent.bridge.relay import RelayBackend
-from lmstudio_agent.contract import presented_key
+from lmstudio_agent.endpoint.contract import presented_key
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.routes import RUNS_CORS_METHODS, check_key, route
-from lmstudio_agent.runs import RunService, new_run_id, run_id_of
-from lmstudio_agent.service import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
-from lmstudio_agent.streaming import StreamResponse
+from lmstudio_agent.endpoint.router import RUNS_CORS_METHODS, check_key, route
+from lmstudio_agent.endpoint.runs import RunService, new_run_id, run_id_of
+from lmstudio_agent.endpoint.backend import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
+from lmstudio_agent.endpoint.streaming import StreamResponse
 
 logger = logging.getLogger("lmstudio_agent.worker")
 
 # The client key is a secret (`wrangler secret put CLIENT_API_KEY`); the names EndpointSettings reads (vars
-# such as LM_STUDIO_URL, the LM_STUDIO_TOKEN secret) are listed once, in lmstudio_agent.service.
+# such as LM_STUDIO_URL, the LM_STUDIO_TOKEN secret) are listed once, in lmstudio_agent.endpoint.backend.
 CLIENT_KEY_NAME = "CLIENT_API_KEY"
 KV_BINDING_NAME = "CACHE"
 RUNS_BINDING_NAME = "RUNS"
@@ -144,7 +144,7 @@ def build_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOp
     Durable Objects. The HTTP client is per request (one isolate serves concurrent requests, and a Worker may not use one
     request's I/O objects in another); the service behind it lives as long as the isolate. A configuration
     error does not break ``/health`` and is reported only to an authenticated client, naming the settings but
-    never their values (core's policy, :func:`lmstudio_agent.service.load_settings`).
+    never their values (core's policy, :func:`lmstudio_agent.endpoint.backend.load_settings`).
     """
     if bridge_enabled(env):
         return bridge_backend(env)

@@ -11,7 +11,7 @@ import logging
 
 from workers import Response
 
-from lmstudio_agent.streaming import StreamResponse
+from lmstudio_agent.endpoint.streaming import StreamResponse
 
 logger = logging.getLogger("lmstudio_agent.worker")
 

@@ -1,8 +1,8 @@
-"""The Worker's result cache: ``lmstudio_agent.cache.CacheStore`` over a Workers KV namespace binding.
+"""The Worker's result cache: ``lmstudio_agent.endpoint.cache.CacheStore`` over a Workers KV namespace binding.
 
 This is the only thing that differs from the Lambda's cache: the key derivation, the TTL, the
-``Cache-Control: no-cache`` rule and the side-effect rule all live in ``lmstudio_agent.cache`` and
-``lmstudio_agent.contract``, and the contract calls this store only when those rules allow it.
+``Cache-Control: no-cache`` rule and the side-effect rule all live in ``lmstudio_agent.endpoint.cache`` and
+``lmstudio_agent.endpoint.contract``, and the contract calls this store only when those rules allow it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ KV_MIN_TTL_SECONDS = 60
 
 
 class KVCacheStore:
-    """A :class:`~lmstudio_agent.cache.CacheStore` backed by a KV namespace (``env.CACHE``).
+    """A :class:`~lmstudio_agent.endpoint.cache.CacheStore` backed by a KV namespace (``env.CACHE``).
 
     The binding is used exactly as the Workers runtime exposes it to Python: ``await kv.get(key)`` gives
     the string value, or null once the key is missing or expired; ``await kv.put(key, value,

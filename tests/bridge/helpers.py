@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection, connect
 
 from lmstudio_agent.bridge import BridgeAgent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.messages import AgentMessage
 
 TOKEN = "hub-token-for-tests"
 MODEL = "echo-model"

@@ -23,12 +23,12 @@ from pydantic import SecretStr
 from lmstudio_agent.bridge import serve_agent
 from lmstudio_hub import BridgeHub
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from lmstudio_agent.deadline import Deadline
-from lmstudio_agent.messages import AgentMessage
-from lmstudio_agent.modes import ToolMode
-from lmstudio_agent.service import AgentBackend, EndpointSettings
+from lmstudio_agent.agent.messages import AgentMessage
+from lmstudio_agent.model.modes import ToolMode
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
 from tests.endpoints.drivers.base import DriverResponse, EndpointConfig, RequestBody, SSEReader, StreamResult
 
 AGENT_TOKEN = "hub-driver-agent-token-0123456789"

@@ -12,7 +12,7 @@ from websockets.asyncio.server import serve
 
 from lmstudio_agent.bridge import BridgeRefusedError, serve_agent
 from lmstudio_agent.errors import AgentError, BridgeConnectionError, ErrorCode
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.messages import AgentMessage
 
 from .helpers import MODEL, TOKEN, echo, wait_registered
 

@@ -7,7 +7,7 @@ import asyncio
 import random
 from collections import Counter
 
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.messages import AgentMessage
 
 from .helpers import Agents
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
-from lmstudio_agent.cache import MemoryCacheStore
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
 from lmstudio_agent.lmstudio import LMStudioAgent
 from tests.support.openai_stub import MODEL_ID, text, tool_call
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from lmstudio_agent.lmstudio import LMStudioAgent
 
 from tests.support.model_runs import assert_sentiment_run

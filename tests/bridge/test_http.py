@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.messages import AgentMessage
 
 from .helpers import MODEL, TOKEN, echo, raw_agent, recv_json
 
@@ -209,7 +209,7 @@ async def test_a_tool_name_that_is_not_unicode_is_a_json_400_not_a_500(make_http
 
 
 async def test_the_http_listener_runs_with_the_shared_uvicorn_limits(make_hub):
-    from lmstudio_agent.serving import KEEP_ALIVE_SECONDS, MAX_HEADER_BYTES
+    from lmstudio_agent.endpoint.uvicorn_limits import KEEP_ALIVE_SECONDS, MAX_HEADER_BYTES
 
     server = HubHttpServer(HubHttpApp(await make_hub(), api_key=API_KEY))
     await server.start("127.0.0.1", 0)

@@ -8,9 +8,9 @@ import json
 
 import httpx
 
-from lmstudio_agent.contract import ExecuteOptions
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.endpoint.contract import ExecuteOptions
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.agent.messages import AgentMessage
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
 
 from .helpers import MODEL

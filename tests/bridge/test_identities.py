@@ -13,8 +13,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from lmstudio_hub import Identities, IdentityError, IdentitySource, parse_identities
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
 

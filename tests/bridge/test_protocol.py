@@ -18,7 +18,7 @@ from lmstudio_agent.bridge.protocol import (
     parse_frame,
 )
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.messages import WebSocketMessage
+from lmstudio_agent.agent.messages import WebSocketMessage
 
 # The API reference's WebSocket Protocol examples, verbatim.
 REFERENCE = {

@@ -19,11 +19,11 @@ from lmstudio_agent.bridge.relay import (
     parse_relay_line,
     relay_line,
 )
-from lmstudio_agent.contract import ToolSelection
+from lmstudio_agent.endpoint.contract import ToolSelection
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.agent.messages import AgentMessage
 
 
 def entry(agent_id: str, tools: tuple[str, ...] = ("extract_data",), model: str = "m") -> DirectoryEntry:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from lmstudio_agent.bridge import serve_agent
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from lmstudio_hub import BridgeHub
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
 

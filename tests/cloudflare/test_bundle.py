@@ -41,7 +41,7 @@ def test_dry_run_bundle_carries_the_entry_and_the_core_package(built: Path) -> N
     assert (built / "entry.py").read_bytes() == (WORKER / "src" / "entry.py").read_bytes()
     assert (built / "kv_cache.py").is_file() and (built / "do_runs.py").is_file()
     core_files = bundle.package_files(CORE_PACKAGE)
-    assert Path("contract.py") in core_files and Path("service.py") in core_files
+    assert Path("endpoint/contract.py") in core_files and Path("endpoint/backend.py") in core_files
     for rel in core_files:
         assert (built / "python_modules" / "lmstudio_agent" / rel).read_bytes() == (CORE_PACKAGE / rel).read_bytes()
     assert not list(built.rglob("__pycache__"))
@@ -50,15 +50,15 @@ def test_dry_run_bundle_carries_the_entry_and_the_core_package(built: Path) -> N
 def test_bundle_check_catches_a_missing_or_stale_core_file(built: Path, tmp_path: Path) -> None:
     copy = tmp_path / "dist"
     shutil.copytree(built, copy)
-    (copy / "python_modules" / "lmstudio_agent" / "contract.py").unlink()
-    (copy / "python_modules" / "lmstudio_agent" / "cache.py").write_text("# edited\n")
+    (copy / "python_modules" / "lmstudio_agent" / "endpoint" / "contract.py").unlink()
+    (copy / "python_modules" / "lmstudio_agent" / "endpoint" / "cache.py").write_text("# edited\n")
     (copy / "entry.py").unlink()
     with pytest.raises(bundle.BuildError) as failure:
         bundle.check_bundle(copy)
     message = str(failure.value)
     assert "entry.py is missing" in message
-    assert "lmstudio_agent/contract.py is missing" in message
-    assert "lmstudio_agent/cache.py differs" in message
+    assert "lmstudio_agent/endpoint/contract.py is missing" in message
+    assert "lmstudio_agent/endpoint/cache.py differs" in message
 
 
 def test_a_syntax_error_fails_the_build(tmp_path: Path) -> None:

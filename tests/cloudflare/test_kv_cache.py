@@ -96,6 +96,6 @@ async def test_store_treats_a_js_null_as_a_miss() -> None:
 
 
 async def test_store_is_a_core_cache_store(kv: KVNamespace) -> None:
-    from lmstudio_agent.cache import CacheStore
+    from lmstudio_agent.endpoint.cache import CacheStore
 
     assert isinstance(KVCacheStore(kv), CacheStore)

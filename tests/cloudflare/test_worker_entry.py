@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lmstudio_agent.cache import cache_key
+from lmstudio_agent.endpoint.cache import cache_key
 from tests.cloudflare.runtime import ExecutionContext, KVNamespace, Request, WorkerEnv, load_entry
 from tests.support.openai_stub import ScriptedOpenAIServer, text
 

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from lmstudio_agent import smallmodel
-from lmstudio_agent.agent import Agent, Goal
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model import smallmodel
+from lmstudio_agent.agent.loop import Agent, Goal
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.messages import answered, final_answer
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.agent.messages import answered, final_answer
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import ScriptedOpenAIServer, http_error, json_content, text, tool_call
 
 calls: list[tuple] = []

@@ -9,10 +9,10 @@ from lmstudio_agent.builtins import (
     INVOICE_SCHEMA, JsonFileInvoiceStorage, analyze_sentiment, builtin_registry, extract_data,
     extract_invoice_data, prompt_expert, store_invoice, write_feature_announcement,
 )
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.llm import LLM
-from lmstudio_agent.tools import ActionContext
+from lmstudio_agent.model.llm import LLM
+from lmstudio_agent.agent.tools import ActionContext
 from tests.support.openai_stub import MODEL_ID, json_content, text
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from tests.support.openai_stub import ScriptedOpenAIServer, garbage, http_error, text, tool_call

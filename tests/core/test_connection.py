@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from lmstudio_agent import LMStudioAgent
 from lmstudio_agent.cli import app
-from lmstudio_agent.client import DEFAULT_BASE_URL, DEFAULT_MODEL
-from lmstudio_agent.connection import (
+from lmstudio_agent.model.client import DEFAULT_BASE_URL, DEFAULT_MODEL
+from lmstudio_agent.model.connection import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_MODEL,

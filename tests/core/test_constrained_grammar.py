@@ -1,5 +1,5 @@
 """The constrained grammar: normalised values next to copied words, the answer without a tool, and the tool
-schema's own constraints (lmstudio_agent.smallmodel)."""
+schema's own constraints (lmstudio_agent.model.smallmodel)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Literal
 
 import pytest
 
-from lmstudio_agent import grammar_bounds, smallmodel
-from lmstudio_agent.agent import TERMINATE
+from lmstudio_agent.model import grammar_bounds, smallmodel
+from lmstudio_agent.agent.loop import TERMINATE
 from lmstudio_agent.builtins import builtin_registry
-from lmstudio_agent.client import ChatResponse, Usage
-from lmstudio_agent.modes import ConstrainedStrategy
-from lmstudio_agent.smallmodel.policy import SmallModelPolicy
-from lmstudio_agent.rounds import RoundContext
-from lmstudio_agent.schema import validate
-from lmstudio_agent.tools import Tool, tool_from_function
+from lmstudio_agent.model.client import ChatResponse, Usage
+from lmstudio_agent.model.modes import ConstrainedStrategy
+from lmstudio_agent.model.policy import SmallModelPolicy
+from lmstudio_agent.agent.rounds import RoundContext
+from lmstudio_agent.model.schema import validate
+from lmstudio_agent.agent.tools import Tool, tool_from_function
 
 
 def _tool(name: str, properties: dict, required: list[str] | None = None, description: str = "A tool.") -> Tool:
@@ -221,8 +221,8 @@ def test_a_call_is_still_read_as_a_call():
 
 
 def test_first_messages_are_what_the_first_turn_sends():
-    from lmstudio_agent.agent import Agent
-    from lmstudio_agent.client import ChatClient
+    from lmstudio_agent.agent.loop import Agent
+    from lmstudio_agent.model.client import ChatClient
 
     agent = Agent(client=ChatClient("http://127.0.0.1:9/v1"), tools=[BMI], mode="constrained")
     system, user = agent.first_messages("What is my BMI?")
@@ -234,8 +234,8 @@ def test_first_messages_are_what_the_first_turn_sends():
 def test_a_long_conversation_keeps_the_schema_inside_the_grammar_bounds():
     """The spans of many long results would make an enum no server accepts (gateway-model refuses what
     schema_problem names): the spans get shorter, then strings go free, and the schema always fits."""
-    from lmstudio_agent.grammar_bounds import MAX_ENUM_VALUES, schema_problem
-    from lmstudio_agent.smallmodel import call_schema
+    from lmstudio_agent.model.grammar_bounds import MAX_ENUM_VALUES, schema_problem
+    from lmstudio_agent.model.smallmodel import call_schema
 
     def note(text: str, title: str) -> str:
         """Write a note."""
@@ -251,7 +251,7 @@ def test_a_long_conversation_keeps_the_schema_inside_the_grammar_bounds():
 
 
 def test_the_agents_own_notes_are_never_copied_from():
-    from lmstudio_agent.smallmodel import agent_note, copy_sources
+    from lmstudio_agent.model.smallmodel import agent_note, copy_sources
 
     messages = [{"role": "user", "content": "Weather in Oslo"},
                 agent_note("Your reply could not be read as a tool call or an answer."),
@@ -367,8 +367,8 @@ def test_a_tool_is_never_offered_its_own_result_as_input():
 def test_patterns_are_written_as_llama_cpp_can_compile_them():
     """llama.cpp's converter copies a pattern's escapes into GBNF literals, which know only \\n \\r \\t \\\\ \\":
     a \\d there made LM Studio and gateway-model fail (gateway-model went down with it)."""
-    from lmstudio_agent.grammar_bounds import gbnf_pattern
-    from lmstudio_agent.smallmodel.copying import _grammar_safe
+    from lmstudio_agent.model.grammar_bounds import gbnf_pattern
+    from lmstudio_agent.model.smallmodel.copying import _grammar_safe
 
     assert gbnf_pattern(r"^\d{4}-\d{2}-\d{2}$") == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
     assert gbnf_pattern(r"^\w+\.\w+$") == "^[A-Za-z0-9_]+[.][A-Za-z0-9_]+$"

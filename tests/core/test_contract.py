@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from lmstudio_agent.cache import MemoryCacheStore, cache_key, wants_fresh
-from lmstudio_agent.contract import ExecuteOptions, handle_request
+from lmstudio_agent.endpoint.cache import MemoryCacheStore, cache_key, wants_fresh
+from lmstudio_agent.endpoint.contract import ExecuteOptions, handle_request
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.openapi import openapi_json
-from lmstudio_agent.service import AgentBackend, EndpointSettings
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.endpoint.openapi import openapi_json
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import MODEL_ID, json_content
 
 KEY = "client-key-123"

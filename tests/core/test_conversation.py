@@ -1,14 +1,14 @@
-"""A chat conversation as one agent run (lmstudio_agent.conversation): what the run sees of it, and what is refused."""
+"""A chat conversation as one agent run (lmstudio_agent.endpoint.conversation): what the run sees of it, and what is refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from lmstudio_agent.contract import MAX_INSTRUCTION_CHARS
-from lmstudio_agent.conversation import (CURRENT_LABEL, HISTORY_LABEL, HISTORY_MESSAGE_CHARS, HISTORY_MESSAGES,
+from lmstudio_agent.endpoint.contract import MAX_INSTRUCTION_CHARS
+from lmstudio_agent.endpoint.conversation import (CURRENT_LABEL, HISTORY_LABEL, HISTORY_MESSAGE_CHARS, HISTORY_MESSAGES,
                                          execute_request_from_chat, instruction_from_turns, is_chat_body)
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.service import AgentBackend, EndpointSettings
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
 
 
 def test_a_single_message_is_the_instruction_as_it_is():

@@ -1,4 +1,5 @@
-"""The core must run under Pyodide: pydantic + httpx only, no threads or subprocesses, no adapter imports."""
+"""The core must run under Pyodide: pydantic + httpx only, no threads or subprocesses, no adapter imports; and
+its subpackages import in one direction (the picture above :func:`_core_imports`)."""
 
 import ast
 import subprocess
@@ -6,16 +7,16 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "core" / "src" / "lmstudio_agent"
-# Behind the cli/bridge/mcp extras; serving.py holds the uvicorn limits the gateway and the hub share (uvicorn
-# is imported inside the one function that needs it, never by the library).
-OPTIONAL = {"cli.py", "bridge", "mcp", "serving.py"}
+# Behind the cli/bridge/mcp extras; endpoint/uvicorn_limits.py holds the uvicorn limits the gateway and the hub
+# share (uvicorn is imported inside the one function that needs it, never by the library).
+OPTIONAL = {"cli.py", "bridge", "mcp", "endpoint/uvicorn_limits.py"}
 ROOT = CORE.parents[2]
 
 
 def library_modules():
     for path in CORE.rglob("*.py"):
         rel = path.relative_to(CORE)
-        if rel.parts[0] not in OPTIONAL:
+        if rel.parts[0] not in OPTIONAL and rel.as_posix() not in OPTIONAL:
             yield path
 
 
@@ -37,7 +38,7 @@ def test_library_imports_only_stdlib_pydantic_httpx():
 
 
 def test_importing_the_library_pulls_in_no_adapter_or_cli_dependency():
-    code = ("import sys, lmstudio_agent, lmstudio_agent.service, lmstudio_agent.contract;"
+    code = ("import sys, lmstudio_agent, lmstudio_agent.endpoint.backend, lmstudio_agent.endpoint.contract;"
             "bad = [m for m in ('typer', 'rich', 'websockets', 'boto3', 'llama_cpp', 'torch', 'lmstudio_finetune',"
             " 'lmstudio_gateway', 'lmstudio_hub', 'lmstudio_eval', 'aws_lambda_powertools', 'mcp', 'anyio') if m in sys.modules]; print(bad); assert not bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -116,7 +117,7 @@ def _contract_calls(path: Path) -> set[str]:
 
 def test_each_adapter_has_one_path_per_request():
     """The Lambda and the Worker hand every request to core's one request handler (``contract.handle_request``,
-    or ``routes.route``, which adds the stream and the runs to it): no route of their own into
+    or ``router.route``, which adds the stream and the runs to it): no route of their own into
     ``handle_execute`` or ``authorize``, no second router (Powertools' resolver), no settings policy of their own."""
     for adapter in (ROOT / "lambda" / "app.py", ROOT / "cloudflare" / "src" / "entry.py"):
         calls = _contract_calls(adapter)
@@ -155,3 +156,130 @@ def test_every_public_constructor_documents_its_parameters():
                 if params and undocumented:
                     missing.append(f"{path.relative_to(ROOT)}: {node.name} ({', '.join(undocumented)})")
     assert not missing, "\n".join(missing)
+
+
+# --- The subpackages (issue 21): which imports which -------------------------------------------------------------
+#
+#   lmstudio (LMStudioAgent), cli, bridge/, mcp/, builtins/     the public face and the adapters' helpers
+#        |                     endpoint/                        the HTTP framework: contract, router, streaming, ...
+#        v                        |
+#      agent/   <-----------------+                             the loop and what it holds
+#        |  ^
+#        v  | (Tool, RoundContext, document references only)
+#      model/                                                   client, tool-call modes and parsing, schema
+#        |
+#        v
+#   errors, deadline, jsonsafe                                  used by every layer
+
+def _core_imports(path: Path) -> set[str]:
+    """The ``lmstudio_agent`` modules a core file imports (relative imports resolved; imports inside functions and
+    under ``TYPE_CHECKING`` included: a lazy import is still a dependency)."""
+    rel = path.relative_to(CORE.parent).with_suffix("")
+    package = list(rel.parts[:-1])  # a module's package; for an __init__.py, its own
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            # ``from . import x`` may name a module: count it as one (a name that is not one changes nothing)
+            found.update([module] if node.module else [f"{module}.{a.name}" for a in node.names])
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m == "lmstudio_agent" or m.startswith("lmstudio_agent.")}
+
+
+def _files(subpackage: str) -> list[Path]:
+    files = sorted((CORE / subpackage).rglob("*.py"))
+    assert files, subpackage
+    return files
+
+
+def _under(module: str, *prefixes: str) -> bool:
+    return any(module == f"lmstudio_agent.{p}" or module.startswith(f"lmstudio_agent.{p}.") for p in prefixes)
+
+
+ABOVE_THE_LIBRARY = ("endpoint", "bridge", "mcp", "builtins", "cli", "lmstudio")
+
+
+def test_importing_the_library_loads_neither_the_endpoint_framework_nor_the_small_model_rules():
+    """``import lmstudio_agent`` (and every name it exports) leaves out ``endpoint/`` and ``model/smallmodel/``:
+    the constrained mode imports the rules with its first round, and an adapter imports the endpoint it uses."""
+    code = (
+        "import sys, lmstudio_agent\n"
+        "lazy = ('lmstudio_agent.endpoint', 'lmstudio_agent.model.smallmodel')\n"
+        "loaded = lambda: [m for m in sys.modules if m.startswith(lazy)]\n"
+        "assert not loaded(), loaded()\n"
+        "from lmstudio_agent import *\n"
+        "names = {n: getattr(lmstudio_agent, n) for n in lmstudio_agent.__all__}\n"
+        "assert not loaded(), loaded()\n"
+        "policy = SmallModelPolicy.off(); assert not policy.route\n"
+        "agent = Agent(client=ChatClient('http://127.0.0.1:9/v1'), mode=ToolMode.NATIVE)\n"
+        "LMStudioAgent(base_url='http://127.0.0.1:9/v1', model_name='m')\n"
+        "assert not loaded(), loaded()\n"
+        "from lmstudio_agent.model.modes import strategy_for\n"
+        "def weather(city: str) -> str:\n    return city\n"
+        "tool = tool_from_function(weather, description='The weather in a city.')\n"
+        "strategy_for(ToolMode.CONSTRAINED).request([tool], [{'role': 'user', 'content': 'Weather in Bern?'}])\n"
+        "assert 'lmstudio_agent.model.smallmodel.grammar' in sys.modules\n"
+        "assert not [m for m in sys.modules if m.startswith('lmstudio_agent.endpoint')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_agent_does_not_import_the_endpoint_or_the_adapters():
+    """``agent/`` builds on ``model/`` and the shared bottom (errors, deadline); it knows nothing of HTTP, the
+    bridge, MCP, the demo tools or ``LMStudioAgent``."""
+    for path in _files("agent"):
+        above = {m for m in _core_imports(path) if _under(m, *ABOVE_THE_LIBRARY)}
+        assert not above, f"{path.relative_to(CORE)} imports {sorted(above)}"
+
+
+def test_the_model_side_reads_only_the_loops_data_types():
+    """``model/`` never imports the endpoint, the adapters or the loop. The one allowed direction from it into
+    ``agent/``: the tool-call modes and the small-model rules read the data the loop hands a strategy
+    (``agent.tools``' Tool, ``agent.rounds``' RoundContext, ``agent.documents``' references). The client side
+    (client, connection, tool-call parsing, schema, llm, grammar bounds, the policy) imports nothing from
+    ``agent/`` at all: it is usable without the loop."""
+    allowed = {"lmstudio_agent.agent", "lmstudio_agent.agent.tools", "lmstudio_agent.agent.rounds",
+               "lmstudio_agent.agent.documents"}
+    client_side = {"client.py", "connection.py", "toolcalls.py", "schema.py", "llm.py", "grammar_bounds.py",
+                   "policy.py", "__init__.py"}
+    for path in _files("model"):
+        imported = _core_imports(path)
+        above = {m for m in imported if _under(m, *ABOVE_THE_LIBRARY)}
+        assert not above, f"{path.relative_to(CORE)} imports {sorted(above)}"
+        from_agent = {m for m in imported if _under(m, "agent")}
+        assert from_agent <= allowed, f"{path.relative_to(CORE)} imports {sorted(from_agent - allowed)}"
+        if path.parent == CORE / "model" and path.name in client_side:
+            assert not from_agent, f"{path.relative_to(CORE)} imports {sorted(from_agent)}"
+
+
+def test_the_grammar_bounds_stay_neutral():
+    """gateway-model reads its schema bounds from ``model.grammar_bounds``: that module imports nothing from the
+    project, and ``model/__init__.py`` imports nothing, so it does not pull in the small-model rules."""
+    for name in ("grammar_bounds.py", "__init__.py"):
+        assert not _core_imports(CORE / "model" / name), name
+    code = ("import sys; from lmstudio_agent.model import grammar_bounds; assert grammar_bounds.MAX_SCHEMA_BYTES;"
+            "assert not [m for m in sys.modules if m.startswith('lmstudio_agent.model.smallmodel')]")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_shared_bottom_imports_nothing_above_it():
+    """``errors``, ``deadline`` and ``jsonsafe`` sit under every layer: they import only ``errors``."""
+    for name in ("errors.py", "deadline.py", "jsonsafe.py"):
+        assert _core_imports(CORE / name) <= {"lmstudio_agent.errors"}, name
+
+
+def test_the_endpoint_framework_is_not_imported_by_the_adapters_helpers_it_serves():
+    """``endpoint/`` uses the agent, the model side, MCP and the demo tools (its backend builds the agent), never
+    the bridge, the CLI or ``LMStudioAgent``; of the rest of core only the hub-side relay and the CLI import it."""
+    for path in _files("endpoint"):
+        wrong = {m for m in _core_imports(path) if _under(m, "bridge", "cli", "lmstudio")}
+        assert not wrong, f"{path.relative_to(CORE)} imports {sorted(wrong)}"
+    users = sorted(str(p.relative_to(CORE)) for p in CORE.rglob("*.py")
+                   if "endpoint" not in p.relative_to(CORE).parts
+                   and any(_under(m, "endpoint") for m in _core_imports(p)))
+    assert users == ["bridge/relay.py", "cli.py"], users

@@ -2,17 +2,17 @@
 
 import pytest
 
-from lmstudio_agent.agent import Agent, Goal
-from lmstudio_agent.client import ChatClient
-from lmstudio_agent.smallmodel import call_schema
-from lmstudio_agent.documents import (
+from lmstudio_agent.agent.loop import Agent, Goal
+from lmstudio_agent.model.client import ChatClient
+from lmstudio_agent.model.smallmodel import call_schema
+from lmstudio_agent.agent.documents import (
     LONG_INPUT_CHARS, MAX_DOCUMENTS, UnknownDocumentError, check_documents, listing, reference, resolve,
     with_long_input,
 )
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.lmstudio import LMStudioAgent
-from lmstudio_agent.messages import answered, final_answer
-from lmstudio_agent.tools import ToolRegistry, tool_from_function
+from lmstudio_agent.agent.messages import answered, final_answer
+from lmstudio_agent.agent.tools import ToolRegistry, tool_from_function
 from tests.support.openai_stub import json_content, text, tool_call
 
 INVOICE = "ACME Ltd\nInvoice #: A-1\nDate: 2024-01-02\nWidget  2  5.00  10.00\nTotal: 10.00 EUR\n"

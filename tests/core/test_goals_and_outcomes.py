@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from lmstudio_agent.agent import Agent, Goal
-from lmstudio_agent.answers import echoes, in_words, stated
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.agent.loop import Agent, Goal
+from lmstudio_agent.agent.answers import echoes, in_words, stated
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.errors import ErrorCode
-from lmstudio_agent.messages import answered, final_answer
-from lmstudio_agent.plan import goal_lines, make_plan
-from lmstudio_agent.smallmodel.policy import SmallModelPolicy
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.agent.messages import answered, final_answer
+from lmstudio_agent.agent.plan import goal_lines, make_plan
+from lmstudio_agent.model.policy import SmallModelPolicy
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import json_content, text, tool_call
 
 DESK: dict[str, dict] = {}

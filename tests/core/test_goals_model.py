@@ -12,8 +12,8 @@ import pytest
 from lmstudio_agent import Agent, ChatClient, Goal, SmallModelPolicy, ToolRegistry
 from lmstudio_agent.builtins import builtin_registry
 from lmstudio_agent.errors import ErrorCode
-from lmstudio_agent.messages import answered, final_answer
-from lmstudio_agent.modes import ToolMode
+from lmstudio_agent.agent.messages import answered, final_answer
+from lmstudio_agent.model.modes import ToolMode
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -17,16 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lmstudio_agent.bridge.protocol import error_frame, parse_frame
-from lmstudio_agent.grammar_bounds import bounded
-from lmstudio_agent.smallmodel import call_schema
-from lmstudio_agent.contract import (
+from lmstudio_agent.model.grammar_bounds import bounded
+from lmstudio_agent.model.smallmodel import call_schema
+from lmstudio_agent.endpoint.contract import (
     ExecuteOptions, HttpResponse, ToolSelection, handle_execute, handle_request, header_map, parse_execute_request,
 )
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.jsonsafe import MAX_JSON_DEPTH, check, loads
-from lmstudio_agent.messages import AgentMessage
-from lmstudio_agent.schema import validate
-from lmstudio_agent.tools import Tool
+from lmstudio_agent.agent.messages import AgentMessage
+from lmstudio_agent.model.schema import validate
+from lmstudio_agent.agent.tools import Tool
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 json_values = st.recursive(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from lmstudio_agent import LMStudioAgent
-from lmstudio_agent.agent import is_words
+from lmstudio_agent.agent.loop import is_words
 from lmstudio_agent.builtins import INVOICE_GOALS, INVOICE_INSTRUCTION, builtin_registry
-from lmstudio_agent.messages import answered, final_answer
+from lmstudio_agent.agent.messages import answered, final_answer
 from tests.support.invoices import CASES, CountingStorage, stored_view
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

@@ -8,7 +8,7 @@ import pytest
 from lmstudio_agent.builtins.invoice_text import (
     consistent, dates_in, extraction_schema, find_candidates, finish_invoice, numbers_in, parse_amount,
 )
-from lmstudio_agent.schema import validate
+from lmstudio_agent.model.schema import validate
 from tests.support.invoices import CASES, InvoiceCase, stored_view
 
 DEMO = InvoiceCase("demo", """ACME Office Supplies Ltd., 12 Market Street, Springfield
@@ -94,7 +94,7 @@ def test_a_document_with_no_candidates_still_gets_a_bounded_schema():
 
 def test_an_extracted_invoice_with_letters_beyond_ascii_is_offered_to_store_invoice():
     from lmstudio_agent.builtins import builtin_registry
-    from lmstudio_agent.smallmodel import call_schema
+    from lmstudio_agent.model.smallmodel import call_schema
 
     extracted = {"invoice_number": "RE-2023-118", "vendor": {"name": "Müller & Söhne GmbH"}}
     store = builtin_registry().get("store_invoice")

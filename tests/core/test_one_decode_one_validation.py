@@ -9,11 +9,11 @@ import json
 
 from pydantic import BaseModel, field_validator
 
-from lmstudio_agent.agent import Agent, Goal
-from lmstudio_agent.client import ChatClient
-from lmstudio_agent.messages import final_answer
-from lmstudio_agent.toolcalls import ToolCall, parse_openai_tool_calls
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.agent.loop import Agent, Goal
+from lmstudio_agent.model.client import ChatClient
+from lmstudio_agent.agent.messages import final_answer
+from lmstudio_agent.model.toolcalls import ToolCall, parse_openai_tool_calls
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import _completion, _json_reply, text, tool_call
 
 VALIDATIONS: list[str] = []

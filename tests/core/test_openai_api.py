@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from lmstudio_agent.routes import route
-from lmstudio_agent.service import AgentBackend, EndpointSettings
-from lmstudio_agent.streaming import StreamResponse
+from lmstudio_agent.endpoint.router import route
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
+from lmstudio_agent.endpoint.streaming import StreamResponse
 from tests.support.openai_stub import MODEL_ID, streamed_text
 
 KEY = "client-key-0123456789"

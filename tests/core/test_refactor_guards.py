@@ -17,13 +17,13 @@ import pytest
 from websockets.asyncio.server import serve
 
 from lmstudio_agent.bridge import serve_agent
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, BridgeConnectionError, ErrorCode
-from lmstudio_agent.service import AgentBackend, EndpointSettings
-from lmstudio_agent.streaming import StreamResponse, handle_execute_stream
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
+from lmstudio_agent.endpoint.streaming import StreamResponse, handle_execute_stream
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import MODEL_ID, json_content, text
 
 

@@ -1,13 +1,13 @@
-"""Routing: which offered tools a request's current step names (lmstudio_agent.smallmodel.routing), how the constrained
+"""Routing: which offered tools a request's current step names (lmstudio_agent.model.smallmodel.routing), how the constrained
 grammar uses it, and the value rules that go with it (ordinal references, switches nobody mentioned)."""
 
 from __future__ import annotations
 
-from lmstudio_agent import smallmodel
-from lmstudio_agent.smallmodel import routing, values
-from lmstudio_agent.modes import ConstrainedStrategy
-from lmstudio_agent.rounds import RoundContext
-from lmstudio_agent.tools import Tool
+from lmstudio_agent.model import smallmodel
+from lmstudio_agent.model.smallmodel import routing, values
+from lmstudio_agent.model.modes import ConstrainedStrategy
+from lmstudio_agent.agent.rounds import RoundContext
+from lmstudio_agent.agent.tools import Tool
 
 
 def _tool(name: str, description: str, properties: dict | None = None, required: list[str] | None = None) -> Tool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from lmstudio_agent.runs import MemoryRunStore, RunService, owner_of
-from lmstudio_agent.service import AgentBackend, EndpointSettings
+from lmstudio_agent.endpoint.runs import MemoryRunStore, RunService, owner_of
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
 from tests.support.openai_stub import MODEL_ID, text
 
 

@@ -1,4 +1,4 @@
-"""lmstudio_agent.schema: self-contained compact schemas, and the small validator."""
+"""lmstudio_agent.model.schema: self-contained compact schemas, and the small validator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from lmstudio_agent.schema import inline_refs, json_type_name, validate
+from lmstudio_agent.model.schema import inline_refs, json_type_name, validate
 
 
 class Vendor(BaseModel):

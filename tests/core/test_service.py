@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from lmstudio_agent.contract import ToolSelection
+from lmstudio_agent.endpoint.contract import ToolSelection
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.modes import ToolMode
-from lmstudio_agent.service import (
+from lmstudio_agent.model.modes import ToolMode
+from lmstudio_agent.endpoint.backend import (
     AgentBackend,
     EndpointService,
     EndpointSettings,

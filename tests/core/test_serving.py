@@ -1,4 +1,4 @@
-"""The uvicorn limits every server here runs with (lmstudio_agent.serving), on a real uvicorn over loopback:
+"""The uvicorn limits every server here runs with (lmstudio_agent.endpoint.uvicorn_limits), on a real uvicorn over loopback:
 a request head that trickles in is cut off, an oversized head is refused, and no query string reaches the
 access log."""
 
@@ -12,7 +12,7 @@ import time
 import pytest
 import uvicorn
 
-from lmstudio_agent.serving import MAX_HEADER_BYTES, RedactQueryStrings, header_timeout_protocol, install_access_log_redaction
+from lmstudio_agent.endpoint.uvicorn_limits import MAX_HEADER_BYTES, RedactQueryStrings, header_timeout_protocol, install_access_log_redaction
 
 SECRET = "sk-gw-query-secret-0123456789"
 

@@ -11,12 +11,12 @@ from rich.console import Console
 
 from lmstudio_agent import Agent, ChatClient, LMStudioAgent, RunEvent
 from lmstudio_agent.cli import StreamView
-from lmstudio_agent.client import ChatResponse
+from lmstudio_agent.model.client import ChatResponse
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.events import events_from_transcript, transcript_of
-from lmstudio_agent.messages import AgentMessage
-from lmstudio_agent.streaming import HEARTBEAT, UIMessageStream, encode_run, with_heartbeat
-from lmstudio_agent.tools import ToolRegistry, tool_from_function
+from lmstudio_agent.agent.events import events_from_transcript, transcript_of
+from lmstudio_agent.agent.messages import AgentMessage
+from lmstudio_agent.endpoint.streaming import HEARTBEAT, UIMessageStream, encode_run, with_heartbeat
+from lmstudio_agent.agent.tools import ToolRegistry, tool_from_function
 from tests.support.openai_stub import MODEL_ID, http_error, streamed_text, text, tool_call
 
 

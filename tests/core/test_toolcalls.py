@@ -1,4 +1,4 @@
-"""lmstudio_agent.toolcalls: every call format small models write, parsed without evaluating anything."""
+"""lmstudio_agent.model.toolcalls: every call format small models write, parsed without evaluating anything."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmstudio_agent.toolcalls import (
+from lmstudio_agent.model.toolcalls import (
     ParsedContent,
     ToolCall,
     format_lfm2_calls,

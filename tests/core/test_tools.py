@@ -1,4 +1,4 @@
-"""lmstudio_agent.tools: schemas from signatures, docstrings, validation, context injection, registries.
+"""lmstudio_agent.agent.tools: schemas from signatures, docstrings, validation, context injection, registries.
 
 This module uses postponed annotations on purpose: tool modules often do, and the schema must still resolve.
 """
@@ -12,10 +12,10 @@ from typing import Any, Literal, Optional
 import pytest
 from pydantic import BaseModel
 
-from lmstudio_agent import tools as tools_module
+from lmstudio_agent.agent import tools as tools_module
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.schema import validate
-from lmstudio_agent.tools import (
+from lmstudio_agent.model.schema import validate
+from lmstudio_agent.agent.tools import (
     ActionContext,
     Tool,
     ToolArgumentError,

@@ -1,4 +1,4 @@
-"""Values as people write them, normalised (lmstudio_agent.smallmodel.values): each style the constrained mode offers."""
+"""Values as people write them, normalised (lmstudio_agent.model.smallmodel.values): each style the constrained mode offers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from lmstudio_agent.smallmodel import values
+from lmstudio_agent.model.smallmodel import values
 
 TODAY = dt.date(2026, 11, 30)  # a Monday
 

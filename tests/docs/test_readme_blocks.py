@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lmstudio_agent.connection import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_SERVER_FILE, ServerInfo, write_server_file
+from lmstudio_agent.model.connection import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_SERVER_FILE, ServerInfo, write_server_file
 from tests.docs.blocks import ROOT, Block, MarkerError, blocks, doc_files
 
 OLD_MTIME = 946684800  # 2000-01-01: older than any install stamp, so `make` in the copy never reinstalls

@@ -8,7 +8,7 @@ leaves) runs on it too.
 
 The AI SDK's ``useChat`` sends its own body (``id``, ``messages`` as UI messages, ``trigger``, ``messageId``)
 and no ``Accept`` header: that body is a stream request too, its last user message the instruction
-(:mod:`lmstudio_agent.conversation`).
+(:mod:`lmstudio_agent.endpoint.conversation`).
 """
 
 from __future__ import annotations

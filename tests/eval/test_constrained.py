@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmstudio_agent import grammar_bounds, smallmodel
-from lmstudio_agent.smallmodel import copying
-from lmstudio_agent.agent import TERMINATE
-from lmstudio_agent.client import ChatResponse, Usage
-from lmstudio_agent.modes import ConstrainedStrategy
-from lmstudio_agent.schema import validate
-from lmstudio_agent.toolcalls import parse_tool_calls
-from lmstudio_agent.tools import tool_from_function
+from lmstudio_agent.model import grammar_bounds, smallmodel
+from lmstudio_agent.model.smallmodel import copying
+from lmstudio_agent.agent.loop import TERMINATE
+from lmstudio_agent.model.client import ChatResponse, Usage
+from lmstudio_agent.model.modes import ConstrainedStrategy
+from lmstudio_agent.model.schema import validate
+from lmstudio_agent.model.toolcalls import parse_tool_calls
+from lmstudio_agent.agent.tools import tool_from_function
 
 
 def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> dict:

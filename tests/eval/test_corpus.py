@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from lmstudio_agent import smallmodel
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model import smallmodel
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_eval.corpus import (
     GENERATOR_VERSION, all_tools, corpus_path, generate_corpus, split_tools, unseen_groups,
 )
@@ -18,9 +18,9 @@ from lmstudio_eval.report import summarize
 from lmstudio_eval.runner import run_task
 from lmstudio_eval.suite import Task, load_suite, tools_for
 from lmstudio_eval.finetuning.data import answer_content, task_rows
-from lmstudio_agent.modes import ConstrainedStrategy
-from lmstudio_agent.toolcalls import ToolCall, parse_tool_calls
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.model.modes import ConstrainedStrategy
+from lmstudio_agent.model.toolcalls import ToolCall, parse_tool_calls
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import MODEL_ID, json_content, text
 
 TRAIN = load_suite(corpus_path("train"))

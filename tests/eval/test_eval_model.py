@@ -9,15 +9,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lmstudio_agent import smallmodel
-from lmstudio_agent.agent import TERMINATE
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model import smallmodel
+from lmstudio_agent.agent.loop import TERMINATE
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_eval.cli import eval_app
 from lmstudio_eval.runner import concrete_mode, run_suite, spread
 from lmstudio_eval.suite import builtin_suite_path, load_suite, tools_for
-from lmstudio_agent.modes import ConstrainedStrategy
-from lmstudio_agent.schema import inline_refs, validate
-from lmstudio_agent.toolcalls import parse_tool_calls
+from lmstudio_agent.model.modes import ConstrainedStrategy
+from lmstudio_agent.model.schema import inline_refs, validate
+from lmstudio_agent.model.toolcalls import parse_tool_calls
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

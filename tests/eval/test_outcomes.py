@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lmstudio_agent.builtins.invoice_text import find_candidates
-from lmstudio_agent.client import ChatClient
-from lmstudio_agent.messages import AgentMessage
-from lmstudio_agent.tools import ActionContext
+from lmstudio_agent.model.client import ChatClient
+from lmstudio_agent.agent.messages import AgentMessage
+from lmstudio_agent.agent.tools import ActionContext
 from lmstudio_eval.cli import eval_app
 from lmstudio_eval.corpus import corpus_path
 from lmstudio_eval.outcomes import runner as outcome_runner

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from lmstudio_agent.agent import Agent
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.agent.loop import Agent
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_eval.runner import concrete_mode, resolve_modes, run_suite, run_task, spread
 from lmstudio_eval.suite import Task, generate_tasks, tools_for
 from lmstudio_eval.suite_tools import suite_registry
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
-from lmstudio_agent.toolcalls import format_lfm2_calls, ToolCall
+from lmstudio_agent.model.toolcalls import format_lfm2_calls, ToolCall
 from tests.support.openai_stub import MODEL_ID, ScriptedOpenAIServer, http_error, json_content, text, tool_call
 
 REGISTRY = suite_registry()

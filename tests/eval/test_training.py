@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from lmstudio_agent import smallmodel
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model import smallmodel
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_eval.finetuning import job as finetune_job
 from lmstudio_eval.finetuning.cli import finetune_python, plot_curve, run_training_job
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_eval.runner import run_task
 from lmstudio_eval.suite import builtin_suite_path, load_suite, tools_for
 from lmstudio_eval.finetuning.data import CHAT_CHECKS, CHAT_KEEP, ask_plainly, chat_rows, tool_call_rows, write_rows
-from lmstudio_agent.toolcalls import parse_tool_calls
+from lmstudio_agent.model.toolcalls import parse_tool_calls
 from tests.support.openai_stub import MODEL_ID, text
 
 TRAIN = load_suite(builtin_suite_path("train"))

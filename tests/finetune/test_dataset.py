@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.toolcalls import parse_tool_calls
+from lmstudio_agent.model.toolcalls import parse_tool_calls
 from lmstudio_finetune import DatasetError, LMStudioFineTuner, read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from lmstudio_agent.grammar_bounds import MAX_ENUM_VALUES, MAX_SCHEMA_BYTES
+from lmstudio_agent.model.grammar_bounds import MAX_ENUM_VALUES, MAX_SCHEMA_BYTES
 
 pytestmark = pytest.mark.model
 

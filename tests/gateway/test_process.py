@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lmstudio_agent.connection import ServerInfo, read_server_file, server_file_path
+from lmstudio_agent.model.connection import ServerInfo, read_server_file, server_file_path
 from lmstudio_gateway.process import GatewayStartError, free_port, run_in_background, stop
 from lmstudio_gateway.server import API_KEY_ENV
 

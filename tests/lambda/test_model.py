@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lmstudio_agent.contract import ExecuteResponse
+from lmstudio_agent.endpoint.contract import ExecuteResponse
 from tests.endpoints.conftest import CLIENT_KEY
 from tests.endpoints.drivers import EndpointConfig
 from tests.endpoints.drivers.lambda_driver import LambdaContext, LambdaDriver, proxy_event, response_of

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from lmstudio_agent.contract import ErrorResponse, ExecuteResponse, HealthResponse
+from lmstudio_agent.endpoint.contract import ErrorResponse, ExecuteResponse, HealthResponse
 from tests.endpoints.conftest import CLIENT_KEY
 from tests.endpoints.drivers.lambda_driver import proxy_event, response_of
 from tests.support.openai_stub import text

@@ -54,7 +54,7 @@ def test_sam_build_makes_a_small_artifact_with_the_core(tmp_path):
                 LAMBDA_PYTHON=str(ROOT / ".venv" / "bin" / "python"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     artifact = build_dir / "AgentFunction"
-    for needed in ("app.py", "dynamo_cache.py", "lmstudio_agent/contract.py", "lmstudio_agent/service.py",
+    for needed in ("app.py", "dynamo_cache.py", "lmstudio_agent/endpoint/contract.py", "lmstudio_agent/endpoint/backend.py",
                    "aws_lambda_powertools", "pydantic_core", "httpx"):
         assert (artifact / needed).exists(), needed
     assert not (artifact / "boto3").exists() and not (artifact / "botocore").exists()  # the runtime has them

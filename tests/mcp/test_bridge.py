@@ -11,8 +11,8 @@ import httpx
 from lmstudio_agent import LMStudioAgent
 from lmstudio_hub import BridgeHub
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
-from lmstudio_agent.cache import MemoryCacheStore
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from tests.support.openai_stub import MODEL_ID, text, tool_call
 
 from .conftest import stdio_entry

@@ -13,7 +13,7 @@ import httpx
 
 from lmstudio_hub import BridgeHub
 from lmstudio_hub.http import HubHttpApp, HubHttpServer
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from tests.support.openai_stub import MODEL_ID, text, tool_call
 
 from .conftest import ENV_SECRET, stdio_entry

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from lmstudio_agent import contract
-from lmstudio_agent.cache import MemoryCacheStore
+from lmstudio_agent.endpoint import contract
+from lmstudio_agent.endpoint.cache import MemoryCacheStore
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.mcp import MCPConfigError, MCPServers
-from lmstudio_agent.service import AgentBackend, EndpointSettings
+from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
 from tests.support.openai_stub import MODEL_ID, text, tool_call
 
 from .conftest import start_http_server, stdio_entry

@@ -13,7 +13,7 @@ import pytest
 from lmstudio_agent.bridge import BridgeRefusedError
 from lmstudio_agent.bridge.relay import HEARTBEAT_FRAME
 from lmstudio_agent.errors import ErrorCode
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.messages import AgentMessage
 from tests.bridge.helpers import Agents, echo
 
 from .conftest import AUTH, TOOLS, token_of

@@ -7,17 +7,17 @@ methods. Runtime dependencies: pydantic and httpx.
 repository's docs/reference/ (api-reference.md, agent-notebook.md).
 """
 
-from .agent import Agent, Environment, Goal, Memory, terminate
-from .client import ChatClient, ChatResponse
+from .agent.loop import Agent, Environment, Goal, Memory, terminate
+from .model.client import ChatClient, ChatResponse
 from .deadline import Deadline
 from .errors import AgentError, BridgeConnectionError, ErrorCode
-from .events import RunEvent
-from .llm import LLM, prompt_llm_for_json
+from .agent.events import RunEvent
+from .model.llm import LLM, prompt_llm_for_json
 from .lmstudio import LMStudioAgent
-from .messages import AgentMessage, TrainingExample, WebSocketMessage
-from .modes import ToolMode
-from .smallmodel.policy import SmallModelPolicy
-from .tools import ActionContext, Tool, ToolRegistry, default_registry, register_tool, tool_from_function
+from .agent.messages import AgentMessage, TrainingExample, WebSocketMessage
+from .model.modes import ToolMode
+from .model.policy import SmallModelPolicy
+from .agent.tools import ActionContext, Tool, ToolRegistry, default_registry, register_tool, tool_from_function
 
 __version__ = "0.1.0"
 

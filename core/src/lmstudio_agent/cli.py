@@ -17,12 +17,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
-from .connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, export_lines, read_server_file, server_file_path
+from .model.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, export_lines, read_server_file, server_file_path
 from .errors import AgentError, ErrorCode
-from .events import RunEvent
+from .agent.events import RunEvent
 from .lmstudio import LMStudioAgent
-from .messages import AgentMessage, answered
-from .modes import ToolMode
+from .agent.messages import AgentMessage, answered
+from .model.modes import ToolMode
 
 app = typer.Typer(help="Tool-using agents on small local models (LM Studio or any OpenAI-compatible server).",
                   no_args_is_help=True, add_completion=False)
@@ -177,7 +177,7 @@ def openapi(output: Optional[str] = typer.Option(None, "--output", "-o", help="W
     Args:
         output: Write the document to this file instead of printing it.
     """
-    from .openapi import openapi_json
+    from .endpoint.openapi import openapi_json
 
     text = openapi_json()
     if output:

@@ -10,18 +10,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 
-from .agent import Agent, Goal, OnMessage
-from .bridge.protocol import DEFAULT_BRIDGE_URL
-from .builtins import analyze_sentiment, builtin_registry, extract_data
-from .client import ChatClient
-from .connection import resolve
+from .agent.loop import Agent, Goal, OnMessage
+from .bridge import DEFAULT_BRIDGE_URL
+from .model.client import ChatClient
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
-from .events import RunEvent
-from .llm import LLM
-from .messages import AgentMessage
-from .modes import ToolMode
-from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
+from .agent.events import RunEvent
+from .model.llm import LLM
+from .agent.messages import AgentMessage
+from .model.modes import ToolMode
+from .agent.tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 if TYPE_CHECKING:
     import httpx
@@ -84,7 +82,7 @@ class LMStudioAgent:
     """A tool-using agent on a model served by LM Studio (or any OpenAI-compatible server).
 
     The server URL, token and model come from the arguments, else ``LM_STUDIO_API_BASE``, ``LM_API_TOKEN`` and
-    ``LM_STUDIO_MODEL``, else the server file a running ``make serve-model`` wrote (:mod:`lmstudio_agent.connection`),
+    ``LM_STUDIO_MODEL``, else the server file a running ``make serve-model`` wrote (:mod:`lmstudio_agent.model.connection`),
     else ``http://localhost:1234/v1`` and the API reference's ``lmstudio-community/LFM2-350M-Instruct-GGUF``.
     The agent starts with the built-in tools; add your own with :meth:`register_tool` or pass them to :meth:`act`.
 
@@ -136,6 +134,8 @@ class LMStudioAgent:
         mcp_config: Any = None,
     ) -> None:
         """Configure the agent; nothing connects until :meth:`load_model` (or :meth:`aload_model`)."""
+        from .model.connection import resolve  # the server-file rules load with the first agent
+
         connection = resolve(base_url, api_key, model_name)
         model_name = self.model_name = connection.model
         self.bridge_url = bridge_url
@@ -153,6 +153,8 @@ class LMStudioAgent:
         if isinstance(tools, ToolRegistry):
             self.registry = tools
         else:
+            from .builtins import builtin_registry  # the demo tools load with the first agent that offers them
+
             self.registry = builtin_registry()
             for item in tools or ():
                 self.registry.register(item, replace=True)
@@ -184,7 +186,7 @@ class LMStudioAgent:
 
         Args:
             func: A typed function, or a :class:`Tool` taken as it is.
-            options: The keyword options of :meth:`ToolRegistry.register <lmstudio_agent.tools.ToolRegistry.register>`.
+            options: The keyword options of :meth:`ToolRegistry.register <lmstudio_agent.agent.tools.ToolRegistry.register>`.
         """
         return self.registry.register(func, **options)
 
@@ -306,7 +308,7 @@ class LMStudioAgent:
         documents: Mapping[str, str] | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Run the agent on ``instruction`` and yield its events as they happen (see
-        :class:`~lmstudio_agent.events.RunEvent`): each round's ``step-start``, the model's text as
+        :class:`~lmstudio_agent.agent.events.RunEvent`): each round's ``step-start``, the model's text as
         ``text-delta`` s, and every transcript message. A failed run yields its ``error`` message, then raises
         its AgentError. ``tools`` and ``documents`` as :meth:`aact`.
 
@@ -363,6 +365,8 @@ class LMStudioAgent:
             text: The text to extract from.
             schema: The fields to extract: name -> type, e.g. ``{"name": "string", "age": "number"}``.
         """
+        from .builtins import extract_data
+
         return await extract_data(self._context(), text, schema)
 
     async def analyze_sentiment(self, text: str) -> dict[str, Any]:
@@ -371,6 +375,8 @@ class LMStudioAgent:
         Args:
             text: The text to classify.
         """
+        from .builtins import analyze_sentiment
+
         return await analyze_sentiment(self._context(), text)
 
     def _extract_data(self, text: str, schema: dict[str, str]) -> dict[str, Any]:

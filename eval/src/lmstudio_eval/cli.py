@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import typer
 from rich.console import Console
 
-from lmstudio_agent.client import ChatClient
-from lmstudio_agent.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, resolve
-from lmstudio_agent.smallmodel.policy import SmallModelPolicy
+from lmstudio_agent.model.client import ChatClient
+from lmstudio_agent.model.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP, resolve
+from lmstudio_agent.model.policy import SmallModelPolicy
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from .finetuning import cli as finetune_cli

@@ -432,7 +432,7 @@ def generate_corpus(split: CorpusSplit, *, count: int | None = None, seed: int =
 
 def _check(task: Task, pool: list[CorpusTool]) -> None:
     """A generator bug must not become a wrong "expected": each expected call validates against its tool."""
-    from lmstudio_agent.tools import ToolRegistry
+    from lmstudio_agent.agent.tools import ToolRegistry
     from .suite import tools_for
 
     tools = {t.name: t for t in tools_for(task, ToolRegistry())}

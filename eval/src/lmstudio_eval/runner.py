@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 from collections.abc import Callable, Mapping, Sequence
 
-from lmstudio_agent.agent import DEFAULT_POLICY, Agent, FirstTurn, Goal
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.agent.loop import DEFAULT_POLICY, Agent, FirstTurn, Goal
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
-from lmstudio_agent.modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
-from lmstudio_agent.smallmodel.policy import SmallModelPolicy
-from lmstudio_agent.rounds import RoundContext
-from lmstudio_agent.tools import Tool, ToolRegistry
+from lmstudio_agent.model.modes import ConstrainedStrategy, Strategy, ToolMode, detect_mode
+from lmstudio_agent.model.policy import SmallModelPolicy
+from lmstudio_agent.agent.rounds import RoundContext
+from lmstudio_agent.agent.tools import Tool, ToolRegistry
 from .scoring import Score, score_call, to_plain
 from .suite import Task, tools_for
 

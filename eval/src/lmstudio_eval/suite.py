@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from lmstudio_agent.errors import AgentError, ErrorCode, validation_problems
-from lmstudio_agent.tools import Tool, ToolRegistry
+from lmstudio_agent.agent.tools import Tool, ToolRegistry
 from .phrasings import PHRASINGS, Phrasing
 from .suite_tools import suite_registry
 

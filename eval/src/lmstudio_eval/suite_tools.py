@@ -15,7 +15,7 @@ from typing import Literal
 from collections.abc import Callable
 
 from lmstudio_agent.builtins import builtin_registry
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.agent.tools import ToolRegistry
 
 Unit = Literal["celsius", "fahrenheit"]
 Currency = Literal["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "CNY", "INR", "SEK"]

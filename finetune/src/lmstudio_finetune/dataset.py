@@ -5,7 +5,7 @@ Every row is written in the chat-template ``messages`` form (Axolotl ``type: cha
 
 An assistant's tool calls are trained as text in ``content``: the LFM2 and SmolLM2 templates render only
 ``content`` (a ``tool_calls`` field would train an empty turn), and the core agent reads calls back from that text
-(``lmstudio_agent.toolcalls.parse_tool_calls``). Content that already holds the call text (LFM2's
+(``lmstudio_agent.model.toolcalls.parse_tool_calls``). Content that already holds the call text (LFM2's
 ``<|tool_call_start|>[...]`` or JSON, as the core sends it back) is kept as it is; empty content gets the JSON list
 ``[{"name": ..., "arguments": {...}}]``. ``tool_calls`` itself is not written, so templates that do render it
 cannot train the call twice.
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lmstudio_agent.errors import AgentError, ErrorCode, validation_problems
-from lmstudio_agent.messages import TrainingExample
-from lmstudio_agent.toolcalls import ToolCall, parse_openai_tool_calls, parse_tool_calls
+from lmstudio_agent.agent.messages import TrainingExample
+from lmstudio_agent.model.toolcalls import ToolCall, parse_openai_tool_calls, parse_tool_calls
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [

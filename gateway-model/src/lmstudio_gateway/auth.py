@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from lmstudio_agent.contract import credential_headers
+from lmstudio_agent.endpoint.contract import credential_headers
 from lmstudio_agent.errors import AgentError
 from starlette.types import ASGIApp, Receive, Scope, Send
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmstudio_agent.connection import ENV_API_KEY, ServerInfo, export_lines, remove_server_file, write_server_file
+from lmstudio_agent.model.connection import ENV_API_KEY, ServerInfo, export_lines, remove_server_file, write_server_file
 
 from lmstudio_gateway.models import DEFAULT_MODEL_ALIAS, ModelNotFoundError, default_model_path
 from lmstudio_gateway.guard import DEFAULT_MAX_REQUEST_SECONDS

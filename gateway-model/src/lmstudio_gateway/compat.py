@@ -25,7 +25,7 @@ from llama_cpp.server.app import authenticate, get_llama_proxy
 from llama_cpp.server.model import LlamaProxy
 from llama_cpp.server.types import DetokenizeInputRequest, DetokenizeInputResponse
 from llama_cpp.llama_grammar import json_schema_to_gbnf
-from lmstudio_agent.contract import health_response
+from lmstudio_agent.endpoint.contract import health_response
 
 from lmstudio_gateway.errors import openai_error
 from lmstudio_gateway.gguf_info import describe

@@ -23,9 +23,9 @@ from typing import Any
 
 from llama_cpp import Llama, StoppingCriteriaList
 
-from lmstudio_agent import grammar_bounds
+from lmstudio_agent.model import grammar_bounds
 
-# The schema bounds are the core's (lmstudio_agent.grammar_bounds), so that every schema the agent's constrained
+# The schema bounds are the core's (lmstudio_agent.model.grammar_bounds), so that every schema the agent's constrained
 # mode writes is one this server accepts.
 MAX_SCHEMA_BYTES = grammar_bounds.MAX_SCHEMA_BYTES
 MAX_SCHEMA_DEPTH = grammar_bounds.MAX_SCHEMA_DEPTH
@@ -57,7 +57,7 @@ def check_schema(schema: Any, param: str) -> None:
 
 
 def safe_pattern(pattern: str, param: str) -> str:
-    """``pattern`` as llama.cpp can compile it (:func:`lmstudio_agent.grammar_bounds.gbnf_pattern`); a pattern it
+    """``pattern`` as llama.cpp can compile it (:func:`lmstudio_agent.model.grammar_bounds.gbnf_pattern`); a pattern it
     cannot is a GrammarLimitError (a 400), never a grammar that takes the server down."""
     safe = grammar_bounds.gbnf_pattern(pattern)
     if safe is None:

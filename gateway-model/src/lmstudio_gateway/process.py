@@ -133,7 +133,7 @@ def run_in_background(
     whose tail is in the error if start-up fails. The process is always stopped on exit. Without
     ``log_path`` the log is a temporary ``lmstudio-gateway-*.log`` file, removed once the server has
     stopped unless ``keep_log``; a ``log_path`` you give is kept. The server does not write the server
-    file (``lmstudio_agent.connection``): a background server never replaces the one ``make serve-model`` runs.
+    file (``lmstudio_agent.model.connection``): a background server never replaces the one ``make serve-model`` runs.
     """
     key = api_key or generate_api_key()
     temporary_log = log_path is None

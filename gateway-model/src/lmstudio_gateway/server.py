@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from llama_cpp.server import app as llama_server_app
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
-from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
+from lmstudio_agent.endpoint.uvicorn_limits import install_access_log_redaction, uvicorn_limits
 
 from lmstudio_gateway.auth import BearerKeyMiddleware
 from lmstudio_gateway.body import REQUEST_MODELS, RequestBodyMiddleware

@@ -15,8 +15,8 @@ import typer
 
 from lmstudio_agent.bridge.cli import configure_logging
 from lmstudio_agent.bridge.protocol import DEFAULT_BRIDGE_PORT
-from lmstudio_agent.cache import DEFAULT_TTL_SECONDS, MemoryCacheStore
-from lmstudio_agent.contract import ExecuteOptions
+from lmstudio_agent.endpoint.cache import DEFAULT_TTL_SECONDS, MemoryCacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions
 from lmstudio_agent.deadline import DEFAULT_DEADLINE_SECONDS
 
 from .http import DEFAULT_HTTP_PORT, HubHttpApp, HubHttpServer

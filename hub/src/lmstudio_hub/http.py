@@ -3,7 +3,7 @@
 websockets reads only the head of an HTTP request (its ``process_request`` hook never sees a body), so
 ``POST /execute`` gets its own listener: uvicorn (the standard ASGI server) running a bare ASGI callable.
 Everything a request means (auth, body limits, validation, the cache, the error shapes) is
-:func:`lmstudio_agent.contract.handle_request`; this module only moves bytes and adds ``Retry-After``.
+:func:`lmstudio_agent.endpoint.contract.handle_request`; this module only moves bytes and adds ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mutabl
 
 import uvicorn
 
-from lmstudio_agent.cache import CacheStore
-from lmstudio_agent.contract import ExecuteOptions, HttpResponse, ToolSelection, authorize, error_response
-from lmstudio_agent.routes import route
-from lmstudio_agent.runs import MemoryRunStore, RunService
-from lmstudio_agent.serving import install_access_log_redaction, uvicorn_limits
-from lmstudio_agent.streaming import HEARTBEAT_SECONDS, StreamResponse
+from lmstudio_agent.endpoint.cache import CacheStore
+from lmstudio_agent.endpoint.contract import ExecuteOptions, HttpResponse, ToolSelection, authorize, error_response
+from lmstudio_agent.endpoint.router import route
+from lmstudio_agent.endpoint.runs import MemoryRunStore, RunService
+from lmstudio_agent.endpoint.uvicorn_limits import install_access_log_redaction, uvicorn_limits
+from lmstudio_agent.endpoint.streaming import HEARTBEAT_SECONDS, StreamResponse
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.agent.messages import AgentMessage
 from .hub import BridgeHub
 from .streams import hub_events, send_stream
 from .playground import send_playground
@@ -43,7 +43,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HubBackend:
-    """:class:`lmstudio_agent.contract.ExecuteBackend` over a hub: the tools are those agents registered.
+    """:class:`lmstudio_agent.endpoint.contract.ExecuteBackend` over a hub: the tools are those agents registered.
 
     Args:
         hub: The hub whose connected agents run the tasks.
@@ -104,7 +104,7 @@ class HubBackend:
 
 
 class HubHttpApp:
-    """A bare ASGI app: the request's method, path, headers and body go to :func:`lmstudio_agent.routes.route`
+    """A bare ASGI app: the request's method, path, headers and body go to :func:`lmstudio_agent.endpoint.router.route`
     (the contract's ``handle_request``, the stream and the runs); ``GET /`` is the playground.
 
     Args:

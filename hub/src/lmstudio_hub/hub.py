@@ -38,8 +38,8 @@ from lmstudio_agent.bridge.protocol import (
     TaskResultMessage,
 )
 from lmstudio_agent.deadline import Deadline
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.agent.messages import AgentMessage
 
 from .identities import Identities, IdentitySource, LiveIdentities
 from .passthrough import ChatPassThrough

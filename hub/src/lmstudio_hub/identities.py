@@ -23,7 +23,7 @@ from lmstudio_agent.bridge.identities import (
     parse_identities,
     refusal_of,
 )
-from lmstudio_agent.contract import presented_key
+from lmstudio_agent.endpoint.contract import presented_key
 from lmstudio_agent.errors import AgentError
 
 from .state import logger

@@ -33,8 +33,8 @@ from lmstudio_agent.bridge.protocol import (
 )
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.events import RunEvent
-from lmstudio_agent.messages import AgentMessage
+from lmstudio_agent.agent.events import RunEvent
+from lmstudio_agent.agent.messages import AgentMessage
 
 from .state import MAX_ERROR_CHARS, Agent, AgentRegistry, HubSettings, HubStats, logger
 

@@ -1,5 +1,5 @@
 """Streaming on the hub: a task's ``task:event`` frames as an async iterator, and sending a
-:class:`~lmstudio_agent.streaming.StreamResponse` over ASGI while watching for the client leaving."""
+:class:`~lmstudio_agent.endpoint.streaming.StreamResponse` over ASGI while watching for the client leaving."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 
 from lmstudio_agent.deadline import Deadline
-from lmstudio_agent.events import RunEvent, events_from_transcript
+from lmstudio_agent.agent.events import RunEvent, events_from_transcript
 
 from .hub import BridgeHub
 

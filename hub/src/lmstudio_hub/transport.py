@@ -42,7 +42,7 @@ from lmstudio_agent.bridge.protocol import (
     error_frame,
     parse_frame,
 )
-from lmstudio_agent.contract import error_response, presented_key
+from lmstudio_agent.endpoint.contract import error_response, presented_key
 from lmstudio_agent.errors import AgentError, ErrorCode
 
 from .identities import AgentIdentity, LiveIdentities, refusal_of

@@ -25,9 +25,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ..deadline import Deadline
 from ..errors import AgentError, BridgeConnectionError, ErrorCode
-from ..events import RunEvent, transcript_of
-from ..messages import AgentMessage
-from ..tools import Tool
+from ..agent.events import RunEvent, transcript_of
+from ..agent.messages import AgentMessage
+from ..agent.tools import Tool
 from .protocol import (
     CHAT_FORWARD,
     DEFAULT_BRIDGE_URL,

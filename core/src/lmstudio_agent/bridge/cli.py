@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import typer
 
-from ..connection import API_KEY_HELP, BASE_URL_HELP, MODEL_HELP
+from ..model.connection import API_KEY_HELP, BASE_URL_HELP, MODEL_HELP
 from ..errors import AgentError
-from ..modes import ToolMode
+from ..model.modes import ToolMode
 from .protocol import DEFAULT_BRIDGE_URL
 
 app = typer.Typer(help="The AI Bridge: a WebSocket hub that agents connect out to.", no_args_is_help=True,

@@ -1,6 +1,6 @@
 """The AI Bridge wire protocol: one pydantic model per message type, and the frame parser.
 
-Every frame is a :class:`~lmstudio_agent.messages.WebSocketMessage` (``{"type", "data", "metadata"}``) carried
+Every frame is a :class:`~lmstudio_agent.agent.messages.WebSocketMessage` (``{"type", "data", "metadata"}``) carried
 as a JSON text frame. The API reference's messages are kept exactly (``agent:register``,
 ``registration:success``, ``task:execute``, ``task:result``); the few a working hub needs are added and
 documented in docs/readme/bridge.md: ``registration:error`` (and the optional ``max_message_bytes`` of
@@ -8,7 +8,7 @@ documented in docs/readme/bridge.md: ``registration:error`` (and the optional ``
 ``heartbeat:ack`` and ``error``, plus the optional ``tools``, ``side_effect_tools`` and ``max_concurrency``
 of ``agent:register``, the optional ``documents`` of ``task:execute`` and the optional ``code`` of an error
 ``task:result``. For streamed runs the hub sets ``stream: true`` on ``task:execute`` and the agent sends its
-run's events as ``task:event`` frames (each one :class:`~lmstudio_agent.events.RunEvent`) before the
+run's events as ``task:event`` frames (each one :class:`~lmstudio_agent.agent.events.RunEvent`) before the
 ``task:result``.
 
 The OpenAI-compatible pass-through (``POST /v1/chat/completions`` for a model behind the hub) adds three
@@ -24,15 +24,15 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
-from ..documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
+from ..agent.documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
+from ..agent.documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode, validation_problems
 from ..jsonsafe import loads as safe_loads
-from ..events import RunEvent
-from ..messages import AgentMessage, WebSocketMessage
+from ..agent.events import RunEvent
+from ..agent.messages import AgentMessage, WebSocketMessage
+from . import DEFAULT_BRIDGE_PORT as DEFAULT_BRIDGE_PORT  # re-exported: the hub and the client name them here
+from . import DEFAULT_BRIDGE_URL as DEFAULT_BRIDGE_URL
 
-DEFAULT_BRIDGE_PORT = 65028
-DEFAULT_BRIDGE_URL = f"ws://localhost:{DEFAULT_BRIDGE_PORT}"
 # Frames above this get an error frame and are dropped; the connection stays up. The WebSocket layer's own
 # hard limit (HARD_LIMIT_FACTOR times this) closes a connection that sends more, so memory stays bounded.
 MAX_FRAME_BYTES = 1024 * 1024

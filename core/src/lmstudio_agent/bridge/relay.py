@@ -8,7 +8,7 @@ with which tools) and in the platform's per-connection state, and the frames are
 - :func:`on_agent_frame` decides what one frame from an agent means (the protocol, the identity rules of
   :mod:`~lmstudio_agent.bridge.identities`) and what to answer; the platform sends the answer and keeps the
   registration (a socket attachment, a DynamoDB row).
-- :class:`RelayBackend` is the contract's :class:`~lmstudio_agent.contract.ExecuteBackend` over a
+- :class:`RelayBackend` is the contract's :class:`~lmstudio_agent.endpoint.contract.ExecuteBackend` over a
   :class:`Relay` (the platform's directory and its way of handing one task to one agent): it picks an agent
   that offers the tools, and gives the task to another when its agent is lost before answering
   (:class:`AgentLost`), so a task is never silently dropped; the first result is the answer.
@@ -29,11 +29,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contract import ToolSelection
+from ..endpoint.contract import ToolSelection
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
-from ..events import RunEvent, events_from_transcript
-from ..messages import AgentMessage
+from ..agent.events import RunEvent, events_from_transcript
+from ..agent.messages import AgentMessage
 from .identities import AgentIdentity, Identities, refusal_of
 from .protocol import (
     MAX_FRAME_BYTES,

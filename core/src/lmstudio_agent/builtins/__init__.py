@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..tools import ToolRegistry
+from ..agent.tools import ToolRegistry
 from .data import analyze_sentiment, extract_data, label_distribution, schema_from_field_types
 from .invoices import (
     INVOICE_GOALS, INVOICE_INSTRUCTION, INVOICE_SCHEMA, InvoiceStorage, JsonFileInvoiceStorage, extract_invoice_data,

@@ -9,8 +9,8 @@ from typing import Annotated, Any, cast
 from pydantic import Field
 
 from ..errors import AgentError, ErrorCode
-from ..llm import LLM, prompt_llm_for_json
-from ..tools import ActionContext
+from ..model.llm import LLM, prompt_llm_for_json
+from ..agent.tools import ActionContext
 
 TYPE_NAMES = {
     "string": "string", "str": "string", "text": "string", "date": "string",

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
-from ..agent import Goal
-from ..llm import prompt_llm_for_json
-from ..tools import ActionContext
+from ..agent.loop import Goal
+from ..model.llm import prompt_llm_for_json
+from ..agent.tools import ActionContext
 from .invoice_text import extraction_schema, find_candidates, finish_invoice
 
 INVOICE_SCHEMA: dict[str, Any] = {
@@ -57,7 +57,7 @@ Extract the invoice data from:
 </invoice>"""
 
 # The notebook's create_invoice_agent() goals, verbatim: the plan comes from their numbered lines (extract, then
-# store; lmstudio_agent.plan), so an ordinary request ("Process this invoice.") runs both steps. The invoice goes to
+# store; lmstudio_agent.agent.plan), so an ordinary request ("Process this invoice.") runs both steps. The invoice goes to
 # the run as a document (documents={"invoice": text}), or inline after the request's own words; either way
 # extract_invoice_data receives it by reference ("@doc:invoice", "@doc:input").
 INVOICE_GOALS = (

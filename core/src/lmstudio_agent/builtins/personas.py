@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import AgentError, ErrorCode
-from ..llm import LLM
-from ..tools import ActionContext
+from ..model.llm import LLM
+from ..agent.tools import ActionContext
 
 
 async def prompt_expert(action_context: ActionContext, description_of_expert: str, prompt: str) -> str:

@@ -1,4 +1,4 @@
-"""MCP servers' tools as project :class:`~lmstudio_agent.tools.Tool` objects, through the official MCP SDK.
+"""MCP servers' tools as project :class:`~lmstudio_agent.agent.tools.Tool` objects, through the official MCP SDK.
 
 :class:`MCPServers` starts every server of an ``mcp.json`` (stdio processes, streamable HTTP sessions), lists
 their tools and wraps each one as an :class:`MCPTool`: its JSON schema is the server's ``inputSchema`` (so the
@@ -23,11 +23,11 @@ from datetime import timedelta
 from typing import Any, TextIO, cast
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..agent import TERMINATE
+from ..agent.loop import TERMINATE
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
-from ..schema import inline_refs
-from ..tools import NO_DESCRIPTION, ActionContext, Tool, ToolRegistry
+from ..model.schema import inline_refs
+from ..agent.tools import NO_DESCRIPTION, ActionContext, Tool, ToolRegistry
 from .config import ConfigSource, MCPConfig, MCPConfigError, MCPServerConfig, load_mcp_config
 
 try:

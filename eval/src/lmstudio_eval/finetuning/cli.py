@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 import typer
 from rich.console import Console
 
-from lmstudio_agent.client import ChatClient
+from lmstudio_agent.model.client import ChatClient
 from lmstudio_agent.errors import AgentError, ErrorCode
 from ..report import PLOT_FILE, build_report, final_line, render_table, write_report
 from ..runner import TaskResult, run_suite, spread

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence
 
-from lmstudio_agent import smallmodel
-from lmstudio_agent.agent import TERMINATE, Goal
-from lmstudio_agent.client import ChatClient
-from lmstudio_agent.documents import with_long_input
+from lmstudio_agent.model import smallmodel
+from lmstudio_agent.agent.loop import TERMINATE, Goal
+from lmstudio_agent.model.client import ChatClient
+from lmstudio_agent.agent.documents import with_long_input
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
-from lmstudio_agent.modes import ToolMode, strategy_for
-from lmstudio_agent.toolcalls import ToolCall
-from lmstudio_agent.tools import ToolRegistry
+from lmstudio_agent.model.modes import ToolMode, strategy_for
+from lmstudio_agent.model.toolcalls import ToolCall
+from lmstudio_agent.agent.tools import ToolRegistry
 from ..runner import build_agent, spread
 from ..suite import Task, tools_for
 from .variety import STYLES, goal_task, mask_names, reword

@@ -23,7 +23,7 @@ import re
 import string
 from typing import Any
 
-from lmstudio_agent.agent import Goal
+from lmstudio_agent.agent.loop import Goal
 from ..suite import ExpectedCall, Task
 
 STYLES = ("question", "polite", "imperative", "context", "informal")

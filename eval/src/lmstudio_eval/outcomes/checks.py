@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping, Sequence
 
-from lmstudio_agent.agent import is_words
+from lmstudio_agent.agent.loop import is_words
 from lmstudio_agent.builtins.invoice_text import MONTHS, dates_in, parse_amount
-from lmstudio_agent.messages import AgentMessage, final_answer
+from lmstudio_agent.agent.messages import AgentMessage, final_answer
 from ..scoring import compare_arguments
 from .generator import gold_run, quoted_note
 from .world import CountingStorage, World, build_tool

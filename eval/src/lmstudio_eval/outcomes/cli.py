@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from lmstudio_agent.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP
+from lmstudio_agent.model.connection import API_KEY_HELP, BASE_URL_HELP, CONNECT_HINT, MODEL_HELP
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from ..cli import model_server

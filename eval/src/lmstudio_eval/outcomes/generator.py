@@ -31,7 +31,7 @@ from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
 from lmstudio_agent.builtins import INVOICE_GOALS
-from lmstudio_agent.tools import ActionContext
+from lmstudio_agent.agent.tools import ActionContext
 from .invoices import make_invoice
 from .world import FUNCTIONS, World, build_tool
 

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
-from lmstudio_agent.agent import Agent, Goal
-from lmstudio_agent.client import ChatClient, ChatResponse
+from lmstudio_agent.agent.loop import Agent, Goal
+from lmstudio_agent.model.client import ChatClient, ChatResponse
 from lmstudio_agent.deadline import Deadline
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.lmstudio import DEFAULT_GOALS
-from lmstudio_agent.messages import AgentMessage, final_answer
+from lmstudio_agent.agent.messages import AgentMessage, final_answer
 from .checks import Verdict, check_run
 from .world import CountingStorage, World, build_tools
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from collections.abc import Callable
 
 from lmstudio_agent.builtins import builtin_registry
-from lmstudio_agent.tools import ActionContext, Tool, tool_from_function
+from lmstudio_agent.agent.tools import ActionContext, Tool, tool_from_function
 
 State = dict[str, dict[str, dict[str, Any]]]
 

@@ -19,14 +19,13 @@ from enum import Enum
 from typing import Any, Protocol
 from collections.abc import Mapping, Sequence
 
-from . import smallmodel
 from .client import ChatClient, ChatResponse
-from .deadline import Deadline
-from .documents import references
-from .smallmodel.policy import SmallModelPolicy
-from .rounds import RoundContext
+from ..deadline import Deadline
+from ..agent.documents import references
+from .policy import SmallModelPolicy
+from ..agent.rounds import RoundContext
 from .toolcalls import ToolCall, format_lfm2_calls, parse_tool_calls
-from .tools import Tool
+from ..agent.tools import Tool
 
 
 class ToolMode(str, Enum):
@@ -203,7 +202,8 @@ class ConstrainedStrategy:
     """Grammar-constrained JSON (:mod:`.smallmodel`): each reply is one call, or an answer in words
     (``{"type": "answer", "answer": "..."}``), which ends the run with no call. With no tools (a run's last
     round) only the answer can be written. ``policy`` says which small-model rules steer the calls
-    (:class:`~lmstudio_agent.smallmodel.policy.SmallModelPolicy`).
+    (:class:`~lmstudio_agent.model.policy.SmallModelPolicy`). The rules are imported by the methods, with the
+    first constrained round: ``import lmstudio_agent`` does not load them.
 
     Args:
         policy: The small-model rules to apply (default: all of them).
@@ -222,6 +222,8 @@ class ConstrainedStrategy:
             tools: The tools offered.
             context: The round, whose plan the routing reads.
         """
+        from . import smallmodel
+
         # With the policy's routing, only the tools the plan names are listed (all when it names none): a
         # shorter prompt is both faster and less for a tiny model to confuse; the grammar never offers a tool
         # that is not listed.
@@ -237,6 +239,8 @@ class ConstrainedStrategy:
             messages: The messages about to be sent; argument values are copied from them.
             context: The round; None for a caller outside the loop (it is then read off ``messages``).
         """
+        from . import smallmodel
+
         # Argument values copied from the conversation: measured on SmolLM2-135M (docs/readme/eval.md); the
         # run's document references ("@doc:NAME") are copy candidates for string arguments too. With no
         # tools (the last round) the grammar offers only the answer.
@@ -265,6 +269,8 @@ class ConstrainedStrategy:
             response: The model's reply.
             tools: The tools offered (none: the reply is the answer, whatever it is).
         """
+        from . import smallmodel
+
         message = {"role": "assistant", "content": response.content}
         answer = smallmodel.read_answer(response.content)
         if answer is not None:
@@ -286,6 +292,8 @@ class ConstrainedStrategy:
             call: The call the result answers.
             content: The result (or error) as text.
         """
+        from . import smallmodel
+
         return {"role": "user", "content": smallmodel.format_result(call.name, content)}
 
 

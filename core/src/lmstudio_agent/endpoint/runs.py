@@ -47,9 +47,9 @@ from .contract import (
     prepare,
     presented_key,
 )
-from .deadline import Deadline
-from .errors import AgentError, ErrorCode
-from .events import RunEvent, transcript_of
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode
+from ..agent.events import RunEvent, transcript_of
 from .streaming import DONE, StreamResponse, UIMessageStream, backend_events, finish_metadata, sse, with_heartbeat
 
 logger = logging.getLogger("lmstudio_agent.runs")

@@ -20,7 +20,7 @@ import re
 from typing import Any
 from collections.abc import Mapping
 
-from .errors import AgentError, ErrorCode
+from ..errors import AgentError, ErrorCode
 
 PREFIX = "@doc:"
 INPUT_DOCUMENT = "input"

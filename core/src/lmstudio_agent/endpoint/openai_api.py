@@ -9,7 +9,7 @@ error codes, only in OpenAI's shapes:
   tools) and the models the deployment lets through (the backend's ``openai_models()``; none on a backend
   without it).
 - **The agent.** ``model: "agent"``: the conversation becomes one instruction
-  (:mod:`lmstudio_agent.conversation`: the last user message, with the conversation so far), the agent runs
+  (:mod:`lmstudio_agent.endpoint.conversation`: the last user message, with the conversation so far), the agent runs
   on every tool of the allow-list and its final answer is one assistant message. Client-supplied ``tools``
   are refused (the agent's tools are the deployment's). ``stream: true`` answers with OpenAI chunks: the
   role at once, the answer once the run has it, keep-alive comments meanwhile; a failed run sends an
@@ -41,10 +41,10 @@ from .cache import CacheStore, cache_key, is_cacheable
 from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource, execute,
                        header_map, key_refusal, plan_execute, prepare, read_json_object, route_refusal)
 from .conversation import instruction_from_turns
-from .deadline import Deadline
-from .errors import AgentError, ErrorCode, validation_problems
-from .events import transcript_of
-from .messages import final_answer
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode, validation_problems
+from ..agent.events import transcript_of
+from ..agent.messages import final_answer
 from .streaming import DONE, HEARTBEAT_SECONDS, StreamResponse, backend_events, with_heartbeat
 
 logger = logging.getLogger("lmstudio_agent.openai_api")

@@ -8,7 +8,7 @@ becomes one:
   it must be the conversation's last message and hold text, else INVALID_INSTRUCTION;
 - the run also sees **the conversation so far**, bounded: the text of at most :data:`HISTORY_MESSAGES`
   earlier user and assistant messages, each cut to :data:`HISTORY_MESSAGE_CHARS` characters, oldest dropped
-  first until the whole instruction fits :data:`~lmstudio_agent.contract.MAX_INSTRUCTION_CHARS`. They go
+  first until the whole instruction fits :data:`~lmstudio_agent.endpoint.contract.MAX_INSTRUCTION_CHARS`. They go
   before the request, labelled, so a follow-up ("and in French?") has its referent. Tool parts, files and
   reasoning of earlier turns are not replayed (their outcome is in the assistant's text);
 - system messages are not instructions to the agent (its own goals hold); they are left out.
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .contract import MAX_INSTRUCTION_CHARS, ExecuteRequest, execute_request_from
-from .errors import AgentError, ErrorCode, validation_problems
+from ..errors import AgentError, ErrorCode, validation_problems
 
 HISTORY_MESSAGES = 8
 HISTORY_MESSAGE_CHARS = 2_000

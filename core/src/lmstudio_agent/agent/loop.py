@@ -18,19 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from . import answers
-from . import smallmodel
-from .client import ChatClient
-from .deadline import Deadline
+from ..model.client import ChatClient
+from ..deadline import Deadline
 from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
-from .errors import AgentError, ErrorCode
+from ..errors import AgentError, ErrorCode
 from .events import RunEvent
-from .llm import LLM
+from ..model.llm import LLM
 from .messages import AgentMessage
-from .modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
-from .smallmodel.policy import SmallModelPolicy
+from ..model.modes import Strategy, ToolMode, Turn, detect_mode, strategy_for
+from ..model.policy import SmallModelPolicy
 from .rounds import RoundContext
-from .toolcalls import ToolCall, parse_tool_calls
+from ..model.toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
 logger = logging.getLogger("lmstudio_agent.agent")
@@ -130,6 +128,15 @@ class Environment:
             return ToolOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=tb)
 
 
+def _note(text: str) -> dict[str, Any]:
+    """A note the agent writes into the conversation itself (:func:`~lmstudio_agent.model.smallmodel.wire.agent_note`:
+    marked so the constrained mode never copies from it); the small-model rules load with the first note.
+    """
+    from ..model.smallmodel.wire import agent_note
+
+    return agent_note(text)
+
+
 def is_words(text: str | None) -> bool:
     """True when ``text`` can be a final answer for a person: not empty, not a serialized tool call, not JSON
     (nor the start of it).
@@ -209,7 +216,7 @@ class Agent:
         environment: What runs the tools and turns their failures into messages (default: :class:`Environment`).
         max_rounds: The most model calls one run makes.
         max_tokens: The most tokens one model reply may have.
-        context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
+        context: Properties every tool run sees in its :class:`~lmstudio_agent.agent.tools.ActionContext`.
         policy: The small-model rules the constrained mode applies (:class:`~lmstudio_agent.SmallModelPolicy`;
             default: all of them; ``None``: none). Native and parsed modes never apply them.
     """
@@ -498,7 +505,7 @@ class Agent:
         replaced by that document's text (:mod:`.documents`). An instruction longer than
         ``documents.LONG_INPUT_CHARS`` is also the document ``input``. The transcript ends with a final
         ``result``, or with an ``error`` coded NO_ANSWER when the run ended without an answer
-        (:func:`~lmstudio_agent.messages.answered` tells which).
+        (:func:`~lmstudio_agent.agent.messages.answered` tells which).
 
         Args:
             instruction: The user's request (a non-empty string).
@@ -574,16 +581,19 @@ class Agent:
                 tools = " or ".join(step.tools)
                 if can_go_on and index not in reminded:
                     reminded.add(index)
-                    memory.add_message("environment", smallmodel.agent_note(
+                    memory.add_message("environment", _note(
                         f"Not done yet: {step.text}. Call {tools} first."))
                     return False
                 await no_answer(f"the step \"{step.text}\" was never done ({tools} never succeeded).")
                 return True
             answer = text.strip()
-            if grounding and results and not answers.stated(answer, results[-1][1], start.request):
-                # A tiny model's words that miss the result are often wrong about it too ("I can't find ..."
-                # after the find succeeded): the result, in words, replaces them.
-                answer = answers.in_words(*results[-1])
+            if grounding and results:
+                from . import answers  # only the constrained mode's grounding reads it
+
+                if not answers.stated(answer, results[-1][1], start.request):
+                    # A tiny model's words that miss the result are often wrong about it too ("I can't find
+                    # ..." after the find succeeded): the result, in words, replaces them.
+                    answer = answers.in_words(*results[-1])
             await emit(AgentMessage(type="result", content=answer))
             return True
 
@@ -596,7 +606,7 @@ class Agent:
             history = memory.to_chat_messages()
             messages = [self.system_message(strategy, round_tools, round_context)] + history
             if last_round and round_index > 0:
-                messages.append(smallmodel.agent_note("Give your final answer now, in plain words."))
+                messages.append(_note("Give your final answer now, in plain words."))
             turn = await self._ask(strategy, messages, round_tools, deadline, round_context,
                                    min(self.max_tokens, FINAL_MAX_TOKENS) if last_round else None)
             memory.add_message("assistant", turn.assistant_message)
@@ -613,7 +623,7 @@ class Agent:
                 problem = turn.errors[0] if turn.errors else (None if is_words(turn.text) else NOT_WORDS)
                 if problem is not None:
                     await emit(AgentMessage(type="error", code=ErrorCode.MODEL_OUTPUT_INVALID.value, content=problem))
-                    memory.add_message("environment", smallmodel.agent_note(problem))
+                    memory.add_message("environment", _note(problem))
                     continue
                 if await finish(turn.text, can_go_on=round_index < self.max_rounds - 2):
                     return

@@ -51,11 +51,11 @@ from .contract import (
     read_json_object,
 )
 from .conversation import execute_request_from_chat, is_chat_body
-from .deadline import Deadline
-from .errors import AgentError, ErrorCode
-from .jsonsafe import loads as safe_loads
-from .events import RunEvent, events_from_transcript, transcript_of
-from .messages import AgentMessage
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode
+from ..jsonsafe import loads as safe_loads
+from ..agent.events import RunEvent, events_from_transcript, transcript_of
+from ..agent.messages import AgentMessage
 
 logger = logging.getLogger("lmstudio_agent.streaming")
 
@@ -287,7 +287,7 @@ def finish_metadata(error: AgentError | None, *, cached: bool = False) -> dict[s
 
 
 class StreamingBackend(Protocol):
-    """An :class:`~lmstudio_agent.contract.ExecuteBackend` that can also stream a run's events."""
+    """An :class:`~lmstudio_agent.endpoint.contract.ExecuteBackend` that can also stream a run's events."""
 
     def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
                documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
@@ -442,7 +442,7 @@ async def stream_execute(
         backend: What runs the agent.
         headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
         cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`~lmstudio_agent.contract.ExecuteOptions`'s).
+        options: The deployment's limits (default: :class:`~lmstudio_agent.endpoint.contract.ExecuteOptions`'s).
         heartbeat_seconds: Silence after which the stream sends a comment line.
     """
     options = options or ExecuteOptions()
@@ -555,7 +555,7 @@ async def handle_execute_stream(
         headers: The request headers.
         backend: What runs the agent.
         cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`~lmstudio_agent.contract.ExecuteOptions`'s).
+        options: The deployment's limits (default: :class:`~lmstudio_agent.endpoint.contract.ExecuteOptions`'s).
         heartbeat_seconds: Silence after which the stream sends a comment line.
     """
     options = options or ExecuteOptions()

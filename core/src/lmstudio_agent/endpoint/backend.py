@@ -18,22 +18,22 @@ from collections.abc import AsyncIterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from .agent import Agent, Goal
-from .builtins import builtin_registry
+from ..agent.loop import Agent, Goal
+from ..builtins import builtin_registry
 from .cache import DEFAULT_TTL_SECONDS
-from .client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
+from ..model.client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .contract import ExecuteOptions, ToolSelection
-from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
-from .errors import AgentError, ErrorCode
-from .events import RunEvent
-from .messages import AgentMessage
-from .modes import ToolMode, detect_mode
-from .tools import ToolRegistry
+from ..deadline import DEFAULT_DEADLINE_SECONDS, Deadline
+from ..errors import AgentError, ErrorCode
+from ..agent.events import RunEvent
+from ..agent.messages import AgentMessage
+from ..model.modes import ToolMode, detect_mode
+from ..agent.tools import ToolRegistry
 
 if TYPE_CHECKING:
     import httpx
 
-    from .mcp import MCPServers
+    from ..mcp import MCPServers
 
 logger = logging.getLogger("lmstudio_agent.service")
 
@@ -196,7 +196,7 @@ class EndpointService:
     Args:
         settings: The deployment's configuration.
         registry: The tools to serve (default: the built-in ones), narrowed to ``settings.allowed_tools``.
-        context: Properties every tool run sees in its :class:`~lmstudio_agent.tools.ActionContext`.
+        context: Properties every tool run sees in its :class:`~lmstudio_agent.agent.tools.ActionContext`.
         max_models: How many models' detected modes to remember (least recently used dropped).
         mcp_servers: MCP servers whose tools join the registry (an :class:`~lmstudio_agent.mcp.MCPServers`, built
             with ``allow_stdio=False`` on hosts that cannot start processes). They live for the process: the
@@ -422,7 +422,7 @@ class AgentBackend:
         return list(self.settings.openai_models or [self.settings.model])
 
     async def forward_chat(self, body: dict[str, Any], deadline: Deadline, *, stream: bool) -> Any:
-        """A chat-completions request passed to the upstream as it is (:mod:`lmstudio_agent.openai_api`):
+        """A chat-completions request passed to the upstream as it is (:mod:`lmstudio_agent.endpoint.openai_api`):
         the answer's JSON, or with ``stream`` its Server-Sent Events as raw bytes.
 
         Args:

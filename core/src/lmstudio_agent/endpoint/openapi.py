@@ -8,9 +8,9 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .contract import MAX_BODY_BYTES, ErrorResponse, ExecuteRequest, ExecuteResponse, HealthResponse
-from .errors import HTTP_STATUS
+from ..errors import HTTP_STATUS
 from .conversation import ChatRequest
-from .events import RunEvent
+from ..agent.events import RunEvent
 from .openai_api import AGENT_MODEL, ChatCompletionRequest, OpenAIError
 from .runs import RunCreated, RunView
 from .streaming import HEARTBEAT_SECONDS, PROTOCOL_VERSION

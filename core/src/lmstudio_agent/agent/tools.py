@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .errors import AgentError, ErrorCode
-from .schema import inline_refs, json_type_name, validate
+from ..errors import AgentError, ErrorCode
+from ..model.schema import inline_refs, json_type_name, validate
 
 __all__ = [
     "ActionContext",
@@ -66,7 +66,7 @@ class ActionContext:
 
     Args:
         properties: The run's free-form properties (e.g. ``invoice_storage``).
-        llm: The run's :class:`~lmstudio_agent.llm.LLM` (the model, bound to the run's deadline).
+        llm: The run's :class:`~lmstudio_agent.model.llm.LLM` (the model, bound to the run's deadline).
         agent: The running agent.
         memory: The run's memory (the conversation so far).
     """

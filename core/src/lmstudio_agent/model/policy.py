@@ -35,7 +35,7 @@ class SmallModelPolicy:
         hold_answer_mid_plan: Right after a successful call, while the plan has a step left, the answer in
             words is not offered.
         ground_answers: A final answer that states none of the last result's values (or repeats the request)
-            is replaced by the result in words (:func:`lmstudio_agent.answers.stated`).
+            is replaced by the result in words (:func:`lmstudio_agent.agent.answers.stated`).
     """
 
     route: bool = True

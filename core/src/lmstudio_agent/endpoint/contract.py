@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
-from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
-from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
-from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
-from .errors import AgentError, ErrorCode, validation_problems
-from .jsonsafe import loads as _safe_loads
-from .messages import AgentMessage, answered
+from ..deadline import DEFAULT_DEADLINE_SECONDS, Deadline
+from ..agent.documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
+from ..agent.documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
+from ..errors import AgentError, ErrorCode, validation_problems
+from ..jsonsafe import loads as _safe_loads
+from ..agent.messages import AgentMessage, answered
 
 logger = logging.getLogger("lmstudio_agent.contract")
 

@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from collections.abc import Sequence
 
-from .smallmodel import routing
 from .tools import Tool
 
 if TYPE_CHECKING:
-    from .agent import Goal
+    from .loop import Goal
 
 __all__ = ["Plan", "Step", "goal_lines", "make_plan"]
 
@@ -136,6 +135,8 @@ def _written_name(line: str, tools: Sequence[Tool]) -> list[Tool]:
 
 
 def _first_verb(line: str) -> str | None:
+    from ..model.smallmodel import routing
+
     words = routing.content_words(line, routing.PLAIN_WORDS - {"get", "make", "send", "give", "show", "tell"})
     return routing.meaning(words[0]) if words else None
 
@@ -147,6 +148,8 @@ def step_tools(line: str, tools: Sequence[Tool]) -> list[Tool]:
         line: One line of a goal's description.
         tools: The tools offered.
     """
+    from ..model.smallmodel import routing
+
     written = _written_name(line, tools)
     if written:
         return written[:1]
@@ -183,6 +186,8 @@ def _goal_steps(goals: Sequence[Goal], tools: Sequence[Tool]) -> list[Step]:
 
 def _request_steps(request: str, tools: Sequence[Tool]) -> tuple[list[Step], bool]:
     """The request's steps, and whether each one is named by a verb that starts an offered tool's name."""
+    from ..model.smallmodel import routing
+
     out: list[Step] = []
     by_verb = True
     for piece, scores in routing.ranked_steps(tools, request):
@@ -207,6 +212,10 @@ def make_plan(goals: Sequence[Goal], request: str | None, tools: Sequence[Tool],
     tools = [t for t in tools if not t.terminal]
     if not tools:
         return Plan()
+    # The routing prior (lexical, no model) is imported with the first plan that has tools: ``import
+    # lmstudio_agent`` does not load the small-model package.
+    from ..model.smallmodel import routing
+
     from_goals = _goal_steps(goals, tools)
     from_request, by_verb = _request_steps(request, tools) if request else ([], False)
     if from_goals:

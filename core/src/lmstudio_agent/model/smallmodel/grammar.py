@@ -13,11 +13,11 @@ from typing import Any
 from collections.abc import Iterable, Sequence
 
 from ..grammar_bounds import bounded, schema_problem
-from ..rounds import RoundContext
-from ..tools import Tool
+from ...agent.rounds import RoundContext
+from ...agent.tools import Tool
 from . import lexicon, routing
 from .copying import _Copy, _needs_object
-from .policy import SmallModelPolicy
+from ..policy import SmallModelPolicy
 from .sources import MAX_SPAN_WORDS
 from .wire import ARGUMENTS_KEY, NAME_KEY, TOPIC_KEY, answer_schema, callable_tools, topic
 

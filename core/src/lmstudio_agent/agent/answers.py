@@ -14,8 +14,6 @@ import re
 from typing import Any
 from collections.abc import Iterable
 
-from .smallmodel.values import numbers as written_numbers
-
 __all__ = ["echoes", "in_words", "salient_values", "stated"]
 
 MAX_VALUE_CHARS = 80
@@ -114,6 +112,8 @@ def echoes(answer: str, request: str | None) -> bool:
 
 def _mentions(text: str, value: str | float) -> bool:
     if isinstance(value, float):  # in digits, or in words ("five packets")
+        from ..model.smallmodel.values import numbers as written_numbers  # loads only when a run grounds an answer
+
         return _says_number(value, _numbers_in(text) + [float(n) for n in written_numbers([text])])
     lowered = " ".join(text.lower().split())
     return re.search(rf"(?<![\w]){re.escape(' '.join(value.lower().split()))}(?![\w])", lowered) is not None

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from ..grammar_bounds import DEFAULT_MAX_STRING, gbnf_pattern
 from ..schema import validate as schema_errors
 from . import lexicon, routing, values
-from .policy import SmallModelPolicy
+from ..policy import SmallModelPolicy
 from .sources import (
     _ARTICLES, _LEADING, _LINKS, _TRAILING, MAX_KEYS, MAX_SPAN_WORDS, MAX_SPANS, _bare_code, _codes, _mentioned,
     _source_and_target, json_objects, spans,

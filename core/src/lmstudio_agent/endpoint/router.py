@@ -1,12 +1,12 @@
 """The whole HTTP API in one call, for every adapter (the hub, the Worker, the Lambda).
 
-:func:`route` adds to :func:`lmstudio_agent.contract.handle_request` the streamed ``POST /execute``
+:func:`route` adds to :func:`lmstudio_agent.endpoint.contract.handle_request` the streamed ``POST /execute``
 (:mod:`.streaming`: ``Accept: text/event-stream``, ``"stream": true`` or the AI SDK's ``useChat`` body), the
 OpenAI-compatible routes under ``/v1/`` (:mod:`.openai_api`) and the async runs under ``/runs``
 (:mod:`.runs`); everything else is the contract's. An adapter that cannot stream (the Lambda) sends a
-:class:`~lmstudio_agent.streaming.StreamResponse` whole once it is written.
-The answer is an :class:`~lmstudio_agent.contract.HttpResponse` or a
-:class:`~lmstudio_agent.streaming.StreamResponse`.
+:class:`~lmstudio_agent.endpoint.streaming.StreamResponse` whole once it is written.
+The answer is an :class:`~lmstudio_agent.endpoint.contract.HttpResponse` or a
+:class:`~lmstudio_agent.endpoint.streaming.StreamResponse`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ async def route(
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> HttpResponse | StreamResponse:
     """Route one request (see the module docstring). Without ``runs``, ``/runs`` is 404 as any unknown path.
-    Methods are case-sensitive, as in :func:`~lmstudio_agent.contract.handle_request`."""
+    Methods are case-sensitive, as in :func:`~lmstudio_agent.endpoint.contract.handle_request`."""
     raw_headers = headers  # the contract applies the rule for a credential sent twice to the raw pairs
     headers = header_map(headers)
     path = "/" + path.strip("/")

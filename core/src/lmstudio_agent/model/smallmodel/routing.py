@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ..tools import Tool
+from ...agent.tools import Tool
 from . import lexicon
 
 # A tool that scores this much more than the next is the only one offered; tools within it of the best

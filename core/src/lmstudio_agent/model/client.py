@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import AsyncIterator
 
-from .deadline import Deadline
-from .errors import AgentError, ErrorCode
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode
 from .toolcalls import ToolCall, parse_openai_tool_calls
 
 if TYPE_CHECKING:  # httpx is imported on first use: it pulls in its CLI's deps (rich, click) when installed

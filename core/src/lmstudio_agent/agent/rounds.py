@@ -15,7 +15,7 @@ from .plan import Plan, make_plan
 from .tools import Tool
 
 if TYPE_CHECKING:
-    from .agent import Goal
+    from .loop import Goal
 
 __all__ = ["RoundContext"]
 

@@ -16,7 +16,7 @@ import re
 from typing import Any, cast
 from collections.abc import Iterable, Mapping
 
-from ..tools import Tool
+from ...agent.tools import Tool
 from . import lexicon
 
 TOPIC_KEY = "type"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import ChatClient, ChatResponse
-from .deadline import Deadline
-from .errors import AgentError, ErrorCode
+from ..deadline import Deadline
+from ..errors import AgentError, ErrorCode
 from .schema import validate
 
 logger = logging.getLogger("lmstudio_agent.llm")
