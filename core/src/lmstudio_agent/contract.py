@@ -1,9 +1,17 @@
-"""The shared HTTP contract: models, auth, routing and the framework-free execute function.
+"""The shared HTTP contract: models, auth and the one execute pipeline.
 
-The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over this module: they turn their
-platform's request into ``handle_request`` (or ``authorize`` + ``handle_execute``) and the returned
+The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over :func:`lmstudio_agent.routes.route`
+(the one router), which uses this module: it turns their platform's request into one call and the returned
 :class:`HttpResponse` into their platform's response. Every rule (body limits, validation, the tool
 allow-list, the cache, the deadline, the error shape) lives here once.
+
+The pipeline, the same for a JSON answer and a stream: the body is read once (:func:`read_json_object`) and
+validated once into an :class:`ExecuteRequest` (:func:`execute_request_from`, the request's only validation;
+the agent takes its instruction and documents as they are), the plan decides the tools, the model and the
+cache key once (:func:`plan_execute`), and an :class:`Execution` yields the run's events from the cache or the
+backend and decides the outcome once (NO_ANSWER is never cached; a cacheable answer is written once, in the
+cache's one codec). The JSON answer is those events collected (:func:`execute`); the stream encodes them
+(:mod:`.streaming`).
 """
 
 from __future__ import annotations
@@ -15,16 +23,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, Protocol, Union
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
+from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable, read_events, write_events
 from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
-from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
+from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, RunInput, check_documents
 from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from .errors import AgentError, ErrorCode, validation_problems
 from .jsonsafe import loads as _safe_loads
+from .events import RunEvent, events_from_transcript, transcript_of
 from .messages import AgentMessage, answered
 
 logger = logging.getLogger("lmstudio_agent.contract")
@@ -38,6 +47,9 @@ CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Api-Key, Cache-Control",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
 }
+# Statuses whose responses carry no body (the Fetch spec's "null body status": the Worker's runtime throws on
+# one with a body; the Lambda sends none either).
+NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -79,6 +91,25 @@ class ExecuteRequest(BaseModel):
             if not name or len(name) > 64:
                 raise ValueError("each tool name must be 1 to 64 characters")
         return names
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _documents(cls, documents: Any) -> Any:
+        # The documents' one rule (documents.check_documents), whose message names the bad document.
+        if documents is None:
+            return None
+        try:
+            return check_documents(documents)
+        except AgentError as exc:
+            raise _DocumentProblem(exc.message) from None
+
+    def run_input(self) -> RunInput:
+        """The instruction and documents as the agent takes them, checked already (this model validated them)."""
+        return RunInput(self.instruction, dict(self.documents or {}))
+
+
+class _DocumentProblem(ValueError):
+    """A document the request carries breaks :func:`~lmstudio_agent.documents.check_documents`' rule."""
 
 
 class ExecuteResponse(BaseModel):
@@ -157,15 +188,22 @@ Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 
-def header_map(headers: Headers) -> dict[str, str]:
+class HeaderMap(dict[str, str]):
+    """A request's headers once :func:`header_map` has combined them: lower-case names, repeats joined."""
+
+
+def header_map(headers: Headers) -> HeaderMap:
     """Headers as a dict with lower-case names. Accepts a mapping or (name, value) pairs; a name that repeats
     gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them.
+    Runs once per request: a :class:`HeaderMap` (its own result) is returned as it is.
 
     Args:
         headers: The request headers: a mapping or (name, value) pairs.
     """
+    if isinstance(headers, HeaderMap):
+        return headers
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    combined: dict[str, str] = {}
+    combined = HeaderMap()
     for name, value in pairs:
         key = str(name).lower()
         combined[key] = f"{combined[key]}, {value}" if key in combined else str(value)
@@ -250,6 +288,9 @@ class ToolSelection:
     names: tuple[str, ...]
     has_side_effects: bool
     owner: str = ""
+    # What the backend selected, kept for its run so the selection is made once (the local agent: the tool
+    # registry narrowed to ``names``); None where the backend keeps nothing.
+    tools: Any = field(default=None, compare=False, repr=False)
 
 
 class ExecuteBackend(Protocol):
@@ -344,23 +385,41 @@ def read_json_object(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> dict[s
 
 
 def execute_request_from(data: dict[str, Any]) -> ExecuteRequest:
-    """A parsed JSON object validated into an :class:`ExecuteRequest` (the strict contract), or AgentError.
+    """A parsed JSON object validated into an :class:`ExecuteRequest` (the strict contract), or AgentError:
+    the request's one validation. A bad instruction is INVALID_INSTRUCTION, a bad document INVALID_REQUEST
+    naming it, anything else INVALID_REQUEST listing the problems.
 
     Args:
         data: The request body, already parsed (:func:`read_json_object`).
     """
-    instruction = data.get("instruction")
-    if instruction is None:
-        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
-    documents = data.get("documents")
-    if documents is not None:
-        check_documents(documents)  # INVALID_REQUEST naming the bad document, before pydantic's generic message
     try:
         return ExecuteRequest.model_validate(data)
     except ValidationError as exc:
-        raise AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body")) from None
+        raise request_error(exc, data) from None
+
+
+# The instruction's problems that the contract answers INVALID_INSTRUCTION (too long is INVALID_REQUEST).
+_INSTRUCTION_PROBLEMS = frozenset({"missing", "string_type", "string_too_short", "string_pattern_mismatch"})
+
+
+def request_error(exc: ValidationError, data: Mapping[str, Any]) -> AgentError:
+    """The contract's error for a body :class:`ExecuteRequest` refused, most specific first: the instruction
+    (INVALID_INSTRUCTION), then a document (its own message), then every problem (INVALID_REQUEST).
+
+    Args:
+        exc: The error ``ExecuteRequest.model_validate`` raised.
+        data: The body it validated.
+    """
+    problems = exc.errors(include_url=False, include_input=False)
+    if any(p["loc"][:1] == ("instruction",) and p["type"] in _INSTRUCTION_PROBLEMS for p in problems):
+        if data.get("instruction") is None:
+            return AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
+        return AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+    for problem in problems:
+        error = (problem.get("ctx") or {}).get("error")
+        if problem["loc"][:1] == ("documents",) and isinstance(error, _DocumentProblem):
+            return AgentError(ErrorCode.INVALID_REQUEST, str(error))
+    return AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body"))
 
 
 @dataclass(frozen=True)
@@ -422,6 +481,124 @@ def no_answer_error(transcript: list[AgentMessage]) -> AgentError | None:
     return AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
 
 
+async def backend_events(backend: ExecuteBackend, instruction: str, tools: ToolSelection, model: str,
+                         deadline: Deadline, documents: dict[str, str] | None = None, *,
+                         live: bool = True) -> AsyncIterator[RunEvent]:
+    """The backend's live events where it streams (and ``live``), else its transcript's events once the run
+    is over.
+
+    Args:
+        backend: What runs the agent (one with a ``stream`` method streams live).
+        instruction: What the agent should do.
+        tools: The selected tools.
+        model: The model to run on.
+        deadline: The run's deadline.
+        documents: The request's long inputs, name -> text (passed on only when there are some).
+        live: Whether the events are read as they happen (a stream); False for an answer sent whole, which
+            takes the backend's ``run`` (the hub retries a lost task there on another agent).
+    """
+    extra = {"documents": documents} if documents else {}
+    stream = getattr(backend, "stream", None) if live else None
+    if stream is None:
+        for event in events_from_transcript(await backend.run(instruction, tools, model, deadline, **extra)):
+            yield event
+        return
+    async for event in stream(instruction, tools, model, deadline, **extra):
+        yield event
+
+
+class Execution:
+    """One execute request from its plan to its end: the pipeline a JSON answer and a stream share.
+
+    :meth:`events` yields the run's events, replayed from the cache on a hit, else from the backend under the
+    deadline (with a backstop for a backend that overruns it). At their end the outcome is decided once:
+    :attr:`error` is the run's failure (NO_ANSWER for a run that ended without an answer), and only an
+    answered, cacheable run is written to the cache, once, in the cache's codec. Build one with
+    :func:`start_execution`.
+
+    Args:
+        request: The validated request.
+        backend: What runs the agent.
+        plan: The request's plan (:func:`plan_execute`).
+        options: The deployment's limits.
+        cache: The cache store (None: no cache).
+        hit: The events a cache hit replays (None: a miss).
+        live: Whether the backend's events are read as they happen (a stream).
+    """
+
+    def __init__(self, request: ExecuteRequest, backend: ExecuteBackend, plan: ExecutePlan, options: ExecuteOptions,
+                 cache: CacheStore | None = None, hit: list[RunEvent] | None = None, *, live: bool = True) -> None:
+        """Keep what the run needs; nothing runs until :meth:`events` is iterated."""
+        self.request = request
+        self.backend = backend
+        self.plan = plan
+        self.options = options
+        self.cache = cache
+        self.hit = hit
+        self.live = live
+        self.recorded: list[RunEvent] = []
+        self.error: AgentError | None = None
+
+    @property
+    def cached(self) -> bool:
+        """Whether the answer is replayed from the cache."""
+        return self.hit is not None
+
+    def transcript(self) -> list[AgentMessage]:
+        """The run's messages so far (all of them once :meth:`events` is exhausted)."""
+        return transcript_of(self.hit if self.hit is not None else self.recorded)
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        """The run's events; never raises for the run's failure (it is :attr:`error` once they end)."""
+        if self.hit is not None:
+            for event in self.hit:
+                yield event
+            return
+        options, plan, request = self.options, self.plan, self.request
+        deadline = Deadline(options.deadline_seconds)
+        try:
+            # The backend honours the deadline call by call; this is the backstop for anything that does not.
+            async with asyncio.timeout(options.deadline_seconds + 1.0):
+                async for event in backend_events(self.backend, request.instruction, plan.selection, plan.model,
+                                                  deadline, request.documents, live=self.live):
+                    self.recorded.append(event)
+                    yield event
+        except TimeoutError:
+            self.error = AgentError(ErrorCode.UPSTREAM_TIMEOUT,
+                                    f"The model did not finish within {options.deadline_seconds:g}s")
+        except AgentError as exc:
+            self.error = exc
+        except Exception:
+            logger.exception("unexpected error in an execute")
+            self.error = AgentError(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
+        if self.error is None:
+            self.error = no_answer_error(transcript_of(self.recorded))  # never cached: another try may answer
+        if self.error is None and plan.use_cache:
+            await write_events(self.cache, plan.cache_key, self.recorded, options.cache_ttl_seconds)
+
+
+async def start_execution(request: ExecuteRequest, backend: ExecuteBackend, *, headers: Mapping[str, str] | None = None,
+                          cache: CacheStore | None = None, options: ExecuteOptions | None = None,
+                          live: bool = True) -> Execution:
+    """Everything before a run, the same for a JSON answer and a stream: the backend prepared, the plan (the
+    tools: UNKNOWN_TOOL is raised here) and the cache read. Raises AgentError for a request refused before
+    its run.
+
+    Args:
+        request: The validated request.
+        backend: What runs the agent.
+        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
+        live: Whether the backend's events are read as they happen (a stream) or the run is answered whole.
+    """
+    options = options or ExecuteOptions()
+    await prepare(backend)
+    plan = plan_execute(request, backend, headers=headers, cache=cache)
+    hit = await read_events(cache, plan.cache_key) if plan.use_cache else None
+    return Execution(request, backend, plan, options, cache, hit, live=live)
+
+
 async def execute(
     request: ExecuteRequest,
     backend: ExecuteBackend,
@@ -430,7 +607,8 @@ async def execute(
     cache: CacheStore | None = None,
     options: ExecuteOptions | None = None,
 ) -> ExecuteResponse:
-    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline.
+    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline:
+    the :class:`Execution`'s events collected.
 
     Raises AgentError for every failure (NO_ANSWER with the transcript for a run that ended without an answer).
 
@@ -441,55 +619,45 @@ async def execute(
         cache: The cache store (None: no cache).
         options: The deployment's limits (default: :class:`ExecuteOptions`'s).
     """
-    options = options or ExecuteOptions()
-    await prepare(backend)
-    plan = plan_execute(request, backend, headers=headers, cache=cache)
-    selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
-    if use_cache and cache is not None:
-        hit = await _cache_get(cache, key)
-        if hit is not None:
-            return ExecuteResponse(result=hit, cached=True)
+    run = await start_execution(request, backend, headers=headers, cache=cache, options=options, live=False)
+    async for _ in run.events():
+        pass
+    if run.error is not None:
+        raise run.error
+    return ExecuteResponse(result=run.transcript(), cached=run.cached)
 
-    deadline = Deadline(options.deadline_seconds)
+
+def execute_error(exc: AgentError) -> HttpResponse:
+    """The contract's answer for an execute that failed (NO_ANSWER carries the transcript).
+
+    Args:
+        exc: What it failed with.
+    """
+    if exc.http_status >= 500:
+        logger.warning("execute failed: %s", exc)
+    transcript = exc.details.get("transcript") if exc.code is ErrorCode.NO_ANSWER else None
+    return error_response(exc.code, exc.message, result=transcript)
+
+
+async def execute_response(request: ExecuteRequest, headers: Mapping[str, str], backend: ExecuteBackend, *,
+                           cache: CacheStore | None = None, options: ExecuteOptions | None = None) -> HttpResponse:
+    """A validated request's JSON answer: every outcome is an :class:`HttpResponse`, never an exception.
+
+    Args:
+        request: The validated request.
+        headers: The request headers (lower-case names).
+        backend: What runs the agent.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
+    """
     try:
-        # The backend honours the deadline call by call; this is the backstop for anything that does not.
-        extra = {"documents": request.documents} if request.documents else {}
-        transcript = await asyncio.wait_for(
-            backend.run(request.instruction, selection, model, deadline, **extra),
-            timeout=options.deadline_seconds + 1.0,
-        )
-    except TimeoutError:
-        raise AgentError(
-            ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
-        ) from None
-
-    failed = no_answer_error(transcript)
-    if failed is not None:
-        raise failed
-    if use_cache and cache is not None:
-        await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
-    return ExecuteResponse(result=transcript, cached=False)
-
-
-async def _cache_get(cache: CacheStore, key: str) -> list[AgentMessage] | None:
-    try:
-        raw = await cache.get(key)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        if isinstance(data, dict):  # a streamed run's entry: {"result": [...], "events": [...]} (streaming.py)
-            data = data["result"]
-        return [AgentMessage.model_validate(m) for m in data]
-    except Exception:  # a broken cache must never fail a request: fall through to a fresh run
-        logger.warning("cache read failed; running uncached", exc_info=True)
-        return None
-
-
-async def _cache_put(cache: CacheStore, key: str, transcript: list[AgentMessage], ttl: int) -> None:
-    try:
-        await cache.put(key, json.dumps([m.to_dict() for m in transcript]), ttl)
+        response = await execute(request, backend, headers=headers, cache=cache, options=options)
+    except AgentError as exc:
+        return execute_error(exc)
     except Exception:
-        logger.warning("cache write failed; the answer is still returned", exc_info=True)
+        logger.exception("unexpected error in execute")
+        return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
+    return HttpResponse(200, response.model_dump(mode="json", exclude_none=True), {"Cache-Control": "no-store"})
 
 
 async def handle_execute(
@@ -510,20 +678,11 @@ async def handle_execute(
         options: The deployment's limits (default: :class:`ExecuteOptions`'s).
     """
     options = options or ExecuteOptions()
-    headers = header_map(headers)
     try:
         request = parse_execute_request(body, options.max_body_bytes)
-        response = await execute(request, backend, headers=headers, cache=cache, options=options)
     except AgentError as exc:
-        if exc.http_status >= 500:
-            logger.warning("execute failed: %s", exc)
-        transcript = exc.details.get("transcript") if exc.code is ErrorCode.NO_ANSWER else None
-        return error_response(exc.code, exc.message, result=transcript)
-    except Exception:
-        logger.exception("unexpected error in execute")
-        return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
-    body_out = response.model_dump(mode="json", exclude_none=True)
-    return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
+        return execute_error(exc)
+    return await execute_response(request, header_map(headers), backend, cache=cache, options=options)
 
 
 # Builds an error response from a code, a message and extra headers (the contract's shape, or OpenAI's).
@@ -546,7 +705,9 @@ async def handle_request(
     options: ExecuteOptions | None = None,
     authenticated: bool = False,
 ) -> HttpResponse:
-    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405.
+    """The contract's JSON routes only: ``GET /health`` (open), ``POST /execute`` (keyed, answered as JSON
+    whatever the body or ``Accept`` ask), CORS preflight, 404/405. It is the one router
+    (:func:`lmstudio_agent.routes.route`) without the stream, the OpenAI routes and the runs.
 
     ``authenticated``: the platform already authenticated the caller (a Lambda invoked directly, which IAM
     authorised), so no client key is asked for. Methods are case-sensitive (RFC 9110): ``post`` is not
@@ -564,18 +725,12 @@ async def handle_request(
         options: The deployment's limits (default: :class:`ExecuteOptions`'s).
         authenticated: The platform already authenticated the caller: skip the client key check.
     """
-    headers = header_map(headers)
-    path = "/" + path.strip("/")
-    refused = route_refusal(method, path, {"/health": "GET", "/execute": "POST"})
-    if refused is not None:
-        return refused
-    if path == "/health":
-        return health_response()
-    if not authenticated:
-        refused = key_refusal(headers, api_key)
-        if refused is not None:
-            return refused
-    return await handle_execute(body, headers, backend, cache=cache, options=options)
+    from .routes import route  # the router is above the contract; this is its JSON-only view
+
+    answer = await route(method, path, headers, body, backend=backend, api_key=api_key, cache=cache, options=options,
+                         authenticated=authenticated, json_only=True)
+    assert isinstance(answer, HttpResponse)
+    return answer
 
 
 def route_refusal(method: str, path: str, routes: Mapping[str, str], refuse: Refuse = error_response) -> HttpResponse | None:

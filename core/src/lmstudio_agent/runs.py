@@ -41,6 +41,7 @@ from .contract import (
     ExecuteOptions,
     ExecuteRequest,
     HttpResponse,
+    backend_events,
     error_response,
     no_answer_error,
     parse_execute_request,
@@ -50,7 +51,7 @@ from .contract import (
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .events import RunEvent, transcript_of
-from .streaming import DONE, StreamResponse, UIMessageStream, backend_events, finish_metadata, sse, with_heartbeat
+from .streaming import DONE, StreamResponse, UIMessageStream, finish_metadata, sse, with_heartbeat
 
 logger = logging.getLogger("lmstudio_agent.runs")
 
