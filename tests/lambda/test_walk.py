@@ -1,6 +1,6 @@
 """The walk of one request (issue 21, item 4): the files a Lambda ``instruction`` crosses on its way to the
-model, read off the call stack at the moment the model's request is sent, and the request's one validation.
-README's architecture section lists the same files."""
+model, read off the call stack at the moment the model's request is sent, and the request's one validation
+(in contract.py, which the router calls before it hands the request on). README lists the same files."""
 
 from __future__ import annotations
 
@@ -54,5 +54,5 @@ def test_a_lambda_instruction_reaches_the_model_through_at_most_eight_files_vali
     for walk in walks:  # each round's request to the model
         print("the walk:", *walk, sep="\n  ")
         assert walk[0] == "lambda/app.py" and walk[-1].endswith("client.py"), walk
-        assert len(walk) <= MAX_FILES, walk
+        assert len(walk + ["core/src/lmstudio_agent/contract.py"]) <= MAX_FILES, walk
     assert len(validations) == 1

@@ -1,40 +1,37 @@
-"""The shared HTTP contract: models, auth and the one execute pipeline.
+"""The shared HTTP contract: the request and response models, auth, the backend protocol and the request's
+one validation.
 
 The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over :func:`lmstudio_agent.routes.route`
-(the one router), which uses this module: it turns their platform's request into one call and the returned
+(the one router), which uses this module and :mod:`.pipeline` (the run of a validated request, the same for a
+JSON answer and a stream): it turns their platform's request into one call and the returned
 :class:`HttpResponse` into their platform's response. Every rule (body limits, validation, the tool
-allow-list, the cache, the deadline, the error shape) lives here once.
+allow-list, the cache, the deadline, the error shape) lives in these modules once.
 
-The pipeline, the same for a JSON answer and a stream: the body is read once (:func:`read_json_object`) and
-validated once into an :class:`ExecuteRequest` (:func:`execute_request_from`, the request's only validation;
-the agent takes its instruction and documents as they are), the plan decides the tools, the model and the
-cache key once (:func:`plan_execute`), and an :class:`Execution` yields the run's events from the cache or the
-backend and decides the outcome once (NO_ANSWER is never cached; a cacheable answer is written once, in the
-cache's one codec). The JSON answer is those events collected (:func:`execute`); the stream encodes them
-(:mod:`.streaming`).
+A body is read once (:func:`read_json_object`) and validated once into an :class:`ExecuteRequest`
+(:func:`execute_request_from`, the request's only validation: the agent takes its instruction and documents as
+they are). The pipeline's functions (``execute``, ``handle_execute``, ``plan_execute``...) are also reachable
+from here, as they always were.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, Protocol, Union
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable, read_events, write_events
+from .cache import DEFAULT_TTL_SECONDS, CacheStore
 from .deadline import DEFAULT_DEADLINE_SECONDS, Deadline
-from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, RunInput, check_documents
+from .documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
 from .documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from .errors import AgentError, ErrorCode, validation_problems
 from .jsonsafe import loads as _safe_loads
-from .events import RunEvent, events_from_transcript, transcript_of
-from .messages import AgentMessage, answered
+from .messages import AgentMessage
 
 logger = logging.getLogger("lmstudio_agent.contract")
 
@@ -102,10 +99,6 @@ class ExecuteRequest(BaseModel):
             return check_documents(documents)
         except AgentError as exc:
             raise _DocumentProblem(exc.message) from None
-
-    def run_input(self) -> RunInput:
-        """The instruction and documents as the agent takes them, checked already (this model validated them)."""
-        return RunInput(self.instruction, dict(self.documents or {}))
 
 
 class _DocumentProblem(ValueError):
@@ -422,269 +415,6 @@ def request_error(exc: ValidationError, data: Mapping[str, Any]) -> AgentError:
     return AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body"))
 
 
-@dataclass(frozen=True)
-class ExecutePlan:
-    """What the contract decides about a request before its run, the same for a JSON answer and a stream:
-    the tools (allow-list applied), the model, whether the answer may be cached and under which key."""
-
-    selection: ToolSelection
-    model: str
-    use_cache: bool
-    cache_key: str
-
-
-async def prepare(backend: ExecuteBackend) -> None:
-    """Let the backend connect what it needs before a run (MCP servers: once, again after one went away),
-    once the request is authenticated and valid. A backend without ``start`` needs nothing.
-
-    Args:
-        backend: The backend about to run the request.
-    """
-    start = getattr(backend, "start", None)
-    if start is not None:
-        await start()
-
-
-def plan_execute(request: ExecuteRequest, backend: ExecuteBackend, *, headers: Mapping[str, str] | None = None,
-                 cache: CacheStore | None = None) -> ExecutePlan:
-    """The tool selection (UNKNOWN_TOOL is raised here), the model, the cache rule and the cache key: the key
-    names the deployment's scope, the owner of the tools (an agent identity on the hub), the instruction, the
-    tools, the model and the documents.
-
-    Args:
-        request: The validated request.
-        backend: The backend that will run it (its allow-list, default model and cache scope).
-        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
-        cache: The cache store (None: the answer is never cached).
-    """
-    selection = backend.select_tools(request.tools)
-    model = request.model or backend.default_model
-    use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
-    scope = backend.cache_scope() + (f"|owner:{selection.owner}" if selection.owner else "")
-    key = cache_key(instruction=request.instruction, tools=list(selection.names), model=model, scope=scope,
-                    documents=request.documents)
-    return ExecutePlan(selection, model, use_cache, key)
-
-
-def no_answer_error(transcript: list[AgentMessage]) -> AgentError | None:
-    """NO_ANSWER (with the transcript) for a run that ended without an answer, else None. Such a run is never
-    cached: the same request may well succeed on another try.
-
-    Args:
-        transcript: The run's messages.
-    """
-    if answered(transcript):
-        return None
-    last = transcript[-1] if transcript else None
-    reason = last.content if last is not None and last.type == "error" and last.content else \
-        "The run ended without an answer."
-    return AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
-
-
-async def backend_events(backend: ExecuteBackend, instruction: str, tools: ToolSelection, model: str,
-                         deadline: Deadline, documents: dict[str, str] | None = None, *,
-                         live: bool = True) -> AsyncIterator[RunEvent]:
-    """The backend's live events where it streams (and ``live``), else its transcript's events once the run
-    is over.
-
-    Args:
-        backend: What runs the agent (one with a ``stream`` method streams live).
-        instruction: What the agent should do.
-        tools: The selected tools.
-        model: The model to run on.
-        deadline: The run's deadline.
-        documents: The request's long inputs, name -> text (passed on only when there are some).
-        live: Whether the events are read as they happen (a stream); False for an answer sent whole, which
-            takes the backend's ``run`` (the hub retries a lost task there on another agent).
-    """
-    extra = {"documents": documents} if documents else {}
-    stream = getattr(backend, "stream", None) if live else None
-    if stream is None:
-        for event in events_from_transcript(await backend.run(instruction, tools, model, deadline, **extra)):
-            yield event
-        return
-    async for event in stream(instruction, tools, model, deadline, **extra):
-        yield event
-
-
-class Execution:
-    """One execute request from its plan to its end: the pipeline a JSON answer and a stream share.
-
-    :meth:`events` yields the run's events, replayed from the cache on a hit, else from the backend under the
-    deadline (with a backstop for a backend that overruns it). At their end the outcome is decided once:
-    :attr:`error` is the run's failure (NO_ANSWER for a run that ended without an answer), and only an
-    answered, cacheable run is written to the cache, once, in the cache's codec. Build one with
-    :func:`start_execution`.
-
-    Args:
-        request: The validated request.
-        backend: What runs the agent.
-        plan: The request's plan (:func:`plan_execute`).
-        options: The deployment's limits.
-        cache: The cache store (None: no cache).
-        hit: The events a cache hit replays (None: a miss).
-        live: Whether the backend's events are read as they happen (a stream).
-    """
-
-    def __init__(self, request: ExecuteRequest, backend: ExecuteBackend, plan: ExecutePlan, options: ExecuteOptions,
-                 cache: CacheStore | None = None, hit: list[RunEvent] | None = None, *, live: bool = True) -> None:
-        """Keep what the run needs; nothing runs until :meth:`events` is iterated."""
-        self.request = request
-        self.backend = backend
-        self.plan = plan
-        self.options = options
-        self.cache = cache
-        self.hit = hit
-        self.live = live
-        self.recorded: list[RunEvent] = []
-        self.error: AgentError | None = None
-
-    @property
-    def cached(self) -> bool:
-        """Whether the answer is replayed from the cache."""
-        return self.hit is not None
-
-    def transcript(self) -> list[AgentMessage]:
-        """The run's messages so far (all of them once :meth:`events` is exhausted)."""
-        return transcript_of(self.hit if self.hit is not None else self.recorded)
-
-    async def events(self) -> AsyncIterator[RunEvent]:
-        """The run's events; never raises for the run's failure (it is :attr:`error` once they end)."""
-        if self.hit is not None:
-            for event in self.hit:
-                yield event
-            return
-        options, plan, request = self.options, self.plan, self.request
-        deadline = Deadline(options.deadline_seconds)
-        try:
-            # The backend honours the deadline call by call; this is the backstop for anything that does not.
-            async with asyncio.timeout(options.deadline_seconds + 1.0):
-                async for event in backend_events(self.backend, request.instruction, plan.selection, plan.model,
-                                                  deadline, request.documents, live=self.live):
-                    self.recorded.append(event)
-                    yield event
-        except TimeoutError:
-            self.error = AgentError(ErrorCode.UPSTREAM_TIMEOUT,
-                                    f"The model did not finish within {options.deadline_seconds:g}s")
-        except AgentError as exc:
-            self.error = exc
-        except Exception:
-            logger.exception("unexpected error in an execute")
-            self.error = AgentError(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
-        if self.error is None:
-            self.error = no_answer_error(transcript_of(self.recorded))  # never cached: another try may answer
-        if self.error is None and plan.use_cache:
-            await write_events(self.cache, plan.cache_key, self.recorded, options.cache_ttl_seconds)
-
-
-async def start_execution(request: ExecuteRequest, backend: ExecuteBackend, *, headers: Mapping[str, str] | None = None,
-                          cache: CacheStore | None = None, options: ExecuteOptions | None = None,
-                          live: bool = True) -> Execution:
-    """Everything before a run, the same for a JSON answer and a stream: the backend prepared, the plan (the
-    tools: UNKNOWN_TOOL is raised here) and the cache read. Raises AgentError for a request refused before
-    its run.
-
-    Args:
-        request: The validated request.
-        backend: What runs the agent.
-        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
-        cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
-        live: Whether the backend's events are read as they happen (a stream) or the run is answered whole.
-    """
-    options = options or ExecuteOptions()
-    await prepare(backend)
-    plan = plan_execute(request, backend, headers=headers, cache=cache)
-    hit = await read_events(cache, plan.cache_key) if plan.use_cache else None
-    return Execution(request, backend, plan, options, cache, hit, live=live)
-
-
-async def execute(
-    request: ExecuteRequest,
-    backend: ExecuteBackend,
-    *,
-    headers: Mapping[str, str] | None = None,
-    cache: CacheStore | None = None,
-    options: ExecuteOptions | None = None,
-) -> ExecuteResponse:
-    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline:
-    the :class:`Execution`'s events collected.
-
-    Raises AgentError for every failure (NO_ANSWER with the transcript for a run that ended without an answer).
-
-    Args:
-        request: The validated request.
-        backend: What runs the agent.
-        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
-        cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
-    """
-    run = await start_execution(request, backend, headers=headers, cache=cache, options=options, live=False)
-    async for _ in run.events():
-        pass
-    if run.error is not None:
-        raise run.error
-    return ExecuteResponse(result=run.transcript(), cached=run.cached)
-
-
-def execute_error(exc: AgentError) -> HttpResponse:
-    """The contract's answer for an execute that failed (NO_ANSWER carries the transcript).
-
-    Args:
-        exc: What it failed with.
-    """
-    if exc.http_status >= 500:
-        logger.warning("execute failed: %s", exc)
-    transcript = exc.details.get("transcript") if exc.code is ErrorCode.NO_ANSWER else None
-    return error_response(exc.code, exc.message, result=transcript)
-
-
-async def execute_response(request: ExecuteRequest, headers: Mapping[str, str], backend: ExecuteBackend, *,
-                           cache: CacheStore | None = None, options: ExecuteOptions | None = None) -> HttpResponse:
-    """A validated request's JSON answer: every outcome is an :class:`HttpResponse`, never an exception.
-
-    Args:
-        request: The validated request.
-        headers: The request headers (lower-case names).
-        backend: What runs the agent.
-        cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
-    """
-    try:
-        response = await execute(request, backend, headers=headers, cache=cache, options=options)
-    except AgentError as exc:
-        return execute_error(exc)
-    except Exception:
-        logger.exception("unexpected error in execute")
-        return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
-    return HttpResponse(200, response.model_dump(mode="json", exclude_none=True), {"Cache-Control": "no-store"})
-
-
-async def handle_execute(
-    body: Body,
-    headers: Headers,
-    backend: ExecuteBackend,
-    *,
-    cache: CacheStore | None = None,
-    options: ExecuteOptions | None = None,
-) -> HttpResponse:
-    """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception.
-
-    Args:
-        body: The raw request body.
-        headers: The request headers: a mapping or (name, value) pairs.
-        backend: What runs the agent.
-        cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
-    """
-    options = options or ExecuteOptions()
-    try:
-        request = parse_execute_request(body, options.max_body_bytes)
-    except AgentError as exc:
-        return execute_error(exc)
-    return await execute_response(request, header_map(headers), backend, cache=cache, options=options)
-
-
 # Builds an error response from a code, a message and extra headers (the contract's shape, or OpenAI's).
 Refuse = Callable[[ErrorCode, str, Mapping[str, str]], HttpResponse]
 
@@ -765,3 +495,18 @@ def key_refusal(headers: Headers, api_key: KeySource) -> HttpResponse | None:
     except AgentError as exc:
         return error_response(exc.code, exc.message)
     return authorize(headers, expected)
+
+
+# The pipeline's names, importable from here as before it had a module of its own (it imports this module, so
+# they are looked up on first use).
+_PIPELINE_NAMES = frozenset({"ExecutePlan", "Execution", "backend_events", "execute", "execute_error",
+                             "execute_response", "handle_execute", "no_answer_error", "plan_execute", "prepare",
+                             "start_execution"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PIPELINE_NAMES:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

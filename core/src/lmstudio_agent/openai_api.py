@@ -39,13 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .cache import CacheStore, cache_key, is_cacheable
 from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource,
-                       backend_events, execute,
-                       header_map, key_refusal, plan_execute, prepare, read_json_object, route_refusal)
+                       header_map, key_refusal, read_json_object, route_refusal)
 from .conversation import instruction_from_turns
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode, validation_problems
 from .events import transcript_of
 from .messages import final_answer
+from .pipeline import backend_events, execute, plan_execute, prepare
 from .streaming import DONE, HEARTBEAT_SECONDS, StreamResponse, with_heartbeat
 
 logger = logging.getLogger("lmstudio_agent.openai_api")

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 
 from .cache import CacheStore
 from .contract import (CORS_HEADERS, Body, ExecuteBackend, ExecuteOptions, Headers, HttpResponse, KeySource,
-                       execute_error, execute_request_from, execute_response, header_map, health_response,
-                       key_refusal, read_json_object, route_refusal)
+                       execute_request_from, header_map, health_response, key_refusal, read_json_object, route_refusal)
 from .conversation import is_chat_body
 from .errors import AgentError
 from .openai_api import handle_openai
+from .pipeline import execute_error, execute_response
 from .runs import RunService
 from .streaming import HEARTBEAT_SECONDS, StreamResponse, stream_answer, stream_request_from, wants_stream
 

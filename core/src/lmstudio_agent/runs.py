@@ -41,16 +41,14 @@ from .contract import (
     ExecuteOptions,
     ExecuteRequest,
     HttpResponse,
-    backend_events,
     error_response,
-    no_answer_error,
     parse_execute_request,
-    prepare,
     presented_key,
 )
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .events import RunEvent, transcript_of
+from .pipeline import backend_events, no_answer_error, prepare
 from .streaming import DONE, StreamResponse, UIMessageStream, finish_metadata, sse, with_heartbeat
 
 logger = logging.getLogger("lmstudio_agent.runs")

@@ -48,13 +48,13 @@ from .contract import (
     error_response,
     execute_request_from,
     read_json_object,
-    start_execution,
 )
 from .conversation import execute_request_from_chat, is_chat_body
 from .deadline import Deadline
 from .errors import AgentError, ErrorCode
 from .events import RunEvent
 from .messages import AgentMessage
+from .pipeline import start_execution
 
 logger = logging.getLogger("lmstudio_agent.streaming")
 
