@@ -218,3 +218,13 @@ async def test_a_json_answer_is_the_executions_events_collected_and_a_run_withou
     fresh = await start_execution(ExecuteRequest(instruction="Do the impossible", tools=["echo"]), backend, cache=cache)
     _ = [e async for e in fresh.events()]
     assert fresh.error is not None and fresh.error.code is ErrorCode.NO_ANSWER and len(cache._items) == 1
+
+
+async def test_handle_request_is_the_routers_json_only_view(backend, openai_stub):
+    """The Lambda's direct invoke: ``POST /execute`` answered as JSON, whatever the body or ``Accept`` ask, and
+    none of the router's other routes."""
+    openai_stub.enqueue(json_content({"tool": "terminate", "arguments": {"message": "hi"}}))
+    response = await call(backend, body={"instruction": "Say hi", "stream": True}, headers={"Accept": "text/event-stream"})
+    assert response.status == 200 and response.body["success"] is True and response.body["result"]
+    assert (await call(backend, method="GET", path="/v1/models")).status == 404
+    assert (await call(backend, method="GET", path="/runs/run_x")).status == 404
