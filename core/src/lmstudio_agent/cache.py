@@ -2,7 +2,7 @@
 the one codec of an entry.
 
 The adapters differ only in the store (DynamoDB for the Lambda, KV for the Worker); the rules live here once.
-Only a run that ended with an answer is ever written (``contract.Execution`` checks ``messages.answered``,
+Only a run that ended with an answer is ever written (``pipeline.Execution`` checks ``messages.answered``,
 for a JSON answer and a stream alike): a NO_ANSWER run is never cached. An entry is a finished run's events
 with its transcript, ``{"result": [...], "events": [...]}`` (:func:`encode_entry`); a JSON answer and a stream
 read the same entry (:func:`decode_entry`), and an older entry that holds only the transcript is still read.

@@ -505,6 +505,7 @@ _PIPELINE_NAMES = frozenset({"ExecutePlan", "Execution", "backend_events", "exec
 
 
 def __getattr__(name: str) -> Any:
+    """The pipeline's names, from :mod:`.pipeline` (looked up on first use: it imports this module)."""
     if name in _PIPELINE_NAMES:
         from . import pipeline
 

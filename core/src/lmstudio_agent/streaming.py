@@ -21,7 +21,7 @@ chunk carries a field the schema does not list; the contract's error code travel
 
 Between events a comment line (``: keep-alive``) goes out every :data:`HEARTBEAT_SECONDS`, so proxies and
 tunnels do not cut an idle stream. The same encoder serves the hub, the Worker and the async runs' event
-streams. The run itself is the contract's one pipeline (:class:`~lmstudio_agent.contract.Execution`), which
+streams. The run itself is the one request pipeline (:class:`~lmstudio_agent.pipeline.Execution`), which
 the JSON answer collects: the same plan, the same cache entry (replayed here as a stream), the same rule
 that a run without an answer is never cached.
 """
