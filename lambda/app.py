@@ -1,7 +1,8 @@
 """AWS Lambda entry point: a thin adapter from API Gateway (or a direct invoke) to the shared contract.
 
-Every request, whatever its shape, takes one path: the event becomes one ``routes.route`` call (a direct
-invoke, already authorised by IAM: ``contract.handle_request``) and its answer a proxy result, as in the Worker. Every rule (routing, body limits, validation, auth, the tool
+Every request, whatever its shape, takes one path: the event becomes one call of core's one router,
+``routes.route`` (a direct invoke, already authorised by IAM, as its JSON-only ``POST /execute``), and its
+answer a proxy result, as in the Worker. Every rule (routing, body limits, validation, auth, the tool
 allow-list, the cache rules, the deadline, the error shape) lives in ``lmstudio_agent.endpoint.contract``; this module
 only translates events, reads secrets and wires the DynamoDB cache store. Heavy imports (boto3, the agent
 loop) wait for the first request that needs them.
@@ -42,8 +43,6 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 SECRET_MAX_AGE_SECONDS = int(os.environ.get("SECRET_MAX_AGE_SECONDS", "300"))
 # Time kept back from the function's remaining time: core's backstop (+1 s) and writing the response.
 DEADLINE_MARGIN_SECONDS = 3.0
-# Statuses whose responses carry no body (a preflight's 204).
-NULL_BODY_STATUSES = frozenset({204, 304})
 
 
 # ------------------------------------------------------------------------------------------ the runtime
@@ -303,21 +302,16 @@ def _handle(event: Any, context: Any) -> Any:
         return contract.error_response(exc.code, exc.message)
     runtime = _get_runtime()
     route_path = "/" + path.strip("/")
-    if not authenticated:
-        # Every routed request through core's router: the contract's routes, the streamed execute (a Lambda
-        # response cannot stay open, so _result sends the whole stream once written), the OpenAI-compatible
-        # routes under /v1/ and the async runs over DynamoDB (the events route answers the events there are now).
-        from lmstudio_agent.endpoint.router import route
+    # Every request through core's one router: the contract's routes, the streamed execute (a Lambda response
+    # cannot stay open, so _result sends the whole stream once written), the OpenAI-compatible routes under
+    # /v1/ and the async runs over DynamoDB (the events route answers the events there are now). A direct
+    # invoke is the JSON-only POST /execute. MCP servers (if configured) are connected once the request is
+    # authenticated and valid: once per container, again after one went away (ExecuteBackend.start).
+    from lmstudio_agent.endpoint.router import route
 
-        response = _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
-                              cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs))
-    else:
-        # MCP servers (if configured) are connected by the contract once the request is authenticated and
-        # valid: once per container, again after one went away (ExecuteBackend.start).
-        response = _run(contract.handle_request(
-            method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
-            cache=runtime.cache, options=_options(runtime.settings, context), authenticated=authenticated,
-        ))
+    response = _run(route(method, path, _headers(event), body, backend=runtime.backend, api_key=_client_key,
+                          cache=runtime.cache, options=_options(runtime.settings, context), runs=runtime.runs,
+                          authenticated=authenticated, json_only=authenticated))
     if route_path == "/execute" and method.upper() != "OPTIONS":  # a CORS preflight is no execute outcome
         _count(response)
     return response
@@ -347,7 +341,7 @@ def _result(response: Any) -> dict[str, Any]:
     headers = response.all_headers()
     if not isinstance(response, contract.HttpResponse):
         return {"statusCode": response.status, "headers": headers, "body": _run(_collect(response.body))}
-    if response.status in NULL_BODY_STATUSES:
+    if response.status in contract.NULL_BODY_STATUSES:
         headers.pop("Content-Type", None)
         return {"statusCode": response.status, "headers": headers, "body": ""}
     return {"statusCode": response.status, "headers": headers, "body": response.json()}

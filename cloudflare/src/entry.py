@@ -1,7 +1,7 @@
 """Cloudflare Python Worker: a thin adapter from the Workers fetch API to ``lmstudio_agent.endpoint.contract``.
 
-It turns the Worker request into one ``routes.route`` call (the contract's ``handle_request``, the streamed
-execute) and the result into a ``Response``; ``/runs`` goes, once the key is checked, to the run's Durable Object.
+It turns the Worker request into one call of core's one router, ``routes.route``, and the result into a
+``Response``; ``/runs`` goes, once the router's runs preamble (``runs_refusal``) passed, to the run's Durable Object.
 Routing, auth, validation, the cache rules, the deadline and the error shape all live in the core; what
 is Worker-specific is reading ``self.env`` (vars, secrets, the KV binding) and the platform's limits.
 
@@ -29,9 +29,9 @@ from lmstudio_agent.bridge.identities import IdentityError
 from lmstudio_agent.bridge.relay import RelayBackend
 from lmstudio_agent.endpoint.contract import presented_key
 from lmstudio_agent.errors import AgentError, ErrorCode
-from lmstudio_agent.endpoint.router import RUNS_CORS_METHODS, check_key, route
+from lmstudio_agent.endpoint.router import route, runs_refusal
 from lmstudio_agent.endpoint.runs import RunService, new_run_id, run_id_of
-from lmstudio_agent.endpoint.backend import EndpointService, EndpointSettings, UnconfiguredBackend, load_settings
+from lmstudio_agent.endpoint.backend import EndpointService, EndpointSettings, SettingsCache, UnconfiguredBackend
 from lmstudio_agent.endpoint.streaming import StreamResponse
 
 logger = logging.getLogger("lmstudio_agent.worker")
@@ -51,8 +51,6 @@ MAX_DEADLINE_SECONDS = 90.0
 
 INTERNAL_ERROR_BODY = '{"success":false,"error":"Internal error in the Worker","code":"INTERNAL_ERROR"}'
 
-# Statuses whose responses must not carry a body (the Fetch spec's "null body status"; JS throws otherwise).
-NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 BRIDGE_PATH = "/bridge"
 
 __all__ = ["AgentObject", "Default", "DirectoryObject", "RunObject"]  # the classes wrangler.toml binds
@@ -124,8 +122,10 @@ async def _closing_after(body: Any, backend: Any) -> Any:
         await _close_backend(backend)
 
 
-# What lives as long as the isolate: the service built from the current settings (the tool registry, the
-# detected tool-call mode of each model). Rebuilt only when the settings change.
+# What lives as long as the isolate: the settings, validated once (again only when a var or secret they are
+# read from changed), and the service built from them (the tool registry, the detected tool-call mode of each
+# model), rebuilt only when the settings change.
+_settings = SettingsCache()
 _service: EndpointService | None = None
 
 
@@ -144,12 +144,12 @@ def build_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteOp
     Durable Objects. The HTTP client is per request (one isolate serves concurrent requests, and a Worker may not use one
     request's I/O objects in another); the service behind it lives as long as the isolate. A configuration
     error does not break ``/health`` and is reported only to an authenticated client, naming the settings but
-    never their values (core's policy, :func:`lmstudio_agent.endpoint.backend.load_settings`).
+    never their values (core's policy, :func:`lmstudio_agent.endpoint.backend.load_settings`, once per isolate).
     """
     if bridge_enabled(env):
         return bridge_backend(env)
     try:
-        settings = load_settings(EnvView(env))
+        settings = _settings.load_settings(EnvView(env))
     except AgentError as exc:
         return UnconfiguredBackend(exc), contract.ExecuteOptions()
     options = settings.options(limit_seconds=MAX_DEADLINE_SECONDS)
@@ -168,7 +168,7 @@ def bridge_backend(env: Any) -> tuple[contract.ExecuteBackend, contract.ExecuteO
         return UnconfiguredBackend(AgentError(ErrorCode.INTERNAL_ERROR, "The bridge is misconfigured: BRIDGE_AGENTS")), \
             contract.ExecuteOptions()
     try:
-        options = load_settings(EnvView(env)).options(limit_seconds=MAX_DEADLINE_SECONDS)
+        options = _settings.load_settings(EnvView(env)).options(limit_seconds=MAX_DEADLINE_SECONDS)
     except AgentError:
         options = contract.ExecuteOptions()
     assert identities is not None  # bridge_enabled checked the secret is set
@@ -181,8 +181,8 @@ async def bridge_connect(request: Any, env: Any) -> Response:
     token's ``agent_id``, which accepts it. Refusals are the contract's 401/403 JSON, as on the process hub."""
     if not bridge_enabled(env):
         return to_response(contract.error_response(ErrorCode.NOT_FOUND, "The bridge is not configured on this Worker"))
-    headers = list(header_dict(request.headers).items())
-    if (dict(headers).get("upgrade") or "").lower() != "websocket":
+    headers = header_dict(request.headers)
+    if (headers.get("upgrade") or "").lower() != "websocket":
         return to_response(contract.error_response(ErrorCode.INVALID_REQUEST, "Expected a WebSocket upgrade on /bridge"))
     try:
         key = presented_key(headers)
@@ -255,17 +255,18 @@ def request_method(request: Any) -> str:
     return str(getattr(method, "value", method))
 
 
-def header_dict(headers: Any) -> dict[str, str]:
-    """Request headers as a dict: from the SDK's ``http.client.HTTPMessage`` or a raw JS ``Headers``."""
+def header_dict(headers: Any) -> contract.HeaderMap:
+    """Request headers as core's :func:`~lmstudio_agent.endpoint.contract.header_map` (once per request: the router
+    takes it as it is), from the SDK's ``http.client.HTTPMessage`` or a raw JS ``Headers``."""
     pairs = headers.items() if hasattr(headers, "items") else headers
-    return {str(key).lower(): str(value) for key, value in pairs}
+    return contract.header_map([(str(key), str(value)) for key, value in pairs])
 
 
 def to_response(result: contract.HttpResponse | StreamResponse) -> Response:
     if isinstance(result, StreamResponse):
         return to_stream_response(result)
     headers = result.all_headers()
-    if result.status in NULL_BODY_STATUSES:
+    if result.status in contract.NULL_BODY_STATUSES:
         headers.pop("Content-Type", None)
         return Response(None, status=result.status, headers=headers)
     return Response(result.json(), status=result.status, headers=headers)
@@ -285,11 +286,7 @@ async def forward_to_run(request: Any, env: Any) -> Response:
     method = request_method(request)
     path = urlsplit(str(request.url)).path
     headers = header_dict(request.headers)
-    if method == "OPTIONS":
-        allow = contract.CORS_HEADERS["Access-Control-Allow-Headers"] + ", Last-Event-ID"
-        return to_response(contract.HttpResponse(204, {}, {"Access-Control-Allow-Methods": RUNS_CORS_METHODS,
-                                                           "Access-Control-Allow-Headers": allow}))
-    refused = check_key(headers, env_value(env, CLIENT_KEY_NAME))
+    refused = runs_refusal(method, headers, env_value(env, CLIENT_KEY_NAME))  # the router's runs preamble
     if refused is not None:
         return to_response(refused)
     namespace = getattr(env, RUNS_BINDING_NAME, None)

@@ -57,7 +57,7 @@ async def test_answers_are_cached_in_kv_under_the_cores_key_with_the_ttl(openai_
     expected_key = cache_key(instruction="What is 2 + 2?", tools=["analyze_sentiment"], model="scripted-model",
                              scope=backend.cache_scope())
     assert [(p["key"], p["expirationTtl"]) for p in kv.puts] == [(expected_key, 600)]
-    assert json.loads(kv.puts[0]["value"]) == body["result"]
+    assert json.loads(kv.puts[0]["value"])["result"] == body["result"]  # cache.encode_entry: the one codec
 
     status, _, again = await fetch(env, "POST", "/execute", headers=AUTH, body=execute_body("What  is 2 + 2? "))
     assert status == 200 and again["cached"] is True and again["result"] == body["result"]
@@ -180,3 +180,33 @@ async def test_the_isolate_keeps_the_service_and_detects_the_mode_once(openai_st
     assert first.service is second.service and first.client is not second.client
     changed, _ = entry.build_backend(make_env(openai_stub.base_url, LM_TOOL_MODE="native"))
     assert changed.service is not first.service
+
+
+async def test_a_body_asking_for_a_stream_is_parsed_once_and_the_settings_are_validated_once_per_isolate(
+    openai_stub: ScriptedOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21, item 4: the Worker's request crosses core's one router, which reads a body with "stream" in it
+    once (it was parsed twice), and the isolate validates its settings once, not on every request."""
+    from lmstudio_agent.endpoint import backend as service, contract
+
+    parses: list[int] = []
+    validations: list[int] = []
+    loads, from_env = contract._safe_loads, service.EndpointSettings.from_env
+    monkeypatch.setattr(contract, "_safe_loads", lambda raw: parses.append(1) or loads(raw))
+    monkeypatch.setattr(service.EndpointSettings, "from_env",
+                        classmethod(lambda cls, env, **over: validations.append(1) or from_env(env, **over)))
+    monkeypatch.setattr(entry, "_settings", service.SettingsCache())  # a fresh isolate
+    env = make_env(openai_stub.base_url)
+    for _ in range(2):
+        openai_stub.enqueue(text("Hello."))
+        body = json.dumps({"instruction": "Say hello", "stream": True})
+        response = await entry.Default(ExecutionContext(), env).fetch(
+            Request(ORIGIN + "/execute", method="POST", headers=AUTH, body=body))
+        assert response.status == 200 and '"success":true' in await response.text()
+    assert (len(parses), len(validations)) == (2, 1)
+    # A bad setting is still a clear error, on every request, and is validated once too.
+    bad = make_env(openai_stub.base_url, MAX_ROUNDS="many")
+    for _ in range(2):
+        status, _, answer = await fetch(bad, "POST", "/execute", headers=AUTH, body=execute_body())
+        assert status == 500 and answer["code"] == "INTERNAL_ERROR" and "max_rounds" in answer["error"]
+    assert len(validations) == 2

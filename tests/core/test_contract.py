@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lmstudio_agent.endpoint.cache import MemoryCacheStore, cache_key, wants_fresh
-from lmstudio_agent.endpoint.contract import ExecuteOptions, handle_request
+from lmstudio_agent.endpoint.contract import ExecuteOptions, ExecuteRequest, authorize, execute, handle_request, start_execution
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.endpoint.openapi import openapi_json
 from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
@@ -177,3 +177,54 @@ async def test_a_caller_the_platform_authenticated_needs_no_key(backend, openai_
                                     backend=backend, api_key=None, authenticated=True)
     assert response.status == 200, response.body
     assert (await handle_request("POST", "/execute", {}, "{}", backend=backend, api_key=None)).status == 401
+
+
+# ---------------------------------------------------------------- the rules where they live (issue 21, item 9)
+
+
+@pytest.mark.parametrize("presented", [
+    KEY + "x", KEY[:-1], KEY.upper(), " " + KEY + "-", "", "Bearer " + KEY, KEY + "\x00",
+])
+def test_a_key_is_compared_whole_and_exactly(presented):
+    for headers in ({"Authorization": f"Bearer {presented}"}, {"X-Api-Key": presented}):
+        refused = authorize(headers, KEY)
+        assert refused is not None and refused.status in (401, 403), (headers, refused)
+    assert authorize({"Authorization": f"Bearer {KEY}"}, KEY) is None
+    assert authorize({"X-Api-Key": KEY}, KEY) is None
+    assert authorize({"authorization": f"bearer   {KEY} "}, KEY) is None  # the scheme is case-insensitive
+
+
+def test_no_configured_key_matches_no_key():
+    for expected in (None, ""):
+        assert authorize({"Authorization": "Bearer "}, expected).status == 401
+        assert authorize({"X-Api-Key": "anything"}, expected).status == 403
+
+
+async def test_a_json_answer_is_the_executions_events_collected_and_a_run_without_an_answer_is_not_cached(
+        backend, openai_stub):
+    cache = MemoryCacheStore()
+    openai_stub.enqueue(json_content({"tool": "echo", "arguments": {"text": "hi"}}),
+                        json_content({"tool": "terminate", "arguments": {"message": "It said hi."}}))
+    request = ExecuteRequest(instruction="Echo hi", tools=["echo"])
+    run = await start_execution(request, backend, cache=cache, live=False)
+    events = [event async for event in run.events()]
+    assert run.error is None and not run.cached and len(cache._items) == 1
+    replay = await start_execution(request, backend, cache=cache)
+    assert replay.cached and [e async for e in replay.events()] == events  # the entry replays the same events
+    answer = await execute(request, backend, cache=cache)
+    assert answer.cached and answer.result == run.transcript()
+    # A run that ends without an answer is never cached, on the JSON path as on the stream.
+    openai_stub.enqueue(*[json_content({"tool": "nonexistent", "arguments": {}})] * 6)
+    fresh = await start_execution(ExecuteRequest(instruction="Do the impossible", tools=["echo"]), backend, cache=cache)
+    _ = [e async for e in fresh.events()]
+    assert fresh.error is not None and fresh.error.code is ErrorCode.NO_ANSWER and len(cache._items) == 1
+
+
+async def test_handle_request_is_the_routers_json_only_view(backend, openai_stub):
+    """The Lambda's direct invoke: ``POST /execute`` answered as JSON, whatever the body or ``Accept`` ask, and
+    none of the router's other routes."""
+    openai_stub.enqueue(json_content({"tool": "terminate", "arguments": {"message": "hi"}}))
+    response = await call(backend, body={"instruction": "Say hi", "stream": True}, headers={"Accept": "text/event-stream"})
+    assert response.status == 200 and response.body["success"] is True and response.body["result"]
+    assert (await call(backend, method="GET", path="/v1/models")).status == 404
+    assert (await call(backend, method="GET", path="/runs/run_x")).status == 404

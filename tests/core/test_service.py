@@ -13,9 +13,11 @@ from lmstudio_agent.endpoint.backend import (
     AgentBackend,
     EndpointService,
     EndpointSettings,
+    SettingsCache,
     UnconfiguredBackend,
     load_settings,
 )
+from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import MODEL_ID, text
 
 
@@ -120,3 +122,69 @@ def test_one_conversion_of_a_validation_error_for_every_layer():
         Body.model_validate("not an object")
     assert validation_problems(top.value, root="body").startswith("body: ")
     assert validation_problems(top.value).startswith("Input should be")
+
+
+# ---------------------------------------------------------------- the rules where they live (issue 21, item 9)
+
+
+def _registry() -> ToolRegistry:
+    reg = ToolRegistry()
+
+    @reg.tool
+    def echo(text: str) -> str:
+        """Echo text back.
+
+        Args:
+            text: The text.
+        """
+        return text
+
+    @reg.tool(side_effects=True)
+    def send_email(to: str) -> str:
+        """Send an email.
+
+        Args:
+            to: Recipient.
+        """
+        return f"sent to {to}"
+
+    return reg
+
+
+def test_allowed_tools_is_read_from_the_environment_and_narrows_what_a_request_may_select():
+    settings = EndpointSettings.from_env({"ALLOWED_TOOLS": " echo , ,"})
+    assert settings.allowed_tools == ["echo"]
+    service = EndpointService(settings, _registry())
+    assert service.registry.names() == ["echo"]
+    assert service.select_tools([]).names == ("echo",)
+    with pytest.raises(AgentError) as info:
+        service.select_tools(["send_email"])  # registered, but not on the allow-list
+    assert info.value.code is ErrorCode.UNKNOWN_TOOL
+    assert EndpointService(EndpointSettings.from_env({"ALLOWED_TOOLS": ""}), _registry()).registry.names() == \
+        ["echo", "send_email"]  # unset (empty): every registered tool
+
+
+def test_no_tools_selects_the_whole_allow_list_with_its_side_effects():
+    service = EndpointService(EndpointSettings(), _registry())
+    everything = service.select_tools([])
+    assert set(everything.names) == {"echo", "send_email"} and everything.has_side_effects
+    assert not service.select_tools(["echo"]).has_side_effects
+    narrowed = EndpointService(EndpointSettings(allowed_tools=["echo"]), _registry())
+    assert not narrowed.select_tools([]).has_side_effects  # the side effect is off the allow-list
+    # The selection is made once: the backend's run takes the registry it carries.
+    assert everything.tools is not None and everything.tools.names() == list(everything.names)
+
+
+def test_settings_are_validated_once_per_process_and_a_bad_one_stays_a_clear_error(caplog):
+    cache = SettingsCache()
+    env = {"LM_STUDIO_URL": "http://127.0.0.1:1/v1", "MAX_ROUNDS": "3"}
+    first = cache.load_settings(env)
+    assert cache.load_settings(dict(env)) is first  # the same values: not validated again
+    assert cache.load_settings({**env, "MAX_ROUNDS": "5"}).max_rounds == 5
+    bad = {**env, "MAX_ROUNDS": "many", "LM_STUDIO_TOKEN": "sk-secret"}
+    for _ in range(2):
+        with pytest.raises(AgentError) as info:
+            cache.load_settings(bad)
+        assert info.value.code is ErrorCode.INTERNAL_ERROR and "max_rounds" in info.value.message
+        assert "sk-secret" not in info.value.message
+    assert caplog.text.count("configuration is invalid") == 1

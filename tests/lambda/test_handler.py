@@ -268,7 +268,7 @@ def test_cache_items_carry_the_ttl_attribute(make_lambda, openai_stub):
     (item,) = handler.aws.items()
     assert item["key"]["S"].startswith("execute:")
     assert abs(int(item["expires_at"]["N"]) - (time.time() + 600)) < 30
-    assert json.loads(item["value"]["S"])[-1]["content"] == "ok"
+    assert json.loads(item["value"]["S"])["result"][-1]["content"] == "ok"  # cache.encode_entry: the one codec
 
 
 def test_expired_items_are_not_served_before_dynamodb_deletes_them(handler):

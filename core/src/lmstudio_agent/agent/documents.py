@@ -17,6 +17,7 @@ lines as ``document_text``.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
@@ -35,7 +36,7 @@ _PREVIEW_CHARS = 60
 
 __all__ = [
     "EMBEDDED_MIN_CHARS", "INPUT_DOCUMENT", "LONG_INPUT_CHARS", "embedded_text", "MAX_DOCUMENTS", "MAX_DOCUMENT_CHARS", "NAME_PATTERN", "PREFIX",
-    "UnknownDocumentError", "check_documents", "listing", "reference", "references", "resolve", "with_long_input",
+    "RunInput", "UnknownDocumentError", "check_documents", "check_input", "listing", "reference", "references", "resolve", "with_long_input",
 ]
 
 
@@ -152,6 +153,41 @@ def check_documents(documents: Mapping[str, Any] | None) -> dict[str, str]:
                              f"Document '{name}' has {len(text)} characters; at most {MAX_DOCUMENT_CHARS}")
         checked[name] = text
     return checked
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """A run's input once checked: the instruction (a non-blank string) and its documents
+    (:func:`check_documents`' rules). :meth:`Agent.run <lmstudio_agent.agent.loop.Agent.run>` takes one as it is,
+    without checking it again: the endpoint builds one from a request that :class:`ExecuteRequest
+    <lmstudio_agent.endpoint.contract.ExecuteRequest>` validated (the request's one validation), a library caller passes
+    a plain string and the agent checks it with :func:`check_input`.
+
+    Args:
+        instruction: The user's request, already checked.
+        documents: Document texts by name, already checked.
+    """
+
+    instruction: str
+    documents: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_input(instruction: Any, documents: Mapping[str, Any] | None = None) -> RunInput:
+    """A run's input checked once: AgentError (INVALID_INSTRUCTION) for an instruction that is not a non-blank
+    string, (INVALID_REQUEST) for documents :func:`check_documents` refuses. A :class:`RunInput` is already
+    checked and is returned as it is.
+
+    Args:
+        instruction: The user's request, or a :class:`RunInput`.
+        documents: Document texts by name (None: none); must be None with a :class:`RunInput`.
+    """
+    if isinstance(instruction, RunInput):
+        if documents is not None:
+            raise TypeError("pass the documents in the RunInput, not beside it")
+        return instruction
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+    return RunInput(instruction, check_documents(documents))
 
 
 def embedded_text(instruction: str, min_chars: int = EMBEDDED_MIN_CHARS) -> str | None:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from ..model.client import ChatClient
 from ..deadline import Deadline
-from .documents import UnknownDocumentError, check_documents, listing, resolve, with_long_input
+from .documents import RunInput, UnknownDocumentError, check_documents, check_input, listing, resolve, with_long_input
 from ..errors import AgentError, ErrorCode
 from .events import RunEvent
 from ..model.llm import LLM
@@ -31,7 +31,7 @@ from .rounds import RoundContext
 from ..model.toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
 
-logger = logging.getLogger("lmstudio_agent.agent")
+logger = logging.getLogger("lmstudio_agent.agent.loop")
 
 OnMessage = Callable[[AgentMessage], Any]
 MAX_RESULT_CHARS = 4000
@@ -358,7 +358,7 @@ class Agent:
 
     async def astream(
         self,
-        instruction: str,
+        instruction: str | RunInput,
         *,
         memory: Memory | None = None,
         deadline: Deadline | None = None,
@@ -372,7 +372,7 @@ class Agent:
         Leaving the iteration early (``break``, a cancelled consumer) cancels the run.
 
         Args:
-            instruction: The user's request.
+            instruction: The user's request (or a :class:`~lmstudio_agent.agent.documents.RunInput`, see :meth:`run`).
             memory: The conversation to continue (default: a new one).
             deadline: When the whole run must end.
             tools: The tools to offer instead of the agent's registry.
@@ -491,7 +491,7 @@ class Agent:
 
     async def run(
         self,
-        instruction: str,
+        instruction: str | RunInput,
         *,
         on_message: OnMessage | None = None,
         memory: Memory | None = None,
@@ -507,17 +507,21 @@ class Agent:
         ``result``, or with an ``error`` coded NO_ANSWER when the run ended without an answer
         (:func:`~lmstudio_agent.agent.messages.answered` tells which).
 
+        The instruction and the documents are checked once, here (:func:`~lmstudio_agent.agent.documents.check_input`);
+        a :class:`~lmstudio_agent.agent.documents.RunInput` (the endpoint's, from a request the contract validated)
+        is taken as it is, with its documents in it.
+
         Args:
-            instruction: The user's request (a non-empty string).
+            instruction: The user's request (a non-empty string), or a checked :class:`RunInput`.
             on_message: Called with each transcript message as it is made.
             memory: The conversation to continue (default: a new one).
             deadline: When the whole run must end; a run past it fails with UPSTREAM_TIMEOUT.
             tools: The tools to offer instead of the agent's registry.
             documents: Document texts by name, passed to tools by reference.
         """
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
-        documents = with_long_input(instruction, check_documents(documents))
+        checked = check_input(instruction, documents)
+        instruction = checked.instruction
+        documents = with_long_input(instruction, dict(checked.documents))
         transcript: list[AgentMessage] = []
 
         async def emit(message: AgentMessage) -> None:

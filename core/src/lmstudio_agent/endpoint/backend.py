@@ -24,6 +24,7 @@ from .cache import DEFAULT_TTL_SECONDS
 from ..model.client import DEFAULT_BASE_URL, DEFAULT_MODEL, ChatClient
 from .contract import ExecuteOptions, ToolSelection
 from ..deadline import DEFAULT_DEADLINE_SECONDS, Deadline
+from ..agent.documents import RunInput
 from ..errors import AgentError, ErrorCode
 from ..agent.events import RunEvent
 from ..agent.messages import AgentMessage
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..mcp import MCPServers
 
-logger = logging.getLogger("lmstudio_agent.service")
+logger = logging.getLogger("lmstudio_agent.endpoint.backend")
 
 # The detected tool-call mode is remembered per model name, and the name comes from clients: keep a bounded
 # number (least recently used dropped), so a client cycling through names cannot grow the process.
@@ -46,6 +47,21 @@ MIN_DEADLINE_SECONDS = 1.0
 ENDPOINT_GOALS = (
     Goal(name="Persona", description="You are an agent behind an API. You complete the request with the tools."),
 )
+
+
+# Each setting's environment variables, the first one set wins (the one list of names EndpointSettings reads).
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "lm_studio_url": ("LM_STUDIO_URL", "LM_STUDIO_API_BASE"),
+    "lm_studio_token": ("LM_STUDIO_TOKEN", "LM_API_TOKEN"),
+    "model": ("LM_STUDIO_MODEL",),
+    "tool_mode": ("LM_TOOL_MODE",),
+    "deadline_seconds": ("EXECUTE_DEADLINE_SECONDS",),
+    "cache_ttl_seconds": ("CACHE_TTL_SECONDS",),
+    "max_rounds": ("MAX_ROUNDS",),
+    "allowed_tools": ("ALLOWED_TOOLS",),
+    "openai_models": ("OPENAI_MODELS",),
+}
+LIST_SETTINGS = ("allowed_tools", "openai_models")
 
 
 class EndpointSettings(BaseModel):
@@ -87,21 +103,10 @@ class EndpointSettings(BaseModel):
                     return value
             return None
 
-        values: dict[str, Any] = {
-            "lm_studio_url": pick("LM_STUDIO_URL", "LM_STUDIO_API_BASE"),
-            "lm_studio_token": pick("LM_STUDIO_TOKEN", "LM_API_TOKEN"),
-            "model": pick("LM_STUDIO_MODEL"),
-            "tool_mode": pick("LM_TOOL_MODE"),
-            "deadline_seconds": pick("EXECUTE_DEADLINE_SECONDS"),
-            "cache_ttl_seconds": pick("CACHE_TTL_SECONDS"),
-            "max_rounds": pick("MAX_ROUNDS"),
-        }
-        allowed = pick("ALLOWED_TOOLS")
-        if allowed:
-            values["allowed_tools"] = [n.strip() for n in str(allowed).split(",") if n.strip()]
-        passthrough = pick("OPENAI_MODELS")
-        if passthrough:
-            values["openai_models"] = [n.strip() for n in str(passthrough).split(",") if n.strip()]
+        values: dict[str, Any] = {setting: pick(*names) for setting, names in ENV_NAMES.items()}
+        for setting in LIST_SETTINGS:  # comma-separated
+            if values[setting]:
+                values[setting] = [n.strip() for n in str(values[setting]).split(",") if n.strip()]
         values = {k: v for k, v in values.items() if v is not None}
         values.update(overrides)
         return cls.model_validate(values)
@@ -143,6 +148,38 @@ def load_settings(env: Mapping[str, Any], **overrides: Any) -> EndpointSettings:
         problem = settings_problem(exc)
         logger.error("the endpoint's configuration is invalid: %s", problem)
         raise AgentError(ErrorCode.INTERNAL_ERROR, f"The endpoint is misconfigured: {problem}") from None
+
+
+class SettingsCache:
+    """:func:`load_settings` once per process: the settings are validated again only when a value they are
+    read from changed (a Worker isolate sees the same ``env`` on every request). A bad configuration is
+    remembered too, and every call raises its INTERNAL_ERROR, naming the bad settings (never their values).
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing loaded."""
+        self._read: tuple[Any, ...] | None = None
+        self._settings: EndpointSettings | None = None
+        self._error: AgentError | None = None
+
+    def load_settings(self, env: Mapping[str, Any]) -> EndpointSettings:
+        """The settings for ``env`` (:func:`load_settings`), validated on the first call and after a change.
+
+        Args:
+            env: The environment, as for :meth:`EndpointSettings.from_env`.
+        """
+        read = tuple(env.get(name) for names in ENV_NAMES.values() for name in names)
+        if read != self._read:
+            self._settings, self._error = None, None
+            try:
+                self._settings = load_settings(env)
+            except AgentError as exc:
+                self._error = exc
+            self._read = read
+        if self._error is not None:
+            raise AgentError(self._error.code, self._error.message)
+        assert self._settings is not None
+        return self._settings
 
 
 class UnconfiguredBackend:
@@ -268,7 +305,7 @@ class EndpointService:
             names: The tool names the request asked for.
         """
         selected = self.registry.select(names) if names else self.registry
-        return ToolSelection(tuple(selected.names()), any(t.side_effects for t in selected))
+        return ToolSelection(tuple(selected.names()), any(t.side_effects for t in selected), tools=selected)
 
     async def mode_for(self, client: ChatClient, model: str, deadline: Deadline | None = None) -> ToolMode:
         """The configured mode, or the one detected for ``model`` (once, then remembered).
@@ -389,6 +426,9 @@ class AgentBackend:
                   documents: dict[str, str] | None = None) -> list[AgentMessage]:
         """Run the instruction with the agent loop and return its transcript; AgentError when the run fails.
 
+        The instruction and the documents come from a request the contract validated (``ExecuteRequest``, the
+        request's one validation): the agent takes them as they are.
+
         Args:
             instruction: What the agent should do.
             tools: The selected tools (:meth:`select_tools`).
@@ -397,12 +437,12 @@ class AgentBackend:
             documents: The request's long inputs, name -> text.
         """
         agent = await self.agent(model, deadline)
-        return await agent.run(instruction, deadline=deadline, tools=self.registry.select(tools.names),
-                               documents=documents)
+        return await agent.run(RunInput(instruction, documents or {}), deadline=deadline, tools=self._selected(tools))
 
     async def stream(self, instruction: str, tools: ToolSelection, model: str, deadline: Deadline,
                      documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
         """The run's events as they happen (:meth:`Agent.astream`); raises AgentError at the end of a failed run.
+        As :meth:`run`, the validated instruction and documents are not checked again.
 
         Args:
             instruction: What the agent should do.
@@ -412,9 +452,14 @@ class AgentBackend:
             documents: The request's long inputs, name -> text.
         """
         agent = await self.agent(model, deadline)
-        async for event in agent.astream(instruction, deadline=deadline, tools=self.registry.select(tools.names),
-                                         documents=documents):
+        async for event in agent.astream(RunInput(instruction, documents or {}), deadline=deadline,
+                                         tools=self._selected(tools)):
             yield event
+
+    def _selected(self, tools: ToolSelection) -> ToolRegistry:
+        """The registry :meth:`select_tools` chose (made once, kept in the selection); chosen again only for a
+        selection made elsewhere (a stored run's)."""
+        return tools.tools if isinstance(tools.tools, ToolRegistry) else self.registry.select(tools.names)
 
     def openai_models(self) -> list[str]:
         """The models ``/v1/chat/completions`` passes requests through to (``OPENAI_MODELS``, default: the

@@ -1,17 +1,26 @@
-"""Result-cache rules shared by every endpoint: key derivation, when to read or write, and the store protocol.
+"""Result-cache rules shared by every endpoint: key derivation, when to read or write, the store protocol and
+the one codec of an entry.
 
 The adapters differ only in the store (DynamoDB for the Lambda, KV for the Worker); the rules live here once.
-Only a run that ended with an answer is ever written (``contract.execute`` checks ``messages.answered``): a
-NO_ANSWER run is never cached.
+Only a run that ended with an answer is ever written (``pipeline.Execution`` checks ``messages.answered``,
+for a JSON answer and a stream alike): a NO_ANSWER run is never cached. An entry is a finished run's events
+with its transcript, ``{"result": [...], "events": [...]}`` (:func:`encode_entry`); a JSON answer and a stream
+read the same entry (:func:`decode_entry`), and an older entry that holds only the transcript is still read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from typing import Protocol, runtime_checkable
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+
+from ..agent.events import RunEvent, events_from_transcript, transcript_of
+from ..agent.messages import AgentMessage
+
+logger = logging.getLogger("lmstudio_agent.endpoint.cache")
 
 CACHE_KEY_VERSION = 1
 DEFAULT_TTL_SECONDS = 3600
@@ -97,6 +106,67 @@ def is_cacheable(*, has_side_effects: bool, headers: Mapping[str, str]) -> bool:
         headers: The request's HTTP headers.
     """
     return not has_side_effects and not wants_fresh(headers)
+
+
+def encode_entry(events: Sequence[RunEvent]) -> str:
+    """A finished run as a cache entry: its transcript and its events, ``{"result": [...], "events": [...]}``.
+
+    Args:
+        events: The run's events, in order.
+    """
+    value = {"result": [m.to_dict() for m in transcript_of(events)], "events": [e.to_dict() for e in events]}
+    return json.dumps(value, ensure_ascii=False)
+
+
+def decode_entry(raw: str) -> list[RunEvent]:
+    """A cache entry's events (:func:`encode_entry`'s), or events made from an entry that holds only a
+    transcript; raises for an entry that is neither.
+
+    Args:
+        raw: The stored JSON text.
+    """
+    data = json.loads(raw)
+    if isinstance(data, dict) and isinstance(data.get("events"), list):
+        return [RunEvent.model_validate(e) for e in data["events"]]
+    if isinstance(data, dict):
+        data = data["result"]
+    return events_from_transcript(AgentMessage.model_validate(m) for m in data)
+
+
+async def read_events(cache: CacheStore | None, key: str) -> list[RunEvent] | None:
+    """The events cached under ``key``; None on a miss, and on any cache failure (logged: a broken cache never
+    fails a request, the run goes on uncached).
+
+    Args:
+        cache: The cache store (None: always a miss).
+        key: The request's cache key.
+    """
+    if cache is None:
+        return None
+    try:
+        raw = await cache.get(key)
+        return None if raw is None else decode_entry(raw)
+    except Exception:
+        logger.warning("cache read failed; running uncached", exc_info=True)
+        return None
+
+
+async def write_events(cache: CacheStore | None, key: str, events: Sequence[RunEvent], ttl: int) -> None:
+    """Store a finished, answered run under ``key`` (:func:`encode_entry`). A failed write is logged, never
+    raised: the answer is still returned.
+
+    Args:
+        cache: The cache store (None: nothing is stored).
+        key: The request's cache key.
+        events: The run's events.
+        ttl: Seconds the entry lives.
+    """
+    if cache is None:
+        return
+    try:
+        await cache.put(key, encode_entry(events), ttl)
+    except Exception:
+        logger.warning("cache write failed; the answer is still returned", exc_info=True)
 
 
 class MemoryCacheStore:

@@ -1,14 +1,20 @@
-"""The shared HTTP contract: models, auth, routing and the framework-free execute function.
+"""The shared HTTP contract: the request and response models, auth, the backend protocol and the request's
+one validation.
 
-The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over this module: they turn their
-platform's request into ``handle_request`` (or ``authorize`` + ``handle_execute``) and the returned
+The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over :func:`lmstudio_agent.endpoint.router.route`
+(the one router), which uses this module and :mod:`.pipeline` (the run of a validated request, the same for a
+JSON answer and a stream): it turns their platform's request into one call and the returned
 :class:`HttpResponse` into their platform's response. Every rule (body limits, validation, the tool
-allow-list, the cache, the deadline, the error shape) lives here once.
+allow-list, the cache, the deadline, the error shape) lives in these modules once.
+
+A body is read once (:func:`read_json_object`) and validated once into an :class:`ExecuteRequest`
+(:func:`execute_request_from`, the request's only validation: the agent takes its instruction and documents as
+they are). The pipeline's functions (``execute``, ``handle_execute``, ``plan_execute``...) are also reachable
+from here, as they always were.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -19,15 +25,15 @@ from collections.abc import Callable, Iterable, Mapping
 
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .cache import DEFAULT_TTL_SECONDS, CacheStore, cache_key, is_cacheable
+from .cache import DEFAULT_TTL_SECONDS, CacheStore
 from ..deadline import DEFAULT_DEADLINE_SECONDS, Deadline
 from ..agent.documents import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS, check_documents
 from ..agent.documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode, validation_problems
 from ..jsonsafe import loads as _safe_loads
-from ..agent.messages import AgentMessage, answered
+from ..agent.messages import AgentMessage
 
-logger = logging.getLogger("lmstudio_agent.contract")
+logger = logging.getLogger("lmstudio_agent.endpoint.contract")
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_INSTRUCTION_CHARS = 16_000
@@ -38,6 +44,9 @@ CORS_HEADERS: dict[str, str] = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Api-Key, Cache-Control",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
 }
+# Statuses whose responses carry no body (the Fetch spec's "null body status": the Worker's runtime throws on
+# one with a body; the Lambda sends none either).
+NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -79,6 +88,21 @@ class ExecuteRequest(BaseModel):
             if not name or len(name) > 64:
                 raise ValueError("each tool name must be 1 to 64 characters")
         return names
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _documents(cls, documents: Any) -> Any:
+        # The documents' one rule (documents.check_documents), whose message names the bad document.
+        if documents is None:
+            return None
+        try:
+            return check_documents(documents)
+        except AgentError as exc:
+            raise _DocumentProblem(exc.message) from None
+
+
+class _DocumentProblem(ValueError):
+    """A document the request carries breaks :func:`~lmstudio_agent.agent.documents.check_documents`' rule."""
 
 
 class ExecuteResponse(BaseModel):
@@ -157,15 +181,22 @@ Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 
-def header_map(headers: Headers) -> dict[str, str]:
+class HeaderMap(dict[str, str]):
+    """A request's headers once :func:`header_map` has combined them: lower-case names, repeats joined."""
+
+
+def header_map(headers: Headers) -> HeaderMap:
     """Headers as a dict with lower-case names. Accepts a mapping or (name, value) pairs; a name that repeats
     gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them.
+    Runs once per request: a :class:`HeaderMap` (its own result) is returned as it is.
 
     Args:
         headers: The request headers: a mapping or (name, value) pairs.
     """
+    if isinstance(headers, HeaderMap):
+        return headers
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    combined: dict[str, str] = {}
+    combined = HeaderMap()
     for name, value in pairs:
         key = str(name).lower()
         combined[key] = f"{combined[key]}, {value}" if key in combined else str(value)
@@ -250,6 +281,9 @@ class ToolSelection:
     names: tuple[str, ...]
     has_side_effects: bool
     owner: str = ""
+    # What the backend selected, kept for its run so the selection is made once (the local agent: the tool
+    # registry narrowed to ``names``); None where the backend keeps nothing.
+    tools: Any = field(default=None, compare=False, repr=False)
 
 
 class ExecuteBackend(Protocol):
@@ -344,186 +378,41 @@ def read_json_object(body: Body, max_body_bytes: int = MAX_BODY_BYTES) -> dict[s
 
 
 def execute_request_from(data: dict[str, Any]) -> ExecuteRequest:
-    """A parsed JSON object validated into an :class:`ExecuteRequest` (the strict contract), or AgentError.
+    """A parsed JSON object validated into an :class:`ExecuteRequest` (the strict contract), or AgentError:
+    the request's one validation. A bad instruction is INVALID_INSTRUCTION, a bad document INVALID_REQUEST
+    naming it, anything else INVALID_REQUEST listing the problems.
 
     Args:
         data: The request body, already parsed (:func:`read_json_object`).
     """
-    instruction = data.get("instruction")
-    if instruction is None:
-        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
-    documents = data.get("documents")
-    if documents is not None:
-        check_documents(documents)  # INVALID_REQUEST naming the bad document, before pydantic's generic message
     try:
         return ExecuteRequest.model_validate(data)
     except ValidationError as exc:
-        raise AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body")) from None
+        raise request_error(exc, data) from None
 
 
-@dataclass(frozen=True)
-class ExecutePlan:
-    """What the contract decides about a request before its run, the same for a JSON answer and a stream:
-    the tools (allow-list applied), the model, whether the answer may be cached and under which key."""
-
-    selection: ToolSelection
-    model: str
-    use_cache: bool
-    cache_key: str
+# The instruction's problems that the contract answers INVALID_INSTRUCTION (too long is INVALID_REQUEST).
+_INSTRUCTION_PROBLEMS = frozenset({"missing", "string_type", "string_too_short", "string_pattern_mismatch"})
 
 
-async def prepare(backend: ExecuteBackend) -> None:
-    """Let the backend connect what it needs before a run (MCP servers: once, again after one went away),
-    once the request is authenticated and valid. A backend without ``start`` needs nothing.
+def request_error(exc: ValidationError, data: Mapping[str, Any]) -> AgentError:
+    """The contract's error for a body :class:`ExecuteRequest` refused, most specific first: the instruction
+    (INVALID_INSTRUCTION), then a document (its own message), then every problem (INVALID_REQUEST).
 
     Args:
-        backend: The backend about to run the request.
+        exc: The error ``ExecuteRequest.model_validate`` raised.
+        data: The body it validated.
     """
-    start = getattr(backend, "start", None)
-    if start is not None:
-        await start()
-
-
-def plan_execute(request: ExecuteRequest, backend: ExecuteBackend, *, headers: Mapping[str, str] | None = None,
-                 cache: CacheStore | None = None) -> ExecutePlan:
-    """The tool selection (UNKNOWN_TOOL is raised here), the model, the cache rule and the cache key: the key
-    names the deployment's scope, the owner of the tools (an agent identity on the hub), the instruction, the
-    tools, the model and the documents.
-
-    Args:
-        request: The validated request.
-        backend: The backend that will run it (its allow-list, default model and cache scope).
-        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
-        cache: The cache store (None: the answer is never cached).
-    """
-    selection = backend.select_tools(request.tools)
-    model = request.model or backend.default_model
-    use_cache = cache is not None and is_cacheable(has_side_effects=selection.has_side_effects, headers=headers or {})
-    scope = backend.cache_scope() + (f"|owner:{selection.owner}" if selection.owner else "")
-    key = cache_key(instruction=request.instruction, tools=list(selection.names), model=model, scope=scope,
-                    documents=request.documents)
-    return ExecutePlan(selection, model, use_cache, key)
-
-
-def no_answer_error(transcript: list[AgentMessage]) -> AgentError | None:
-    """NO_ANSWER (with the transcript) for a run that ended without an answer, else None. Such a run is never
-    cached: the same request may well succeed on another try.
-
-    Args:
-        transcript: The run's messages.
-    """
-    if answered(transcript):
-        return None
-    last = transcript[-1] if transcript else None
-    reason = last.content if last is not None and last.type == "error" and last.content else \
-        "The run ended without an answer."
-    return AgentError(ErrorCode.NO_ANSWER, reason, details={"transcript": transcript})
-
-
-async def execute(
-    request: ExecuteRequest,
-    backend: ExecuteBackend,
-    *,
-    headers: Mapping[str, str] | None = None,
-    cache: CacheStore | None = None,
-    options: ExecuteOptions | None = None,
-) -> ExecuteResponse:
-    """Run a validated request through the tool allow-list, the cache and the backend, under the deadline.
-
-    Raises AgentError for every failure (NO_ANSWER with the transcript for a run that ended without an answer).
-
-    Args:
-        request: The validated request.
-        backend: What runs the agent.
-        headers: The request headers; ``Cache-Control: no-cache`` (or ``no-store``) skips the cache.
-        cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
-    """
-    options = options or ExecuteOptions()
-    await prepare(backend)
-    plan = plan_execute(request, backend, headers=headers, cache=cache)
-    selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
-    if use_cache and cache is not None:
-        hit = await _cache_get(cache, key)
-        if hit is not None:
-            return ExecuteResponse(result=hit, cached=True)
-
-    deadline = Deadline(options.deadline_seconds)
-    try:
-        # The backend honours the deadline call by call; this is the backstop for anything that does not.
-        extra = {"documents": request.documents} if request.documents else {}
-        transcript = await asyncio.wait_for(
-            backend.run(request.instruction, selection, model, deadline, **extra),
-            timeout=options.deadline_seconds + 1.0,
-        )
-    except TimeoutError:
-        raise AgentError(
-            ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s"
-        ) from None
-
-    failed = no_answer_error(transcript)
-    if failed is not None:
-        raise failed
-    if use_cache and cache is not None:
-        await _cache_put(cache, key, transcript, options.cache_ttl_seconds)
-    return ExecuteResponse(result=transcript, cached=False)
-
-
-async def _cache_get(cache: CacheStore, key: str) -> list[AgentMessage] | None:
-    try:
-        raw = await cache.get(key)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        if isinstance(data, dict):  # a streamed run's entry: {"result": [...], "events": [...]} (streaming.py)
-            data = data["result"]
-        return [AgentMessage.model_validate(m) for m in data]
-    except Exception:  # a broken cache must never fail a request: fall through to a fresh run
-        logger.warning("cache read failed; running uncached", exc_info=True)
-        return None
-
-
-async def _cache_put(cache: CacheStore, key: str, transcript: list[AgentMessage], ttl: int) -> None:
-    try:
-        await cache.put(key, json.dumps([m.to_dict() for m in transcript]), ttl)
-    except Exception:
-        logger.warning("cache write failed; the answer is still returned", exc_info=True)
-
-
-async def handle_execute(
-    body: Body,
-    headers: Headers,
-    backend: ExecuteBackend,
-    *,
-    cache: CacheStore | None = None,
-    options: ExecuteOptions | None = None,
-) -> HttpResponse:
-    """``POST /execute`` after auth: every outcome is an :class:`HttpResponse`, never an exception.
-
-    Args:
-        body: The raw request body.
-        headers: The request headers: a mapping or (name, value) pairs.
-        backend: What runs the agent.
-        cache: The cache store (None: no cache).
-        options: The deployment's limits (default: :class:`ExecuteOptions`'s).
-    """
-    options = options or ExecuteOptions()
-    headers = header_map(headers)
-    try:
-        request = parse_execute_request(body, options.max_body_bytes)
-        response = await execute(request, backend, headers=headers, cache=cache, options=options)
-    except AgentError as exc:
-        if exc.http_status >= 500:
-            logger.warning("execute failed: %s", exc)
-        transcript = exc.details.get("transcript") if exc.code is ErrorCode.NO_ANSWER else None
-        return error_response(exc.code, exc.message, result=transcript)
-    except Exception:
-        logger.exception("unexpected error in execute")
-        return error_response(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
-    body_out = response.model_dump(mode="json", exclude_none=True)
-    return HttpResponse(200, body_out, {"Cache-Control": "no-store"})
+    problems = exc.errors(include_url=False, include_input=False)
+    if any(p["loc"][:1] == ("instruction",) and p["type"] in _INSTRUCTION_PROBLEMS for p in problems):
+        if data.get("instruction") is None:
+            return AgentError(ErrorCode.INVALID_INSTRUCTION, "Missing instruction")
+        return AgentError(ErrorCode.INVALID_INSTRUCTION, "Instruction must be a non-empty string")
+    for problem in problems:
+        error = (problem.get("ctx") or {}).get("error")
+        if problem["loc"][:1] == ("documents",) and isinstance(error, _DocumentProblem):
+            return AgentError(ErrorCode.INVALID_REQUEST, str(error))
+    return AgentError(ErrorCode.INVALID_REQUEST, "Invalid request body: " + validation_problems(exc, root="body"))
 
 
 # Builds an error response from a code, a message and extra headers (the contract's shape, or OpenAI's).
@@ -546,7 +435,9 @@ async def handle_request(
     options: ExecuteOptions | None = None,
     authenticated: bool = False,
 ) -> HttpResponse:
-    """Route one request: ``GET /health`` (open), ``POST /execute`` (keyed), CORS preflight, 404/405.
+    """The contract's JSON routes only: ``GET /health`` (open), ``POST /execute`` (keyed, answered as JSON
+    whatever the body or ``Accept`` ask), CORS preflight, 404/405. It is the one router
+    (:func:`lmstudio_agent.endpoint.router.route`) without the stream, the OpenAI routes and the runs.
 
     ``authenticated``: the platform already authenticated the caller (a Lambda invoked directly, which IAM
     authorised), so no client key is asked for. Methods are case-sensitive (RFC 9110): ``post`` is not
@@ -564,18 +455,12 @@ async def handle_request(
         options: The deployment's limits (default: :class:`ExecuteOptions`'s).
         authenticated: The platform already authenticated the caller: skip the client key check.
     """
-    headers = header_map(headers)
-    path = "/" + path.strip("/")
-    refused = route_refusal(method, path, {"/health": "GET", "/execute": "POST"})
-    if refused is not None:
-        return refused
-    if path == "/health":
-        return health_response()
-    if not authenticated:
-        refused = key_refusal(headers, api_key)
-        if refused is not None:
-            return refused
-    return await handle_execute(body, headers, backend, cache=cache, options=options)
+    from .router import route  # the router is above the contract; this is its JSON-only view
+
+    answer = await route(method, path, headers, body, backend=backend, api_key=api_key, cache=cache, options=options,
+                         authenticated=authenticated, json_only=True)
+    assert isinstance(answer, HttpResponse)
+    return answer
 
 
 def route_refusal(method: str, path: str, routes: Mapping[str, str], refuse: Refuse = error_response) -> HttpResponse | None:
@@ -610,3 +495,19 @@ def key_refusal(headers: Headers, api_key: KeySource) -> HttpResponse | None:
     except AgentError as exc:
         return error_response(exc.code, exc.message)
     return authorize(headers, expected)
+
+
+# The pipeline's names, importable from here as before it had a module of its own (it imports this module, so
+# they are looked up on first use).
+_PIPELINE_NAMES = frozenset({"ExecutePlan", "Execution", "backend_events", "execute", "execute_error",
+                             "execute_response", "handle_execute", "no_answer_error", "plan_execute", "prepare",
+                             "start_execution"})
+
+
+def __getattr__(name: str) -> Any:
+    """The pipeline's names, from :mod:`.pipeline` (looked up on first use: it imports this module)."""
+    if name in _PIPELINE_NAMES:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

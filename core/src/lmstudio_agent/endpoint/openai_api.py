@@ -38,16 +38,17 @@ from collections.abc import AsyncIterator, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .cache import CacheStore, cache_key, is_cacheable
-from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource, execute,
-                       header_map, key_refusal, plan_execute, prepare, read_json_object, route_refusal)
+from .contract import (Body, ExecuteBackend, ExecuteOptions, ExecuteRequest, Headers, HttpResponse, KeySource,
+                       header_map, key_refusal, read_json_object, route_refusal)
 from .conversation import instruction_from_turns
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode, validation_problems
 from ..agent.events import transcript_of
 from ..agent.messages import final_answer
-from .streaming import DONE, HEARTBEAT_SECONDS, StreamResponse, backend_events, with_heartbeat
+from .pipeline import backend_events, execute, plan_execute, prepare
+from .streaming import DONE, HEARTBEAT_SECONDS, StreamResponse, with_heartbeat
 
-logger = logging.getLogger("lmstudio_agent.openai_api")
+logger = logging.getLogger("lmstudio_agent.endpoint.openai_api")
 
 AGENT_MODEL = "agent"
 OWNER = "lmstudio-agent"

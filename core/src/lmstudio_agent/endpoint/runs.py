@@ -42,17 +42,16 @@ from .contract import (
     ExecuteRequest,
     HttpResponse,
     error_response,
-    no_answer_error,
     parse_execute_request,
-    prepare,
     presented_key,
 )
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
 from ..agent.events import RunEvent, transcript_of
-from .streaming import DONE, StreamResponse, UIMessageStream, backend_events, finish_metadata, sse, with_heartbeat
+from .pipeline import backend_events, no_answer_error, prepare
+from .streaming import DONE, StreamResponse, UIMessageStream, finish_metadata, sse, with_heartbeat
 
-logger = logging.getLogger("lmstudio_agent.runs")
+logger = logging.getLogger("lmstudio_agent.endpoint.runs")
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})

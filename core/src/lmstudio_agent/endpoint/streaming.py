@@ -21,7 +21,9 @@ chunk carries a field the schema does not list; the contract's error code travel
 
 Between events a comment line (``: keep-alive``) goes out every :data:`HEARTBEAT_SECONDS`, so proxies and
 tunnels do not cut an idle stream. The same encoder serves the hub, the Worker and the async runs' event
-streams; a finished stream's events are cached (same key as the JSON answer) and replayed as a stream.
+streams. The run itself is the one request pipeline (:class:`~lmstudio_agent.endpoint.pipeline.Execution`), which
+the JSON answer collects: the same plan, the same cache entry (replayed here as a stream), the same rule
+that a run without an answer is never cached.
 """
 
 from __future__ import annotations
@@ -45,19 +47,16 @@ from .contract import (
     ToolSelection,
     error_response,
     execute_request_from,
-    no_answer_error,
-    plan_execute,
-    prepare,
     read_json_object,
 )
 from .conversation import execute_request_from_chat, is_chat_body
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
-from ..jsonsafe import loads as safe_loads
-from ..agent.events import RunEvent, events_from_transcript, transcript_of
+from ..agent.events import RunEvent
 from ..agent.messages import AgentMessage
+from .pipeline import start_execution
 
-logger = logging.getLogger("lmstudio_agent.streaming")
+logger = logging.getLogger("lmstudio_agent.endpoint.streaming")
 
 PROTOCOL = "ai-sdk-ui-message-stream"
 PROTOCOL_VERSION = "v1"  # the header value of AI SDK 5's UI message stream
@@ -303,28 +302,6 @@ class StreamingBackend(Protocol):
         ...
 
 
-async def backend_events(backend: ExecuteBackend, instruction: str, tools: ToolSelection, model: str,
-                         deadline: Deadline, documents: dict[str, str] | None = None) -> AsyncIterator[RunEvent]:
-    """The backend's live events where it streams, else its transcript's events once the run is over.
-
-    Args:
-        backend: What runs the agent (a :class:`StreamingBackend` streams live).
-        instruction: What the agent should do.
-        tools: The selected tools.
-        model: The model to run on.
-        deadline: The run's deadline.
-        documents: The request's long inputs, name -> text (passed on only when there are some).
-    """
-    extra = {"documents": documents} if documents else {}
-    stream = getattr(backend, "stream", None)
-    if stream is None:
-        for event in events_from_transcript(await backend.run(instruction, tools, model, deadline, **extra)):
-            yield event
-        return
-    async for event in stream(instruction, tools, model, deadline, **extra):
-        yield event
-
-
 def wants_stream(headers: Mapping[str, str], request: ExecuteRequest | None = None) -> bool:
     """``Accept: text/event-stream`` or ``"stream": true`` in the body.
 
@@ -336,26 +313,6 @@ def wants_stream(headers: Mapping[str, str], request: ExecuteRequest | None = No
     if "text/event-stream" in accept.lower():
         return True
     return bool(request is not None and getattr(request, "stream", None))
-
-
-def body_asks_stream(body: Body) -> bool:
-    """Whether a raw body says ``"stream": true`` or is the AI SDK's chat body (``messages``, no
-    ``instruction``: ``useChat`` reads the answer as a stream and sends no ``Accept`` header for it). A cheap
-    look before the full parse.
-
-    Args:
-        body: The raw request body.
-    """
-    if isinstance(body, str):
-        if '"stream"' not in body and '"messages"' not in body:
-            return False
-    elif not body or (b'"stream"' not in body and b'"messages"' not in body):
-        return False
-    try:  # the hardened parser: a hostile body is refused by the full parse, never here
-        data = safe_loads(body)
-    except (AgentError, ValueError, UnicodeError, RecursionError):
-        return False
-    return isinstance(data, dict) and (data.get("stream") is True or is_chat_body(data))
 
 
 # ------------------------------------------------------------------------------------- the response
@@ -445,97 +402,25 @@ async def stream_execute(
         options: The deployment's limits (default: :class:`~lmstudio_agent.endpoint.contract.ExecuteOptions`'s).
         heartbeat_seconds: Silence after which the stream sends a comment line.
     """
-    options = options or ExecuteOptions()
-    await prepare(backend)
-    plan = plan_execute(request, backend, headers=headers, cache=cache)
-    selection, model, use_cache, key = plan.selection, plan.model, plan.use_cache, plan.cache_key
-    cached = await cache_get_events(cache, key) if use_cache else None
+    run = await start_execution(request, backend, headers=headers, cache=cache, options=options, live=True)
 
     async def body() -> AsyncIterator[bytes]:
         encoder = UIMessageStream()
         for chunk in encoder.start():
             yield sse(chunk)
-        if cached is not None:
-            for event in cached:
-                for chunk in encoder.feed(event):
-                    yield sse(chunk)
-            for chunk in encoder.finish(finish_metadata(None, cached=True)):
+        async for event in run.events():
+            for chunk in encoder.feed(event):
                 yield sse(chunk)
-            yield DONE
-            return
-        events: list[RunEvent] = []
-        error: AgentError | None = None
-        deadline = Deadline(options.deadline_seconds)
-        try:
-            async with asyncio.timeout(options.deadline_seconds + 1.0):  # the backstop, as in execute()
-                async for event in backend_events(backend, request.instruction, selection, model, deadline,
-                                                  request.documents):
-                    events.append(event)
-                    for chunk in encoder.feed(event):
-                        yield sse(chunk)
-        except TimeoutError:
-            error = AgentError(ErrorCode.UPSTREAM_TIMEOUT, f"The model did not finish within {options.deadline_seconds:g}s")
-        except AgentError as exc:
-            error = exc
-            if exc.http_status >= 500:
-                logger.warning("streamed execute failed: %s", exc)
-        except Exception:
-            logger.exception("unexpected error in a streamed execute")
-            error = AgentError(ErrorCode.INTERNAL_ERROR, "Internal error while running the agent")
-        if error is None:
-            error = no_answer_error(transcript_of(events))  # never cached, as for a JSON answer
-        if error is not None:
-            for chunk in encoder.fail(error.code.value, error.message):
+        if run.error is not None:
+            if run.error.http_status >= 500:
+                logger.warning("streamed execute failed: %s", run.error)
+            for chunk in encoder.fail(run.error.code.value, run.error.message):
                 yield sse(chunk)
-        elif use_cache:
-            await cache_put_events(cache, key, events, options.cache_ttl_seconds)
-        for chunk in encoder.finish(finish_metadata(error)):
+        for chunk in encoder.finish(finish_metadata(run.error, cached=run.cached)):
             yield sse(chunk)
         yield DONE
 
     return StreamResponse(with_heartbeat(body(), heartbeat_seconds))
-
-
-async def cache_get_events(cache: CacheStore | None, key: str) -> list[RunEvent] | None:
-    """The cached events under ``key``: those a stream stored, or events made from a JSON answer's transcript.
-    None on a miss, and on any cache failure (logged: a broken cache never fails a request).
-
-    Args:
-        cache: The cache store (None: always a miss).
-        key: The request's cache key.
-    """
-    if cache is None:
-        return None
-    try:
-        raw = await cache.get(key)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        if isinstance(data, dict) and isinstance(data.get("events"), list):
-            return [RunEvent.model_validate(e) for e in data["events"]]
-        return events_from_transcript(AgentMessage.model_validate(m) for m in data)
-    except Exception:  # a broken cache must never fail a request
-        logger.warning("cache read failed; running uncached", exc_info=True)
-        return None
-
-
-async def cache_put_events(cache: CacheStore | None, key: str, events: list[RunEvent], ttl: int) -> None:
-    """Store a finished run's events with its transcript (``{"result": [...], "events": [...]}``), which the
-    JSON route reads as well. A failed write is logged, never raised.
-
-    Args:
-        cache: The cache store (None: nothing is stored).
-        key: The request's cache key.
-        events: The finished run's events.
-        ttl: Seconds the entry lives.
-    """
-    if cache is None:
-        return
-    value = {"result": [m.to_dict() for m in transcript_of(events)], "events": [e.to_dict() for e in events]}
-    try:
-        await cache.put(key, json.dumps(value, ensure_ascii=False), ttl)
-    except Exception:
-        logger.warning("cache write failed; the answer is still returned", exc_info=True)
 
 
 async def handle_execute_stream(
@@ -560,8 +445,45 @@ async def handle_execute_stream(
     """
     options = options or ExecuteOptions()
     try:
-        data = read_json_object(body, options.max_body_bytes)
-        request = execute_request_from_chat(data) if is_chat_body(data) else execute_request_from(data)
+        request = stream_request_from(read_json_object(body, options.max_body_bytes))
+    except AgentError as exc:
+        return error_response(exc.code, exc.message)
+    return await stream_answer(request, headers, backend, cache=cache, options=options,
+                               heartbeat_seconds=heartbeat_seconds)
+
+
+def stream_request_from(data: dict[str, Any]) -> ExecuteRequest:
+    """A parsed body that asks for a stream validated into an :class:`ExecuteRequest`: the AI SDK's chat body
+    (:func:`~lmstudio_agent.endpoint.conversation.execute_request_from_chat`) or the contract's own; AgentError (400)
+    otherwise.
+
+    Args:
+        data: The parsed JSON body.
+    """
+    return execute_request_from_chat(data) if is_chat_body(data) else execute_request_from(data)
+
+
+async def stream_answer(
+    request: ExecuteRequest,
+    headers: Mapping[str, str],
+    backend: ExecuteBackend,
+    *,
+    cache: CacheStore | None = None,
+    options: ExecuteOptions | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> HttpResponse | StreamResponse:
+    """A validated request's stream, or the contract's JSON error for one refused before the run starts
+    (unknown tool, no agent). Never raises.
+
+    Args:
+        request: The validated request.
+        headers: The request headers (lower-case names).
+        backend: What runs the agent.
+        cache: The cache store (None: no cache).
+        options: The deployment's limits (default: :class:`~lmstudio_agent.endpoint.contract.ExecuteOptions`'s).
+        heartbeat_seconds: Silence after which the stream sends a comment line.
+    """
+    try:
         return await stream_execute(request, backend, headers=headers, cache=cache, options=options,
                                     heartbeat_seconds=heartbeat_seconds)
     except AgentError as exc:
