@@ -128,7 +128,8 @@ def offers_expected(row: dict[str, Any], task: Task) -> bool:
 
 @dataclass(frozen=True)
 class RowRecipe:
-    """How the corpus tasks become rows (issue 22, section 5); the defaults are the shipped adapter's.
+    """How the corpus tasks become rows with variety (issue 22, section 5). The defaults are the recipe of the
+    issue 22 candidate, which was not shipped: it lost on the outcome evaluation's dev split (README, "Training").
 
     Args:
         rows: How many corpus rows (one per task), drawn evenly over the corpus's tools.

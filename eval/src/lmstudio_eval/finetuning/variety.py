@@ -35,7 +35,7 @@ _BEFORE = (
     "Quick one while the kettle boils.",
     "My manager wants it sorted by noon.",
     "Sorry if this is the third message this morning.",
-    "The printer jammed twice already today.",
+    "The office plants need watering again.",
     "Working from the garden office today.",
     "Following up on yesterday's meeting.",
     "I've got five minutes between calls.",
