@@ -11,6 +11,7 @@ well-formed call. Each choice was kept because it raised the evaluation harness'
 - :mod:`.grammar`: one round's schema, and which tools and whether the answer it offers;
 - :mod:`.routing`: which tools a request's words are about (a lexical prior);
 - :mod:`.values`: values as people write them, in the forms a schema wants;
+- :mod:`.iso_codes`: the ISO codes for currency, country, US state and language names (in :mod:`.values`);
 - :class:`SmallModelPolicy` (:mod:`lmstudio_agent.model.policy`, outside this package): the rules as one object
   the agent is given, which it holds without loading them;
 - :mod:`.lexicon`: their English words, in one data file (``lexicon.json``).
