@@ -4,21 +4,25 @@ Small models (and servers that fail to parse them) leave calls in ``message.cont
 LFM2's ``<|tool_call_start|>[f(a=1)]<|tool_call_end|>`` (or the bare list), LM Studio's
 ``[TOOL_REQUEST]{...}[END_TOOL_REQUEST]``, Hermes/Qwen ``<tool_call>{...}</tool_call>``, or plain JSON.
 Python-style calls go through ``ast.parse`` and a literal-only walk of the tree: nothing is executed.
+
+The literal-only readers live in :mod:`._call_syntax`; LFM2's call text is written by :mod:`._lfm2_text` (its
+names are re-exported here).
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import json
-import keyword
-import math
 import re
-import tokenize
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterable, Mapping
+
+from ._call_syntax import MAX_PARSE_CHARS as MAX_PARSE_CHARS  # the bound is part of this module's face
+from ._call_syntax import (_FENCE, _NOT_JSON, _alias_names, _CallError, _dotted_name, _literal, _load_json_prefix,
+                           _python_literal, _short, _source, _syntax_reason, _unfence)
+from ._lfm2_text import LFM2_CALL_END, LFM2_CALL_START, format_lfm2_calls
 
 __all__ = [
     "LFM2_CALL_END",
@@ -29,10 +33,6 @@ __all__ = [
     "parse_openai_tool_calls",
     "parse_tool_calls",
 ]
-
-LFM2_CALL_START = "<|tool_call_start|>"
-LFM2_CALL_END = "<|tool_call_end|>"
-MAX_PARSE_CHARS = 200_000  # beyond this a "call" is not worth parsing; it is reported instead
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][\w.-]*", re.ASCII)
 _ARG_KEYS = ("arguments", "parameters", "args", "input")
@@ -75,14 +75,6 @@ class ParsedContent:
     errors: list[str] = field(default_factory=list)
 
 
-class _CallError(ValueError):
-    """A call was recognised but is not usable; the message is meant for the model."""
-
-    def __init__(self, message: str, *, syntax: bool = False) -> None:
-        super().__init__(message)
-        self.syntax = syntax  # the text is not even an expression (as opposed to a call we refuse)
-
-
 # ---------------------------------------------------------------------------------------------- parsing
 
 _WRAPPED = re.compile(
@@ -98,7 +90,6 @@ _LABELS = {
     "hermes": "could not parse the <tool_call> call",
 }
 _STRAY = re.compile(r"<\|tool_call_(?:start|end)\|>|\[END_TOOL_REQUEST\]|\[TOOL_REQUEST\]|</?tool_call>")
-_FENCE = re.compile(r"```[ \t]*(?:json|python|tool_call|tool_code)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL | re.IGNORECASE)
 _LIST_START = re.compile(r"\[\s*[A-Za-z_][\w.-]*\s*\(", re.ASCII)
 _BARE_LIST = re.compile(r"\[\s*[A-Za-z_][\w.-]*\s*\(.*\)\s*\]", re.DOTALL | re.ASCII)
 _JSON_CALL_START = re.compile(r'\{\s*"(?:name|tool|tool_name|function|type|id)"\s*:')
@@ -107,7 +98,6 @@ _LOOKS_LIKE_JSON_CALL = re.compile(
 )
 _MAX_PREFIX_TRIES = 32
 _MAX_SCAN_TRIES = 64  # bounds the work on adversarial text full of call openings
-_NOT_JSON = object()
 
 
 def parse_tool_calls(text: str | None) -> ParsedContent:
@@ -143,11 +133,6 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _unfence(text: str) -> str:
-    match = _FENCE.fullmatch(text)
-    return match.group(1).strip() if match else text
-
-
 def _parse_payload(payload: str, *, closed: bool) -> tuple[list[ToolCall], str | None, str]:
     """The inside of a wrapper: JSON call(s) or a Python-style call list; plus the text after an unclosed one."""
     text = _unfence(payload.strip())
@@ -178,23 +163,6 @@ def _parse_payload(payload: str, *, closed: bool) -> tuple[list[ToolCall], str |
     if leading is None:
         return [], str(first_error), ""
     return leading[0], None, "" if closed else leading[1].strip()
-
-
-def _load_json_prefix(text: str) -> tuple[Any, str]:
-    """JSON at the start of ``text`` and what follows it (surplus closing brackets dropped)."""
-    if text[0] not in "[{":
-        return _NOT_JSON, text
-    try:
-        return json.loads(text), ""
-    except RecursionError:
-        return _NOT_JSON, text
-    except ValueError:
-        pass
-    try:
-        value, end = json.JSONDecoder().raw_decode(text)
-    except (ValueError, RecursionError):
-        return _NOT_JSON, text
-    return value, re.sub(r"^[\s\]}]*", "", text[end:])
 
 
 def _leading_call_list(text: str) -> tuple[list[ToolCall], str] | None:
@@ -489,12 +457,6 @@ def _parse_python(text: str) -> list[ToolCall]:
     return calls
 
 
-def _syntax_reason(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        return exc.msg or "syntax error"
-    return type(exc).__name__
-
-
 def _call_from_node(node: ast.Call, aliases: dict[str, str]) -> ToolCall:
     name = _dotted_name(node.func, aliases)
     if name is None or not NAME_PATTERN.fullmatch(name):
@@ -509,196 +471,3 @@ def _call_from_node(node: ast.Call, aliases: dict[str, str]) -> ToolCall:
     return ToolCall(name=name, arguments=arguments)
 
 
-def _dotted_name(node: ast.expr, aliases: dict[str, str]) -> str | None:
-    if isinstance(node, ast.Name):
-        return aliases.get(node.id, node.id)
-    if isinstance(node, ast.Attribute):
-        base = _dotted_name(node.value, aliases)
-        return None if base is None else f"{base}.{aliases.get(node.attr, node.attr)}"
-    return None
-
-
-_JSON_NAMES = {"true": True, "false": False, "null": None, "none": None}
-
-
-def _literal(node: ast.AST, *, aliases: dict[str, str]) -> Any:
-    """A JSON value from a literal-only expression (strings, numbers, True/true, None/null, lists, dicts)."""
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, (str, bool, int, float)) or node.value is None:
-            return node.value
-        raise _CallError(f"unsupported value {_source(node)}")
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_literal(item, aliases=aliases) for item in node.elts]
-    if isinstance(node, ast.Dict):
-        out: dict[str, Any] = {}
-        for key, value in zip(node.keys, node.values, strict=True):
-            if key is None:
-                raise _CallError("** inside a dict is not supported")
-            decoded = _literal(key, aliases=aliases)
-            if isinstance(decoded, (list, dict)):
-                raise _CallError(f"unsupported dict key {_source(key)}")
-            out[decoded if isinstance(decoded, str) else json.dumps(decoded)] = _literal(value, aliases=aliases)
-        return out
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = _literal(node.operand, aliases=aliases)
-        if isinstance(operand, (int, float)) and not isinstance(operand, bool):
-            return -operand if isinstance(node.op, ast.USub) else operand
-    if isinstance(node, ast.Name) and node.id.lower() in _JSON_NAMES:
-        return _JSON_NAMES[node.id.lower()]
-    raise _CallError(f"unsupported value {_source(node)}: only literals (strings, numbers, lists, dicts) are allowed")
-
-
-def _python_literal(text: str) -> Any:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text.strip(), mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise _CallError(_syntax_reason(exc)) from None
-    try:
-        return _literal(tree, aliases={})
-    except RecursionError:
-        raise _CallError("nested too deeply") from None
-
-
-def _source(node: ast.AST) -> str:
-    try:
-        text = ast.unparse(node)
-    except Exception:  # noqa: BLE001 - only for an error message
-        text = type(node).__name__
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _alias_names(text: str) -> tuple[str, dict[str, str]]:
-    """Stand-ins for what Python cannot parse but tool calls use: ``get-weather(...)`` and ``from=...``.
-
-    Works on tokens, so string contents are never touched.
-    """
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    except Exception:  # noqa: BLE001 - tokenize errors vary by version; ast.parse reports the real problem
-        return text, {}
-    line_starts = [0]
-    for line in text.splitlines(keepends=True):
-        line_starts.append(line_starts[-1] + len(line))
-
-    def offset(position: tuple[int, int]) -> int:
-        return line_starts[position[0] - 1] + position[1]
-
-    edits: list[tuple[int, int, str]] = []
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        if token.type != tokenize.NAME:
-            index += 1
-            continue
-        end = index
-        while (
-            end + 2 < len(tokens)
-            and tokens[end + 1].string in ("-", ".")
-            and tokens[end + 2].type in (tokenize.NAME, tokenize.NUMBER)
-            and tokens[end].end == tokens[end + 1].start
-            and tokens[end + 1].end == tokens[end + 2].start
-        ):
-            end += 2
-            # "2fa" is NUMBER "2" then NAME "fa", touching
-            while end + 1 < len(tokens) and tokens[end + 1].type == tokenize.NAME and tokens[end].end == tokens[end + 1].start:
-                end += 1
-        follower = tokens[end + 1].string if end + 1 < len(tokens) else ""
-        is_kwarg = follower == "=" and (index == 0 or tokens[index - 1].string in ("(", ","))
-        hyphenated = any(tokens[at].string == "-" for at in range(index, end + 1))
-        if hyphenated and follower in ("(", "="):
-            edits.append((offset(token.start), offset(tokens[end].end), text[offset(token.start) : offset(tokens[end].end)]))
-        elif keyword.iskeyword(token.string) and token.string not in ("True", "False", "None") and is_kwarg:
-            edits.append((offset(token.start), offset(token.end), token.string))
-        index = end + 1
-    if not edits:
-        return text, {}
-    aliases: dict[str, str] = {}
-    by_original: dict[str, str] = {}
-    counter = 0
-    pieces: list[str] = []
-    cursor = 0
-    for start, stop, original in edits:
-        if original not in by_original:
-            while f"_tc{counter}_" in text:
-                counter += 1
-            by_original[original] = f"_tc{counter}_"
-            aliases[f"_tc{counter}_"] = original
-            counter += 1
-        pieces.append(text[cursor:start])
-        pieces.append(by_original[original])
-        cursor = stop
-    pieces.append(text[cursor:])
-    return "".join(pieces), aliases
-
-
-# ---------------------------------------------------------------------------------------------- formatting
-
-
-def format_lfm2_calls(calls: Iterable[ToolCall]) -> str:
-    """LFM2's own call text, ``<|tool_call_start|>[f(a="x")]<|tool_call_end|>``; '' for no calls.
-
-    The LFM2 template renders only ``content``, so this text is what keeps a call in the conversation.
-    Calls a Python-style list cannot express (argument names like ``first-name``, infinities) are written as
-    the JSON list LFM2 also emits; :func:`parse_tool_calls` reads both.
-
-    Args:
-        calls: The calls to write.
-    """
-    calls = list(calls)
-    if not calls:
-        return ""
-    if all(_python_expressible(call) for call in calls):
-        body = ", ".join(
-            f"{call.name}({', '.join(f'{key}={_py_value(value)}' for key, value in call.arguments.items())})"
-            for call in calls
-        )
-    else:
-        body = json.dumps(
-            [{"name": call.name, "arguments": call.arguments} for call in calls], ensure_ascii=False
-        )[1:-1]
-    return f"{LFM2_CALL_START}[{body}]{LFM2_CALL_END}"
-
-
-_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _python_expressible(call: ToolCall) -> bool:
-    segments = re.split(r"[.-]", call.name)
-    if not all(_SEGMENT.fullmatch(part) and not keyword.iskeyword(part) for part in segments):
-        return False
-    if not all(_SEGMENT.fullmatch(key) and not keyword.iskeyword(key) for key in call.arguments):
-        return False
-    return _finite(call.arguments)
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(_finite(item) for item in value)
-    return True
-
-
-def _py_value(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        # A lone surrogate cannot be encoded, so such a string keeps its \u escapes.
-        return text if not re.search("[\ud800-\udfff]", text) else json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_py_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_py_value(str(key))}: {_py_value(item)}" for key, item in value.items()) + "}"
-    raise TypeError(f"cannot write a {type(value).__name__} as a tool-call argument")
