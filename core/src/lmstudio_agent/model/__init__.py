@@ -1,6 +1,7 @@
 """The model side: the client of an OpenAI-compatible server, and how tool calls are asked for and read.
 
-- :mod:`.client`, :mod:`.connection`: the chat client and where the server is;
+- :mod:`.client`, :mod:`.connection`: the chat client and where the server is; :mod:`.completions`: what a
+  completion answers (``ChatResponse``), read from the JSON body or the stream;
 - :mod:`.modes`: the three tool-call modes (native, parsed, constrained);
 - :mod:`.toolcalls`: tool calls parsed out of a reply's text;
 - :mod:`.schema`, :mod:`.grammar_bounds`: JSON schemas, and the bounds on one schema's grammar (shared with

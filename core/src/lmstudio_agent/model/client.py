@@ -4,23 +4,27 @@
 - connect errors, 429 and 5xx are retried a bounded number of times with backoff, honouring ``Retry-After``;
 - assistant messages go out with ``content: ""``, never null, and ``tool_choice`` only as a string;
 - every failure becomes an :class:`AgentError` with a code; the token never appears in a message or a log.
+
+The request body is built by :mod:`._chat_request`; the answer is read by :mod:`.completions` (``ChatResponse``,
+``Usage`` and ``TokenLogprob`` are re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import AsyncIterator
 
 from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
-from .toolcalls import ToolCall, parse_openai_tool_calls
+from ._chat_request import TOOL_CHOICES as TOOL_CHOICES  # re-exported
+from ._chat_request import _chat_body
+from .completions import ChatResponse as ChatResponse, TokenLogprob as TokenLogprob, Usage as Usage  # re-exported
+from .completions import _error_detail, _json_or_error, _read_completion, _sse_data, _StreamAssembler, _whole_events
 
 if TYPE_CHECKING:  # httpx is imported on first use: it pulls in its CLI's deps (rich, click) when installed
     import httpx
@@ -30,37 +34,6 @@ logger = logging.getLogger("lmstudio_agent.client")
 DEFAULT_BASE_URL = "http://localhost:1234/v1"
 DEFAULT_MODEL = "lmstudio-community/LFM2-350M-Instruct-GGUF"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-TOOL_CHOICES = frozenset({"none", "auto", "required"})
-
-
-@dataclass
-class Usage:
-    """The token counts a completion reports (0 where the server reports none)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass
-class TokenLogprob:
-    """One generated token with its log-probability and the top alternatives at that position."""
-
-    token: str
-    logprob: float
-    top: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class ChatResponse:
-    """What one chat completion returned, already checked for shape."""
-
-    content: str
-    tool_calls: list[ToolCall]
-    finish_reason: str | None
-    usage: Usage
-    logprobs: list[TokenLogprob] | None
-    latency_s: float
-    raw: dict[str, Any]
 
 
 class ChatClient:
@@ -286,40 +259,13 @@ class ChatClient:
             deadline: The run's deadline (every wait, retries included, is clamped to it).
             timeout: Seconds this call may take, instead of the client's ``timeout``.
         """
-        body = self._chat_body(messages, model=model, tools=tools, tool_choice=tool_choice,
+        body = _chat_body(messages, model=model or self.model, tools=tools, tool_choice=tool_choice,
                                response_format=response_format, max_tokens=max_tokens, temperature=temperature,
                                logprobs=logprobs, top_logprobs=top_logprobs, extra=extra, stream=False)
         started = time.perf_counter()
         response = await self._request("POST", f"{self.base_url}/chat/completions", json_body=body, deadline=deadline,
                                        timeout=timeout)
         return _read_completion(response, time.perf_counter() - started)
-
-    def _chat_body(self, messages: list[dict[str, Any]], *, model: str | None, tools: list[dict[str, Any]] | None,
-                   tool_choice: str | None, response_format: dict[str, Any] | None, max_tokens: int,
-                   temperature: float, logprobs: bool, top_logprobs: int | None, extra: dict[str, Any] | None,
-                   stream: bool) -> dict[str, Any]:
-        if tool_choice is not None and (not isinstance(tool_choice, str) or tool_choice not in TOOL_CHOICES):
-            raise ValueError(f"tool_choice must be one of {sorted(TOOL_CHOICES)} (LM Studio rejects the object form)")
-        body: dict[str, Any] = {
-            "model": model or self.model,
-            "messages": [_outgoing(m) for m in messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "stream": stream,
-        }
-        if tools:
-            body["tools"] = tools
-            if tool_choice:
-                body["tool_choice"] = tool_choice
-        if response_format is not None:
-            body["response_format"] = response_format
-        if logprobs:
-            body["logprobs"] = True
-            if top_logprobs:
-                body["top_logprobs"] = top_logprobs
-        if extra:
-            body.update(extra)
-        return body
 
     async def chat_stream(
         self,
@@ -356,7 +302,7 @@ class ChatClient:
         """
         import httpx
 
-        body = self._chat_body(messages, model=model, tools=tools, tool_choice=tool_choice,
+        body = _chat_body(messages, model=model or self.model, tools=tools, tool_choice=tool_choice,
                                response_format=response_format, max_tokens=max_tokens, temperature=temperature,
                                logprobs=False, top_logprobs=None, extra=extra, stream=True)
         started = time.perf_counter()
@@ -422,8 +368,6 @@ class ChatClient:
             body: The request body (``stream: true``).
             deadline: The run's deadline; the stream ends by it.
         """
-        import httpx
-
         response = await self._open_stream(body, deadline)
         if not response.is_success:
             try:
@@ -432,34 +376,7 @@ class ChatClient:
             finally:
                 await response.aclose()
 
-        async def chunks() -> AsyncIterator[bytes]:
-            # Whole events only (the lines up to a blank one), so that whatever goes out between two pieces
-            # (a keep-alive comment) never lands inside an event the network happened to split.
-            failure: AgentError | None = None
-            event: list[str] = []
-            try:
-                async with asyncio.timeout(deadline.remaining() if deadline is not None else None):
-                    async for line in response.aiter_lines():
-                        if line:
-                            event.append(line)
-                        elif event:
-                            yield ("\n".join(event) + "\n\n").encode()
-                            event = []
-                    if event:
-                        yield ("\n".join(event) + "\n\n").encode()
-            except TimeoutError:
-                failure = AgentError(ErrorCode.UPSTREAM_TIMEOUT, "The model did not finish within the deadline")
-            except httpx.HTTPError as exc:
-                failure = AgentError(ErrorCode.CONNECTION_FAILED,
-                                     f"The model server at {self.base_url} dropped the stream ({type(exc).__name__})")
-            finally:
-                await response.aclose()
-            if failure is not None:
-                error = {"error": {"message": failure.message, "type": "server_error", "param": None,
-                                   "code": failure.code.value}}
-                yield b"data: " + json.dumps(error).encode() + b"\n\n"
-
-        return chunks()
+        return _whole_events(response, deadline, self.base_url)
 
     async def list_models(self, *, deadline: Deadline | None = None) -> list[str]:
         """Ids from ``GET /v1/models``.
@@ -519,15 +436,6 @@ class ChatClient:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _outgoing(message: dict[str, Any]) -> dict[str, Any]:
-    """A message as sent: ``content`` always a string (some LM Studio versions reject null); keys that start
-    with ``_`` are the agent's own bookkeeping and are not sent."""
-    out = {k: v for k, v in message.items() if not k.startswith("_")}
-    if out.get("content") is None:
-        out["content"] = ""
-    return out
-
-
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -540,151 +448,3 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return when.timestamp() - time.time()
-
-
-def _error_detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200].strip() or response.reason_phrase
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message", error))[:300]
-    if isinstance(error, str):
-        return error[:300]
-    return str(data.get("detail", data))[:300] if isinstance(data, dict) else str(data)[:300]
-
-
-def _json_or_error(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server returned a body that is not JSON") from None
-
-
-def _read_completion(response: httpx.Response, latency_s: float) -> ChatResponse:
-    return _completion_from(_json_or_error(response), latency_s)
-
-
-def _completion_from(data: Any, latency_s: float) -> ChatResponse:
-    try:
-        choice = data["choices"][0]
-        message = choice["message"]
-    except (KeyError, IndexError, TypeError):
-        raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server's answer has no choices[0].message") from None
-    content = message.get("content") or ""
-    if not isinstance(content, str):
-        content = json.dumps(content)
-    raw_calls = message.get("tool_calls")
-    calls, _ = parse_openai_tool_calls(raw_calls if isinstance(raw_calls, list) else [], keep_invalid=True)
-    for i, call in enumerate(calls):
-        call.id = call.id or f"call_{i}"
-    usage_raw = data.get("usage") or {}
-    usage = Usage(int(usage_raw.get("prompt_tokens") or 0), int(usage_raw.get("completion_tokens") or 0))
-    return ChatResponse(
-        content=content,
-        tool_calls=calls,
-        finish_reason=choice.get("finish_reason"),
-        usage=usage,
-        logprobs=_read_logprobs(choice.get("logprobs")),
-        latency_s=latency_s,
-        raw=data,
-    )
-
-
-def _read_logprobs(raw: Any) -> list[TokenLogprob] | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("content"), list):
-        return None
-    tokens = []
-    for item in raw["content"]:
-        if not isinstance(item, dict) or "token" not in item:
-            continue
-        top = {
-            str(alt.get("token")): float(alt.get("logprob", float("-inf")))
-            for alt in item.get("top_logprobs") or []
-            if isinstance(alt, dict)
-        }
-        tokens.append(TokenLogprob(str(item["token"]), float(item.get("logprob", float("-inf"))), top))
-    return tokens
-
-
-# ---------------------------------------------------------------------------------------------- streaming
-
-
-async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The ``data`` of each Server-Sent Event (multi-line data joined with newlines; comments skipped)."""
-    buffer: list[str] = []
-    async for line in lines:
-        if not line.strip():
-            if buffer:
-                yield "\n".join(buffer)
-                buffer = []
-            continue
-        if line.startswith(":"):
-            continue
-        field_name, _, value = line.partition(":")
-        if field_name == "data":
-            buffer.append(value[1:] if value.startswith(" ") else value)
-    if buffer:
-        yield "\n".join(buffer)
-
-
-class _StreamAssembler:
-    """Folds chat-completion chunks into the text deltas and the final :class:`ChatResponse`."""
-
-    def __init__(self) -> None:
-        self.content: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
-        self.finish_reason: str | None = None
-        self.usage = Usage()
-        self.last: dict[str, Any] = {}
-
-    def add(self, data: str) -> str:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server sent a stream chunk that is not JSON") from None
-        if not isinstance(chunk, dict):
-            raise AgentError(ErrorCode.UPSTREAM_ERROR, "The model server sent a stream chunk that is not an object")
-        if chunk.get("error"):
-            error = chunk["error"]
-            detail = error.get("message", error) if isinstance(error, dict) else error
-            raise AgentError(ErrorCode.UPSTREAM_ERROR, f"The model server failed mid-stream: {str(detail)[:300]}")
-        self.last = chunk
-        if isinstance(chunk.get("usage"), dict):
-            usage = chunk["usage"]
-            self.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-        choices = chunk.get("choices") or []
-        if not choices or not isinstance(choices[0], dict):
-            return ""
-        choice = choices[0]
-        if choice.get("finish_reason"):
-            self.finish_reason = choice["finish_reason"]
-        delta = choice.get("delta") or {}
-        for raw in delta.get("tool_calls") or []:
-            if not isinstance(raw, dict):
-                continue
-            slot = self.calls.setdefault(int(raw.get("index") or 0), {"id": None, "name": "", "arguments": ""})
-            slot["id"] = raw.get("id") or slot["id"]
-            function = raw.get("function") or {}
-            slot["name"] += function.get("name") or ""
-            arguments = function.get("arguments")
-            slot["arguments"] += arguments if isinstance(arguments, str) else (json.dumps(arguments) if arguments else "")
-        text = delta.get("content")
-        if isinstance(text, str) and text:
-            self.content.append(text)
-            return text
-        return ""
-
-    def response(self, latency_s: float) -> ChatResponse:
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
-        if self.calls:
-            message["tool_calls"] = [
-                {"id": slot["id"] or f"call_{index}", "type": "function",
-                 "function": {"name": slot["name"], "arguments": slot["arguments"]}}
-                for index, slot in sorted(self.calls.items())
-            ]
-        raw = {"id": self.last.get("id"), "model": self.last.get("model"),
-               "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
-               "usage": {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens}}
-        return _completion_from(raw, latency_s)
