@@ -2,25 +2,22 @@
 adapters (:mod:`.modes`) and the transport (:mod:`.client`).
 
 One :class:`Agent` holds configuration only; every :meth:`Agent.run` keeps its own state, so one process can
-run many agents, or many runs of one agent, at once.
+run many agents, or many runs of one agent, at once. The loop's parts live beside it: :mod:`.memory` (the
+conversation), :mod:`.environment` (running a tool), :mod:`.goals`, :mod:`.turns` (single rounds, checked, for the
+evaluation) and :mod:`._streaming` (:meth:`Agent.astream`'s events); this module re-exports their names.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import inspect
 import json
 import logging
-import time
-import traceback
-from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from ..model.client import ChatClient
 from ..deadline import Deadline
-from .documents import RunInput, UnknownDocumentError, check_documents, check_input, listing, resolve, with_long_input
+from .documents import RunInput, UnknownDocumentError, check_input, listing, resolve, with_long_input
 from ..errors import AgentError, ErrorCode
 from .events import RunEvent
 from ..model.llm import LLM
@@ -30,25 +27,24 @@ from ..model.policy import SmallModelPolicy
 from .rounds import RoundContext
 from ..model.toolcalls import ToolCall, parse_tool_calls
 from .tools import ActionContext, Tool, ToolRegistry, tool_from_function
+from . import turns
+from ._streaming import EVENT_SINK, ask_streaming, stream_run
+# The loop's parts, importable from here as they were before each had a module of its own.
+from .environment import MAX_RESULT_CHARS as MAX_RESULT_CHARS
+from .environment import Environment as Environment
+from .environment import ToolOutcome as ToolOutcome
+from .environment import render_result as render_result
+from .goals import Goal as Goal
+from .memory import Memory as Memory
+from .turns import CheckedCall as CheckedCall
+from .turns import FirstTurn as FirstTurn
+from .turns import check_call
 
 logger = logging.getLogger("lmstudio_agent.agent.loop")
 
 OnMessage = Callable[[AgentMessage], Any]
-MAX_RESULT_CHARS = 4000
-# Set inside :meth:`Agent.astream`'s run: where the rounds and the model's text deltas go.
-_EVENT_SINK: contextvars.ContextVar[Callable[[RunEvent], None] | None] = contextvars.ContextVar(
-    "lmstudio_agent_event_sink", default=None)
 FINAL_MAX_TOKENS = 160  # the forced final answer is a few sentences, never a page (a tiny model rambles on)
 DEFAULT_POLICY = SmallModelPolicy()
-
-
-@dataclass(frozen=True)
-class Goal:
-    """A goal or persona line of the system prompt."""
-
-    name: str
-    description: str
-    priority: int = 0
 
 
 def terminate(message: str) -> str:
@@ -61,71 +57,6 @@ def terminate(message: str) -> str:
 
 
 TERMINATE = tool_from_function(terminate, terminal=True, tags=["system"])
-
-
-class Memory:
-    """The conversation so far: each item is who added it (``user``, ``assistant``, ``environment``), its text
-    and the chat message (OpenAI format) that goes back to the model."""
-
-    def __init__(self) -> None:
-        """Start with an empty conversation."""
-        self.items: list[dict[str, Any]] = []
-
-    def to_chat_messages(self) -> list[dict[str, Any]]:
-        """The chat messages (OpenAI format) recorded in memory, in order."""
-        return [m["message"] for m in self.items]
-
-    def add_message(self, kind: str, message: dict[str, Any]) -> None:
-        """Record ``message``, added by ``kind``.
-
-        Args:
-            kind: Who added it: ``user``, ``assistant`` or ``environment``.
-            message: The chat message (OpenAI format); its ``content`` is also kept as the item's text.
-        """
-        self.items.append({"type": kind, "content": message.get("content", ""), "message": message})
-
-
-@dataclass
-class ToolOutcome:
-    """What running one tool gave: a result, or an error message for the model (the traceback stays here)."""
-
-    ok: bool
-    result: Any = None
-    error: str | None = None
-    traceback: str | None = field(default=None, repr=False)
-    timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-
-    def for_model(self) -> str:
-        """The outcome as the model sees it: the rendered result, or ``Error: ...`` with the message (never the
-        traceback).
-        """
-        if self.ok:
-            return render_result(self.result)
-        return f"Error: {self.error}"
-
-
-class Environment:
-    """Runs tools and captures their failures. The traceback is logged, never shown to the model or a client."""
-
-    async def execute(self, tool: Tool, args: dict[str, Any], context: ActionContext) -> ToolOutcome:
-        """Run ``tool`` with ``args``, the keyword arguments :meth:`Agent.check` validated (not checked again).
-
-        Args:
-            tool: The tool to run.
-            args: Its keyword arguments, already validated.
-            context: What the tool receives as ``action_context`` (properties, llm, agent, memory).
-        """
-        try:
-            return ToolOutcome(ok=True, result=await tool.run(args, context))
-        except AgentError as exc:
-            if exc.code in (ErrorCode.UPSTREAM_TIMEOUT, ErrorCode.CONNECTION_FAILED):
-                raise  # the model server itself failed inside a tool: the run cannot go on
-            return ToolOutcome(ok=False, error=exc.message)
-        except Exception as exc:  # a user tool may raise anything: it becomes a message, not a crash
-            tb = traceback.format_exc()
-            logger.info("tool %s raised %s", tool.name, type(exc).__name__)
-            logger.debug("traceback of tool %s:\n%s", tool.name, tb)
-            return ToolOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=tb)
 
 
 def _note(text: str) -> dict[str, Any]:
@@ -164,36 +95,6 @@ def call_key(call: ToolCall) -> tuple[str, str]:
 # its next values, so a full sentence here ("... give the final answer") came back as the final answer itself.
 REPEAT_NOTE = "(same as before: {tool} is done)"
 NOT_WORDS = "Your final answer must be a short sentence for the user in plain words, not a tool call or JSON."
-
-
-def render_result(result: Any) -> str:
-    """A tool result as text for the model, cut to a size small models can take.
-
-    Args:
-        result: What the tool returned: a string as it is, anything else as JSON.
-    """
-    text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
-    return text if len(text) <= MAX_RESULT_CHARS else text[:MAX_RESULT_CHARS] + " …[truncated]"
-
-
-@dataclass
-class CheckedCall:
-    """A call from the model with its validation outcome against the offered tools."""
-
-    call: ToolCall
-    tool: Tool | None
-    arguments: dict[str, Any] | None
-    error: str | None
-
-
-@dataclass
-class FirstTurn:
-    """The first round of a run, checked: what the evaluation harness scores."""
-
-    mode: ToolMode
-    turn: Turn
-    checked: list[CheckedCall]
-    messages: list[dict[str, Any]]
 
 
 class Agent:
@@ -322,41 +223,16 @@ class Agent:
                    deadline: Deadline | None, context: RoundContext,
                    max_tokens: int | None = None) -> Turn:
         extra = strategy.request(tools, messages, context)
-        sink = _EVENT_SINK.get()
-        if sink is not None:
-            return await self._ask_streaming(sink, strategy, messages, tools, deadline, extra,
-                                             max_tokens or self.max_tokens)
+        sink = EVENT_SINK.get()
+        if sink is not None:  # inside :meth:`astream`
+            return await ask_streaming(sink, self.client, self.model, strategy, messages, tools, deadline, extra,
+                                       max_tokens or self.max_tokens)
         response = await self.client.chat(
             messages, model=self.model, max_tokens=max_tokens or self.max_tokens, deadline=deadline, **extra
         )
         return strategy.read(response, tools)
 
-    async def _ask_streaming(self, sink: Callable[[RunEvent], None], strategy: Strategy,
-                             messages: list[dict[str, Any]], tools: Sequence[Tool], deadline: Deadline | None,
-                             extra: dict[str, Any], max_tokens: int) -> Turn:
-        """One round inside :meth:`astream`: announce the step and, where the text is prose (native calls, or
-        no tools offered), stream the model's text as it comes. Parsed and constrained rounds with tools
-        write call markup or JSON, so they are asked in one piece."""
-        sink(RunEvent.step_start(self._step_counter.get()))
-        self._step_counter.set(self._step_counter.get() + 1)
-        # Constrained replies are JSON even on the last round (the answer branch), so never streamed as text.
-        if strategy.mode is ToolMode.CONSTRAINED or (tools and strategy.mode is not ToolMode.NATIVE):
-            response = await self.client.chat(messages, model=self.model, max_tokens=max_tokens,
-                                              deadline=deadline, **extra)
-            return strategy.read(response, tools)
-        final = None
-        async for item in self.client.chat_stream(messages, model=self.model, max_tokens=max_tokens,
-                                                  deadline=deadline, **extra):
-            if isinstance(item, str):
-                sink(RunEvent.text(item))
-            else:
-                final = item
-        assert final is not None  # chat_stream always ends with the response
-        return strategy.read(final, tools)
-
-    _step_counter: contextvars.ContextVar[int] = contextvars.ContextVar("lmstudio_agent_step", default=0)
-
-    async def astream(
+    def astream(
         self,
         instruction: str | RunInput,
         *,
@@ -378,114 +254,16 @@ class Agent:
             tools: The tools to offer instead of the agent's registry.
             documents: Document texts by name, passed to tools by reference (see :meth:`run`).
         """
-        queue: asyncio.Queue[RunEvent | BaseException | None] = asyncio.Queue()
+        return stream_run(lambda on_message: self.run(instruction, on_message=on_message, memory=memory,
+                                                      deadline=deadline, tools=tools, documents=documents))
 
-        async def produce() -> None:
-            _EVENT_SINK.set(queue.put_nowait)
-            self._step_counter.set(0)
-            try:
-                await self.run(instruction, on_message=lambda m: queue.put_nowait(RunEvent.of(m)),
-                               memory=memory, deadline=deadline, tools=tools, documents=documents)
-            except BaseException as exc:  # handed to the consumer, which re-raises it
-                queue.put_nowait(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                queue.put_nowait(None)
+    # ------------------------------------------------------------------ single rounds, checked, nothing run
+    # What the evaluation harness scores (:mod:`.turns`, where they are written as functions of the agent);
+    # the loop checks each call with ``check`` before it runs it.
 
-        runner = asyncio.ensure_future(produce())
-        try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            if not runner.done():
-                runner.cancel()
-            try:
-                await runner
-            except BaseException:
-                pass
-
-    @staticmethod
-    def check(call: ToolCall, tools: Sequence[Tool]) -> CheckedCall:
-        """Match a call to an offered tool and validate its arguments (nothing runs).
-
-        Args:
-            call: The call the model made.
-            tools: The tools offered this round.
-        """
-        tool = next((t for t in tools if t.name == call.name), None)
-        if tool is None:
-            names = ", ".join(t.name for t in tools) or "none"
-            return CheckedCall(call, None, None, f"Unknown tool '{call.name}'. Available tools: {names}.")
-        if call.invalid is not None:
-            return CheckedCall(call, tool, None, call.invalid)
-        try:
-            return CheckedCall(call, tool, tool.validate_arguments(call.arguments), None)
-        except AgentError as exc:
-            return CheckedCall(call, tool, None, exc.message)
-
-    async def first_turn(self, instruction: str, *, deadline: Deadline | None = None,
-                         strategy: Strategy | None = None, documents: dict[str, str] | None = None) -> FirstTurn:
-        """Run only the first round of :meth:`run` (same prompt, same extraction, same validation).
-
-        ``strategy`` replaces the mode's (the evaluation's plain-prompting baseline uses it). Calls are checked
-        with their document references resolved.
-
-        Args:
-            instruction: The user's request.
-            deadline: When the round must end.
-            strategy: Replaces the mode's strategy.
-            documents: Document texts by name (see :meth:`run`).
-        """
-        if strategy is None:
-            strategy = self.strategy(await self.resolve_mode(deadline))
-        mode = strategy.mode
-        tools = self.offered_tools()
-        documents = with_long_input(instruction, check_documents(documents))
-        context = RoundContext.start(instruction, tools, self.goals, documents)
-        messages = [self.system_message(strategy, tools, context), {"role": "user", "content": instruction}]
-        turn = await self._ask(strategy, messages, tools, deadline, context)
-        checked = []
-        for call in turn.calls:
-            try:
-                resolved = ToolCall(call.name, resolve(call.arguments, documents), call.id, call.invalid)
-            except UnknownDocumentError as exc:
-                checked.append(CheckedCall(call, next((t for t in tools if t.name == call.name), None), None,
-                                           exc.message))
-                continue
-            checked.append(self.check(resolved, tools))
-        return FirstTurn(mode, turn, checked, messages)
-
-    async def next_turn(self, previous: FirstTurn, result: str, *, deadline: Deadline | None = None,
-                        strategy: Strategy | None = None) -> FirstTurn:
-        """The round after ``previous``, whose first call returned ``result`` (nothing runs: the evaluation
-        harness supplies the result), with the messages :meth:`run` would send then.
-
-        Args:
-            previous: The round before, as :meth:`first_turn` (or this method) returned it.
-            result: The result of ``previous``'s first call, as the tool would have returned it.
-            deadline: When the round must end.
-            strategy: Replaces the strategy of ``previous``'s mode.
-        """
-        if strategy is None:
-            strategy = self.strategy(previous.mode)
-        if not previous.turn.calls:
-            raise ValueError("the previous turn made no call")
-        tools = self.offered_tools()
-        call = previous.turn.calls[0]
-        messages = [*previous.messages, previous.turn.assistant_message, strategy.result_message(call, result)]
-        ok = not result.startswith("Error")
-        start = RoundContext.start(next((m["content"] for m in previous.messages if m.get("role") == "user"), None),
-                                   tools, self.goals)
-        context = RoundContext(request=start.request, plan=start.plan, succeeded=(call.name,) if ok else (),
-                               results=((call.name, result),) if ok else (), first=False, just_succeeded=ok)
-        turn = await self._ask(strategy, messages, tools, deadline, context)
-        return FirstTurn(previous.mode, turn, [self.check(c, tools) for c in turn.calls], messages)
+    check = staticmethod(check_call)
+    first_turn = turns.first_turn
+    next_turn = turns.next_turn
 
     # ------------------------------------------------------------------------------------------- the loop
 

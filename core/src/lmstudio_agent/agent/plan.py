@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from collections.abc import Sequence
 
 from .tools import Tool
-
-if TYPE_CHECKING:
-    from .loop import Goal
+from .goals import Goal
 
 __all__ = ["Plan", "Step", "goal_lines", "make_plan"]
 

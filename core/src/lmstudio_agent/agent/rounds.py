@@ -8,14 +8,11 @@ first or last round. The strategies read it; nothing is written into the convers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from collections.abc import Mapping, Sequence
 
 from .plan import Plan, make_plan
 from .tools import Tool
-
-if TYPE_CHECKING:
-    from .loop import Goal
+from .goals import Goal
 
 __all__ = ["RoundContext"]
 

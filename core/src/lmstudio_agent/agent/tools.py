@@ -1,16 +1,15 @@
 """Tools from plain typed functions: schemas, argument validation, context injection and registries.
 
 A tool is an ordinary function (sync or async). Its JSON schema comes from the signature through pydantic,
-its descriptions from the docstring (Google-style ``Args:``). A parameter named ``action_context`` (or
-annotated :class:`ActionContext`) receives the run's context and ``action_agent`` the running agent; neither
-appears in the schema, so the model can never supply them.
+its descriptions from the docstring (Google-style ``Args:``, :mod:`.docstrings`). A parameter named
+``action_context`` (or annotated :class:`ActionContext`) receives the run's context and ``action_agent`` the running
+agent (:mod:`.injection`); neither appears in the schema, so the model can never supply them. How a model's
+arguments are prepared and their problems worded is :mod:`._arguments`.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -20,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import AgentError, ErrorCode
 from ..model.schema import inline_refs, json_type_name, validate
+from ._arguments import accepted_names, decode_json_strings, describe_validation_error, strip_root
+from .docstrings import parse_docstring
+from .injection import AGENT_PARAM as AGENT_PARAM
+from .injection import CONTEXT_PARAM as CONTEXT_PARAM
+from .injection import ActionContext, injected_params
 
 __all__ = [
     "ActionContext",
@@ -32,8 +36,6 @@ __all__ = [
     "tool_from_function",
 ]
 
-CONTEXT_PARAM = "action_context"
-AGENT_PARAM = "action_agent"
 NO_DESCRIPTION = "No description provided."
 MAX_DESCRIPTION_CHARS = 1024
 _MAX_REPORTED_ERRORS = 6
@@ -61,119 +63,6 @@ class ToolArgumentError(AgentError):
         self.problems = problems
 
 
-class ActionContext:
-    """What a tool receives as ``action_context``: free-form properties plus the run's llm, agent and memory.
-
-    Args:
-        properties: The run's free-form properties (e.g. ``invoice_storage``).
-        llm: The run's :class:`~lmstudio_agent.model.llm.LLM` (the model, bound to the run's deadline).
-        agent: The running agent.
-        memory: The run's memory (the conversation so far).
-    """
-
-    _ATTRIBUTES = ("llm", "agent", "memory")
-
-    def __init__(
-        self, properties: Mapping[str, Any] | None = None, *, llm: Any = None, agent: Any = None, memory: Any = None
-    ) -> None:
-        """Hold the properties and the run's llm, agent and memory (None when there is none)."""
-        self.properties: dict[str, Any] = dict(properties or {})
-        self.llm = llm
-        self.agent = agent
-        self.memory = memory
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A property, or ``llm``/``agent``/``memory`` (the notebook's ``action_context.get("llm")``).
-
-        Args:
-            key: A property name, or ``llm``, ``agent`` or ``memory``.
-            default: What to return when there is no such property (or the attribute is None).
-        """
-        if key in self.properties:
-            return self.properties[key]
-        if key in self._ATTRIBUTES:
-            value = getattr(self, key)
-            return default if value is None else value
-        return default
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self.properties:
-            return self.properties[key]
-        if key in self._ATTRIBUTES and getattr(self, key) is not None:
-            return getattr(self, key)
-        raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.properties or (key in self._ATTRIBUTES and getattr(self, str(key)) is not None)
-
-    def __repr__(self) -> str:
-        return f"ActionContext(properties={sorted(self.properties)!r})"
-
-
-# ---------------------------------------------------------------------------------------------- docstrings
-
-_SECTION = re.compile(
-    r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns|Return|Yields|Raises|"
-    r"Examples?|Notes?|Attributes|See Also|Warnings?|Todo)\s*:\s*$",
-    re.IGNORECASE,
-)
-_ARG_SECTIONS = {"args", "arguments", "parameters", "params", "keyword args", "keyword arguments"}
-_ARG_ENTRY = re.compile(r"^\*{0,2}([A-Za-z_]\w*)\s*(?:\([^)]*\))?\s*:(.*)$")
-_SPHINX_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?([A-Za-z_]\w*)\s*:(.*)$")
-
-
-def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Split a docstring into its description and per-parameter descriptions (Google-style ``Args:``).
-
-    Args:
-        doc: The docstring (Google-style ``Args:`` or Sphinx ``:param:``); None or empty gives ``("", {})``.
-    """
-    if not doc:
-        return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    description: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None
-    entry_indent: int | None = None
-    current: str | None = None
-    for line in lines:
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        header = _SECTION.match(stripped)
-        if header and indent == 0:
-            section, entry_indent, current = header.group(1).lower(), None, None
-            continue
-        if section is None:
-            sphinx = _SPHINX_PARAM.match(stripped)
-            if sphinx:
-                current = sphinx.group(1)
-                params[current] = sphinx.group(2).strip()
-                section = ":param"
-                continue
-            description.append(line)
-            continue
-        if section == ":param":
-            sphinx = _SPHINX_PARAM.match(stripped)
-            if sphinx:
-                current = sphinx.group(1)
-                params[current] = sphinx.group(2).strip()
-            elif stripped.startswith(":"):
-                current = None
-            elif current and stripped:
-                params[current] = f"{params[current]} {stripped}".strip()
-            continue
-        if section not in _ARG_SECTIONS or not stripped:
-            continue
-        entry = _ARG_ENTRY.match(stripped)
-        if entry and (entry_indent is None or indent <= entry_indent):
-            entry_indent = indent
-            current = entry.group(1)
-            params[current] = entry.group(2).strip()
-        elif current is not None:
-            params[current] = f"{params[current]} {stripped}".strip()
-    return "\n".join(description).strip(), params
-
-
 # ---------------------------------------------------------------------------------------------- the tool
 
 
@@ -196,7 +85,7 @@ class Tool:
     def __post_init__(self) -> None:
         self.tags = list(self.tags or [])
         if not self.injected:
-            self.injected = _injected_params(self.function)
+            self.injected = injected_params(self.function)
 
     def to_openai(self) -> dict[str, Any]:
         """The tool in OpenAI ``tools`` format (description cut to 1024 characters, as the notebook does)."""
@@ -225,24 +114,24 @@ class Tool:
         injected = sorted(name for name in args if name in self.injected)
         if injected:
             raise ToolArgumentError(self.name, [f"{name}: is supplied by the runtime, not the caller" for name in injected])
-        args = _decode_json_strings(args, self.parameters)
+        args = decode_json_strings(args, self.parameters)
         if self.args_model is None:
             return self._validate_with_schema(args)
         try:
             instance = self.args_model.model_validate(args)
         except ValidationError as exc:
-            raise ToolArgumentError(self.name, _describe_validation_error(exc, self.parameters)) from None
+            raise ToolArgumentError(self.name, describe_validation_error(exc, self.parameters)) from None
         fields = self.args_model.model_fields
         # Only what the caller gave: the function's own defaults apply to the rest.
         return {fields[key].alias or key: getattr(instance, key) for key in instance.model_fields_set}
 
     def _validate_with_schema(self, args: dict[str, Any]) -> dict[str, Any]:
         problems = validate(args, self.parameters)
-        accepted = _accepted_names(self.function)
+        accepted = accepted_names(self.function)
         if accepted is not None:
             problems += [f"{name}: unknown argument" for name in args if name not in accepted]
         if problems:
-            raise ToolArgumentError(self.name, [_strip_root(problem) for problem in problems])
+            raise ToolArgumentError(self.name, [strip_root(problem) for problem in problems])
         return args
 
     async def call(self, args: Mapping[str, Any] | None, context: ActionContext | None = None) -> Any:
@@ -272,96 +161,6 @@ class Tool:
         if inspect.isawaitable(result):
             result = await result
         return result
-
-
-def _schema_types(schema: Any) -> set[str]:
-    if not isinstance(schema, dict):
-        return set()
-    declared = schema.get("type")
-    kinds = set(declared) if isinstance(declared, list) else {declared} if isinstance(declared, str) else set()
-    for key in ("anyOf", "oneOf"):
-        for option in schema.get(key) or []:
-            kinds |= _schema_types(option)
-    return kinds
-
-
-def _decode_json_strings(args: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """Small models often write an object or list argument as a JSON string; decode it where only a
-    container fits (never where a string is also allowed)."""
-    declared = schema.get("properties")
-    properties: dict[str, Any] = declared if isinstance(declared, dict) else {}
-    out = dict(args)
-    for name, value in args.items():
-        if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
-            continue
-        kinds = _schema_types(properties.get(name))
-        if "string" in kinds or not kinds & {"object", "array"}:
-            continue
-        try:
-            decoded = json.loads(value)
-        except (ValueError, RecursionError):
-            continue
-        if (isinstance(decoded, dict) and "object" in kinds) or (isinstance(decoded, list) and "array" in kinds):
-            out[name] = decoded
-    return out
-
-
-def _strip_root(problem: str) -> str:
-    return problem[2:] if problem.startswith("$.") else problem
-
-
-def _describe_validation_error(exc: ValidationError, schema: dict[str, Any]) -> list[str]:
-    """Pydantic's errors, shortened to one line per field a small model can act on."""
-    allowed = ", ".join((schema.get("properties") or {}).keys()) or "none"
-    problems: list[str] = []
-    for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
-        kind = error.get("type", "")
-        if kind == "missing":
-            text = f"{location}: missing required argument"
-        elif kind == "extra_forbidden":
-            text = f"{location}: unknown argument (allowed: {allowed})"
-        else:
-            message = str(error.get("msg", "invalid value")).split("\n")[0]
-            given = error.get("input")
-            shown = repr(given) if len(repr(given)) <= 40 else repr(given)[:37] + "..."
-            text = f"{location}: {message} (got {shown})"
-        if text not in problems:
-            problems.append(text)
-    return problems
-
-
-def _is_context_annotation(annotation: Any) -> bool:
-    if isinstance(annotation, str):
-        return annotation.strip("'\"").split(".")[-1] == "ActionContext"
-    return inspect.isclass(annotation) and issubclass(annotation, ActionContext)
-
-
-def _injected_params(func: Callable[..., Any]) -> dict[str, str]:
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return {}
-    injected: dict[str, str] = {}
-    for name, param in signature.parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if _is_context_annotation(param.annotation) or name == CONTEXT_PARAM:
-            injected[name] = "context"
-        elif name == AGENT_PARAM:
-            injected[name] = "agent"
-    return injected
-
-
-def _accepted_names(func: Callable[..., Any]) -> set[str] | None:
-    """Keyword names ``func`` accepts, or ``None`` when it takes ``**kwargs``."""
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(param.kind is param.VAR_KEYWORD for param in params):
-        return None
-    return {param.name for param in params if param.kind is not param.POSITIONAL_ONLY}
 
 
 def _resolve_annotation(func: Callable[..., Any], name: str, annotation: Any) -> Any:
@@ -407,7 +206,7 @@ def tool_from_function(
         raise TypeError("this callable has no usable __name__: pass name=...")
     doc_description, param_docs = parse_docstring(inspect.getdoc(func))
     tool_description = (description or doc_description or NO_DESCRIPTION).strip()
-    injected = _injected_params(func)
+    injected = injected_params(func)
     signature = inspect.signature(func)
 
     if parameters_override is not None:
