@@ -15,7 +15,7 @@ import json
 import pytest
 from pydantic import BaseModel, field_validator
 
-from lmstudio_agent.endpoint import contract, router as routes
+from lmstudio_agent.endpoint import auth, contract, router as routes
 from lmstudio_agent.agent import documents as documents_module
 from lmstudio_agent.agent.loop import Agent, Goal
 from lmstudio_agent.endpoint.cache import MemoryCacheStore
@@ -174,7 +174,7 @@ class Counts:
 
         monkeypatch.setattr(ExecuteRequest, "model_validate", counting_validate)
         monkeypatch.setattr(contract, "_safe_loads", counting_loads)
-        for module in (contract, routes):
+        for module in (auth, routes):  # auth's credential rule and the router call it
             monkeypatch.setattr(module, "header_map", counting_header_map)
         monkeypatch.setattr(contract, "check_documents", counting_check_documents)
         monkeypatch.setattr(documents_module, "check_documents", counting_check_documents)

@@ -81,9 +81,11 @@ def test_an_artifact_without_the_mcp_sdk_says_so(make_lambda, openai_stub, monke
     driver = lambda_with_mcp(make_lambda, {"mcpServers": {"remote": {"url": "http://127.0.0.1:9/mcp"}}})
     import lmstudio_agent.mcp
 
-    for name in [n for n in sys.modules if n == "mcp" or n.startswith(("mcp.", "lmstudio_agent.mcp.servers"))]:
+    sdk_side = ("mcp.", "lmstudio_agent.mcp.servers", "lmstudio_agent.mcp.server_connection")
+    for name in [n for n in sys.modules if n == "mcp" or n.startswith(sdk_side)]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.delattr(lmstudio_agent.mcp, "servers", raising=False)
+    monkeypatch.delattr(lmstudio_agent.mcp, "server_connection", raising=False)
     monkeypatch.setitem(sys.modules, "mcp", None)  # the default build (LAMBDA_MCP=0) carries no SDK
     response = driver.request("POST", "/execute", headers=AUTH, body=json.dumps({"instruction": "hi"}))
     assert response.status == 500 and response.json["code"] == "INTERNAL_ERROR"

@@ -1,5 +1,5 @@
-"""The shared HTTP contract: the request and response models, auth, the backend protocol and the request's
-one validation.
+"""The shared HTTP contract: the request model, the backend protocol and the request's one validation; with the
+answers (:mod:`.responses`) and the key check (:mod:`.auth`), whose names are all importable from here.
 
 The Lambda, the Cloudflare Worker and the bridge hub are thin adapters over :func:`lmstudio_agent.endpoint.router.route`
 (the one router), which uses this module and :mod:`.pipeline` (the run of a validated request, the same for a
@@ -15,13 +15,9 @@ from here, as they always were.
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
-import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Optional, Protocol, Union
-from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, Optional, Protocol, Union
+from collections.abc import Callable, Mapping
 
 from pydantic import StrictBool, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -32,21 +28,27 @@ from ..agent.documents import NAME_PATTERN as DOCUMENT_NAME_PATTERN
 from ..errors import AgentError, ErrorCode, validation_problems
 from ..jsonsafe import loads as _safe_loads
 from ..agent.messages import AgentMessage
-
-logger = logging.getLogger("lmstudio_agent.endpoint.contract")
+from .auth import CREDENTIAL_HEADERS as CREDENTIAL_HEADERS
+from .auth import HeaderMap as HeaderMap
+from .auth import Headers as Headers
+from .auth import KeySource as KeySource
+from .auth import authorize as authorize
+from .auth import credential_headers as credential_headers
+from .auth import header_map as header_map
+from .auth import key_refusal as key_refusal
+from .auth import presented_key as presented_key
+from .responses import CORS_HEADERS as CORS_HEADERS
+from .responses import NULL_BODY_STATUSES as NULL_BODY_STATUSES
+from .responses import ErrorResponse as ErrorResponse
+from .responses import ExecuteResponse as ExecuteResponse
+from .responses import HealthResponse as HealthResponse
+from .responses import HttpResponse as HttpResponse
+from .responses import error_response as error_response
+from .responses import health_response as health_response
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_INSTRUCTION_CHARS = 16_000
 MAX_TOOLS_PER_REQUEST = 32
-
-CORS_HEADERS: dict[str, str] = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Api-Key, Cache-Control",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-}
-# Statuses whose responses carry no body (the Fetch spec's "null body status": the Worker's runtime throws on
-# one with a body; the Lambda sends none either).
-NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -103,167 +105,6 @@ class ExecuteRequest(BaseModel):
 
 class _DocumentProblem(ValueError):
     """A document the request carries breaks :func:`~lmstudio_agent.agent.documents.check_documents`' rule."""
-
-
-class ExecuteResponse(BaseModel):
-    """Success body of ``POST /execute``."""
-
-    success: Literal[True] = True
-    result: list[AgentMessage]
-    cached: bool = False
-
-
-class ErrorResponse(BaseModel):
-    """Error body of every route."""
-
-    success: Literal[False] = False
-    error: str = Field(description="A human-readable message; never a stack trace.")
-    code: ErrorCode
-    result: Optional[list[AgentMessage]] = Field(
-        default=None, description="The transcript, for a run that ended without an answer (NO_ANSWER).")
-
-
-class HealthResponse(BaseModel):
-    """Body of ``GET /health``."""
-
-    status: Literal["healthy"] = "healthy"
-    timestamp: int = Field(description="Milliseconds since the Unix epoch.")
-
-
-# ------------------------------------------------------------------------------------------- responses
-
-
-@dataclass
-class HttpResponse:
-    """A framework-free HTTP response: the adapters turn it into their platform's own."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def json(self) -> str:
-        """The body as JSON text; always encodable as UTF-8 (a lone surrogate that slipped in is escaped)."""
-        text = json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return json.dumps(self.body, separators=(",", ":"))
-        return text
-
-    def all_headers(self) -> dict[str, str]:
-        """The headers to send: JSON content type and CORS first, then this response's own (which win)."""
-        return {"Content-Type": "application/json", **CORS_HEADERS, **self.headers}
-
-
-def error_response(code: ErrorCode, message: str, headers: Mapping[str, str] | None = None,
-                   result: list[AgentMessage] | None = None) -> HttpResponse:
-    """An error in the contract's shape (:class:`ErrorResponse`), with the HTTP status that ``code`` maps to.
-
-    Args:
-        code: The error code; it sets the status and is the body's ``code``.
-        message: The human-readable message (never a stack trace).
-        headers: Extra response headers (``WWW-Authenticate``, ``Allow``).
-        result: The transcript, for a run that ended without an answer (NO_ANSWER).
-    """
-    body = ErrorResponse(error=message, code=code, result=result).model_dump(mode="json", exclude_none=True)
-    return HttpResponse(status=code.http_status, body=body, headers=dict(headers or {}))
-
-
-def health_response() -> HttpResponse:
-    """The ``GET /health`` answer: 200 with the current time in milliseconds."""
-    return HttpResponse(200, HealthResponse(timestamp=int(time.time() * 1000)).model_dump(mode="json"))
-
-
-# ----------------------------------------------------------------------------------------------- auth
-
-
-Headers = Union[Mapping[str, str], Iterable[tuple[str, str]]]
-CREDENTIAL_HEADERS = ("authorization", "x-api-key")
-
-
-class HeaderMap(dict[str, str]):
-    """A request's headers once :func:`header_map` has combined them: lower-case names, repeats joined."""
-
-
-def header_map(headers: Headers) -> HeaderMap:
-    """Headers as a dict with lower-case names. Accepts a mapping or (name, value) pairs; a name that repeats
-    gets its values joined with ", ", as HTTP intermediaries and the Fetch API's ``Headers`` combine them.
-    Runs once per request: a :class:`HeaderMap` (its own result) is returned as it is.
-
-    Args:
-        headers: The request headers: a mapping or (name, value) pairs.
-    """
-    if isinstance(headers, HeaderMap):
-        return headers
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    combined = HeaderMap()
-    for name, value in pairs:
-        key = str(name).lower()
-        combined[key] = f"{combined[key]}, {value}" if key in combined else str(value)
-    return combined
-
-
-def credential_headers(headers: Headers) -> dict[str, str]:
-    """:func:`header_map`, after the one rule for a credential sent twice that every server here applies.
-
-    A credential header (``Authorization``, ``X-Api-Key``) that repeats, as two headers or as one whose value
-    is a comma-joined list (how proxies and the Fetch API pass repeats on), is ambiguous: AgentError
-    (UNAUTHORIZED). Keys never hold a comma (a bearer token's alphabet has none), so a comma means two values.
-
-    Args:
-        headers: The request headers: a mapping or (name, value) pairs.
-    """
-    lowered = header_map(headers)
-    for name in CREDENTIAL_HEADERS:
-        if "," in lowered.get(name, ""):
-            raise AgentError(
-                ErrorCode.UNAUTHORIZED, f"Ambiguous credentials: send the {name.title()} header once, with one key"
-            )
-    return lowered
-
-
-def presented_key(headers: Headers) -> str | None:
-    """The client key from ``Authorization: Bearer <key>`` or ``X-Api-Key``, if any; AgentError(UNAUTHORIZED)
-    for a credential sent twice (:func:`credential_headers`) or two different keys in the two headers.
-
-    Args:
-        headers: The request headers: a mapping or (name, value) pairs.
-    """
-    lowered = credential_headers(headers)
-    auth = lowered.get("authorization", "").strip()
-    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-    key = lowered.get("x-api-key", "").strip()
-    if bearer and key and not hmac.compare_digest(bearer.encode(), key.encode()):
-        raise AgentError(ErrorCode.UNAUTHORIZED,
-                         "Ambiguous credentials: Authorization and X-Api-Key carry different keys; send one")
-    return bearer or key or None
-
-
-def authorize(headers: Headers, expected_key: str | None) -> HttpResponse | None:
-    """None when the request carries the expected key; otherwise the 401/403 response to send.
-
-    Compared in constant time. With no key configured the endpoint refuses everything (fails closed).
-
-    Args:
-        headers: The request headers: a mapping or (name, value) pairs.
-        expected_key: The deployment's client key (None or empty: none is configured, so 403 for every key).
-    """
-    try:
-        key = presented_key(headers)
-    except AgentError as exc:
-        return error_response(exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
-    if key is None:
-        return error_response(
-            ErrorCode.UNAUTHORIZED,
-            "Missing API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    if not expected_key:
-        logger.error("no client API key is configured: refusing every authenticated route")
-        return error_response(ErrorCode.FORBIDDEN, "Invalid API key")
-    if not hmac.compare_digest(key.encode(), expected_key.encode()):
-        return error_response(ErrorCode.FORBIDDEN, "Invalid API key")
-    return None
 
 
 # -------------------------------------------------------------------------------------------- backends
@@ -418,10 +259,6 @@ def request_error(exc: ValidationError, data: Mapping[str, Any]) -> AgentError:
 # Builds an error response from a code, a message and extra headers (the contract's shape, or OpenAI's).
 Refuse = Callable[[ErrorCode, str, Mapping[str, str]], HttpResponse]
 
-# The client key a deployment expects: the key itself, or a function that looks it up (a secret store), called
-# only for a keyed route so that /health never reads a secret. AgentError from it is answered with its code.
-KeySource = Union[str, None, Callable[[], Optional[str]]]
-
 
 async def handle_request(
     method: str,
@@ -480,21 +317,6 @@ def route_refusal(method: str, path: str, routes: Mapping[str, str], refuse: Ref
     if method != routes[path] and not (method == "HEAD" and routes[path] == "GET"):
         return refuse(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}", {"Allow": routes[path]})
     return None
-
-
-def key_refusal(headers: Headers, api_key: KeySource) -> HttpResponse | None:
-    """The key check of a keyed route, with the expected key looked up (a secret store) only now: None when
-    the request carries it, else the 401/403 (or the lookup's own error) to send.
-
-    Args:
-        headers: The request headers.
-        api_key: The key the deployment expects, or a function that looks it up.
-    """
-    try:
-        expected = api_key() if callable(api_key) else api_key
-    except AgentError as exc:
-        return error_response(exc.code, exc.message)
-    return authorize(headers, expected)
 
 
 # The pipeline's names, importable from here as before it had a module of its own (it imports this module, so

@@ -12,7 +12,7 @@ from ..errors import HTTP_STATUS
 from .conversation import ChatRequest
 from ..agent.events import RunEvent
 from .openai_api import AGENT_MODEL, ChatCompletionRequest, OpenAIError
-from .runs import RunCreated, RunView
+from .run_state import RunCreated, RunView
 from .streaming import HEARTBEAT_SECONDS, PROTOCOL_VERSION
 
 REF = "#/components/schemas/{model}"

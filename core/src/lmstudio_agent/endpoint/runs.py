@@ -1,8 +1,8 @@
 """Async runs: ``POST /runs`` answers ``202`` at once and the run goes on past the request.
 
-One run-state model (:class:`RunState`), one store protocol (:class:`RunStore`) and one service
-(:class:`RunService`) that every adapter uses; the adapters differ in the store and in how a queued run
-gets executed (the ``launcher``):
+One run-state model (:class:`RunState`), one store protocol (:class:`RunStore`), both in :mod:`.run_state` and
+importable from here, and one service (:class:`RunService`) that every adapter uses; the adapters differ in the
+store and in how a queued run gets executed (the ``launcher``):
 
 - the hub: :class:`MemoryRunStore` and an asyncio task in its own process;
 - the Lambda: DynamoDB (lambda/dynamo_runs.py) and an asynchronous invoke of the runner function (lambda/app.py);
@@ -25,21 +25,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import logging
 import re
 import time
 import uuid
-from typing import Any, Literal, Optional, Protocol
+from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from .contract import (
     Body,
     ExecuteBackend,
     ExecuteOptions,
-    ExecuteRequest,
     HttpResponse,
     error_response,
     parse_execute_request,
@@ -49,147 +45,23 @@ from ..deadline import Deadline
 from ..errors import AgentError, ErrorCode
 from ..agent.events import RunEvent, transcript_of
 from .pipeline import backend_events, no_answer_error, prepare
+from .run_state import TERMINAL as TERMINAL
+from .run_state import MemoryRunStore as MemoryRunStore
+from .run_state import RunCreated as RunCreated
+from .run_state import RunState as RunState
+from .run_state import RunStatus as RunStatus
+from .run_state import RunStore as RunStore
+from .run_state import RunView as RunView
+from .run_state import run_state_json as run_state_json
 from .streaming import DONE, StreamResponse, UIMessageStream, finish_metadata, sse, with_heartbeat
 
 logger = logging.getLogger("lmstudio_agent.endpoint.runs")
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 DEFAULT_RUN_TTL_SECONDS = 3600
 DEFAULT_RUN_DEADLINE_SECONDS = 600.0
 RUN_ID = re.compile(r"^run_[0-9a-f]{32}$")
 CANCELLED_MESSAGE = "The run was cancelled"
 RECONNECT = b"retry: 1000\n\n"
-
-
-class RunState(BaseModel):
-    """Everything about one run; what a :class:`RunStore` keeps."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run_id: str
-    owner: str = Field(description="A digest of the key that created the run (never the key).")
-    status: RunStatus = "queued"
-    request: ExecuteRequest
-    events: list[RunEvent] = Field(default_factory=list)
-    result: Optional[dict[str, Any]] = None
-    error_code: Optional[str] = None
-    created_at: float
-    updated_at: float
-    expires_at: float
-
-    def public(self) -> dict[str, Any]:
-        """The body of ``GET /runs/{id}``."""
-        body: dict[str, Any] = {
-            "run_id": self.run_id,
-            "status": self.status,
-            "events": [e.to_dict() for e in self.events],
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "expires_at": self.expires_at,
-        }
-        if self.result is not None:
-            body["result"] = self.result
-        return body
-
-
-class RunCreated(BaseModel):
-    """Body of ``202`` from ``POST /runs``."""
-
-    run_id: str
-    status: Literal["queued"] = "queued"
-
-
-class RunView(BaseModel):
-    """Body of ``GET /runs/{id}`` (``result`` once the run succeeded or failed)."""
-
-    run_id: str
-    status: RunStatus
-    events: list[RunEvent]
-    result: Optional[dict[str, Any]] = Field(default=None, description="The /execute answer (success or error body).")
-    created_at: float
-    updated_at: float
-    expires_at: float
-
-
-class RunStore(Protocol):
-    """Where runs live. ``get`` returns None for a missing or expired run. ``put`` with ``expect`` writes only
-    if the stored run's status is still ``expect`` (compare-and-set) and says whether it wrote: that is how a
-    run is taken once (queued -> running) however often it is delivered, and how a cancel is never
-    overwritten by the run's own next write."""
-
-    async def get(self, run_id: str) -> RunState | None:
-        """The run, or None when it is missing or expired.
-
-        Args:
-            run_id: The run's id.
-        """
-        ...
-
-    async def put(self, state: RunState, expect: str | None = None) -> bool:
-        """Store ``state``; with ``expect``, only if the stored run's status is still that. Says whether it wrote.
-
-        Args:
-            state: The run to store.
-            expect: The status the stored run must have for the write to happen (None: write anyway).
-        """
-        ...
-
-
-class MemoryRunStore:
-    """An in-process :class:`RunStore` (the hub's): runs live in this process and expire by ``expires_at``.
-
-    Args:
-        clock: The time in seconds since the epoch (tests pass their own).
-        max_runs: How many runs it keeps at most: past that, expired runs go first, then the oldest.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.time, max_runs: int = 10_000) -> None:
-        """Start with no runs."""
-        self._runs: dict[str, RunState] = {}
-        self._clock = clock
-        self._max_runs = max_runs
-
-    async def get(self, run_id: str) -> RunState | None:
-        """A copy of the run, or None when it is missing or expired (an expired run is dropped).
-
-        Args:
-            run_id: The run's id.
-        """
-        state = self._runs.get(run_id)
-        if state is None:
-            return None
-        if state.expires_at <= self._clock():
-            del self._runs[run_id]
-            return None
-        return state.model_copy(deep=True)
-
-    async def put(self, state: RunState, expect: str | None = None) -> bool:
-        """Store a copy of ``state`` (evicting when full); with ``expect``, only if the stored status is still that.
-
-        Args:
-            state: The run to store.
-            expect: The status the stored run must have for the write to happen (None: write anyway).
-        """
-        if expect is not None:
-            current = self._runs.get(state.run_id)
-            if current is None or current.status != expect:
-                return False
-        if state.run_id not in self._runs and len(self._runs) >= self._max_runs:
-            self._evict()
-        self._runs[state.run_id] = state.model_copy(deep=True)
-        return True
-
-    def _evict(self) -> None:
-        now = self._clock()
-        for run_id in [r for r, s in self._runs.items() if s.expires_at <= now]:
-            del self._runs[run_id]
-        if len(self._runs) >= self._max_runs:
-            oldest = min(self._runs.values(), key=lambda s: s.created_at)
-            del self._runs[oldest.run_id]
-
-    def __len__(self) -> int:
-        return len(self._runs)
 
 
 def owner_of(headers: Mapping[str, str]) -> str:
@@ -556,12 +428,3 @@ def _last_event_id(headers: Mapping[str, str]) -> int:
     if not (value.isascii() and value.isdigit() and len(value) <= 12):
         raise AgentError(ErrorCode.INVALID_REQUEST, "Last-Event-ID must be the number of an event of this run")
     return int(value)
-
-
-def run_state_json(state: RunState) -> str:
-    """A run as compact JSON (for stores that keep text).
-
-    Args:
-        state: The run.
-    """
-    return json.dumps(state.model_dump(mode="json", exclude_none=True), ensure_ascii=False, separators=(",", ":"))
