@@ -10,40 +10,18 @@ from lmstudio_agent.endpoint.contract import ExecuteOptions, ExecuteRequest, aut
 from lmstudio_agent.errors import AgentError, ErrorCode
 from lmstudio_agent.endpoint.openapi import openapi_json
 from lmstudio_agent.endpoint.backend import AgentBackend, EndpointSettings
-from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import MODEL_ID, json_content
+from tests.support.tools import echo_and_email
 
 KEY = "client-key-123"
 
 
-def registry() -> ToolRegistry:
-    reg = ToolRegistry()
-
-    @reg.tool
-    def echo(text: str) -> str:
-        """Echo text back.
-
-        Args:
-            text: The text.
-        """
-        return text
-
-    @reg.tool(side_effects=True)
-    def send_email(to: str) -> str:
-        """Send an email.
-
-        Args:
-            to: Recipient.
-        """
-        return f"sent to {to}"
-
-    return reg
 
 
 @pytest.fixture
 def backend(openai_stub):
     settings = EndpointSettings(lm_studio_url=openai_stub.base_url, model=MODEL_ID, tool_mode="constrained")
-    return AgentBackend(settings, registry())
+    return AgentBackend(settings, echo_and_email())
 
 
 async def call(backend, method="POST", path="/execute", body=None, headers=None, cache=None, options=None):

@@ -17,8 +17,8 @@ from lmstudio_agent.endpoint.backend import (
     UnconfiguredBackend,
     load_settings,
 )
-from lmstudio_agent.agent.tools import ToolRegistry
 from tests.support.openai_stub import MODEL_ID, text
+from tests.support.tools import echo_and_email
 
 
 def model_listings(stub) -> int:
@@ -127,49 +127,27 @@ def test_one_conversion_of_a_validation_error_for_every_layer():
 # ---------------------------------------------------------------- the rules where they live (issue 21, item 9)
 
 
-def _registry() -> ToolRegistry:
-    reg = ToolRegistry()
-
-    @reg.tool
-    def echo(text: str) -> str:
-        """Echo text back.
-
-        Args:
-            text: The text.
-        """
-        return text
-
-    @reg.tool(side_effects=True)
-    def send_email(to: str) -> str:
-        """Send an email.
-
-        Args:
-            to: Recipient.
-        """
-        return f"sent to {to}"
-
-    return reg
 
 
 def test_allowed_tools_is_read_from_the_environment_and_narrows_what_a_request_may_select():
     settings = EndpointSettings.from_env({"ALLOWED_TOOLS": " echo , ,"})
     assert settings.allowed_tools == ["echo"]
-    service = EndpointService(settings, _registry())
+    service = EndpointService(settings, echo_and_email())
     assert service.registry.names() == ["echo"]
     assert service.select_tools([]).names == ("echo",)
     with pytest.raises(AgentError) as info:
         service.select_tools(["send_email"])  # registered, but not on the allow-list
     assert info.value.code is ErrorCode.UNKNOWN_TOOL
-    assert EndpointService(EndpointSettings.from_env({"ALLOWED_TOOLS": ""}), _registry()).registry.names() == \
+    assert EndpointService(EndpointSettings.from_env({"ALLOWED_TOOLS": ""}), echo_and_email()).registry.names() == \
         ["echo", "send_email"]  # unset (empty): every registered tool
 
 
 def test_no_tools_selects_the_whole_allow_list_with_its_side_effects():
-    service = EndpointService(EndpointSettings(), _registry())
+    service = EndpointService(EndpointSettings(), echo_and_email())
     everything = service.select_tools([])
     assert set(everything.names) == {"echo", "send_email"} and everything.has_side_effects
     assert not service.select_tools(["echo"]).has_side_effects
-    narrowed = EndpointService(EndpointSettings(allowed_tools=["echo"]), _registry())
+    narrowed = EndpointService(EndpointSettings(allowed_tools=["echo"]), echo_and_email())
     assert not narrowed.select_tools([]).has_side_effects  # the side effect is off the allow-list
     # The selection is made once: the backend's run takes the registry it carries.
     assert everything.tools is not None and everything.tools.names() == list(everything.names)
