@@ -120,10 +120,10 @@ def task_rows(tasks: Iterable[Task], registry: ToolRegistry | None = None, goals
 
 
 def offers_expected(row: dict[str, Any], task: Task) -> bool:
-    """Whether the row's first round offers every tool the task's calls need (the policy may narrow the offer)."""
-    first_round = json.dumps(row["messages"][:-1], ensure_ascii=False)
-    return all(f'"{call.name}' in first_round or call.name in first_round
-               for call in task.expected_calls or ([task.expected] if task.expected else []))
+    """Whether the row's tool listing (its system message) offers every tool the task's calls need (the policy
+    may narrow the offer). The row's own calls name the tools too, so only the listing is read."""
+    listing = row["messages"][0]["content"]
+    return all(call.name in listing for call in task.expected_calls or ([task.expected] if task.expected else []))
 
 
 @dataclass(frozen=True)
